@@ -1,0 +1,38 @@
+# The front door. `make run` starts a local cluster; `make test` runs every test.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run gen gen-check lint test bench clean
+
+setup: $(STAMP)
+	@bash scripts/setup_services.sh
+
+# Re-install only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: setup
+	$(PY) -m devcluster
+
+gen: $(STAMP)
+	$(PY) -m devcluster.gen
+
+gen-check: $(STAMP)
+	$(PY) -m devcluster.gen --check
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m devcluster.gen --check
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,129 @@
+"""Configuration: environment variables with working defaults for one machine.
+
+Every setting of every service is read here, once, into a frozen dataclass that the
+service's cli passes down. README.md documents each variable in one table.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T", str, int, float, bool)
+
+
+class ConfigError(ValueError):
+    """Raised at start-up for a malformed variable; the cli prints it and exits."""
+
+
+def _get(env: Mapping[str, str], name: str, default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+                raise ValueError(raw)
+            return raw.lower() in {"1", "true", "yes"}  # type: ignore[return-value]
+        return type(default)(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    # repr=False: the URL may carry a password.
+    queue_url: str = field(repr=False)
+    entities_addr: str
+    log_level: str
+    # Deadline of every gRPC call to entities, so callers answer instead of hanging.
+    grpc_timeout_s: float
+    # Bound of each bob.jobs.<type> queue; publishes beyond it are rejected (back-pressure).
+    queue_max_jobs: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> CommonSettings:
+        return cls(
+            queue_url=_get(env, "BOB_QUEUE_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            entities_addr=_get(env, "BOB_ENTITIES_ADDR", "127.0.0.1:7778"),
+            log_level=_get(env, "BOB_LOG_LEVEL", "INFO").upper(),
+            grpc_timeout_s=_get(env, "BOB_GRPC_TIMEOUT_S", 5.0),
+            queue_max_jobs=_get(env, "BOB_QUEUE_MAX_JOBS", 10000),
+        )
+
+
+@dataclass(frozen=True)
+class EntitiesSettings:
+    common: CommonSettings
+    db_url: str = field(repr=False)
+    listen_addr: str
+    # Events applied per database transaction at most.
+    event_batch_max: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
+        common = CommonSettings.from_env(env)
+        return cls(
+            common=common,
+            db_url=_get(env, "BOB_DB_URL", "sqlite:///data/bob.db"),
+            listen_addr=_get(env, "BOB_ENTITIES_LISTEN", common.entities_addr),
+            event_batch_max=_get(env, "BOB_EVENT_BATCH_MAX", 500),
+        )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    common: CommonSettings
+    host: str
+    port: int
+    # Validate every response against openapi.yaml (on in tests; costs time per request).
+    validate_responses: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        return cls(
+            common=CommonSettings.from_env(env),
+            host=_get(env, "BOB_API_HOST", "127.0.0.1"),
+            port=_get(env, "BOB_API_PORT", 7777),
+            validate_responses=_get(env, "BOB_API_VALIDATE_RESPONSES", False),
+        )
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    common: CommonSettings
+    runner_type: str
+    runner_id: str
+    capacity: int
+    # Working directory of the steps inside the build container.
+    workdir: str
+    # Docker network mode of build containers; "none" keeps builds off the network.
+    network: str
+    # Log lines per LogBatch event at most, and the longest a line waits before it is sent.
+    log_batch_lines: int
+    log_flush_s: float
+    # How long a graceful shutdown lets running jobs finish before handing them back.
+    drain_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
+        runner_type = _get(env, "BOB_RUNNER_TYPE", "docker")
+        default_id = f"{runner_type}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        settings = cls(
+            common=CommonSettings.from_env(env),
+            runner_type=runner_type,
+            runner_id=_get(env, "BOB_RUNNER_ID", default_id),
+            capacity=_get(env, "BOB_RUNNER_CAPACITY", 2),
+            workdir=_get(env, "BOB_RUNNER_WORKDIR", "/workspace"),
+            network=_get(env, "BOB_RUNNER_NETWORK", "none"),
+            log_batch_lines=_get(env, "BOB_LOG_BATCH_LINES", 1000),
+            log_flush_s=_get(env, "BOB_LOG_FLUSH_S", 0.1),
+            drain_s=_get(env, "BOB_RUNNER_DRAIN_S", 30.0),
+        )
+        if settings.capacity < 1:
+            raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
+        return settings

@@ -1,0 +1,110 @@
+"""The whole queue topology, declared in one place and used by every service.
+
+| name                | kind            | purpose                               |
+|---------------------|-----------------|---------------------------------------|
+| bob.jobs            | direct exchange | routing key = runner type             |
+| bob.jobs.<type>     | quorum queue    | jobs for one runner type; bounded     |
+| bob.control         | fanout exchange | stop/pause/resume; a queue per runner |
+| bob.events          | topic exchange  | run.<run_id>.<kind>, runner.<id>.*    |
+| bob.entities.events | quorum queue    | bound to bob.events, for entities     |
+| bob.errors          | durable queue   | system errors as text; GET /error     |
+| bob.dead            | fanout + queue  | poison messages, raw, for inspection  |
+
+Declarations are idempotent, and every service declares what it uses on its robust
+channel, so whichever starts first creates it and a reconnect restores it. Queue
+arguments must be identical on every declaration, hence the helpers below.
+"""
+
+from __future__ import annotations
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+JOBS_EXCHANGE = "bob.jobs"
+CONTROL_EXCHANGE = "bob.control"
+EVENTS_EXCHANGE = "bob.events"
+ENTITIES_EVENTS_QUEUE = "bob.entities.events"
+ERRORS_QUEUE = "bob.errors"
+DEAD_LETTER_EXCHANGE = "bob.dead"
+DEAD_LETTER_QUEUE = "bob.dead"
+
+# A message redelivered this many times is poison: the broker dead-letters it.
+DELIVERY_LIMIT = 10
+
+
+def job_queue_name(runner_type: str) -> str:
+    return f"{JOBS_EXCHANGE}.{runner_type}"
+
+
+def run_event_key(run_id: str, kind: str) -> str:
+    return f"run.{run_id}.{kind}"
+
+
+def _quorum_arguments(**extra: object) -> dict[str, object]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        **extra,
+    }
+
+
+def job_queue_arguments(max_jobs: int) -> dict[str, object]:
+    # reject-publish: a full queue nacks the publish, so the API can answer 503
+    # instead of the broker silently dropping the oldest job.
+    return _quorum_arguments(**{"x-max-length": max_jobs, "x-overflow": "reject-publish"})
+
+
+async def _declare_dead_letters(channel: AbstractChannel) -> None:
+    dead = await channel.declare_exchange(
+        DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    queue = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True)
+    await queue.bind(dead)
+    await channel.declare_queue(ERRORS_QUEUE, durable=True)
+
+
+async def declare_jobs(
+    channel: AbstractChannel, runner_type: str, max_jobs: int
+) -> tuple[AbstractExchange, AbstractQueue]:
+    """The jobs exchange and the bounded queue of one runner type, bound by that type."""
+    await _declare_dead_letters(channel)
+    exchange = await channel.declare_exchange(
+        JOBS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    queue = await channel.declare_queue(
+        job_queue_name(runner_type), durable=True, arguments=job_queue_arguments(max_jobs)
+    )
+    await queue.bind(exchange, routing_key=runner_type)
+    return exchange, queue
+
+
+async def declare_control(channel: AbstractChannel) -> AbstractExchange:
+    return await channel.declare_exchange(
+        CONTROL_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+
+
+async def declare_control_queue(channel: AbstractChannel) -> AbstractQueue:
+    """A runner's own exclusive queue on the control fanout; gone when the runner is."""
+    exchange = await declare_control(channel)
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(exchange)
+    return queue
+
+
+async def declare_events(channel: AbstractChannel) -> AbstractExchange:
+    return await channel.declare_exchange(
+        EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+
+
+async def declare_entities_events(channel: AbstractChannel) -> AbstractQueue:
+    """The queue through which entities receives every run event."""
+    await _declare_dead_letters(channel)
+    exchange = await declare_events(channel)
+    queue = await channel.declare_queue(
+        ENTITIES_EVENTS_QUEUE, durable=True, arguments=_quorum_arguments()
+    )
+    await queue.bind(exchange, routing_key="run.#")
+    return queue

@@ -1,0 +1,1 @@
+"""Generated from protos/ by `make gen`. Do not edit."""

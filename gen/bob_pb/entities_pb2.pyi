@@ -1,0 +1,188 @@
+from google.protobuf import empty_pb2 as _empty_pb2
+from bob_pb import messages_pb2 as _messages_pb2
+from bob_pb import pipeline_pb2 as _pipeline_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PipelineRef(_message.Message):
+    __slots__ = ("group", "name")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class PutPipelineRequest(_message.Message):
+    __slots__ = ("group", "name", "pipeline")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    pipeline: _pipeline_pb2.Pipeline
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ...) -> None: ...
+
+class PutPipelineResponse(_message.Message):
+    __slots__ = ("created",)
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    def __init__(self, created: _Optional[bool] = ...) -> None: ...
+
+class StoredPipeline(_message.Message):
+    __slots__ = ("group", "name", "pipeline", "paused")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    pipeline: _pipeline_pb2.Pipeline
+    paused: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class ListPipelinesRequest(_message.Message):
+    __slots__ = ("group", "name", "status")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    status: _messages_pb2.RunStatus
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ...) -> None: ...
+
+class ListPipelinesResponse(_message.Message):
+    __slots__ = ("pipelines",)
+    PIPELINES_FIELD_NUMBER: _ClassVar[int]
+    pipelines: _containers.RepeatedCompositeFieldContainer[StoredPipeline]
+    def __init__(self, pipelines: _Optional[_Iterable[_Union[StoredPipeline, _Mapping]]] = ...) -> None: ...
+
+class SetPipelinePausedRequest(_message.Message):
+    __slots__ = ("group", "name", "paused")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    paused: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class Plugin(_message.Message):
+    __slots__ = ("name", "url")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+
+class PluginRef(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListPluginsResponse(_message.Message):
+    __slots__ = ("plugins",)
+    PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    plugins: _containers.RepeatedCompositeFieldContainer[Plugin]
+    def __init__(self, plugins: _Optional[_Iterable[_Union[Plugin, _Mapping]]] = ...) -> None: ...
+
+class CreateRunRequest(_message.Message):
+    __slots__ = ("group", "name", "runner_type")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    runner_type: str
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., runner_type: _Optional[str] = ...) -> None: ...
+
+class RunRef(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class ClaimRunRequest(_message.Message):
+    __slots__ = ("run_id", "attempt", "runner_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    runner_id: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., runner_id: _Optional[str] = ...) -> None: ...
+
+class ClaimRunResponse(_message.Message):
+    __slots__ = ("claimed", "reason", "status")
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    claimed: bool
+    reason: str
+    status: _messages_pb2.RunStatus
+    def __init__(self, claimed: _Optional[bool] = ..., reason: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ...) -> None: ...
+
+class StepResult(_message.Message):
+    __slots__ = ("index", "exit_code", "duration_ms")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    exit_code: int
+    duration_ms: int
+    def __init__(self, index: _Optional[int] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    group: str
+    name: str
+    status: _messages_pb2.RunStatus
+    reason: str
+    runner_type: str
+    runner_id: str
+    attempt: int
+    created_at_ms: int
+    started_at_ms: int
+    completed_at_ms: int
+    steps: _containers.RepeatedCompositeFieldContainer[StepResult]
+    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ...) -> None: ...
+
+class ListRunsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+
+class GetLogsRequest(_message.Message):
+    __slots__ = ("run_id", "offset", "limit")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    offset: int
+    limit: int
+    def __init__(self, run_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetLogsResponse(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...

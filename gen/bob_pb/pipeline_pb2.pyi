@@ -1,0 +1,74 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Pipeline(_message.Message):
+    __slots__ = ("image", "steps", "vars", "resources")
+    class VarsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    VARS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    steps: _containers.RepeatedCompositeFieldContainer[Step]
+    vars: _containers.ScalarMap[str, str]
+    resources: _containers.RepeatedCompositeFieldContainer[Resource]
+    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ...) -> None: ...
+
+class Step(_message.Message):
+    __slots__ = ("cmd", "needs_resource", "produces_artifact", "vars")
+    class VarsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CMD_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    PRODUCES_ARTIFACT_FIELD_NUMBER: _ClassVar[int]
+    VARS_FIELD_NUMBER: _ClassVar[int]
+    cmd: str
+    needs_resource: str
+    produces_artifact: Artifact
+    vars: _containers.ScalarMap[str, str]
+    def __init__(self, cmd: _Optional[str] = ..., needs_resource: _Optional[str] = ..., produces_artifact: _Optional[_Union[Artifact, _Mapping]] = ..., vars: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Artifact(_message.Message):
+    __slots__ = ("name", "path", "store")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    store: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., store: _Optional[str] = ...) -> None: ...
+
+class Resource(_message.Message):
+    __slots__ = ("name", "type", "provider", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    provider: str
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., provider: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...

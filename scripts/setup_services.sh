@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs and starts what the cluster and its tests need on a fresh Debian machine, as root:
+# RabbitMQ, the Docker engine and busybox-static (the source of the local test image).
+# Idempotent: what is installed or running already is left alone.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+need=()
+command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
+command -v dockerd >/dev/null || need+=(docker.io)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! rabbitmqctl -q status >/dev/null 2>&1; then
+  echo "setup: starting RabbitMQ"
+  rabbitmq-server -detached
+fi
+# await_startup waits for the node itself; the first call may race the node's boot.
+for _ in $(seq 1 60); do
+  rabbitmqctl -q await_startup >/dev/null 2>&1 && break
+  sleep 1
+done
+rabbitmqctl -q await_startup >/dev/null
+
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd"
+  mkdir -p /var/log
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null
+fi
+
+"$here/.venv/bin/python" -m devcluster.test_image
