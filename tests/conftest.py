@@ -7,6 +7,7 @@ CI=true, where it fails them: CI must never go green by skipping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -40,14 +41,23 @@ def rabbitmq_available() -> None:
         _unavailable("RabbitMQ is not running")
 
 
-@pytest.fixture
-def rabbit_url(rabbitmq_available: None) -> Iterator[str]:
-    """An AMQP URL on a vhost of this test's own, deleted afterwards."""
+@contextlib.contextmanager
+def fresh_vhost() -> Iterator[str]:
+    """An AMQP URL on a new vhost, deleted afterwards."""
     vhost = f"bob-test-{uuid.uuid4().hex[:12]}"
     assert _rabbitmqctl("add_vhost", vhost).returncode == 0
     assert _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*").returncode == 0
-    yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
-    _rabbitmqctl("delete_vhost", vhost)
+    try:
+        yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def rabbit_url(rabbitmq_available: None) -> Iterator[str]:
+    """An AMQP URL on a vhost of this test's own."""
+    with fresh_vhost() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

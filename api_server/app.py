@@ -1,0 +1,40 @@
+"""Builds the Connexion app from openapi.yaml: strict request validation, Bob's error
+envelope, and a lifespan that owns the gRPC channel and the queue connection."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import connexion
+from connexion.exceptions import ProblemException
+from starlette.exceptions import HTTPException
+
+from api_server import handlers, problems
+from api_server.backends import open_backends
+from api_server.resolver import HandlerResolver
+from bob_common.config import ApiSettings
+
+SPEC = "openapi.yaml"
+
+
+def create_app(settings: ApiSettings) -> connexion.AsyncApp:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app) -> AsyncIterator[dict]:
+        async with open_backends(settings) as backends:
+            yield {"backends": backends}
+
+    app = connexion.AsyncApp(__name__, specification_dir=".", lifespan=lifespan)
+    app.add_api(
+        SPEC,
+        resolver=HandlerResolver(handlers.MODULES),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        pythonic_params=True,
+        swagger_ui_options=connexion.options.SwaggerUIOptions(swagger_ui_path="/ui"),
+    )
+    app.add_error_handler(problems.ApiError, problems.handle_api_error)
+    app.add_error_handler(ProblemException, problems.handle_problem)
+    app.add_error_handler(HTTPException, problems.handle_http)
+    app.add_error_handler(Exception, problems.handle_unexpected)
+    return app

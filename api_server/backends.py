@@ -1,0 +1,70 @@
+"""What handlers talk to: the entities service over gRPC and the queue publisher.
+
+The app's lifespan owns one Backends; handlers reach it through request state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from connexion import request
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from api_server.problems import from_grpc
+from api_server.publisher import Publisher
+from bob_common.config import ApiSettings
+from bob_pb import entities_pb2_grpc
+
+
+@dataclass
+class Backends:
+    settings: ApiSettings
+    channel: grpc.aio.Channel
+    entities: entities_pb2_grpc.EntitiesStub
+    health: health_pb2_grpc.HealthStub
+    publisher: Publisher
+
+    async def rpc(self, method_name: str, message: Any) -> Any:
+        """Calls an Entities rpc with the configured deadline; failures become ApiError."""
+        method = getattr(self.entities, method_name)
+        try:
+            return await method(message, timeout=self.settings.common.grpc_timeout_s)
+        except grpc.aio.AioRpcError as err:
+            raise from_grpc(err) from err
+
+    async def entities_healthy(self) -> bool:
+        try:
+            reply = await self.health.Check(
+                health_pb2.HealthCheckRequest(service="bob.v1.Entities"),
+                timeout=self.settings.common.grpc_timeout_s,
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@contextlib.asynccontextmanager
+async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
+    channel = grpc.aio.insecure_channel(settings.common.entities_addr)
+    publisher = Publisher(settings.common)
+    await publisher.start()
+    try:
+        yield Backends(
+            settings=settings,
+            channel=channel,
+            entities=entities_pb2_grpc.EntitiesStub(channel),
+            health=health_pb2_grpc.HealthStub(channel),
+            publisher=publisher,
+        )
+    finally:
+        await publisher.close()
+        await channel.close()
+
+
+def current() -> Backends:
+    """The Backends of the app serving the current request."""
+    return request.state.backends

@@ -1,0 +1,44 @@
+"""Conversions between the REST JSON of Bob's API and the protobuf messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+
+from bob_pb import entities_pb2, messages_pb2, pipeline_pb2
+
+
+def pipeline_from_json(body: dict[str, Any]) -> pipeline_pb2.Pipeline:
+    # The OpenAPI document has validated the shape; field names are Bob's on both sides.
+    return json_format.ParseDict(body, pipeline_pb2.Pipeline())
+
+
+def pipeline_to_json(stored: entities_pb2.StoredPipeline) -> dict[str, Any]:
+    body = json_format.MessageToDict(stored.pipeline, preserving_proto_field_name=True)
+    return {"group": stored.group, "name": stored.name, "paused": stored.paused, **body}
+
+
+def status_name(status: int) -> str:
+    return messages_pb2.RunStatus.Name(status).lower()
+
+
+def status_value(name: str) -> int:
+    return messages_pb2.RunStatus.Value(name.upper())
+
+
+def timestamp(ms: int) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def run_summary(run: entities_pb2.Run) -> dict[str, Any]:
+    return {
+        "run-id": run.id,
+        "status": status_name(run.status),
+        "created-at": timestamp(run.created_at_ms),
+        "started-at": timestamp(run.started_at_ms),
+        "completed-at": timestamp(run.completed_at_ms),
+    }

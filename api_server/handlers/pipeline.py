@@ -1,0 +1,150 @@
+"""Pipelines and their runs."""
+
+from __future__ import annotations
+
+import logging
+
+from google.protobuf import json_format
+
+from api_server import backends, convert
+from api_server.problems import ApiError, unavailable
+from api_server.publisher import QueueFull, QueueUnavailable
+from bob_pb import entities_pb2, messages_pb2
+
+log = logging.getLogger(__name__)
+
+OK = {"message": "Ok"}
+DEFAULT_RUNNER_TYPE = "docker"
+ACTIVE = {
+    messages_pb2.PENDING,
+    messages_pb2.INITIALIZING,
+    messages_pb2.RUNNING,
+    messages_pb2.PAUSED,
+}
+TERMINAL = {messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED}
+
+
+async def pipeline_create(group: str, name: str, body: dict):
+    try:
+        pipeline = convert.pipeline_from_json(body)
+    except json_format.ParseError as exc:
+        raise ApiError(400, f"Invalid pipeline: {exc}") from exc
+    await backends.current().rpc(
+        "PutPipeline", entities_pb2.PutPipelineRequest(group=group, name=name, pipeline=pipeline)
+    )
+    return OK, 202
+
+
+async def pipeline_get(group: str, name: str):
+    stored = await backends.current().rpc(
+        "GetPipeline", entities_pb2.PipelineRef(group=group, name=name)
+    )
+    return {"message": convert.pipeline_to_json(stored)}, 200
+
+
+async def pipeline_delete(group: str, name: str):
+    b = backends.current()
+    ref = entities_pb2.PipelineRef(group=group, name=name)
+    try:
+        await b.rpc("DeletePipeline", ref)
+    except ApiError as err:
+        if err.status != 422:
+            raise
+        runs = await b.rpc("ListRuns", ref)
+        active = [r.id for r in runs.runs if r.status in ACTIVE]
+        message = {
+            "error": "Pipeline has active runs. Wait for them to finish or stop them.",
+            "runs": active,
+        }
+        raise ApiError(422, message) from err
+    return OK, 202
+
+
+async def pipeline_list(group: str | None = None, name: str | None = None, status=None):
+    request = entities_pb2.ListPipelinesRequest(
+        group=group or "",
+        name=name or "",
+        status=convert.status_value(status) if status else messages_pb2.RUN_STATUS_UNSPECIFIED,
+    )
+    reply = await backends.current().rpc("ListPipelines", request)
+    return {"message": [convert.pipeline_to_json(p) for p in reply.pipelines]}, 200
+
+
+async def _set_paused(group: str, name: str, paused: bool):
+    await backends.current().rpc(
+        "SetPipelinePaused",
+        entities_pb2.SetPipelinePausedRequest(group=group, name=name, paused=paused),
+    )
+    return OK, 202
+
+
+async def pipeline_pause(group: str, name: str):
+    return await _set_paused(group, name, True)
+
+
+async def pipeline_unpause(group: str, name: str):
+    return await _set_paused(group, name, False)
+
+
+async def pipeline_start(group: str, name: str, body: dict | None = None):
+    b = backends.current()
+    runner_type = (body or {}).get("runner/type") or DEFAULT_RUNNER_TYPE
+    job = await b.rpc(
+        "CreateRun",
+        entities_pb2.CreateRunRequest(group=group, name=name, runner_type=runner_type),
+    )
+    try:
+        await b.publisher.publish_job(job)
+    except (QueueFull, QueueUnavailable) as exc:
+        # Nothing was queued: remove the run so that no phantom stays pending.
+        try:
+            await b.rpc("DiscardRun", entities_pb2.RunRef(run_id=job.run_id))
+        except ApiError:
+            log.exception("run %s: could not discard the unpublished run", job.run_id)
+        if isinstance(exc, QueueFull):
+            raise unavailable(
+                f"The job queue for runner type {runner_type} is full; retry later"
+            ) from exc
+        raise unavailable(f"Queue unavailable, the run was not started: {exc}") from exc
+    log.info("run %s: started %s/%s on %s", job.run_id, group, name, runner_type)
+    return {"message": job.run_id}, 202
+
+
+async def _run_of(group: str, name: str, run_id: str) -> entities_pb2.Run:
+    run = await backends.current().rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
+    if (run.group, run.name) != (group, name):
+        raise ApiError(404, f"Run {run_id} is not a run of pipeline {group}/{name}")
+    return run
+
+
+async def pipeline_stop(group: str, name: str, id_: str):
+    run = await _run_of(group, name, id_)
+    if run.status in TERMINAL:
+        raise ApiError(422, f"Run {id_} has already ended: {convert.status_name(run.status)}")
+    try:
+        await backends.current().publisher.publish_control(
+            messages_pb2.Control(run_id=id_, action=messages_pb2.STOP)
+        )
+    except (QueueFull, QueueUnavailable) as exc:
+        raise unavailable(f"Queue unavailable, the stop was not sent: {exc}") from exc
+    return OK, 202
+
+
+async def pipeline_status(id_: str):
+    run = await backends.current().rpc("GetRun", entities_pb2.RunRef(run_id=id_))
+    return {"message": convert.status_name(run.status)}, 200
+
+
+async def pipeline_logs(id_: str, offset: int, lines: int):
+    reply = await backends.current().rpc(
+        "GetLogs", entities_pb2.GetLogsRequest(run_id=id_, offset=offset, limit=lines)
+    )
+    return {"message": list(reply.lines)}, 200
+
+
+async def pipeline_runs(group: str, name: str):
+    b = backends.current()
+    ref = entities_pb2.PipelineRef(group=group, name=name)
+    await b.rpc("GetPipeline", ref)  # 404 for an unknown pipeline, not an empty list
+    reply = await b.rpc("ListRuns", ref)
+    return {"message": [convert.run_summary(r) for r in reply.runs]}, 200

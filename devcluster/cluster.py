@@ -1,0 +1,138 @@
+"""Runs the three services as real processes: `make run` in the foreground, and the
+end-to-end tests, each with their own ports, database and vhost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from bob_common.config import ApiSettings
+
+STOP_GRACE_S = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Service:
+    name: str
+    module: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    pump: threading.Thread | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def start(self, sink: TextIO, lock: threading.Lock) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # Own process group: Ctrl-C in the terminal reaches the supervisor only,
+            # which then stops each service in order.
+            start_new_session=True,
+        )
+        self.pump = threading.Thread(target=self._pump, args=(sink, lock), daemon=True)
+        self.pump.start()
+
+    def _pump(self, sink: TextIO, lock: threading.Lock) -> None:
+        assert self.process and self.process.stdout
+        width = 9
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            with lock:
+                sink.write(f"{self.name:<{width}}| {line}\n")
+                sink.flush()
+
+    def signal(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int | None:
+        if not self.process:
+            return None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+        finally:
+            if self.pump:
+                self.pump.join(timeout=5)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.process and self.process.poll() is None)
+
+
+class Cluster:
+    """Entities, the API server and `runners` runners, configured by BOB_* variables."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        runners: int = 1,
+        sink: TextIO = sys.stdout,
+        runner_env: list[Mapping[str, str]] | None = None,
+    ) -> None:
+        base = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        api = ApiSettings.from_env(base)
+        self.api_url = f"http://{api.host}:{api.port}"
+        self.sink = sink
+        self._lock = threading.Lock()
+        extra = runner_env or [{} for _ in range(runners)]
+        self.entities = Service("entities", "entities_svc", dict(base))
+        self.api = Service("api", "api_server", dict(base))
+        self.runners = [
+            Service(f"runner-{i + 1}" if len(extra) > 1 else "runner", "runner_svc", {**base, **e})
+            for i, e in enumerate(extra)
+        ]
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.entities, self.api, *self.runners]
+
+    def start(self, timeout: float = 60.0) -> None:
+        for service in self.services:
+            service.start(self.sink, self._lock)
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            dead = [s.name for s in self.services if not s.alive]
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} exited during start-up")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/can-we-build-it", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"cluster not healthy after {timeout}s: {last}")
+
+    def stop(self) -> None:
+        """Runners first (they drain), then the API, then entities, each with a grace."""
+        for group in (self.runners, [self.api], [self.entities]):
+            for service in group:
+                service.signal(signal.SIGTERM)
+            for service in group:
+                service.wait(STOP_GRACE_S)
