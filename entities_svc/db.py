@@ -1,0 +1,78 @@
+"""Opening the database named by BOB_DB_URL (SQLite by default, PostgreSQL in production),
+and the one thread that uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from peewee import Database
+from playhouse import db_url
+
+from entities_svc import models
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# WAL lets readers proceed during a write; busy_timeout makes a locked database wait
+# instead of failing at once; foreign_keys makes SQLite enforce what the models declare.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "busy_timeout": 5000,
+    "foreign_keys": 1,
+}
+
+
+def open_database(url: str) -> Database:
+    """Connects, creates missing tables and binds the models. Call it, and every query
+    after it, from the one thread that owns the database."""
+    scheme = urlparse(url).scheme
+    params: dict[str, object] = {}
+    if scheme.startswith("sqlite"):
+        path = db_url.parse(url)["database"]
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        params["pragmas"] = SQLITE_PRAGMAS
+    database = db_url.connect(url, **params)
+    models.database.initialize(database)
+    database.connect(reuse_if_open=True)
+    database.create_tables(models.MODELS, safe=True)
+    log.info("database ready (%s)", scheme)
+    return database
+
+
+def close_database(database: Database) -> None:
+    """Closes this thread's connection; call it from the thread that opened it."""
+    if not database.is_closed():
+        database.close()
+
+
+class DatabaseThread:
+    """The one thread that talks to the database. The database is blocking, so every query
+    runs here, off the event loop; one thread also serializes SQLite's writers, which
+    would otherwise wait on each other's locks."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entities-db")
+        self._database: Database | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def open(self, url: str) -> None:
+        self._database = await self.call(open_database, url)
+
+    async def close(self) -> None:
+        """Closes the connection (from the thread that owns it) and ends the thread."""
+        if self._database is not None:
+            await self.call(close_database, self._database)
+            self._database = None
+        self._executor.shutdown(wait=True)

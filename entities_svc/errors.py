@@ -1,0 +1,20 @@
+"""Errors of the entities domain. The servicer maps each to a gRPC status in one table."""
+
+from __future__ import annotations
+
+
+class EntitiesError(Exception):
+    """Base of every domain error; its message is safe to show to the caller."""
+
+
+class NotFound(EntitiesError):
+    """Raised for an unknown pipeline, run, provider or store; the caller answers 404."""
+
+
+class FailedPrecondition(EntitiesError):
+    """Raised when the current state forbids the request (a paused pipeline, active runs,
+    a run no longer pending); the caller may retry once the state has changed."""
+
+
+class Invalid(EntitiesError):
+    """Raised for a malformed request (an empty name, a bad URL); retrying cannot help."""

@@ -1,0 +1,240 @@
+"""The consumer of run events: bob.entities.events -> progress.apply_events, in batches.
+
+Deliveries are applied in batches, one database transaction each, and acked only once
+that transaction has committed: a crash before the commit redelivers the batch, and the
+per-run sequence numbers make the redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aio_pika.exceptions
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from bob_common import amqp, topology
+from bob_pb import messages_pb2
+from entities_svc import progress
+from entities_svc.db import DatabaseThread
+from entities_svc.lifecycle import RunStatus
+
+log = logging.getLogger(__name__)
+
+SERVICE = "entities"
+# How long a batch waits for more deliveries once its first one has arrived.
+LINGER_S = 0.005
+CONNECT_TIMEOUT_S = 10.0
+RETRY_MAX_S = 30.0
+MAX_INT64 = 2**63 - 1
+
+
+def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent:
+    """Decodes a delivery; MessageDecodeError for anything that is not a usable event."""
+    event = amqp.decode(message, messages_pb2.RunEvent)
+    kind = event.WhichOneof("body")
+    if not event.run_id or event.seq == 0 or kind is None:
+        raise amqp.MessageDecodeError("RunEvent without run_id, seq or body", message.body)
+    # uint64 on the wire, but the database stores signed 64-bit integers.
+    if event.seq > MAX_INT64 or any(ln.line_no > MAX_INT64 for ln in event.logs.lines):
+        raise amqp.MessageDecodeError("RunEvent seq or line_no out of range", message.body)
+    body: progress.StatusChange | progress.LogLines | progress.StepDone
+    if kind == "status":
+        try:
+            status = RunStatus(event.status.status)
+        except ValueError:
+            raise amqp.MessageDecodeError(
+                f"RunEvent with unknown status {event.status.status}", message.body
+            ) from None
+        body = progress.StatusChange(status, event.status.reason)
+    elif kind == "logs":
+        body = progress.LogLines(
+            tuple(progress.Line(ln.line_no, ln.text, ln.stream) for ln in event.logs.lines)
+        )
+    else:
+        body = progress.StepDone(event.step.index, event.step.exit_code, event.step.duration_ms)
+    return progress.RunEvent(
+        run_id=event.run_id,
+        attempt=event.attempt,
+        seq=event.seq,
+        runner_id=event.runner_id,
+        at_ms=event.at_ms,
+        body=body,
+    )
+
+
+class EventConsumer:
+    def __init__(
+        self, queue_url: str, connection_name: str, db: DatabaseThread, batch_max: int
+    ) -> None:
+        self._url = queue_url
+        self._name = connection_name
+        self._db = db
+        self._batch_max = max(1, batch_max)
+        # A little more than a batch, so the next one is arriving while one commits.
+        self.prefetch = self._batch_max + max(1, self._batch_max // 2)
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self.connected = asyncio.Event()
+        # After a delivery failed to apply: likely the database is down, so do not spin
+        # on redeliveries.
+        self.retry_pause_s = 1.0
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Stop taking deliveries; the batch being applied still commits and is acked."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        connection = await self._connect()
+        if connection is None:
+            return
+        try:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=self.prefetch)
+            queue = await topology.declare_entities_events(channel)
+            tag = await queue.consume(self._on_message)
+            self.connected.set()
+            log.info("consuming %s, prefetch %d", queue.name, self.prefetch)
+            while batch := await self._next_batch():
+                await self._handle(channel, batch)
+            # Deliveries still in the inbox are never acked: closing the channel returns
+            # them to the queue for the next consumer.
+            try:
+                await queue.cancel(tag)
+            except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+                log.warning("could not cancel the consumer (%r); closing anyway", exc)
+        finally:
+            await connection.close()
+            log.info("event consumer stopped")
+
+    async def _connect(self) -> AbstractRobustConnection | None:
+        # The broker may start after us: retry with backoff, serving gRPC meanwhile.
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                return await asyncio.wait_for(
+                    amqp.connect(self._url, self._name), CONNECT_TIMEOUT_S
+                )
+            except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+                log.warning("cannot connect to the broker (%r); retrying in %.1fs", exc, delay)
+            await self._pause(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleeps, but no longer than until stop()."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._inbox.put_nowait(message)
+
+    async def _next_batch(self) -> list[AbstractIncomingMessage]:
+        """Up to batch_max deliveries: the first to come, and what follows within LINGER_S.
+        Empty once stop() was called."""
+        if self._inbox.empty():
+            getter = asyncio.ensure_future(self._inbox.get())
+            stopper = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not getter.done():
+                getter.cancel()
+                return []
+            batch = [getter.result()]
+        elif self._stopping.is_set():
+            return []
+        else:
+            batch = []
+        lingered = False
+        while len(batch) < self._batch_max:
+            if not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            elif lingered:
+                break
+            else:
+                await asyncio.sleep(LINGER_S)
+                lingered = True
+        return batch
+
+    async def _handle(self, channel: AbstractChannel, batch: list[AbstractIncomingMessage]) -> None:
+        decoded: list[tuple[AbstractIncomingMessage, progress.RunEvent]] = []
+        for message in batch:
+            try:
+                decoded.append((message, to_domain(message)))
+            except amqp.MessageDecodeError as exc:
+                await _settle(amqp.dead_letter(channel, SERVICE, message, exc.reason))
+        if not decoded:
+            return
+        try:
+            outcome = await self._db.call(progress.apply_events, [e for _, e in decoded])
+        except Exception as exc:  # noqa: BLE001 - the consumer must outlive any one batch
+            log.exception("applying a batch of %d deliveries failed", len(decoded))
+            if len(decoded) == 1:
+                await self._give_back(channel, *decoded[0], exc)
+            else:
+                await self._apply_one_by_one(channel, decoded)
+            await self._pause(self.retry_pause_s)
+            return
+        log.debug("applied a batch of %d deliveries: %s", len(decoded), outcome)
+        for message, _ in decoded:
+            await _settle(message.ack())
+
+    async def _apply_one_by_one(
+        self,
+        channel: AbstractChannel,
+        decoded: list[tuple[AbstractIncomingMessage, progress.RunEvent]],
+    ) -> None:
+        """Isolates a poison event, so that it alone is requeued (and, after the broker's
+        delivery limit, dead-lettered) instead of the whole batch with it."""
+        for message, event in decoded:
+            try:
+                await self._db.call(progress.apply_events, [event])
+            except Exception as exc:  # noqa: BLE001 - see above
+                await self._give_back(channel, message, event, exc)
+            else:
+                await _settle(message.ack())
+
+    async def _give_back(
+        self,
+        channel: AbstractChannel,
+        message: AbstractIncomingMessage,
+        event: progress.RunEvent,
+        exc: Exception,
+    ) -> None:
+        """Requeues a delivery that failed to apply. The broker dead-letters it once it
+        has failed DELIVERY_LIMIT times; bob.errors hears about it then, not before."""
+        deliveries = _deliveries(message)
+        log.error(
+            "run %s: event seq %d not applied (redelivered %d times): %r",
+            event.run_id,
+            event.seq,
+            deliveries,
+            exc,
+        )
+        if deliveries >= topology.DELIVERY_LIMIT:
+            await amqp.report_error(
+                channel,
+                SERVICE,
+                f"run {event.run_id}: event seq {event.seq} dead-lettered after "
+                f"{deliveries + 1} failed deliveries: {exc!r}",
+            )
+        await _settle(message.nack(requeue=True))
+
+
+def _deliveries(message: AbstractIncomingMessage) -> int:
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0
+
+
+async def _settle(settling: object) -> None:
+    """Awaits an ack, nack or reject. After a reconnect the delivery belongs to a closed
+    channel and cannot be settled; the broker redelivers it and the seq check skips it."""
+    try:
+        await settling  # type: ignore[misc]
+    except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+        log.warning("could not settle a delivery (%r); it will be redelivered", exc)

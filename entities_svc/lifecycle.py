@@ -1,0 +1,56 @@
+"""A run's statuses and the transitions between them: the one table every status change
+goes through, whether it comes from a claim or from a runner's event."""
+
+from __future__ import annotations
+
+import enum
+
+from entities_svc.errors import Invalid
+
+
+class RunStatus(enum.IntEnum):
+    """Mirrors bob.v1.RunStatus value for value, so adapters convert with int()."""
+
+    UNSPECIFIED = 0
+    PENDING = 1
+    INITIALIZING = 2
+    RUNNING = 3
+    PAUSED = 4
+    PASSED = 5
+    FAILED = 6
+    STOPPED = 7
+
+
+TERMINAL = frozenset({RunStatus.PASSED, RunStatus.FAILED, RunStatus.STOPPED})
+# Runs in these states may still change, so their pipeline cannot be deleted.
+ACTIVE = frozenset({RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.RUNNING, RunStatus.PAUSED})
+
+# Terminal states have no entry: nothing leaves them.
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.INITIALIZING, RunStatus.FAILED, RunStatus.STOPPED}),
+    RunStatus.INITIALIZING: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.PAUSED, RunStatus.PASSED, RunStatus.FAILED, RunStatus.STOPPED}
+    ),
+    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}),
+}
+
+
+def can_transition(current: RunStatus, new: RunStatus) -> bool:
+    return new in TRANSITIONS.get(current, frozenset())
+
+
+def status_name(status: int) -> str:
+    """ "stopped" for STOPPED; the value itself for a status this version does not know."""
+    try:
+        return RunStatus(status).name.lower()
+    except ValueError:
+        return str(status)
+
+
+def parse_status(value: int) -> RunStatus:
+    """The status with this value; Invalid for a value this version does not know."""
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise Invalid(f"Unknown run status {value}") from None

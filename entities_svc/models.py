@@ -1,0 +1,105 @@
+"""Tables. Models bind to `database`, a proxy that db.open_database() points at the real
+database, so the domain modules never need to be handed a connection."""
+
+from __future__ import annotations
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    CompositeKey,
+    DatabaseProxy,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    SmallIntegerField,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Pipeline(BaseModel):
+    group = CharField()
+    name = CharField()
+    # bob.v1.Pipeline as JSON (protobuf's JSON mapping, proto field names).
+    definition = TextField()
+    paused = BooleanField(default=False)
+
+    class Meta:
+        table_name = "pipelines"
+        indexes = ((("group", "name"), True),)
+
+
+class ResourceProvider(BaseModel):
+    name = CharField(primary_key=True)
+    url = CharField()
+
+    class Meta:
+        table_name = "resource_providers"
+
+
+class ArtifactStore(BaseModel):
+    name = CharField(primary_key=True)
+    url = CharField()
+
+    class Meta:
+        table_name = "artifact_stores"
+
+
+class Run(BaseModel):
+    # Insertion order: runs created within the same millisecond still list oldest first.
+    number = AutoField()
+    id = CharField(unique=True)
+    group = CharField()
+    name = CharField()
+    status = SmallIntegerField()
+    reason = TextField(default="")
+    runner_type = CharField()
+    runner_id = CharField(default="")
+    attempt = IntegerField(default=1)
+    # Milliseconds since the Unix epoch; 0 when not reached yet.
+    created_at_ms = IntegerField()
+    started_at_ms = IntegerField(default=0)
+    completed_at_ms = IntegerField(default=0)
+    # Highest RunEvent.seq applied for the current attempt; 0 before the first event.
+    last_seq = IntegerField(default=0)
+    # The pipeline definition (JSON) when the run was accepted; later edits do not affect it.
+    pipeline = TextField()
+
+    class Meta:
+        table_name = "runs"
+        indexes = ((("group", "name", "number"), False),)
+
+
+class StepResult(BaseModel):
+    run = ForeignKeyField(Run, field=Run.id, column_name="run_id")
+    index = IntegerField()
+    exit_code = IntegerField()
+    duration_ms = IntegerField()
+
+    class Meta:
+        table_name = "step_results"
+        primary_key = CompositeKey("run", "index")
+
+
+class LogLine(BaseModel):
+    run = ForeignKeyField(Run, field=Run.id, column_name="run_id")
+    line_no = IntegerField()
+    text = TextField()
+    # bob.v1.LogStream value: which output the line came from.
+    stream = SmallIntegerField(default=0)
+
+    class Meta:
+        table_name = "log_lines"
+        # (run_id, line_no) unique: re-applying a batch inserts nothing twice.
+        primary_key = CompositeKey("run", "line_no")
+
+
+MODELS = (Pipeline, ResourceProvider, ArtifactStore, Run, StepResult, LogLine)

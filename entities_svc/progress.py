@@ -1,0 +1,172 @@
+"""Applying run events (what runners report) to the database, exactly once and in order.
+
+A run keeps `last_seq`, the highest event sequence number applied for its current
+attempt. The queue delivers at least once, so an event at or below it is a duplicate and
+is skipped; an event of another attempt comes from a superseded runner and is skipped too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from peewee import chunked
+
+from entities_svc.lifecycle import TERMINAL, RunStatus, can_transition, status_name
+from entities_svc.models import LogLine, Run, StepResult, database
+from entities_svc.runs import now_ms
+
+log = logging.getLogger(__name__)
+
+# Rows per INSERT: 4 parameters each stays far below SQLite's variable limit.
+INSERT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: RunStatus
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Line:
+    line_no: int
+    text: str
+    # bob.v1.LogStream value.
+    stream: int = 0
+
+
+@dataclass(frozen=True)
+class LogLines:
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
+class StepDone:
+    index: int
+    exit_code: int
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    run_id: str
+    attempt: int
+    seq: int
+    runner_id: str
+    at_ms: int
+    body: StatusChange | LogLines | StepDone
+
+
+@dataclass
+class Outcome:
+    """What one batch did, by event count."""
+
+    applied: int = 0
+    duplicate: int = 0
+    stale_attempt: int = 0
+    unknown_run: int = 0
+
+
+def apply_events(events: list[RunEvent]) -> Outcome:
+    """Applies a batch in one transaction: either every effect is durable or none is.
+    Events of one run are applied in seq order whatever order they arrived in."""
+    outcome = Outcome()
+    by_run: dict[str, list[RunEvent]] = defaultdict(list)
+    for event in events:
+        by_run[event.run_id].append(event)
+    with database.atomic():
+        rows = {row.id: row for row in Run.select().where(Run.id.in_(list(by_run)))}
+        lines: list[dict[str, object]] = []
+        steps: list[dict[str, object]] = []
+        for run_id, run_events in by_run.items():
+            row = rows.get(run_id)
+            if row is None:
+                log.warning("run %s: ignoring %d events of an unknown run", run_id, len(run_events))
+                outcome.unknown_run += len(run_events)
+                continue
+            _apply_run(row, sorted(run_events, key=lambda e: e.seq), outcome, lines, steps)
+        for chunk in chunked(lines, INSERT_CHUNK):
+            LogLine.insert_many(chunk).on_conflict_ignore().execute()
+        for chunk in chunked(steps, INSERT_CHUNK):
+            StepResult.insert_many(chunk).on_conflict_ignore().execute()
+        for row in rows.values():
+            if row.is_dirty():
+                row.save(only=row.dirty_fields)
+    return outcome
+
+
+def _apply_run(
+    row: Run,
+    events: list[RunEvent],
+    outcome: Outcome,
+    lines: list[dict[str, object]],
+    steps: list[dict[str, object]],
+) -> None:
+    skipped: Counter[str] = Counter()
+    for event in events:
+        if event.attempt != row.attempt:
+            outcome.stale_attempt += 1
+            skipped["of another attempt"] += 1
+            continue
+        if event.seq <= row.last_seq:
+            outcome.duplicate += 1
+            skipped["duplicates"] += 1
+            continue
+        if event.seq != row.last_seq + 1:
+            # Gap-free is the runners' promise; apply anyway rather than stall the run.
+            log.warning("run %s: event seq %d follows %d", row.id, event.seq, row.last_seq)
+        row.last_seq = event.seq
+        outcome.applied += 1
+        body = event.body
+        if isinstance(body, StatusChange):
+            _change_status(row, event, body)
+        elif isinstance(body, LogLines):
+            lines.extend(
+                {"run": row.id, "line_no": ln.line_no, "text": ln.text, "stream": ln.stream}
+                for ln in body.lines
+            )
+        else:
+            steps.append(
+                {
+                    "run": row.id,
+                    "index": body.index,
+                    "exit_code": body.exit_code,
+                    "duration_ms": body.duration_ms,
+                }
+            )
+    for what, count in skipped.items():
+        log.info("run %s: skipped %d events %s", row.id, count, what)
+
+
+def _change_status(row: Run, event: RunEvent, change: StatusChange) -> None:
+    current = RunStatus(row.status)
+    if change.status == current:
+        return
+    if not can_transition(current, change.status):
+        log.warning(
+            "run %s: ignoring illegal transition %s -> %s (seq %d)",
+            row.id,
+            status_name(current),
+            status_name(change.status),
+            event.seq,
+        )
+        return
+    at_ms = event.at_ms or now_ms()
+    row.status = int(change.status)
+    if change.reason:
+        row.reason = change.reason
+    if not row.runner_id:
+        row.runner_id = event.runner_id
+    if not row.started_at_ms and change.status in (RunStatus.INITIALIZING, RunStatus.RUNNING):
+        row.started_at_ms = at_ms
+    if change.status in TERMINAL:
+        row.completed_at_ms = at_ms
+    log.info(
+        "run %s: %s -> %s%s",
+        row.id,
+        status_name(current),
+        status_name(change.status),
+        f" ({change.reason})" if change.reason else "",
+    )

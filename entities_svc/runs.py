@@ -1,0 +1,195 @@
+"""Runs: accepting one, the runner's claim on it, and reading runs and their logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from entities_svc import pipelines
+from entities_svc.errors import FailedPrecondition, Invalid, NotFound
+from entities_svc.lifecycle import TERMINAL, RunStatus, status_name
+from entities_svc.models import LogLine, Run, StepResult, database
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUNNER_TYPE = "docker"
+# Most log lines one GetLogs answers, whatever the caller asks for.
+MAX_LOG_LINES = 10_000
+# The runner type becomes a routing key and part of a queue name.
+_RUNNER_TYPE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MAX_SQL_INT = 2**63 - 1
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    exit_code: int
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    group: str
+    name: str
+    status: RunStatus
+    reason: str
+    runner_type: str
+    runner_id: str
+    attempt: int
+    created_at_ms: int
+    started_at_ms: int
+    completed_at_ms: int
+    # The definition the run executes: the pipeline's when the run was accepted.
+    pipeline: dict[str, Any]
+    steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class Claim:
+    claimed: bool
+    # Why the claim was refused; empty when it succeeded.
+    reason: str
+    status: RunStatus
+
+
+def _to_domain(row: Run, steps: tuple[Step, ...] = ()) -> RunInfo:
+    return RunInfo(
+        id=row.id,
+        group=row.group,
+        name=row.name,
+        status=RunStatus(row.status),
+        reason=row.reason,
+        runner_type=row.runner_type,
+        runner_id=row.runner_id,
+        attempt=row.attempt,
+        created_at_ms=row.created_at_ms,
+        started_at_ms=row.started_at_ms,
+        completed_at_ms=row.completed_at_ms,
+        pipeline=json.loads(row.pipeline),
+        steps=steps,
+    )
+
+
+def _steps_of(run_ids: list[str]) -> dict[str, tuple[Step, ...]]:
+    found: dict[str, list[Step]] = defaultdict(list)
+    query = (
+        StepResult.select()
+        .where(StepResult.run.in_(run_ids))
+        .order_by(StepResult.run, StepResult.index)
+    )
+    for row in query:
+        found[row.run_id].append(Step(row.index, row.exit_code, row.duration_ms))
+    return {run_id: tuple(steps) for run_id, steps in found.items()}
+
+
+def find_row(run_id: str) -> Run:
+    row = Run.get_or_none(Run.id == run_id)
+    if row is None:
+        raise NotFound(f"Run {run_id} not found")
+    return row
+
+
+def create_run(group: str, name: str, runner_type: str = "") -> RunInfo:
+    """Records a PENDING run (attempt 1) with a snapshot of the pipeline's definition."""
+    runner_type = runner_type or DEFAULT_RUNNER_TYPE
+    if not _RUNNER_TYPE.match(runner_type):
+        raise Invalid(f"Runner type {runner_type!r} is not a valid name")
+    with database.atomic():
+        pipeline = pipelines.find_row(group, name)
+        if pipeline.paused:
+            raise FailedPrecondition("Pipeline is paused. Unpause it first.")
+        row = Run.create(
+            id=f"r-{uuid.uuid4()}",
+            group=group,
+            name=name,
+            status=int(RunStatus.PENDING),
+            runner_type=runner_type,
+            created_at_ms=now_ms(),
+            pipeline=pipeline.definition,
+        )
+    log.info("run %s of %s/%s is pending for %s runners", row.id, group, name, runner_type)
+    return _to_domain(row)
+
+
+def discard_run(run_id: str) -> None:
+    """Removes a PENDING run whose job could not be published."""
+    with database.atomic():
+        row = find_row(run_id)
+        if row.status != RunStatus.PENDING:
+            raise FailedPrecondition(
+                f"Run {run_id} is {status_name(row.status)}; only a pending run can be discarded"
+            )
+        LogLine.delete().where(LogLine.run == run_id).execute()
+        StepResult.delete().where(StepResult.run == run_id).execute()
+        row.delete_instance()
+    log.info("run %s discarded", run_id)
+
+
+def claim_run(run_id: str, attempt: int, runner_id: str) -> Claim:
+    """The runner's compare-and-set before it executes a job: only a PENDING run of the
+    same attempt becomes INITIALIZING and owned by `runner_id`."""
+    if not runner_id:
+        raise Invalid("runner_id must not be empty")
+    # One conditional UPDATE: the database decides between concurrent claimers, and the
+    # row count says who won, whatever the isolation level or number of processes.
+    won = (
+        Run.update(status=int(RunStatus.INITIALIZING), runner_id=runner_id, started_at_ms=now_ms())
+        .where(
+            (Run.id == run_id) & (Run.status == int(RunStatus.PENDING)) & (Run.attempt == attempt)
+        )
+        .execute()
+    )
+    if won:
+        log.info("run %s attempt %d claimed by %s", run_id, attempt, runner_id)
+        return Claim(True, "", RunStatus.INITIALIZING)
+    row = find_row(run_id)
+    status = RunStatus(row.status)
+    if status in TERMINAL:
+        reason = f"run is {status_name(status)}"
+    elif row.attempt != attempt:
+        reason = f"stale attempt {attempt}, the run is at attempt {row.attempt}"
+    else:
+        reason = f"run already claimed by {row.runner_id}"
+    log.info("run %s: claim by %s refused: %s", run_id, runner_id, reason)
+    return Claim(False, reason, status)
+
+
+def get_run(run_id: str) -> RunInfo:
+    row = find_row(run_id)
+    return _to_domain(row, _steps_of([run_id]).get(run_id, ()))
+
+
+def list_runs(group: str, name: str) -> list[RunInfo]:
+    """Runs of a pipeline, oldest first."""
+    pipelines.find_row(group, name)
+    rows = list(Run.select().where((Run.group == group) & (Run.name == name)).order_by(Run.number))
+    steps = _steps_of([row.id for row in rows])
+    return [_to_domain(row, steps.get(row.id, ())) for row in rows]
+
+
+def get_logs(run_id: str, offset: int, limit: int) -> list[str]:
+    """Lines `offset` to `offset + limit` of the run's log; limit is capped at
+    MAX_LOG_LINES, and 0 means no lines."""
+    find_row(run_id)
+    limit = min(limit, MAX_LOG_LINES)
+    if limit <= 0:
+        return []
+    query = (
+        LogLine.select(LogLine.text)
+        .where(LogLine.run == run_id)
+        .order_by(LogLine.line_no)
+        .offset(min(offset, _MAX_SQL_INT))
+        .limit(limit)
+    )
+    return [text for (text,) in query.tuples()]

@@ -1,0 +1,35 @@
+"""The gRPC server: the Entities service and the standard health service beside it."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from bob_pb import entities_pb2, entities_pb2_grpc
+
+SERVICE_NAME = entities_pb2.DESCRIPTOR.services_by_name["Entities"].full_name
+
+
+class BindError(RuntimeError):
+    """The listen address cannot be bound; the cli exits with RET_BIND."""
+
+
+async def start_server(
+    servicer: entities_pb2_grpc.EntitiesServicer, listen_addr: str
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A started server, the port it listens on (useful with port 0), and its health
+    servicer, which reports SERVING for "" and bob.v1.Entities."""
+    server = grpc.aio.server()
+    entities_pb2_grpc.add_EntitiesServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        port = server.add_insecure_port(listen_addr)
+    except RuntimeError as exc:
+        raise BindError(f"cannot listen on {listen_addr}: {exc}") from exc
+    if port == 0:
+        raise BindError(f"cannot listen on {listen_addr}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer

@@ -1,0 +1,200 @@
+"""The gRPC adapter: converts protobuf to domain values and back, runs the domain on the
+database thread, and maps domain errors to status codes in one table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+import peewee
+from google.protobuf import empty_pb2, json_format
+
+from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
+from entities_svc import pipelines, plugins, runs
+from entities_svc.db import DatabaseThread
+from entities_svc.errors import FailedPrecondition, Invalid, NotFound
+
+T = TypeVar("T")
+
+# Looked up along the exception's MRO, so a subclass inherits its base's code.
+STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Invalid: grpc.StatusCode.INVALID_ARGUMENT,
+    # "database is locked" and the like: the caller may retry.
+    peewee.OperationalError: grpc.StatusCode.UNAVAILABLE,
+}
+
+_EMPTY = empty_pb2.Empty()
+
+
+def status_code(exc: Exception) -> grpc.StatusCode | None:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return None
+
+
+def pipeline_to_dict(pipeline: pipeline_pb2.Pipeline) -> dict[str, Any]:
+    return json_format.MessageToDict(pipeline, preserving_proto_field_name=True)
+
+
+def pipeline_from_dict(definition: dict[str, Any]) -> pipeline_pb2.Pipeline:
+    # ignore_unknown_fields: a definition stored by a newer version still loads.
+    return json_format.ParseDict(definition, pipeline_pb2.Pipeline(), ignore_unknown_fields=True)
+
+
+def _stored_pipeline(stored: pipelines.StoredPipeline) -> entities_pb2.StoredPipeline:
+    return entities_pb2.StoredPipeline(
+        group=stored.group,
+        name=stored.name,
+        pipeline=pipeline_from_dict(stored.definition),
+        paused=stored.paused,
+    )
+
+
+def _run(info: runs.RunInfo) -> entities_pb2.Run:
+    return entities_pb2.Run(
+        id=info.id,
+        group=info.group,
+        name=info.name,
+        status=int(info.status),
+        reason=info.reason,
+        runner_type=info.runner_type,
+        runner_id=info.runner_id,
+        attempt=info.attempt,
+        created_at_ms=info.created_at_ms,
+        started_at_ms=info.started_at_ms,
+        completed_at_ms=info.completed_at_ms,
+        steps=[
+            entities_pb2.StepResult(
+                index=step.index, exit_code=step.exit_code, duration_ms=step.duration_ms
+            )
+            for step in info.steps
+        ],
+    )
+
+
+def _job(info: runs.RunInfo) -> messages_pb2.Job:
+    return messages_pb2.Job(
+        run_id=info.id,
+        group=info.group,
+        name=info.name,
+        pipeline=pipeline_from_dict(info.pipeline),
+        runner_type=info.runner_type,
+        attempt=info.attempt,
+        enqueued_at_ms=info.created_at_ms,
+    )
+
+
+def _plugins(found: list[plugins.Plugin]) -> entities_pb2.ListPluginsResponse:
+    return entities_pb2.ListPluginsResponse(
+        plugins=[entities_pb2.Plugin(name=p.name, url=p.url) for p in found]
+    )
+
+
+class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
+    def __init__(self, db: DatabaseThread) -> None:
+        self._db = db
+
+    async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await self._db.call(fn, *args)
+        except Exception as exc:
+            code = status_code(exc)
+            if code is None:
+                raise
+            await _abort(context, code, str(exc))
+
+    async def PutPipeline(self, request, context):
+        created = await self._call(
+            context,
+            pipelines.put_pipeline,
+            request.group,
+            request.name,
+            pipeline_to_dict(request.pipeline),
+        )
+        return entities_pb2.PutPipelineResponse(created=created)
+
+    async def GetPipeline(self, request, context):
+        stored = await self._call(context, pipelines.get_pipeline, request.group, request.name)
+        return _stored_pipeline(stored)
+
+    async def DeletePipeline(self, request, context):
+        await self._call(context, pipelines.delete_pipeline, request.group, request.name)
+        return _EMPTY
+
+    async def ListPipelines(self, request, context):
+        found = await self._call(
+            context,
+            pipelines.list_pipelines,
+            request.group,
+            request.name,
+            request.status,
+        )
+        return entities_pb2.ListPipelinesResponse(pipelines=[_stored_pipeline(p) for p in found])
+
+    async def SetPipelinePaused(self, request, context):
+        await self._call(context, pipelines.set_paused, request.group, request.name, request.paused)
+        return _EMPTY
+
+    async def PutResourceProvider(self, request, context):
+        plugin = plugins.Plugin(request.name, request.url)
+        await self._call(context, plugins.put_resource_provider, plugin)
+        return _EMPTY
+
+    async def DeleteResourceProvider(self, request, context):
+        await self._call(context, plugins.delete_resource_provider, request.name)
+        return _EMPTY
+
+    async def ListResourceProviders(self, request, context):
+        return _plugins(await self._call(context, plugins.list_resource_providers))
+
+    async def PutArtifactStore(self, request, context):
+        plugin = plugins.Plugin(request.name, request.url)
+        await self._call(context, plugins.put_artifact_store, plugin)
+        return _EMPTY
+
+    async def DeleteArtifactStore(self, request, context):
+        await self._call(context, plugins.delete_artifact_store, request.name)
+        return _EMPTY
+
+    async def ListArtifactStores(self, request, context):
+        return _plugins(await self._call(context, plugins.list_artifact_stores))
+
+    async def CreateRun(self, request, context):
+        info = await self._call(
+            context, runs.create_run, request.group, request.name, request.runner_type
+        )
+        return _job(info)
+
+    async def DiscardRun(self, request, context):
+        await self._call(context, runs.discard_run, request.run_id)
+        return _EMPTY
+
+    async def ClaimRun(self, request, context):
+        claim = await self._call(
+            context, runs.claim_run, request.run_id, request.attempt, request.runner_id
+        )
+        return entities_pb2.ClaimRunResponse(
+            claimed=claim.claimed, reason=claim.reason, status=int(claim.status)
+        )
+
+    async def GetRun(self, request, context):
+        return _run(await self._call(context, runs.get_run, request.run_id))
+
+    async def ListRuns(self, request, context):
+        found = await self._call(context, runs.list_runs, request.group, request.name)
+        return entities_pb2.ListRunsResponse(runs=[_run(info) for info in found])
+
+    async def GetLogs(self, request, context):
+        lines = await self._call(
+            context, runs.get_logs, request.run_id, request.offset, request.limit
+        )
+        return entities_pb2.GetLogsResponse(lines=lines)
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:
+    await context.abort(code, text)
+    raise AssertionError("context.abort returned")  # it raises; this satisfies NoReturn

@@ -1,0 +1,79 @@
+"""`python -m entities_svc` as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serving(addr: str) -> bool:
+    with grpc.insecure_channel(addr) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="bob.v1.Entities"), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+    return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_process_serves_then_exits_0_on_sigterm(tmp_path, rabbit_url):
+    addr = f"127.0.0.1:{_free_port()}"
+    db_path = tmp_path / "not" / "yet" / "bob.db"
+    env = {
+        **os.environ,
+        "BOB_DB_URL": f"sqlite:///{db_path}",
+        "BOB_ENTITIES_LISTEN": addr,
+        "BOB_QUEUE_URL": rabbit_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "entities_svc"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _serving(addr), timeout=30, what=f"entities serving on {addr}")
+        assert db_path.exists()
+
+        process.send_signal(signal.SIGTERM)
+
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stderr = process.communicate(timeout=30)[1]
+    assert "consuming bob.entities.events" in stderr
+    assert "SIGTERM: stopping" in stderr
+
+
+def test_malformed_setting_exits_2(tmp_path):
+    env = {**os.environ, "BOB_EVENT_BATCH_MAX": "lots", "BOB_DB_URL": f"sqlite:///{tmp_path}/b.db"}
+    done = subprocess.run(
+        [sys.executable, "-m", "entities_svc"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "BOB_EVENT_BATCH_MAX" in done.stderr

@@ -1,0 +1,227 @@
+"""The run-event consumer against a real RabbitMQ (a vhost per test) and SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aio_pika
+import grpc
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bob_common import amqp, topology
+from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
+from entities_svc.service import EntitiesService
+from tests.entities.support import make_settings
+from tests.waiting import await_until
+
+E = entities_pb2
+M = messages_pb2
+
+
+@dataclass
+class Harness:
+    service: EntitiesService
+    stub: entities_pb2_grpc.EntitiesStub
+    channel: AbstractChannel
+    events: AbstractExchange
+
+    async def claimed_run(self) -> str:
+        await self.stub.PutPipeline(
+            E.PutPipelineRequest(
+                group="dev", name="app", pipeline=pipeline_pb2.Pipeline(image="busybox:musl")
+            )
+        )
+        job = await self.stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        claim = await self.stub.ClaimRun(
+            E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="runner-1")
+        )
+        assert claim.claimed
+        return job.run_id
+
+    async def publish(self, event: M.RunEvent) -> None:
+        kind = event.WhichOneof("body")
+        await self.events.publish(
+            amqp.encode(event), routing_key=topology.run_event_key(event.run_id, kind)
+        )
+
+    async def run_with(self, run_id: str, status: int) -> E.Run | None:
+        run = await self.stub.GetRun(E.RunRef(run_id=run_id))
+        return run if run.status == status else None
+
+
+@contextlib.asynccontextmanager
+async def running_service(db_url: str, rabbit_url: str) -> AsyncIterator[Harness]:
+    service = EntitiesService(make_settings(db_url, rabbit_url, batch_max=100), grace_s=1)
+    await service.start()
+    try:
+        await asyncio.wait_for(service.consumer.connected.wait(), 30)
+        connection = await amqp.connect(rabbit_url, "entities-test-publisher")
+        async with connection, grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as grpc_ch:
+            channel = await connection.channel()
+            events = await topology.declare_events(channel)
+            yield Harness(service, entities_pb2_grpc.EntitiesStub(grpc_ch), channel, events)
+    finally:
+        await service.stop()
+
+
+async def next_body(queue: AbstractQueue) -> str:
+    message = await await_until(lambda: queue.get(no_ack=True, fail=False), what=queue.name)
+    return message.body.decode(errors="replace")
+
+
+def status(run_id: str, seq: int, value: int, reason: str = "") -> M.RunEvent:
+    return M.RunEvent(
+        run_id=run_id,
+        attempt=1,
+        seq=seq,
+        runner_id="runner-1",
+        at_ms=seq,
+        status=M.StatusChanged(status=value, reason=reason),
+    )
+
+
+def logs(run_id: str, seq: int, first: int, count: int) -> M.RunEvent:
+    lines = [
+        M.LogLine(line_no=n, text=f"line {n}", stream=M.STDOUT) for n in range(first, first + count)
+    ]
+    return M.RunEvent(
+        run_id=run_id, attempt=1, seq=seq, runner_id="runner-1", logs=M.LogBatch(lines=lines)
+    )
+
+
+def test_status_and_5000_log_lines_are_applied_in_order_exactly_once(db_url, rabbit_url):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            run_id = await bob.claimed_run()
+            # Given a runner reporting RUNNING, 5,000 lines in batches of 100, then PASSED
+            await bob.publish(status(run_id, 1, M.RUNNING))
+            for batch in range(50):
+                await bob.publish(logs(run_id, 2 + batch, batch * 100, 100))
+            await bob.publish(status(run_id, 52, M.PASSED))
+
+            # Then entities shows the run passed with every line once, in order
+            run = await await_until(lambda: bob.run_with(run_id, M.PASSED), what="run passed")
+            found = await bob.stub.GetLogs(E.GetLogsRequest(run_id=run_id, limit=10_000))
+            assert list(found.lines) == [f"line {n}" for n in range(5000)]
+            assert run.completed_at_ms == 52
+
+    asyncio.run(main())
+
+
+def test_redelivered_events_are_not_applied_twice(db_url, rabbit_url):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            run_id = await bob.claimed_run()
+            # Given every event published twice, the pause again after the resume
+            paused = status(run_id, 2, M.PAUSED)
+            for event in [
+                status(run_id, 1, M.RUNNING),
+                paused,
+                logs(run_id, 3, 0, 10),
+                status(run_id, 4, M.RUNNING),
+                logs(run_id, 3, 0, 10),
+                paused,
+                status(run_id, 5, M.PASSED),
+            ]:
+                await bob.publish(event)
+
+            # Then a re-applied pause would have made PASSED an illegal move from PAUSED
+            await await_until(lambda: bob.run_with(run_id, M.PASSED), what="run passed")
+            found = await bob.stub.GetLogs(E.GetLogsRequest(run_id=run_id, limit=100))
+            assert list(found.lines) == [f"line {n}" for n in range(10)]
+
+    asyncio.run(main())
+
+
+def test_garbage_is_dead_lettered_with_an_error_and_later_events_still_apply(db_url, rabbit_url):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            run_id = await bob.claimed_run()
+            errors = await bob.channel.declare_queue(topology.ERRORS_QUEUE, durable=True)
+            dead = await bob.channel.declare_queue(topology.DEAD_LETTER_QUEUE, durable=True)
+            # Given a message that is no RunEvent, one the database cannot hold, then a good one
+            await bob.events.publish(
+                aio_pika.Message(body=b"garbage \xff\xfe", type="bob.v1.RunEvent"),
+                routing_key=topology.run_event_key(run_id, "logs"),
+            )
+            await bob.publish(logs(run_id, 1, 2**64 - 1, 1))
+            await bob.publish(status(run_id, 1, M.RUNNING))
+
+            # Then the good event applies, both others sit raw in bob.dead, and bob.errors
+            # says why
+            await await_until(lambda: bob.run_with(run_id, M.RUNNING), what="run running")
+            reported = [await next_body(errors), await next_body(errors)]
+            assert reported == [
+                "entities: dead-lettered a bob.v1.RunEvent message: undecodable bob.v1.RunEvent: "
+                "Error parsing message with type 'bob.v1.RunEvent': Wire format was corrupt",
+                "entities: dead-lettered a bob.v1.RunEvent message: "
+                "RunEvent seq or line_no out of range",
+            ]
+            assert await next_body(dead) == "garbage \ufffd\ufffd"
+
+    asyncio.run(main())
+
+
+def test_event_failing_in_the_database_is_retried_alone_then_dead_lettered(db_url, rabbit_url):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            bob.service.consumer.retry_pause_s = 0.01
+            run_id = await bob.claimed_run()
+            errors = await bob.channel.declare_queue(topology.ERRORS_QUEUE, durable=True)
+            dead = await bob.channel.declare_queue(topology.DEAD_LETTER_QUEUE, durable=True)
+            # Given log lines cannot be stored any more
+            with contextlib.closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
+                conn.execute("DROP TABLE log_lines")
+            # When a batch holds a status change and log lines
+            await bob.publish(status(run_id, 1, M.RUNNING))
+            await bob.publish(logs(run_id, 2, 0, 1))
+
+            # Then the status change applies alone, and the log batch is redelivered until
+            # the broker's limit dead-letters it, with a report on bob.errors
+            await await_until(lambda: bob.run_with(run_id, M.RUNNING), what="run running")
+            report = await next_body(errors)
+            assert report.startswith(f"entities: run {run_id}: event seq 2 dead-lettered after")
+            assert "no such table" in report
+            assert await next_body(dead)
+
+    asyncio.run(main())
+
+
+def test_events_of_a_deleted_pipeline_are_acked_and_ignored(db_url, rabbit_url):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            # Given events for a run that no longer exists, then one for a live run
+            await bob.publish(status("r-deleted", 1, M.RUNNING))
+            run_id = await bob.claimed_run()
+            await bob.publish(status(run_id, 1, M.RUNNING))
+
+            # Then the live run moves on, and nothing is left unacked in the queue
+            await await_until(lambda: bob.run_with(run_id, M.RUNNING), what="run running")
+            queue = await bob.channel.declare_queue(topology.ENTITIES_EVENTS_QUEUE, passive=True)
+            assert queue.declaration_result.message_count == 0
+
+    asyncio.run(main())
+
+
+def test_grpc_serves_while_the_broker_is_unreachable_and_stops_promptly(db_url):
+    async def main() -> None:
+        service = EntitiesService(make_settings(db_url, "amqp://guest:guest@127.0.0.1:1/"))
+        await service.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                answer = await health.Check(health_pb2.HealthCheckRequest(service=""))
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+                assert not service.consumer.connected.is_set()
+        finally:
+            started = time.monotonic()
+            await service.stop()
+        assert time.monotonic() - started < 5
+
+    asyncio.run(main())

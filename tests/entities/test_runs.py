@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from entities_svc import pipelines, runs
+from entities_svc.errors import FailedPrecondition, Invalid, NotFound
+from entities_svc.lifecycle import RunStatus
+from entities_svc.models import database as bound_database
+from entities_svc.progress import apply_events
+from tests.entities.support import PIPELINE, log_event, status_event
+
+
+def test_create_records_a_pending_first_attempt_with_a_pipeline_snapshot(pipeline):
+    run = runs.create_run(*pipeline)
+    pipelines.put_pipeline(*pipeline, {**PIPELINE, "image": "changed:1"})
+
+    stored = runs.get_run(run.id)
+    assert re.fullmatch(r"r-[0-9a-f-]{36}", run.id)
+    assert stored.status is RunStatus.PENDING
+    assert (stored.attempt, stored.runner_type, stored.runner_id) == (1, "docker", "")
+    assert stored.created_at_ms > 0 and stored.started_at_ms == stored.completed_at_ms == 0
+    assert stored.pipeline == PIPELINE
+
+
+def test_create_routes_to_the_requested_runner_type(pipeline):
+    assert runs.create_run(*pipeline, "podman").runner_type == "podman"
+    with pytest.raises(Invalid):
+        runs.create_run(*pipeline, "bad type!")
+
+
+def test_create_on_a_paused_pipeline_is_refused(pipeline):
+    pipelines.set_paused(*pipeline, True)
+    with pytest.raises(FailedPrecondition, match=r"^Pipeline is paused\. Unpause it first\.$"):
+        runs.create_run(*pipeline)
+
+    pipelines.set_paused(*pipeline, False)
+    assert runs.create_run(*pipeline).status is RunStatus.PENDING
+
+
+def test_create_on_an_unknown_pipeline_is_not_found(database):
+    with pytest.raises(NotFound, match="Pipeline dev/x not found"):
+        runs.create_run("dev", "x")
+
+
+def test_list_runs_oldest_first(pipeline):
+    created = [runs.create_run(*pipeline).id for _ in range(5)]
+    assert [r.id for r in runs.list_runs(*pipeline)] == created
+
+
+def test_discard_deletes_a_pending_run_only(pipeline):
+    pending = runs.create_run(*pipeline).id
+    claimed = runs.create_run(*pipeline).id
+    runs.claim_run(claimed, 1, "runner-1")
+
+    runs.discard_run(pending)
+    with pytest.raises(FailedPrecondition, match="initializing"):
+        runs.discard_run(claimed)
+
+    assert [r.id for r in runs.list_runs(*pipeline)] == [claimed]
+    with pytest.raises(NotFound):
+        runs.discard_run(pending)
+
+
+def test_claim_turns_a_pending_run_initializing_and_owned(pipeline):
+    run_id = runs.create_run(*pipeline).id
+
+    claim = runs.claim_run(run_id, 1, "runner-1")
+
+    assert claim == runs.Claim(True, "", RunStatus.INITIALIZING)
+    run = runs.get_run(run_id)
+    assert (run.status, run.runner_id) == (RunStatus.INITIALIZING, "runner-1")
+    assert run.started_at_ms >= run.created_at_ms
+
+
+def test_second_claim_is_refused_naming_the_owner(pipeline):
+    run_id = runs.create_run(*pipeline).id
+    runs.claim_run(run_id, 1, "runner-1")
+
+    claim = runs.claim_run(run_id, 1, "runner-2")
+
+    assert claim == runs.Claim(False, "run already claimed by runner-1", RunStatus.INITIALIZING)
+    assert runs.get_run(run_id).runner_id == "runner-1"
+
+
+def test_claim_of_a_stale_attempt_is_refused(pipeline):
+    run_id = runs.create_run(*pipeline).id
+
+    claim = runs.claim_run(run_id, 2, "runner-1")
+
+    assert not claim.claimed and claim.reason.startswith("stale attempt")
+    assert claim.status is RunStatus.PENDING
+
+
+def test_claim_of_a_finished_run_is_refused_with_its_status(pipeline):
+    run_id = runs.create_run(*pipeline).id
+    apply_events([status_event(run_id, 1, RunStatus.STOPPED, "stopped by user")])
+
+    claim = runs.claim_run(run_id, 1, "runner-1")
+
+    assert claim == runs.Claim(False, "run is stopped", RunStatus.STOPPED)
+
+
+def test_claim_of_an_unknown_run_is_not_found(database):
+    with pytest.raises(NotFound):
+        runs.claim_run("r-nope", 1, "runner-1")
+
+
+def test_concurrent_claims_from_threads_have_exactly_one_winner(pipeline):
+    run_id = runs.create_run(*pipeline).id
+    contenders = 8
+    start = threading.Barrier(contenders)
+    claims: dict[str, runs.Claim] = {}
+
+    def claim(runner_id: str) -> None:
+        try:
+            start.wait()
+            claims[runner_id] = runs.claim_run(run_id, 1, runner_id)
+        finally:
+            bound_database.close()  # each thread has its own connection
+
+    threads = [threading.Thread(target=claim, args=(f"runner-{i}",)) for i in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    winners = [runner for runner, c in claims.items() if c.claimed]
+    assert len(claims) == contenders and len(winners) == 1
+    assert runs.get_run(run_id).runner_id == winners[0]
+    losers = {c.reason for c in claims.values() if not c.claimed}
+    assert losers == {f"run already claimed by {winners[0]}"}
+
+
+def test_get_logs_returns_a_window_ordered_by_line_number(pipeline):
+    run_id = runs.create_run(*pipeline).id
+    # Batches arriving out of order still read in line order.
+    apply_events([log_event(run_id, 2, 10, 10), log_event(run_id, 1, 0, 10)])
+
+    assert runs.get_logs(run_id, 0, 3) == ["line 0", "line 1", "line 2"]
+    assert runs.get_logs(run_id, 8, 4) == ["line 8", "line 9", "line 10", "line 11"]
+    assert runs.get_logs(run_id, 18, 100) == ["line 18", "line 19"]
+    assert runs.get_logs(run_id, 2**64 - 1, 100) == []
+    assert runs.get_logs(run_id, 0, 0) == []
+
+
+def test_get_logs_caps_the_number_of_lines(pipeline):
+    run_id = runs.create_run(*pipeline).id
+    apply_events([log_event(run_id, 1, 0, runs.MAX_LOG_LINES + 5)])
+
+    assert len(runs.get_logs(run_id, 0, 2**32 - 1)) == runs.MAX_LOG_LINES
+
+
+def test_get_logs_of_an_unknown_run_is_not_found(database):
+    with pytest.raises(NotFound, match="r-nope"):
+        runs.get_logs("r-nope", 0, 10)

@@ -1,0 +1,232 @@
+"""The gRPC adapter through a real in-process server and the generated stub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
+from entities_svc.db import DatabaseThread
+from entities_svc.server import start_server
+from entities_svc.servicer import EntitiesServicer
+
+E = entities_pb2
+PIPELINE = pipeline_pb2.Pipeline(
+    image="busybox:musl",
+    steps=[
+        pipeline_pb2.Step(cmd="echo hi > out.txt", vars={"A": "1"}),
+        pipeline_pb2.Step(
+            cmd="cat src/README",
+            needs_resource="src",
+            produces_artifact=pipeline_pb2.Artifact(name="out", path="out.txt", store="s3"),
+        ),
+    ],
+    vars={"LANG": "C"},
+    resources=[
+        pipeline_pb2.Resource(name="src", type="external", provider="git", params={"r": "m"})
+    ],
+)
+REF = E.PipelineRef(group="dev", name="app")
+
+
+@contextlib.asynccontextmanager
+async def serving(db_url: str) -> AsyncIterator[grpc.aio.Channel]:
+    db = DatabaseThread()
+    await db.open(db_url)
+    server, port, _ = await start_server(EntitiesServicer(db), "127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel
+    finally:
+        await server.stop(None)
+        await db.close()
+
+
+def with_stub(db_url: str, scenario: Callable[[entities_pb2_grpc.EntitiesStub], Awaitable[None]]):
+    async def main() -> None:
+        async with serving(db_url) as channel:
+            stub = entities_pb2_grpc.EntitiesStub(channel)
+            await stub.PutPipeline(E.PutPipelineRequest(group="dev", name="app", pipeline=PIPELINE))
+            await scenario(stub)
+
+    asyncio.run(main())
+
+
+async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await call
+    return failed.value
+
+
+def test_pipeline_round_trips_and_replacing_reports_not_created(db_url):
+    async def scenario(stub):
+        stored = await stub.GetPipeline(REF)
+        replaced = await stub.PutPipeline(
+            E.PutPipelineRequest(group="dev", name="app", pipeline=PIPELINE)
+        )
+        created = await stub.PutPipeline(
+            E.PutPipelineRequest(group="dev", name="other", pipeline=PIPELINE)
+        )
+
+        assert stored == E.StoredPipeline(group="dev", name="app", pipeline=PIPELINE, paused=False)
+        assert (replaced.created, created.created) == (False, True)
+
+    with_stub(db_url, scenario)
+
+
+def test_unknown_pipeline_is_not_found(db_url):
+    async def scenario(stub):
+        failed = await rpc_error(stub.GetPipeline(E.PipelineRef(group="dev", name="x")))
+
+        assert failed.code() == grpc.StatusCode.NOT_FOUND
+        assert failed.details() == "Pipeline dev/x not found"
+
+    with_stub(db_url, scenario)
+
+
+def test_create_run_returns_the_job_to_publish(db_url):
+    async def scenario(stub):
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        run = await stub.GetRun(E.RunRef(run_id=job.run_id))
+
+        assert job.run_id.startswith("r-") and job.attempt == 1
+        assert (job.group, job.name, job.runner_type) == ("dev", "app", "docker")
+        assert job.pipeline == PIPELINE
+        assert job.enqueued_at_ms == run.created_at_ms > 0
+        assert run.status == messages_pb2.PENDING
+
+    with_stub(db_url, scenario)
+
+
+def test_create_run_on_a_paused_pipeline_fails_precondition(db_url):
+    async def scenario(stub):
+        await stub.SetPipelinePaused(
+            E.SetPipelinePausedRequest(group="dev", name="app", paused=True)
+        )
+
+        failed = await rpc_error(stub.CreateRun(E.CreateRunRequest(group="dev", name="app")))
+
+        assert failed.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert failed.details() == "Pipeline is paused. Unpause it first."
+        assert (await stub.GetPipeline(REF)).paused
+
+    with_stub(db_url, scenario)
+
+
+def test_delete_with_active_runs_fails_precondition_listing_their_ids(db_url):
+    async def scenario(stub):
+        ids = [
+            (await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))).run_id
+            for _ in range(2)
+        ]
+
+        failed = await rpc_error(stub.DeletePipeline(REF))
+
+        assert failed.code() == grpc.StatusCode.FAILED_PRECONDITION
+        listed = failed.details().split(":", 1)[1]
+        assert [run_id.strip() for run_id in listed.split(",")] == ids
+
+        for run_id in ids:
+            await stub.DiscardRun(E.RunRef(run_id=run_id))
+        await stub.DeletePipeline(REF)
+        assert (await rpc_error(stub.GetPipeline(REF))).code() == grpc.StatusCode.NOT_FOUND
+
+    with_stub(db_url, scenario)
+
+
+def test_claim_is_a_compare_and_set(db_url):
+    async def scenario(stub):
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+
+        def claim(runner_id):
+            return stub.ClaimRun(
+                E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id=runner_id)
+            )
+
+        first, second = await claim("runner-1"), await claim("runner-2")
+        discard = await rpc_error(stub.DiscardRun(E.RunRef(run_id=job.run_id)))
+        unknown = await rpc_error(
+            stub.ClaimRun(E.ClaimRunRequest(run_id="r-nope", attempt=1, runner_id="runner-1"))
+        )
+
+        assert (first.claimed, first.status) == (True, messages_pb2.INITIALIZING)
+        assert second == E.ClaimRunResponse(
+            claimed=False,
+            reason="run already claimed by runner-1",
+            status=messages_pb2.INITIALIZING,
+        )
+        assert discard.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert unknown.code() == grpc.StatusCode.NOT_FOUND
+        run = await stub.GetRun(E.RunRef(run_id=job.run_id))
+        assert (run.runner_id, run.status) == ("runner-1", messages_pb2.INITIALIZING)
+
+    with_stub(db_url, scenario)
+
+
+def test_list_pipelines_and_runs_with_filters(db_url):
+    async def scenario(stub):
+        await stub.PutPipeline(E.PutPipelineRequest(group="ops", name="app", pipeline=PIPELINE))
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+
+        everything = await stub.ListPipelines(E.ListPipelinesRequest())
+        pending = await stub.ListPipelines(E.ListPipelinesRequest(status=messages_pb2.PENDING))
+        ops = await stub.ListPipelines(E.ListPipelinesRequest(group="ops"))
+        listed = await stub.ListRuns(REF)
+
+        assert [(p.group, p.name) for p in everything.pipelines] == [("dev", "app"), ("ops", "app")]
+        assert [(p.group, p.name) for p in pending.pipelines] == [("dev", "app")]
+        assert [(p.group, p.name) for p in ops.pipelines] == [("ops", "app")]
+        assert [r.id for r in listed.runs] == [job.run_id]
+        bad = await rpc_error(stub.ListPipelines(E.ListPipelinesRequest(status=42)))
+        assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    with_stub(db_url, scenario)
+
+
+def test_logs_of_an_unknown_run_are_not_found(db_url):
+    async def scenario(stub):
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+
+        empty = await stub.GetLogs(E.GetLogsRequest(run_id=job.run_id, limit=10))
+        failed = await rpc_error(stub.GetLogs(E.GetLogsRequest(run_id="r-nope", limit=10)))
+
+        assert list(empty.lines) == []
+        assert failed.code() == grpc.StatusCode.NOT_FOUND
+
+    with_stub(db_url, scenario)
+
+
+def test_plugins_are_put_listed_and_deleted(db_url):
+    async def scenario(stub):
+        await stub.PutResourceProvider(E.Plugin(name="git", url="http://127.0.0.1:8001"))
+        await stub.PutArtifactStore(E.Plugin(name="s3", url="http://127.0.0.1:8002"))
+
+        providers = await stub.ListResourceProviders(empty_pb2.Empty())
+        await stub.DeleteArtifactStore(E.PluginRef(name="s3"))
+        stores = await stub.ListArtifactStores(empty_pb2.Empty())
+        missing = await rpc_error(stub.DeleteResourceProvider(E.PluginRef(name="nope")))
+        invalid = await rpc_error(stub.PutArtifactStore(E.Plugin(name="x", url="not a url")))
+
+        assert list(providers.plugins) == [E.Plugin(name="git", url="http://127.0.0.1:8001")]
+        assert list(stores.plugins) == []
+        assert missing.code() == grpc.StatusCode.NOT_FOUND
+        assert invalid.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    with_stub(db_url, scenario)
+
+
+def test_health_reports_serving_for_the_server_and_the_entities_service(db_url):
+    async def main() -> None:
+        async with serving(db_url) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for service in ("", "bob.v1.Entities"):
+                answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    asyncio.run(main())
