@@ -74,6 +74,8 @@ class Service:
         finally:
             if self.pump:
                 self.pump.join(timeout=5)
+            if self.process.stdout:
+                self.process.stdout.close()
 
     @property
     def alive(self) -> bool:

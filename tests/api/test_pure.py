@@ -1,0 +1,105 @@
+"""Pure pieces of the API server: no network, no services."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from connexion.exceptions import ResolverError
+
+from api_server import convert, handlers
+from api_server.problems import GRPC_TO_HTTP, from_grpc
+from api_server.resolver import HandlerResolver, snake_case
+from bob_pb import entities_pb2, messages_pb2
+
+
+class _Operation:
+    def __init__(self, operation_id: str) -> None:
+        self.operation_id = operation_id
+
+
+class _RpcError(grpc.aio.AioRpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+def test_operation_ids_become_snake_case_handler_names():
+    assert snake_case("PipelineCreate") == "pipeline_create"
+    assert snake_case("GetApiSpec") == "get_api_spec"
+
+
+def test_resolver_finds_the_one_handler_of_an_operation():
+    resolution = HandlerResolver(handlers.MODULES).resolve(_Operation("PipelineStart"))
+    assert resolution.function.__name__ == "pipeline_start"
+
+
+def test_resolver_refuses_an_operation_without_a_handler():
+    with pytest.raises(ResolverError, match="NoSuchThing"):
+        HandlerResolver(handlers.MODULES).resolve(_Operation("NoSuchThing"))
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (grpc.StatusCode.NOT_FOUND, 404),
+        (grpc.StatusCode.FAILED_PRECONDITION, 422),
+        (grpc.StatusCode.INVALID_ARGUMENT, 400),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 503),
+        (grpc.StatusCode.INTERNAL, 500),
+    ],
+)
+def test_grpc_codes_map_to_http_statuses(code, status):
+    err = from_grpc(_RpcError(code, "Pipeline dev/x not found"))
+    assert err.status == status
+    assert GRPC_TO_HTTP.get(code, 500) == status
+
+
+def test_unavailable_backend_answers_with_retry_after():
+    err = from_grpc(_RpcError(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+    assert err.headers["Retry-After"].isdigit()
+    assert "unavailable" in err.message
+
+
+def test_domain_messages_pass_through_to_the_client():
+    err = from_grpc(_RpcError(grpc.StatusCode.NOT_FOUND, "Pipeline dev/x not found"))
+    assert err.message == "Pipeline dev/x not found"
+
+
+def test_pipeline_json_round_trips_through_protobuf_with_bobs_field_names():
+    body = {
+        "image": "busybox:musl",
+        "vars": {"A": "1"},
+        "steps": [
+            {"cmd": "echo hi", "vars": {"B": "2"}},
+            {
+                "cmd": "make",
+                "needs_resource": "src",
+                "produces_artifact": {"name": "bin", "path": "out", "store": "local"},
+            },
+        ],
+        "resources": [
+            {"name": "src", "type": "external", "provider": "git", "params": {"ref": "main"}}
+        ],
+    }
+    stored = entities_pb2.StoredPipeline(
+        group="dev", name="x", pipeline=convert.pipeline_from_json(body)
+    )
+    assert convert.pipeline_to_json(stored) == {
+        "group": "dev",
+        "name": "x",
+        "paused": False,
+        **body,
+    }
+
+
+def test_run_summary_uses_bobs_keys_lowercase_status_and_iso_times():
+    run = entities_pb2.Run(
+        id="r-1", status=messages_pb2.PASSED, created_at_ms=1_700_000_000_000, started_at_ms=0
+    )
+    assert convert.run_summary(run) == {
+        "run-id": "r-1",
+        "status": "passed",
+        "created-at": "2023-11-14T22:13:20.000+00:00",
+        "started-at": None,
+        "completed-at": None,
+    }
