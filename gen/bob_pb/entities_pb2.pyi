@@ -186,3 +186,50 @@ class GetLogsResponse(_message.Message):
     LINES_FIELD_NUMBER: _ClassVar[int]
     lines: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StopRunResponse(_message.Message):
+    __slots__ = ("run", "broadcast")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    broadcast: bool
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., broadcast: _Optional[bool] = ...) -> None: ...
+
+class RunnerInfo(_message.Message):
+    __slots__ = ("runner_id", "runner_type", "capacity", "run_ids", "last_seen_ms")
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    runner_id: str
+    runner_type: str
+    capacity: int
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    last_seen_ms: int
+    def __init__(self, runner_id: _Optional[str] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ..., last_seen_ms: _Optional[int] = ...) -> None: ...
+
+class ListRunnersResponse(_message.Message):
+    __slots__ = ("runners",)
+    RUNNERS_FIELD_NUMBER: _ClassVar[int]
+    runners: _containers.RepeatedCompositeFieldContainer[RunnerInfo]
+    def __init__(self, runners: _Optional[_Iterable[_Union[RunnerInfo, _Mapping]]] = ...) -> None: ...
+
+class Stats(_message.Message):
+    __slots__ = ("runs_by_status", "pipelines", "events_applied", "log_lines")
+    class RunsByStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    RUNS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    PIPELINES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    LOG_LINES_FIELD_NUMBER: _ClassVar[int]
+    runs_by_status: _containers.ScalarMap[str, int]
+    pipelines: int
+    events_applied: int
+    log_lines: int
+    def __init__(self, runs_by_status: _Optional[_Mapping[str, int]] = ..., pipelines: _Optional[int] = ..., events_applied: _Optional[int] = ..., log_lines: _Optional[int] = ...) -> None: ...

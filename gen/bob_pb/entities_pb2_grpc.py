@@ -121,6 +121,21 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.GetLogsRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.GetLogsResponse.FromString,
                 _registered_method=True)
+        self.StopRun = channel.unary_unary(
+                '/bob.v1.Entities/StopRun',
+                request_serializer=bob__pb_dot_entities__pb2.RunRef.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.StopRunResponse.FromString,
+                _registered_method=True)
+        self.ListRunners = channel.unary_unary(
+                '/bob.v1.Entities/ListRunners',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListRunnersResponse.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/bob.v1.Entities/GetStats',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.Stats.FromString,
+                _registered_method=True)
 
 
 class EntitiesServicer:
@@ -245,6 +260,29 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StopRun(self, request, context):
+        """Asks for a run to stop. A PENDING run becomes STOPPED at once and will never start
+        (its job is refused at claim); an active run is marked for stopping and the caller
+        broadcasts the stop to runners. FAILED_PRECONDITION when the run has already ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRunners(self, request, context):
+        """Runners that have sent a heartbeat, most recently seen first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """Counts for monitoring.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitiesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +370,21 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.GetLogs,
                     request_deserializer=bob__pb_dot_entities__pb2.GetLogsRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.GetLogsResponse.SerializeToString,
+            ),
+            'StopRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopRun,
+                    request_deserializer=bob__pb_dot_entities__pb2.RunRef.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.StopRunResponse.SerializeToString,
+            ),
+            'ListRunners': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRunners,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListRunnersResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.Stats.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -793,6 +846,87 @@ class Entities:
             '/bob.v1.Entities/GetLogs',
             bob__pb_dot_entities__pb2.GetLogsRequest.SerializeToString,
             bob__pb_dot_entities__pb2.GetLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/StopRun',
+            bob__pb_dot_entities__pb2.RunRef.SerializeToString,
+            bob__pb_dot_entities__pb2.StopRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRunners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ListRunners',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            bob__pb_dot_entities__pb2.ListRunnersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/GetStats',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            bob__pb_dot_entities__pb2.Stats.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Pipeline(_message.Message):
-    __slots__ = ("image", "steps", "vars", "resources")
+    __slots__ = ("image", "steps", "vars", "resources", "timeout")
     class VarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -19,14 +19,16 @@ class Pipeline(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     VARS_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     image: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     vars: _containers.ScalarMap[str, str]
     resources: _containers.RepeatedCompositeFieldContainer[Resource]
-    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ...) -> None: ...
+    timeout: int
+    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("cmd", "needs_resource", "produces_artifact", "vars")
+    __slots__ = ("cmd", "needs_resource", "produces_artifact", "vars", "timeout")
     class VarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -38,11 +40,13 @@ class Step(_message.Message):
     NEEDS_RESOURCE_FIELD_NUMBER: _ClassVar[int]
     PRODUCES_ARTIFACT_FIELD_NUMBER: _ClassVar[int]
     VARS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     cmd: str
     needs_resource: str
     produces_artifact: Artifact
     vars: _containers.ScalarMap[str, str]
-    def __init__(self, cmd: _Optional[str] = ..., needs_resource: _Optional[str] = ..., produces_artifact: _Optional[_Union[Artifact, _Mapping]] = ..., vars: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    timeout: int
+    def __init__(self, cmd: _Optional[str] = ..., needs_resource: _Optional[str] = ..., produces_artifact: _Optional[_Union[Artifact, _Mapping]] = ..., vars: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[int] = ...) -> None: ...
 
 class Artifact(_message.Message):
     __slots__ = ("name", "path", "store")
