@@ -1,0 +1,38 @@
+"""The runner's errors: one base, a few leaves. Each says who raises it and what the
+catcher does with it."""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    """Base of every error the runner raises on purpose."""
+
+
+class UnknownRunnerType(RunnerError):
+    """Raised by executor.create_executor for a BOB_RUNNER_TYPE without an executor;
+    the cli reports it and exits with RET_CONFIG."""
+
+
+class ExecutorUnavailable(RunnerError):
+    """Raised by Executor.start when its backend (e.g. the Docker engine) cannot be
+    reached; the service retries with backoff."""
+
+
+class PrepareFailed(RunnerError):
+    """Raised by an executor when a run cannot get its workspace (image unavailable,
+    container not startable). The run fails with str(exc) as its reason."""
+
+
+class StepFailed(RunnerError):
+    """Raised by a workspace when a step could not be executed at all (as opposed to a
+    step that ran and exited non-zero). The run fails with str(exc) as its reason."""
+
+
+class EntitiesUnavailable(RunnerError):
+    """Raised by RunClaims when the entities service cannot answer a claim. The consumer
+    hands the job back (nack with requeue) after a delay, so it is not lost."""
+
+
+class EventsUnavailable(RunnerError):
+    """Raised by RunReporter when an event could not be published before its deadline.
+    The run cannot report, so the consumer gives the job up and reports the error."""

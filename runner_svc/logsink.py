@@ -1,0 +1,173 @@
+"""A step's output on its way from a blocking reader thread to the event loop.
+
+The reader thread (the docker SDK streams blocking) splits each stream into lines and
+hands them over in batches, one cross-thread call per batch, never per line. The
+hand-over waits on a bounded asyncio queue: when the loop cannot publish as fast as a
+step prints, the reader stops reading, the container's pipe fills and the step blocks.
+That is the back-pressure that keeps a runner's memory flat whatever a step prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator
+
+from bob_pb import messages_pb2
+
+# (stream, text): stream is a messages_pb2.LogStream value.
+Line = tuple[int, str]
+Batch = list[Line]
+
+# A "line" longer than this is cut: a step printing megabytes without a newline must not
+# hold them all in the runner.
+MAX_LINE_BYTES = 64 * 1024
+# Batches waiting for the loop at most, per step.
+MAX_PENDING_BATCHES = 4
+
+
+class LineSplitter:
+    """Splits one byte stream into lines: a line may span chunks, the last one may lack
+    its newline. Lines are decoded as UTF-8 with replacement only once complete, so a
+    character split across chunks survives."""
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._partial = b""
+        self._max = max_line_bytes
+
+    def feed(self, data: bytes) -> list[str]:
+        parts = (self._partial + data).split(b"\n")
+        self._partial = parts.pop()
+        while len(self._partial) > self._max:
+            parts.append(self._partial[: self._max])
+            self._partial = self._partial[self._max :]
+        return [p.decode("utf-8", "replace") for p in parts]
+
+    def flush(self) -> list[str]:
+        """The final line when it had no newline; call once the stream has ended."""
+        tail, self._partial = self._partial, b""
+        return [tail.decode("utf-8", "replace")] if tail else []
+
+
+class LogSink:
+    """Carries one step's output to the loop in batches of at most `batch_lines` lines, or
+    whatever accumulated within `flush_s`.
+
+    Reader thread: write() each chunk, close() exactly once at the end, whatever happens.
+    Event loop: iterate batches() until it ends; abort() if you stop iterating early.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        batch_lines: int,
+        flush_s: float,
+        max_pending: int = MAX_PENDING_BATCHES,
+    ) -> None:
+        self._loop = loop
+        self._batch_lines = batch_lines
+        self._flush_s = flush_s
+        # None marks the end of the output.
+        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(max_pending)
+        self._splitters = {
+            messages_pb2.STDOUT: LineSplitter(),
+            messages_pb2.STDERR: LineSplitter(),
+        }
+        self._lock = threading.Lock()
+        self._lines: Batch = []  # guarded by _lock
+        self._handoff: concurrent.futures.Future[None] | None = None  # guarded by _lock
+        self._aborted = False  # guarded by _lock
+        self._ended = False  # the end marker is queued; event loop only
+
+    # --- reader thread -------------------------------------------------------------
+
+    def write(self, stream: int, data: bytes) -> None:
+        lines = self._splitters[stream].feed(data)
+        if not lines:
+            return
+        with self._lock:
+            if self._aborted:
+                return
+            self._lines.extend((stream, text) for text in lines)
+            full = len(self._lines) >= self._batch_lines
+        if full:
+            self._hand_off(end=False)
+
+    def close(self) -> None:
+        tails = [(s, t) for s, splitter in self._splitters.items() for t in splitter.flush()]
+        with self._lock:
+            self._lines.extend(tails)
+        self._hand_off(end=True)
+
+    def _hand_off(self, *, end: bool) -> None:
+        with self._lock:
+            if self._aborted:
+                return
+            try:
+                handoff = asyncio.run_coroutine_threadsafe(self._enqueue(end), self._loop)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                self._aborted = True
+                return
+            self._handoff = handoff
+        try:
+            # Blocks while the queue is full: this is the back-pressure.
+            handoff.result()
+        except concurrent.futures.CancelledError:
+            pass
+
+    # --- event loop ----------------------------------------------------------------
+
+    async def _enqueue(self, end: bool) -> None:
+        # Taking the lines and queueing them happen on the loop, in this order, so a batch
+        # taken by batches() after an idle flush_s can never overtake an earlier one.
+        for batch in self._take(whole_only=not end):
+            await self._queue.put(batch)
+        if end:
+            self._ended = True
+            await self._queue.put(None)
+
+    def _take(self, *, whole_only: bool = False) -> list[Batch]:
+        """The collected lines in batches of batch_lines; with whole_only, a last partial
+        batch stays to be filled up."""
+        n = self._batch_lines
+        with self._lock:
+            keep = len(self._lines) % n if whole_only else 0
+            taken = self._lines[: len(self._lines) - keep]
+            self._lines = self._lines[len(taken) :]
+        return [taken[i : i + n] for i in range(0, len(taken), n)]
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        """Yields batches in output order; ends once the reader thread has closed."""
+        while True:
+            try:
+                async with asyncio.timeout(self._flush_s):
+                    batch = await self._queue.get()
+            except TimeoutError:
+                # Nothing handed over for flush_s: send what the thread has collected so
+                # far, so a slowly printing step is still seen live.
+                for batch in self._take():
+                    yield batch
+                continue
+            if batch is None:
+                return
+            yield batch
+
+    def ensure_ended(self) -> None:
+        """Ends batches() if the writer finished without closing, e.g. because it failed
+        before its thread even started. Call once the writer is done."""
+        if not self._ended:
+            self._ended = True
+            try:
+                self._queue.put_nowait(None)
+            except asyncio.QueueFull:  # only after abort(), when nobody iterates any more
+                pass
+
+    def abort(self) -> None:
+        """Stops the hand-over for good: a reader thread blocked on a full queue returns,
+        and later output is dropped. For when the loop stops iterating early."""
+        with self._lock:
+            self._aborted = True
+            if self._handoff is not None:
+                self._handoff.cancel()

@@ -1,0 +1,113 @@
+"""Publishes the events of one run attempt to bob.events.
+
+Entities applies a run's events exactly once and in order by `seq`, so numbering and
+publishing happen under one lock: seq starts at 1 with no gaps, log lines are numbered
+from 0, and the wire order is the numbering order even when the run and a control command
+report at the same time. A counter only moves once its event is confirmed by the broker,
+so a failed publish is retried with the same number (entities ignores a duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import aio_pika.exceptions
+from aio_pika.abc import AbstractExchange
+
+from bob_common.amqp import encode
+from bob_common.topology import run_event_key
+from bob_pb import messages_pb2
+from runner_svc.errors import EventsUnavailable
+from runner_svc.logsink import Line
+from runner_svc.runlog import run_logger
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PREFIX = "[bob] "
+# One publish waits this long for the broker's confirm before it is retried.
+CONFIRM_TIMEOUT_S = 10.0
+PUBLISH_ERRORS = (aio_pika.exceptions.AMQPError, ConnectionError, asyncio.TimeoutError)
+
+
+class RunReporter:
+    def __init__(
+        self,
+        exchange: AbstractExchange,
+        *,
+        run_id: str,
+        attempt: int,
+        runner_id: str,
+        deadline_s: float = 60.0,
+    ) -> None:
+        self._exchange = exchange
+        self._run_id = run_id
+        self._attempt = attempt
+        self._runner_id = runner_id
+        self._deadline_s = deadline_s
+        self._lock = asyncio.Lock()
+        self._seq = 0  # of the last event published
+        self._line_no = 0  # of the next log line
+        self._log = run_logger(log, run_id)
+
+    async def status(self, status: int, reason: str = "") -> None:
+        body = messages_pb2.StatusChanged(status=status, reason=reason)
+        async with self._lock:
+            await self._send("status", status=body)
+
+    async def step_finished(self, index: int, exit_code: int, duration_ms: int) -> None:
+        body = messages_pb2.StepFinished(
+            index=index, exit_code=exit_code, duration_ms=duration_ms
+        )
+        async with self._lock:
+            await self._send("step", step=body)
+
+    async def say(self, text: str) -> None:
+        """One line from Bob itself in the run's log."""
+        await self.logs([(messages_pb2.SYSTEM, SYSTEM_PREFIX + text)])
+
+    async def logs(self, lines: Sequence[Line]) -> None:
+        """One LogBatch event with these lines, numbered after the previous ones."""
+        if not lines:
+            return
+        async with self._lock:
+            batch = messages_pb2.LogBatch()
+            for line_no, (stream, text) in enumerate(lines, start=self._line_no):
+                batch.lines.add(line_no=line_no, text=text, stream=stream)
+            await self._send("logs", logs=batch)
+            self._line_no += len(lines)
+
+    async def _send(self, kind: str, **body: object) -> None:
+        """Publishes the next event and waits for its confirm; the caller holds the lock."""
+        event = messages_pb2.RunEvent(
+            run_id=self._run_id,
+            attempt=self._attempt,
+            seq=self._seq + 1,
+            runner_id=self._runner_id,
+            at_ms=int(time.time() * 1000),
+            **body,  # type: ignore[arg-type]
+        )
+        key = run_event_key(self._run_id, kind)
+        deadline = time.monotonic() + self._deadline_s
+        delay = 0.2
+        while True:
+            try:
+                await self._exchange.publish(
+                    encode(event, headers={"run_id": self._run_id}),
+                    routing_key=key,
+                    mandatory=False,
+                    timeout=CONFIRM_TIMEOUT_S,
+                )
+                break
+            except PUBLISH_ERRORS as exc:
+                if time.monotonic() + delay > deadline:
+                    raise EventsUnavailable(
+                        f"could not publish event {event.seq} ({kind}): {exc!r}"
+                    ) from exc
+                self._log.warning("publishing event %d (%s) failed, retrying: %r",
+                                  event.seq, kind, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
+        self._seq = event.seq

@@ -1,0 +1,287 @@
+"""What the runner tests share: the one stand-in (an entities server that only knows
+ClaimRun), a tap on bob.events, job and control publishing, and a runner in the test's
+event loop. Everything else is real: RabbitMQ on the test's vhost, and Docker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aio_pika
+import grpc
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from bob_common import topology
+from bob_common.amqp import decode, encode
+from bob_common.config import RunnerSettings
+from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
+from runner_svc.docker_executor import LABEL_RUN, DockerExecutor
+from runner_svc.service import RunnerService
+from tests.waiting import await_until
+
+RUNNER_TYPE = "docker"
+TERMINAL = {messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED}
+
+
+# --- the entities stand-in ----------------------------------------------------------
+
+
+class ClaimOnlyEntities(entities_pb2_grpc.EntitiesServicer):
+    """ClaimRun as entities does it for a pending run: the first claim of a run wins,
+    every later one is refused."""
+
+    def __init__(self) -> None:
+        self.requests: list[entities_pb2.ClaimRunRequest] = []
+
+    async def ClaimRun(self, request, context):  # noqa: N802 - the rpc's name
+        self.requests.append(request)
+        if len(self.claims_of(request.run_id)) == 1:
+            return entities_pb2.ClaimRunResponse(claimed=True, status=messages_pb2.INITIALIZING)
+        return entities_pb2.ClaimRunResponse(
+            claimed=False, reason="run is already claimed", status=messages_pb2.RUNNING
+        )
+
+    def claims_of(self, run_id: str) -> list[entities_pb2.ClaimRunRequest]:
+        return [r for r in self.requests if r.run_id == run_id]
+
+
+@asynccontextmanager
+async def claim_server(port: int = 0) -> AsyncIterator[tuple[str, ClaimOnlyEntities]]:
+    server = grpc.aio.server()
+    entities = ClaimOnlyEntities()
+    entities_pb2_grpc.add_EntitiesServicer_to_server(entities, server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{bound}", entities
+    finally:
+        await server.stop(grace=None)
+
+
+# --- what the runner publishes ------------------------------------------------------
+
+
+class EventTap:
+    """Every RunEvent on bob.events, decoded, in arrival order."""
+
+    def __init__(self) -> None:
+        self.events: list[messages_pb2.RunEvent] = []
+
+    async def start(self, channel: AbstractChannel) -> None:
+        exchange = await topology.declare_events(channel)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="run.#")
+        await queue.consume(self._on_message, no_ack=True)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        event = decode(message, messages_pb2.RunEvent)
+        # The body's field name is the routing key's kind: status, logs or step.
+        assert message.routing_key == topology.run_event_key(
+            event.run_id, event.WhichOneof("body")
+        )
+        self.events.append(event)
+
+    def of(self, run_id: str) -> list[messages_pb2.RunEvent]:
+        return [e for e in self.events if e.run_id == run_id]
+
+    def statuses(self, run_id: str) -> list[int]:
+        return [e.status.status for e in self.of(run_id) if e.HasField("status")]
+
+    def steps(self, run_id: str) -> list[messages_pb2.StepFinished]:
+        return [e.step for e in self.of(run_id) if e.HasField("step")]
+
+    def lines(self, run_id: str) -> list[messages_pb2.LogLine]:
+        return [line for e in self.of(run_id) if e.HasField("logs") for line in e.logs.lines]
+
+    def texts(self, run_id: str, stream: int | None = None) -> list[str]:
+        return [ln.text for ln in self.lines(run_id) if stream is None or ln.stream == stream]
+
+    def final(self, run_id: str) -> messages_pb2.StatusChanged | None:
+        for event in self.of(run_id):
+            if event.HasField("status") and event.status.status in TERMINAL:
+                return event.status
+        return None
+
+    async def wait_for(
+        self, probe: Callable[[], object], what: str, timeout: float = 30.0
+    ) -> object:
+        async def check() -> object:
+            return probe()
+
+        try:
+            return await await_until(check, timeout=timeout, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlast events:\n{self.describe()}") from None
+
+    async def terminal(self, run_id: str, timeout: float = 30.0) -> messages_pb2.StatusChanged:
+        return await self.wait_for(  # type: ignore[return-value]
+            lambda: self.final(run_id), f"run {run_id} to end", timeout
+        )
+
+    def describe(self, last: int = 30) -> str:
+        return "\n".join(describe(e) for e in self.events[-last:])
+
+
+def describe(event: messages_pb2.RunEvent) -> str:
+    kind = event.WhichOneof("body")
+    if kind == "status":
+        detail = messages_pb2.RunStatus.Name(event.status.status) + f" {event.status.reason}"
+    elif kind == "logs":
+        detail = " | ".join(line.text for line in event.logs.lines[:5])
+    else:
+        detail = f"step {event.step.index} exit {event.step.exit_code}"
+    return f"{event.run_id} seq={event.seq} {kind}: {detail}"
+
+
+# --- what the API server would publish ----------------------------------------------
+
+
+def make_job(
+    image: str,
+    steps: Iterable[str | pipeline_pb2.Step],
+    *,
+    vars: dict[str, str] | None = None,
+    run_id: str | None = None,
+    attempt: int = 1,
+) -> messages_pb2.Job:
+    pipeline = pipeline_pb2.Pipeline(image=image, vars=vars or {})
+    for step in steps:
+        pipeline.steps.append(pipeline_pb2.Step(cmd=step) if isinstance(step, str) else step)
+    return messages_pb2.Job(
+        run_id=run_id or f"r-{uuid.uuid4()}",
+        group="test",
+        name="pipeline",
+        pipeline=pipeline,
+        runner_type=RUNNER_TYPE,
+        attempt=attempt,
+    )
+
+
+async def publish_job(
+    channel: AbstractChannel, job: messages_pb2.Job, max_jobs: int = 10000
+) -> None:
+    exchange, _ = await topology.declare_jobs(channel, RUNNER_TYPE, max_jobs)
+    await exchange.publish(encode(job), routing_key=RUNNER_TYPE)
+
+
+async def send_control(channel: AbstractChannel, run_id: str, action: int) -> None:
+    exchange = await topology.declare_control(channel)
+    await exchange.publish(
+        encode(messages_pb2.Control(run_id=run_id, action=action)), routing_key=""
+    )
+
+
+async def jobs_waiting(channel: AbstractChannel) -> int:
+    """Ready (not unacked) jobs in the runner type's queue."""
+    queue = await channel.declare_queue(topology.job_queue_name(RUNNER_TYPE), passive=True)
+    return queue.declaration_result.message_count
+
+
+# --- the runner ---------------------------------------------------------------------
+
+
+def runner_env(rabbit_url: str, entities_addr: str, **overrides: object) -> dict[str, str]:
+    env = {
+        "BOB_QUEUE_URL": rabbit_url,
+        "BOB_ENTITIES_ADDR": entities_addr,
+        "BOB_RUNNER_TYPE": RUNNER_TYPE,
+        "BOB_RUNNER_ID": f"test-runner-{uuid.uuid4().hex[:8]}",
+        "BOB_RUNNER_CAPACITY": "2",
+        "BOB_LOG_FLUSH_S": "0.05",
+        "BOB_RUNNER_DRAIN_S": "5",
+        "BOB_GRPC_TIMEOUT_S": "2",
+    }
+    env.update({f"BOB_{k.upper()}": str(v) for k, v in overrides.items()})
+    return env
+
+
+@asynccontextmanager
+async def started_runner(
+    settings: RunnerSettings,
+) -> AsyncIterator[tuple[RunnerService, asyncio.Task[None]]]:
+    """A runner started in this event loop, ready or not, and the task running it; shut
+    down without waiting for jobs on exit, unless the test already stopped it."""
+    service = RunnerService(settings, DockerExecutor(settings))
+    task = asyncio.create_task(service.run(), name=settings.runner_id)
+    try:
+        yield service, task
+    finally:
+        if not task.done():
+            service.request_shutdown("test over")
+            service.request_shutdown("test over")
+        await asyncio.wait_for(task, 60)
+
+
+@asynccontextmanager
+async def running_runner(
+    settings: RunnerSettings,
+) -> AsyncIterator[tuple[RunnerService, asyncio.Task[None]]]:
+    """started_runner, once it is ready for jobs."""
+    async with started_runner(settings) as (service, task):
+        ready = asyncio.create_task(service.ready.wait())
+        await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if task.done():
+            task.result()  # raises why it could not start
+        assert service.ready.is_set(), "runner did not get ready within 30 s"
+        yield service, task
+
+
+@dataclass
+class World:
+    settings: RunnerSettings
+    service: RunnerService
+    runner: asyncio.Task[None]
+    entities: ClaimOnlyEntities | None
+    channel: AbstractChannel
+    tap: EventTap
+
+    async def publish(self, job: messages_pb2.Job) -> None:
+        await publish_job(self.channel, job, self.settings.common.queue_max_jobs)
+
+    async def control(self, run_id: str, action: int) -> None:
+        await send_control(self.channel, run_id, action)
+
+    def signal(self) -> None:
+        """What SIGTERM (and SIGINT) does to the runner."""
+        self.service.request_shutdown("test signal")
+
+    async def stopped(self, timeout: float = 30.0) -> None:
+        await asyncio.wait_for(asyncio.shield(self.runner), timeout)
+
+
+@asynccontextmanager
+async def world(
+    rabbit_url: str, *, entities_addr: str | None = None, **settings: object
+) -> AsyncIterator[World]:
+    """A tap on the events, a running runner and, unless `entities_addr` says where the
+    test will start its own, the stand-in entities."""
+    async with contextlib.AsyncExitStack() as stack:
+        entities = None
+        if entities_addr is None:
+            entities_addr, entities = await stack.enter_async_context(claim_server())
+        connection = await stack.enter_async_context(await aio_pika.connect(rabbit_url))
+        channel = await connection.channel()
+        tap = EventTap()
+        await tap.start(channel)
+        env = runner_env(rabbit_url, entities_addr, **settings)
+        runner_settings = RunnerSettings.from_env(env)
+        service, runner = await stack.enter_async_context(running_runner(runner_settings))
+        yield World(runner_settings, service, runner, entities, channel, tap)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def containers_of(docker_client, run_id: str) -> list:
+    return await asyncio.to_thread(
+        docker_client.containers.list, all=True, filters={"label": f"{LABEL_RUN}={run_id}"}
+    )

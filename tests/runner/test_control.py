@@ -1,0 +1,146 @@
+"""Stop, pause and resume over the control fanout, against real containers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from bob_pb import messages_pb2
+from runner_svc.control import ControlListener
+from tests.runner.harness import containers_of, make_job, world
+
+
+def test_stop_kills_the_running_container_and_marks_the_run_stopped(
+    rabbit_url, test_image, docker_client
+):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            # Given a run busy in a long step
+            job = make_job(test_image, ["echo started", "sleep 300", "echo never"])
+            await w.publish(job)
+            await w.tap.wait_for(
+                lambda: "[bob] step 2/3: sleep 300" in w.tap.texts(job.run_id),
+                "the sleep step to start",
+            )
+            # When a stop is broadcast
+            asked = time.monotonic()
+            await w.control(job.run_id, messages_pb2.STOP)
+            final = await w.tap.terminal(job.run_id, timeout=15)
+
+            # Then the run ends STOPPED promptly, nothing more ran, the container is gone
+            assert time.monotonic() - asked < 5
+            assert final.status == messages_pb2.STOPPED
+            assert final.reason == "stopped by request"
+            assert "never" not in w.tap.texts(job.run_id)
+            assert "[bob] step 3/3: echo never" not in w.tap.texts(job.run_id)
+            assert [s.index for s in w.tap.steps(job.run_id)] == [0, 1]
+            assert await containers_of(docker_client, job.run_id) == []
+
+    asyncio.run(scenario())
+
+
+def test_pause_freezes_the_container_and_resume_lets_the_run_finish(
+    rabbit_url, test_image, docker_client
+):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            job = make_job(test_image, ["echo waiting; sleep 1; echo woke", "echo after"])
+            await w.publish(job)
+            await w.tap.wait_for(lambda: "waiting" in w.tap.texts(job.run_id), "step output")
+
+            await w.control(job.run_id, messages_pb2.PAUSE)
+            await w.tap.wait_for(
+                lambda: messages_pb2.PAUSED in w.tap.statuses(job.run_id), "PAUSED"
+            )
+            [container] = await containers_of(docker_client, job.run_id)
+            assert container.status == "paused"
+            # Frozen: well past the step's own sleep, it still has not finished.
+            await asyncio.sleep(1.5)
+            assert "woke" not in w.tap.texts(job.run_id)
+
+            await w.control(job.run_id, messages_pb2.RESUME)
+            final = await w.tap.terminal(job.run_id)
+
+            assert final.status == messages_pb2.PASSED, w.tap.describe()
+            assert w.tap.statuses(job.run_id) == [
+                messages_pb2.RUNNING,
+                messages_pb2.PAUSED,
+                messages_pb2.RUNNING,
+                messages_pb2.PASSED,
+            ]
+            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["waiting", "woke", "after"]
+
+    asyncio.run(scenario())
+
+
+def test_stop_ends_a_paused_run(rabbit_url, test_image, docker_client):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            job = make_job(test_image, ["echo waiting; sleep 300", "echo never"])
+            await w.publish(job)
+            await w.tap.wait_for(lambda: "waiting" in w.tap.texts(job.run_id), "step output")
+            await w.control(job.run_id, messages_pb2.PAUSE)
+            await w.tap.wait_for(
+                lambda: messages_pb2.PAUSED in w.tap.statuses(job.run_id), "PAUSED"
+            )
+
+            await w.control(job.run_id, messages_pb2.STOP)
+            final = await w.tap.terminal(job.run_id, timeout=15)
+
+            assert final.status == messages_pb2.STOPPED
+            assert "never" not in w.tap.texts(job.run_id)
+            assert await containers_of(docker_client, job.run_id) == []
+
+    asyncio.run(scenario())
+
+
+def test_a_command_for_a_run_of_another_runner_is_ignored(rabbit_url, test_image):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            job = make_job(test_image, ["sleep 0.5; echo fine"])
+            await w.publish(job)
+            await w.tap.wait_for(lambda: w.tap.statuses(job.run_id), "the run to start")
+            await w.control("r-someone-else", messages_pb2.STOP)
+            final = await w.tap.terminal(job.run_id)
+            assert final.status == messages_pb2.PASSED
+
+    asyncio.run(scenario())
+
+
+class _FakeRun:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+    async def pause(self) -> None:
+        self.calls.append("pause")
+
+    async def resume(self) -> None:
+        self.calls.append("resume")
+
+
+def test_dispatch_logs_an_unknown_action_and_ignores_other_runners_runs(caplog):
+    run = _FakeRun()
+    listener = ControlListener(lambda run_id: run if run_id == "r-1" else None, channel=None)
+
+    async def scenario() -> None:
+        await listener.dispatch(messages_pb2.Control(run_id="r-1", action=42))
+        await listener.dispatch(messages_pb2.Control(run_id="r-2", action=messages_pb2.STOP))
+
+    with caplog.at_level(logging.INFO, logger="runner_svc.control"):
+        asyncio.run(scenario())
+    assert "run r-1: ignoring unknown control action 42" in caplog.messages
+    assert run.calls == []
+
+
+@pytest.mark.parametrize("action", [messages_pb2.STOP, messages_pb2.PAUSE, messages_pb2.RESUME])
+def test_dispatch_calls_the_owning_runs_command(action):
+    run = _FakeRun()
+    listener = ControlListener(lambda run_id: run, channel=None)
+    asyncio.run(listener.dispatch(messages_pb2.Control(run_id="r-1", action=action)))
+    assert run.calls == [messages_pb2.ControlAction.Name(action).lower()]

@@ -1,0 +1,146 @@
+"""A runner with the Docker executor, end to end over real RabbitMQ and Docker: jobs in,
+events out. Only ClaimRun is a stand-in (tests.runner.harness)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bob_pb import messages_pb2, pipeline_pb2
+from tests.runner.harness import containers_of, make_job, world
+
+
+def test_steps_share_the_file_system_and_see_their_vars(rabbit_url, test_image, docker_client):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            # Given a pipeline whose second step reads what the first wrote
+            job = make_job(
+                test_image,
+                [
+                    "echo hello > greeting.txt; pwd",
+                    pipeline_pb2.Step(
+                        cmd='cat greeting.txt; echo "$WHO from $WHERE"; echo oops >&2',
+                        vars={"WHO": "step two"},
+                    ),
+                ],
+                vars={"WHO": "pipeline", "WHERE": "bob"},
+            )
+            # When it runs
+            await w.publish(job)
+            final = await w.tap.terminal(job.run_id)
+
+            # Then it passed, and each output line came from its stream
+            assert final.status == messages_pb2.PASSED, w.tap.describe()
+            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == [
+                "/workspace",
+                "hello",
+                "step two from bob",
+            ]
+            assert w.tap.texts(job.run_id, messages_pb2.STDERR) == ["oops"]
+            assert [(s.index, s.exit_code) for s in w.tap.steps(job.run_id)] == [(0, 0), (1, 0)]
+            assert await containers_of(docker_client, job.run_id) == []
+
+    asyncio.run(scenario())
+
+
+def test_events_are_numbered_gap_free_and_come_in_lifecycle_order(
+    rabbit_url, test_image, docker_client
+):
+    async def scenario() -> None:
+        async with world(rabbit_url, log_batch_lines=3) as w:
+            job = make_job(test_image, ["seq 1 10", "echo done"])
+            await w.publish(job)
+            await w.tap.terminal(job.run_id)
+            events = w.tap.of(job.run_id)
+
+            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            assert {(e.attempt, e.runner_id) for e in events} == {(1, w.settings.runner_id)}
+            assert all(e.at_ms > 0 for e in events)
+            lines = w.tap.lines(job.run_id)
+            assert [ln.line_no for ln in lines] == list(range(len(lines)))
+            # No batch holds more than BOB_LOG_BATCH_LINES lines.
+            assert max(len(e.logs.lines) for e in events if e.HasField("logs")) <= 3
+
+            shape = []
+            for e in events:
+                kind = e.WhichOneof("body")
+                if kind == "status":
+                    shape.append(messages_pb2.RunStatus.Name(e.status.status))
+                elif kind == "step":
+                    shape.append(f"step {e.step.index}")
+                else:
+                    shape.extend(
+                        ln.text if ln.stream == messages_pb2.SYSTEM else "out"
+                        for ln in e.logs.lines
+                    )
+            assert shape == [
+                "RUNNING",
+                "[bob] step 1/2: seq 1 10",
+                *["out"] * 10,
+                "step 0",
+                "[bob] step 2/2: echo done",
+                "out",
+                "step 1",
+                "[bob] run passed",
+                "PASSED",
+            ]
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_step_fails_the_run_and_later_steps_never_run(
+    rabbit_url, test_image, docker_client
+):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            job = make_job(test_image, ["echo one", "echo two; exit 3", "echo three"])
+            await w.publish(job)
+            final = await w.tap.terminal(job.run_id)
+
+            assert final.status == messages_pb2.FAILED
+            assert final.reason == "step 2 exited with 3"
+            assert [(s.index, s.exit_code) for s in w.tap.steps(job.run_id)] == [(0, 0), (1, 3)]
+            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["one", "two"]
+            system = w.tap.texts(job.run_id, messages_pb2.SYSTEM)
+            assert "[bob] step 3/3: echo three" not in system
+            assert system[-1] == "[bob] run failed: step 2 exited with 3"
+            assert await containers_of(docker_client, job.run_id) == []
+
+    asyncio.run(scenario())
+
+
+def test_builds_are_off_the_network(rabbit_url, test_image, docker_client):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            job = make_job(test_image, ["ls /sys/class/net"])
+            await w.publish(job)
+            final = await w.tap.terminal(job.run_id)
+
+            assert final.status == messages_pb2.PASSED, w.tap.describe()
+            # Only the loopback interface: network mode "none".
+            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["lo"]
+
+    asyncio.run(scenario())
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_run_with_the_reason(
+    rabbit_url, docker_client
+):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            job = make_job("nosuch/image:1", ["echo never"])
+            await w.publish(job)
+            final = await w.tap.terminal(job.run_id)
+
+            assert final.status == messages_pb2.FAILED
+            assert final.reason.startswith(
+                "image nosuch/image:1 is not available locally and could not be pulled: "
+            ), final.reason
+            system = w.tap.texts(job.run_id, messages_pb2.SYSTEM)
+            assert system == [
+                "[bob] pulling image nosuch/image:1",
+                f"[bob] run failed: {final.reason}",
+            ]
+            assert w.tap.statuses(job.run_id) == [messages_pb2.FAILED]
+            assert await containers_of(docker_client, job.run_id) == []
+
+    asyncio.run(scenario())
