@@ -40,6 +40,10 @@ def run_event_key(run_id: str, kind: str) -> str:
     return f"run.{run_id}.{kind}"
 
 
+def runner_heartbeat_key(runner_id: str) -> str:
+    return f"runner.{runner_id}.heartbeat"
+
+
 def _quorum_arguments(**extra: object) -> dict[str, object]:
     return {
         "x-queue-type": "quorum",
@@ -107,4 +111,5 @@ async def declare_entities_events(channel: AbstractChannel) -> AbstractQueue:
         ENTITIES_EVENTS_QUEUE, durable=True, arguments=_quorum_arguments()
     )
     await queue.bind(exchange, routing_key="run.#")
+    await queue.bind(exchange, routing_key="runner.#")
     return queue
