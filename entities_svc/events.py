@@ -16,11 +16,12 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from bob_common import amqp, topology
 from bob_pb import messages_pb2
-from entities_svc import progress
+from entities_svc import progress, runners
 from entities_svc.db import DatabaseThread
 from entities_svc.lifecycle import RunStatus
 
 log = logging.getLogger(__name__)
+Item = progress.RunEvent | runners.Heartbeat
 
 SERVICE = "entities"
 # How long a batch waits for more deliveries once its first one has arrived.
@@ -30,8 +31,22 @@ RETRY_MAX_S = 30.0
 MAX_INT64 = 2**63 - 1
 
 
-def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent:
+HEARTBEAT_TYPE = messages_pb2.RunnerHeartbeat.DESCRIPTOR.full_name
+
+
+def _heartbeat(message: AbstractIncomingMessage) -> runners.Heartbeat:
+    beat = amqp.decode(message, messages_pb2.RunnerHeartbeat)
+    if not beat.runner_id or not beat.runner_type or beat.at_ms > MAX_INT64:
+        raise amqp.MessageDecodeError("RunnerHeartbeat without runner id or type", message.body)
+    return runners.Heartbeat(
+        beat.runner_id, beat.runner_type, beat.capacity, tuple(beat.run_ids), beat.at_ms
+    )
+
+
+def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent | runners.Heartbeat:
     """Decodes a delivery; MessageDecodeError for anything that is not a usable event."""
+    if message.type == HEARTBEAT_TYPE:
+        return _heartbeat(message)
     event = amqp.decode(message, messages_pb2.RunEvent)
     kind = event.WhichOneof("body")
     if not event.run_id or event.seq == 0 or kind is None:
@@ -80,6 +95,8 @@ class EventConsumer:
         # After a delivery failed to apply: likely the database is down, so do not spin
         # on redeliveries.
         self.retry_pause_s = 1.0
+        # Run events applied since start, for monitoring.
+        self.events_applied = 0
 
     @property
     def stopped(self) -> bool:
@@ -162,7 +179,7 @@ class EventConsumer:
         return batch
 
     async def _handle(self, channel: AbstractChannel, batch: list[AbstractIncomingMessage]) -> None:
-        decoded: list[tuple[AbstractIncomingMessage, progress.RunEvent]] = []
+        decoded: list[tuple[AbstractIncomingMessage, Item]] = []
         for message in batch:
             try:
                 decoded.append((message, to_domain(message)))
@@ -171,7 +188,7 @@ class EventConsumer:
         if not decoded:
             return
         try:
-            outcome = await self._db.call(progress.apply_events, [e for _, e in decoded])
+            outcome = await self._db.call(progress.apply_batch, [e for _, e in decoded])
         except Exception as exc:  # noqa: BLE001 - the consumer must outlive any one batch
             log.exception("applying a batch of %d deliveries failed", len(decoded))
             if len(decoded) == 1:
@@ -180,6 +197,7 @@ class EventConsumer:
                 await self._apply_one_by_one(channel, decoded)
             await self._pause(self.retry_pause_s)
             return
+        self.events_applied += outcome.applied
         log.debug("applied a batch of %d deliveries: %s", len(decoded), outcome)
         for message, _ in decoded:
             await _settle(message.ack())
@@ -187,41 +205,40 @@ class EventConsumer:
     async def _apply_one_by_one(
         self,
         channel: AbstractChannel,
-        decoded: list[tuple[AbstractIncomingMessage, progress.RunEvent]],
+        decoded: list[tuple[AbstractIncomingMessage, Item]],
     ) -> None:
         """Isolates a poison event, so that it alone is requeued (and, after the broker's
         delivery limit, dead-lettered) instead of the whole batch with it."""
         for message, event in decoded:
             try:
-                await self._db.call(progress.apply_events, [event])
+                outcome = await self._db.call(progress.apply_batch, [event])
             except Exception as exc:  # noqa: BLE001 - see above
                 await self._give_back(channel, message, event, exc)
             else:
+                self.events_applied += outcome.applied
                 await _settle(message.ack())
 
     async def _give_back(
         self,
         channel: AbstractChannel,
         message: AbstractIncomingMessage,
-        event: progress.RunEvent,
+        event: Item,
         exc: Exception,
     ) -> None:
         """Requeues a delivery that failed to apply. The broker dead-letters it once it
         has failed DELIVERY_LIMIT times; bob.errors hears about it then, not before."""
         deliveries = _deliveries(message)
-        log.error(
-            "run %s: event seq %d not applied (redelivered %d times): %r",
-            event.run_id,
-            event.seq,
-            deliveries,
-            exc,
+        what = (
+            f"runner {event.runner_id}: heartbeat"
+            if isinstance(event, runners.Heartbeat)
+            else f"run {event.run_id}: event seq {event.seq}"
         )
+        log.error("%s not applied (redelivered %d times): %r", what, deliveries, exc)
         if deliveries >= topology.DELIVERY_LIMIT:
             await amqp.report_error(
                 channel,
                 SERVICE,
-                f"run {event.run_id}: event seq {event.seq} dead-lettered after "
-                f"{deliveries + 1} failed deliveries: {exc!r}",
+                f"{what} dead-lettered after {deliveries + 1} failed deliveries: {exc!r}",
             )
         await _settle(message.nack(requeue=True))
 

@@ -102,4 +102,18 @@ class LogLine(BaseModel):
         primary_key = CompositeKey("run", "line_no")
 
 
-MODELS = (Pipeline, ResourceProvider, ArtifactStore, Run, StepResult, LogLine)
+class Runner(BaseModel):
+    """A runner seen through its heartbeats."""
+
+    runner_id = CharField(primary_key=True)
+    runner_type = CharField()
+    capacity = IntegerField()
+    # JSON list of the run ids it reported executing in its last heartbeat.
+    run_ids = TextField(default="[]")
+    last_seen_ms = IntegerField()
+
+    class Meta:
+        table_name = "runners"
+
+
+MODELS = (Pipeline, ResourceProvider, ArtifactStore, Run, StepResult, LogLine, Runner)

@@ -9,7 +9,15 @@ from typing import Any
 
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import ACTIVE, RunStatus, parse_status
-from entities_svc.models import LogLine, Pipeline, Run, StepResult, database
+from entities_svc.models import (
+    ArtifactStore,
+    LogLine,
+    Pipeline,
+    ResourceProvider,
+    Run,
+    StepResult,
+    database,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +47,72 @@ def find_row(group: str, name: str) -> Pipeline:
     return row
 
 
+def _first_duplicate(names: list[str]) -> str | None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def check_definition(definition: dict[str, Any]) -> None:
+    """The rules a definition must follow beyond its shape: Invalid for a definition that
+    contradicts itself, FailedPrecondition for one naming plugins that are not registered."""
+    if not definition.get("image"):
+        raise Invalid("A pipeline needs an image")
+    steps = definition.get("steps", [])
+    if not steps:
+        raise Invalid("A pipeline needs at least one step")
+    resources = definition.get("resources", [])
+    declared = [r.get("name", "") for r in resources]
+    if duplicate := _first_duplicate(declared):
+        raise Invalid(f"Resource {duplicate!r} is declared more than once")
+    artifacts: list[str] = []
+    for number, step in enumerate(steps, start=1):
+        if not step.get("cmd"):
+            raise Invalid(f"Step {number} has no cmd")
+        needed = step.get("needs_resource")
+        if needed and needed not in declared:
+            raise Invalid(f"Step {number} needs resource {needed!r}, which is not declared")
+        if artifact := step.get("produces_artifact"):
+            artifacts.append(artifact.get("name", ""))
+    if duplicate := _first_duplicate(artifacts):
+        raise Invalid(f"Artifact {duplicate!r} is produced by more than one step")
+    for resource in resources:
+        kind = resource.get("type")
+        if kind not in ("external", "internal"):
+            raise Invalid(
+                f"Resource {resource.get('name')!r} has type {kind!r}, not external or internal"
+            )
+        # An internal resource is an artifact of another run, served by an artifact store.
+        model = ResourceProvider if kind == "external" else ArtifactStore
+        label = "Resource provider" if kind == "external" else "Artifact store"
+        provider = resource.get("provider", "")
+        if not model.select().where(model.name == provider).exists():
+            raise FailedPrecondition(
+                f"{label} {provider!r} of resource {resource.get('name')!r} is not registered"
+            )
+    for step in steps:
+        store = (step.get("produces_artifact") or {}).get("store")
+        if (
+            store is not None
+            and not ArtifactStore.select().where(ArtifactStore.name == store).exists()
+        ):
+            artifact = step["produces_artifact"].get("name")
+            raise FailedPrecondition(
+                f"Artifact store {store!r} of artifact {artifact!r} is not registered"
+            )
+
+
 def put_pipeline(group: str, name: str, definition: dict[str, Any]) -> bool:
     """Creates the pipeline or replaces its definition (paused stays as it was); True when
-    it was created. Runs already accepted keep their own snapshot."""
+    it was created. Runs already accepted keep their own snapshot. A definition that breaks
+    a rule (check_definition) is refused and the stored one stays."""
     _check_ref(group, name)
     text = json.dumps(definition, sort_keys=True)
     with database.atomic():
+        check_definition(definition)
         updated = (
             Pipeline.update(definition=text)
             .where((Pipeline.group == group) & (Pipeline.name == name))
@@ -82,6 +150,10 @@ def list_pipelines(
         )
         query = query.where(latest_status == int(status))
     return [_to_domain(row) for row in query]
+
+
+def count_pipelines() -> int:
+    return Pipeline.select().count()
 
 
 def set_paused(group: str, name: str, paused: bool) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from peewee import chunked
 
+from entities_svc import runners
 from entities_svc.lifecycle import TERMINAL, RunStatus, can_transition, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 from entities_svc.runs import now_ms
@@ -170,3 +171,12 @@ def _change_status(row: Run, event: RunEvent, change: StatusChange) -> None:
         status_name(change.status),
         f" ({change.reason})" if change.reason else "",
     )
+
+
+def apply_batch(items: list[RunEvent | runners.Heartbeat]) -> Outcome:
+    """Applies run events and runner heartbeats of one batch in one transaction."""
+    with database.atomic():
+        beats = [item for item in items if isinstance(item, runners.Heartbeat)]
+        if beats:
+            runners.record_heartbeats(beats)
+        return apply_events([item for item in items if isinstance(item, RunEvent)])

@@ -11,14 +11,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from entities_svc import pipelines
+from peewee import fn
+
+from entities_svc import pipelines, runners
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import TERMINAL, RunStatus, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RUNNER_TYPE = "docker"
+DEFAULT_RUNNER_TYPE = runners.DEFAULT_RUNNER_TYPE
+STOPPED_BEFORE_START = "stopped before a runner picked it up"
 # Most log lines one GetLogs answers, whatever the caller asks for.
 MAX_LOG_LINES = 10_000
 # The runner type becomes a routing key and part of a queue name.
@@ -109,6 +112,12 @@ def create_run(group: str, name: str, runner_type: str = "") -> RunInfo:
         pipeline = pipelines.find_row(group, name)
         if pipeline.paused:
             raise FailedPrecondition("Pipeline is paused. Unpause it first.")
+        known = runners.known_runner_types()
+        if runner_type not in known:
+            raise FailedPrecondition(
+                f"No runner of type {runner_type!r} has been seen; "
+                f"known types: {', '.join(sorted(known))}"
+            )
         row = Run.create(
             id=f"r-{uuid.uuid4()}",
             group=group,
@@ -193,3 +202,58 @@ def get_logs(run_id: str, offset: int, limit: int) -> list[str]:
         .limit(limit)
     )
     return [text for (text,) in query.tuples()]
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    run: RunInfo
+    # True when a runner executes the run and must be told to stop it.
+    broadcast: bool
+
+
+def stop_run(run_id: str) -> StopRequest:
+    """A PENDING run becomes STOPPED at once, so its job is refused at claim and never
+    starts; an active run is left to its runner, which the caller tells to stop."""
+    stopped_pending = (
+        Run.update(
+            status=int(RunStatus.STOPPED), reason=STOPPED_BEFORE_START, completed_at_ms=now_ms()
+        )
+        .where((Run.id == run_id) & (Run.status == int(RunStatus.PENDING)))
+        .execute()
+    )
+    info = get_run(run_id)
+    if stopped_pending:
+        log.info("run %s stopped before it started", run_id)
+        return StopRequest(info, broadcast=False)
+    if info.status in TERMINAL:
+        raise FailedPrecondition(f"Run {run_id} has already ended: {status_name(info.status)}")
+    log.info("run %s: stop requested while %s", run_id, status_name(info.status))
+    return StopRequest(info, broadcast=True)
+
+
+def latest_runs(refs: list[tuple[str, str]]) -> dict[tuple[str, str], RunInfo]:
+    """The most recent run of each (group, name) that has one, without steps."""
+    if not refs:
+        return {}
+    groups = {group for group, _ in refs}
+    names = {name for _, name in refs}
+    newest = (
+        Run.select(fn.MAX(Run.number))
+        .where(Run.group.in_(groups) & Run.name.in_(names))
+        .group_by(Run.group, Run.name)
+    )
+    wanted = set(refs)
+    return {
+        (row.group, row.name): _to_domain(row)
+        for row in Run.select().where(Run.number.in_(newest))
+        if (row.group, row.name) in wanted
+    }
+
+
+def count_by_status() -> dict[RunStatus, int]:
+    query = Run.select(Run.status, fn.COUNT(Run.id)).group_by(Run.status).tuples()
+    return {RunStatus(status): count for status, count in query}
+
+
+def count_log_lines() -> int:
+    return LogLine.select().count()

@@ -1,9 +1,11 @@
-"""The gRPC server: the Entities service and the standard health service beside it."""
+"""The gRPC server: the Entities service, and beside it the standard health-checking and
+reflection services, so that grpcurl and the like can list and call the rpcs."""
 
 from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from bob_pb import entities_pb2, entities_pb2_grpc
 
@@ -23,6 +25,14 @@ async def start_server(
     entities_pb2_grpc.add_EntitiesServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
     try:
         port = server.add_insecure_port(listen_addr)
     except RuntimeError as exc:

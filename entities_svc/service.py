@@ -45,7 +45,8 @@ class EntitiesService:
         await self.db.open(self.settings.db_url)
         try:
             self._server, self.port, self._health = await start_server(
-                EntitiesServicer(self.db), self.settings.listen_addr
+                EntitiesServicer(self.db, lambda: self.consumer.events_applied),
+                self.settings.listen_addr,
             )
         except BaseException:
             await self.db.close()

@@ -11,7 +11,7 @@ import peewee
 from google.protobuf import empty_pb2, json_format
 
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
-from entities_svc import pipelines, plugins, runs
+from entities_svc import pipelines, plugins, runners, runs
 from entities_svc.db import DatabaseThread
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 
@@ -45,12 +45,15 @@ def pipeline_from_dict(definition: dict[str, Any]) -> pipeline_pb2.Pipeline:
     return json_format.ParseDict(definition, pipeline_pb2.Pipeline(), ignore_unknown_fields=True)
 
 
-def _stored_pipeline(stored: pipelines.StoredPipeline) -> entities_pb2.StoredPipeline:
+def _stored_pipeline(
+    stored: pipelines.StoredPipeline, last_run: runs.RunInfo | None = None
+) -> entities_pb2.StoredPipeline:
     return entities_pb2.StoredPipeline(
         group=stored.group,
         name=stored.name,
         pipeline=pipeline_from_dict(stored.definition),
         paused=stored.paused,
+        last_run=_run(last_run) if last_run else None,
     )
 
 
@@ -94,9 +97,31 @@ def _plugins(found: list[plugins.Plugin]) -> entities_pb2.ListPluginsResponse:
     )
 
 
+def _runner(beat: runners.Heartbeat) -> entities_pb2.RunnerInfo:
+    return entities_pb2.RunnerInfo(
+        runner_id=beat.runner_id,
+        runner_type=beat.runner_type,
+        capacity=beat.capacity,
+        run_ids=beat.run_ids,
+        last_seen_ms=beat.at_ms,
+    )
+
+
+def _list_with_latest_runs(group: str, name: str, status: int):
+    found = pipelines.list_pipelines(group, name, status)
+    latest = runs.latest_runs([(p.group, p.name) for p in found])
+    return [(p, latest.get((p.group, p.name))) for p in found]
+
+
+def _stats() -> tuple[dict[str, int], int, int]:
+    by_status = {status.name.lower(): count for status, count in runs.count_by_status().items()}
+    return by_status, pipelines.count_pipelines(), runs.count_log_lines()
+
+
 class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
-    def __init__(self, db: DatabaseThread) -> None:
+    def __init__(self, db: DatabaseThread, events_applied: Callable[[], int] = lambda: 0) -> None:
         self._db = db
+        self._events_applied = events_applied
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -127,13 +152,11 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
 
     async def ListPipelines(self, request, context):
         found = await self._call(
-            context,
-            pipelines.list_pipelines,
-            request.group,
-            request.name,
-            request.status,
+            context, _list_with_latest_runs, request.group, request.name, request.status
         )
-        return entities_pb2.ListPipelinesResponse(pipelines=[_stored_pipeline(p) for p in found])
+        return entities_pb2.ListPipelinesResponse(
+            pipelines=[_stored_pipeline(p, last_run) for p, last_run in found]
+        )
 
     async def SetPipelinePaused(self, request, context):
         await self._call(context, pipelines.set_paused, request.group, request.name, request.paused)
@@ -193,6 +216,23 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             context, runs.get_logs, request.run_id, request.offset, request.limit
         )
         return entities_pb2.GetLogsResponse(lines=lines)
+
+    async def StopRun(self, request, context):
+        stop = await self._call(context, runs.stop_run, request.run_id)
+        return entities_pb2.StopRunResponse(run=_run(stop.run), broadcast=stop.broadcast)
+
+    async def ListRunners(self, request, context):
+        found = await self._call(context, runners.list_runners)
+        return entities_pb2.ListRunnersResponse(runners=[_runner(beat) for beat in found])
+
+    async def GetStats(self, request, context):
+        by_status, pipeline_count, log_lines = await self._call(context, _stats)
+        return entities_pb2.Stats(
+            runs_by_status=by_status,
+            pipelines=pipeline_count,
+            events_applied=self._events_applied(),
+            log_lines=log_lines,
+        )
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:

@@ -27,7 +27,7 @@ from bob_pb import messages_pb2 as bob__pb_dot_messages__pb2
 from bob_pb import pipeline_pb2 as bob__pb_dot_pipeline__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62ob_pb/entities.proto\x12\x06\x62ob.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x15\x62ob_pb/messages.proto\x1a\x15\x62ob_pb/pipeline.proto\"*\n\x0bPipelineRef\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"U\n\x12PutPipelineRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x08pipeline\x18\x03 \x01(\x0b\x32\x10.bob.v1.Pipeline\"&\n\x13PutPipelineResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"a\n\x0eStoredPipeline\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x08pipeline\x18\x03 \x01(\x0b\x32\x10.bob.v1.Pipeline\x12\x0e\n\x06paused\x18\x04 \x01(\x08\"V\n\x14ListPipelinesRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x06status\x18\x03 \x01(\x0e\x32\x11.bob.v1.RunStatus\"B\n\x15ListPipelinesResponse\x12)\n\tpipelines\x18\x01 \x03(\x0b\x32\x16.bob.v1.StoredPipeline\"G\n\x18SetPipelinePausedRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\"#\n\x06Plugin\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"\x19\n\tPluginRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"6\n\x13ListPluginsResponse\x12\x1f\n\x07plugins\x18\x01 \x03(\x0b\x32\x0e.bob.v1.Plugin\"D\n\x10\x43reateRunRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0brunner_type\x18\x03 \x01(\t\"\x18\n\x06RunRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"E\n\x0f\x43laimRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x11\n\trunner_id\x18\x03 \x01(\t\"V\n\x10\x43laimRunResponse\x12\x0f\n\x07\x63laimed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12!\n\x06status\x18\x03 \x01(\x0e\x32\x11.bob.v1.RunStatus\"C\n\nStepResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\"\x84\x02\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x06status\x18\x04 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0brunner_type\x18\x06 \x01(\t\x12\x11\n\trunner_id\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x15\n\rcreated_at_ms\x18\t \x01(\x03\x12\x15\n\rstarted_at_ms\x18\n \x01(\x03\x12\x17\n\x0f\x63ompleted_at_ms\x18\x0b \x01(\x03\x12!\n\x05steps\x18\x0c \x03(\x0b\x32\x12.bob.v1.StepResult\"-\n\x10ListRunsResponse\x12\x19\n\x04runs\x18\x01 \x03(\x0b\x32\x0b.bob.v1.Run\"?\n\x0eGetLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\" \n\x0fGetLogsResponse\x12\r\n\x05lines\x18\x01 \x03(\t\">\n\x0fStopRunResponse\x12\x18\n\x03run\x18\x01 \x01(\x0b\x32\x0b.bob.v1.Run\x12\x11\n\tbroadcast\x18\x02 \x01(\x08\"m\n\nRunnerInfo\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x13\n\x0brunner_type\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0f\n\x07run_ids\x18\x04 \x03(\t\x12\x14\n\x0clast_seen_ms\x18\x05 \x01(\x03\":\n\x13ListRunnersResponse\x12#\n\x07runners\x18\x01 \x03(\x0b\x32\x12.bob.v1.RunnerInfo\"\xb3\x01\n\x05Stats\x12\x37\n\x0eruns_by_status\x18\x01 \x03(\x0b\x32\x1f.bob.v1.Stats.RunsByStatusEntry\x12\x11\n\tpipelines\x18\x02 \x01(\x04\x12\x16\n\x0e\x65vents_applied\x18\x03 \x01(\x04\x12\x11\n\tlog_lines\x18\x04 \x01(\x04\x1a\x33\n\x11RunsByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xf7\t\n\x08\x45ntities\x12\x46\n\x0bPutPipeline\x12\x1a.bob.v1.PutPipelineRequest\x1a\x1b.bob.v1.PutPipelineResponse\x12:\n\x0bGetPipeline\x12\x13.bob.v1.PipelineRef\x1a\x16.bob.v1.StoredPipeline\x12=\n\x0e\x44\x65letePipeline\x12\x13.bob.v1.PipelineRef\x1a\x16.google.protobuf.Empty\x12L\n\rListPipelines\x12\x1c.bob.v1.ListPipelinesRequest\x1a\x1d.bob.v1.ListPipelinesResponse\x12M\n\x11SetPipelinePaused\x12 .bob.v1.SetPipelinePausedRequest\x1a\x16.google.protobuf.Empty\x12=\n\x13PutResourceProvider\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12\x43\n\x16\x44\x65leteResourceProvider\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12L\n\x15ListResourceProviders\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12:\n\x10PutArtifactStore\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12@\n\x13\x44\x65leteArtifactStore\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12I\n\x12ListArtifactStores\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12\x32\n\tCreateRun\x12\x18.bob.v1.CreateRunRequest\x1a\x0b.bob.v1.Job\x12\x34\n\nDiscardRun\x12\x0e.bob.v1.RunRef\x1a\x16.google.protobuf.Empty\x12=\n\x08\x43laimRun\x12\x17.bob.v1.ClaimRunRequest\x1a\x18.bob.v1.ClaimRunResponse\x12%\n\x06GetRun\x12\x0e.bob.v1.RunRef\x1a\x0b.bob.v1.Run\x12\x39\n\x08ListRuns\x12\x13.bob.v1.PipelineRef\x1a\x18.bob.v1.ListRunsResponse\x12:\n\x07GetLogs\x12\x16.bob.v1.GetLogsRequest\x1a\x17.bob.v1.GetLogsResponse\x12\x32\n\x07StopRun\x12\x0e.bob.v1.RunRef\x1a\x17.bob.v1.StopRunResponse\x12\x42\n\x0bListRunners\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListRunnersResponse\x12\x31\n\x08GetStats\x12\x16.google.protobuf.Empty\x1a\r.bob.v1.Statsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62ob_pb/entities.proto\x12\x06\x62ob.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x15\x62ob_pb/messages.proto\x1a\x15\x62ob_pb/pipeline.proto\"*\n\x0bPipelineRef\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"U\n\x12PutPipelineRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x08pipeline\x18\x03 \x01(\x0b\x32\x10.bob.v1.Pipeline\"&\n\x13PutPipelineResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"\x80\x01\n\x0eStoredPipeline\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x08pipeline\x18\x03 \x01(\x0b\x32\x10.bob.v1.Pipeline\x12\x0e\n\x06paused\x18\x04 \x01(\x08\x12\x1d\n\x08last_run\x18\x05 \x01(\x0b\x32\x0b.bob.v1.Run\"V\n\x14ListPipelinesRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x06status\x18\x03 \x01(\x0e\x32\x11.bob.v1.RunStatus\"B\n\x15ListPipelinesResponse\x12)\n\tpipelines\x18\x01 \x03(\x0b\x32\x16.bob.v1.StoredPipeline\"G\n\x18SetPipelinePausedRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\"#\n\x06Plugin\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"\x19\n\tPluginRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"6\n\x13ListPluginsResponse\x12\x1f\n\x07plugins\x18\x01 \x03(\x0b\x32\x0e.bob.v1.Plugin\"D\n\x10\x43reateRunRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0brunner_type\x18\x03 \x01(\t\"\x18\n\x06RunRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"E\n\x0f\x43laimRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x11\n\trunner_id\x18\x03 \x01(\t\"V\n\x10\x43laimRunResponse\x12\x0f\n\x07\x63laimed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12!\n\x06status\x18\x03 \x01(\x0e\x32\x11.bob.v1.RunStatus\"C\n\nStepResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\"\x84\x02\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x06status\x18\x04 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0brunner_type\x18\x06 \x01(\t\x12\x11\n\trunner_id\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x15\n\rcreated_at_ms\x18\t \x01(\x03\x12\x15\n\rstarted_at_ms\x18\n \x01(\x03\x12\x17\n\x0f\x63ompleted_at_ms\x18\x0b \x01(\x03\x12!\n\x05steps\x18\x0c \x03(\x0b\x32\x12.bob.v1.StepResult\"-\n\x10ListRunsResponse\x12\x19\n\x04runs\x18\x01 \x03(\x0b\x32\x0b.bob.v1.Run\"?\n\x0eGetLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\" \n\x0fGetLogsResponse\x12\r\n\x05lines\x18\x01 \x03(\t\">\n\x0fStopRunResponse\x12\x18\n\x03run\x18\x01 \x01(\x0b\x32\x0b.bob.v1.Run\x12\x11\n\tbroadcast\x18\x02 \x01(\x08\"m\n\nRunnerInfo\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x13\n\x0brunner_type\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0f\n\x07run_ids\x18\x04 \x03(\t\x12\x14\n\x0clast_seen_ms\x18\x05 \x01(\x03\":\n\x13ListRunnersResponse\x12#\n\x07runners\x18\x01 \x03(\x0b\x32\x12.bob.v1.RunnerInfo\"\xb3\x01\n\x05Stats\x12\x37\n\x0eruns_by_status\x18\x01 \x03(\x0b\x32\x1f.bob.v1.Stats.RunsByStatusEntry\x12\x11\n\tpipelines\x18\x02 \x01(\x04\x12\x16\n\x0e\x65vents_applied\x18\x03 \x01(\x04\x12\x11\n\tlog_lines\x18\x04 \x01(\x04\x1a\x33\n\x11RunsByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xf7\t\n\x08\x45ntities\x12\x46\n\x0bPutPipeline\x12\x1a.bob.v1.PutPipelineRequest\x1a\x1b.bob.v1.PutPipelineResponse\x12:\n\x0bGetPipeline\x12\x13.bob.v1.PipelineRef\x1a\x16.bob.v1.StoredPipeline\x12=\n\x0e\x44\x65letePipeline\x12\x13.bob.v1.PipelineRef\x1a\x16.google.protobuf.Empty\x12L\n\rListPipelines\x12\x1c.bob.v1.ListPipelinesRequest\x1a\x1d.bob.v1.ListPipelinesResponse\x12M\n\x11SetPipelinePaused\x12 .bob.v1.SetPipelinePausedRequest\x1a\x16.google.protobuf.Empty\x12=\n\x13PutResourceProvider\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12\x43\n\x16\x44\x65leteResourceProvider\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12L\n\x15ListResourceProviders\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12:\n\x10PutArtifactStore\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12@\n\x13\x44\x65leteArtifactStore\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12I\n\x12ListArtifactStores\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12\x32\n\tCreateRun\x12\x18.bob.v1.CreateRunRequest\x1a\x0b.bob.v1.Job\x12\x34\n\nDiscardRun\x12\x0e.bob.v1.RunRef\x1a\x16.google.protobuf.Empty\x12=\n\x08\x43laimRun\x12\x17.bob.v1.ClaimRunRequest\x1a\x18.bob.v1.ClaimRunResponse\x12%\n\x06GetRun\x12\x0e.bob.v1.RunRef\x1a\x0b.bob.v1.Run\x12\x39\n\x08ListRuns\x12\x13.bob.v1.PipelineRef\x1a\x18.bob.v1.ListRunsResponse\x12:\n\x07GetLogs\x12\x16.bob.v1.GetLogsRequest\x1a\x17.bob.v1.GetLogsResponse\x12\x32\n\x07StopRun\x12\x0e.bob.v1.RunRef\x1a\x17.bob.v1.StopRunResponse\x12\x42\n\x0bListRunners\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListRunnersResponse\x12\x31\n\x08GetStats\x12\x16.google.protobuf.Empty\x1a\r.bob.v1.Statsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,48 +42,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTPIPELINEREQUEST']._serialized_end=237
   _globals['_PUTPIPELINERESPONSE']._serialized_start=239
   _globals['_PUTPIPELINERESPONSE']._serialized_end=277
-  _globals['_STOREDPIPELINE']._serialized_start=279
-  _globals['_STOREDPIPELINE']._serialized_end=376
-  _globals['_LISTPIPELINESREQUEST']._serialized_start=378
-  _globals['_LISTPIPELINESREQUEST']._serialized_end=464
-  _globals['_LISTPIPELINESRESPONSE']._serialized_start=466
-  _globals['_LISTPIPELINESRESPONSE']._serialized_end=532
-  _globals['_SETPIPELINEPAUSEDREQUEST']._serialized_start=534
-  _globals['_SETPIPELINEPAUSEDREQUEST']._serialized_end=605
-  _globals['_PLUGIN']._serialized_start=607
-  _globals['_PLUGIN']._serialized_end=642
-  _globals['_PLUGINREF']._serialized_start=644
-  _globals['_PLUGINREF']._serialized_end=669
-  _globals['_LISTPLUGINSRESPONSE']._serialized_start=671
-  _globals['_LISTPLUGINSRESPONSE']._serialized_end=725
-  _globals['_CREATERUNREQUEST']._serialized_start=727
-  _globals['_CREATERUNREQUEST']._serialized_end=795
-  _globals['_RUNREF']._serialized_start=797
-  _globals['_RUNREF']._serialized_end=821
-  _globals['_CLAIMRUNREQUEST']._serialized_start=823
-  _globals['_CLAIMRUNREQUEST']._serialized_end=892
-  _globals['_CLAIMRUNRESPONSE']._serialized_start=894
-  _globals['_CLAIMRUNRESPONSE']._serialized_end=980
-  _globals['_STEPRESULT']._serialized_start=982
-  _globals['_STEPRESULT']._serialized_end=1049
-  _globals['_RUN']._serialized_start=1052
-  _globals['_RUN']._serialized_end=1312
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1314
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1359
-  _globals['_GETLOGSREQUEST']._serialized_start=1361
-  _globals['_GETLOGSREQUEST']._serialized_end=1424
-  _globals['_GETLOGSRESPONSE']._serialized_start=1426
-  _globals['_GETLOGSRESPONSE']._serialized_end=1458
-  _globals['_STOPRUNRESPONSE']._serialized_start=1460
-  _globals['_STOPRUNRESPONSE']._serialized_end=1522
-  _globals['_RUNNERINFO']._serialized_start=1524
-  _globals['_RUNNERINFO']._serialized_end=1633
-  _globals['_LISTRUNNERSRESPONSE']._serialized_start=1635
-  _globals['_LISTRUNNERSRESPONSE']._serialized_end=1693
-  _globals['_STATS']._serialized_start=1696
-  _globals['_STATS']._serialized_end=1875
-  _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_start=1824
-  _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_end=1875
-  _globals['_ENTITIES']._serialized_start=1878
-  _globals['_ENTITIES']._serialized_end=3149
+  _globals['_STOREDPIPELINE']._serialized_start=280
+  _globals['_STOREDPIPELINE']._serialized_end=408
+  _globals['_LISTPIPELINESREQUEST']._serialized_start=410
+  _globals['_LISTPIPELINESREQUEST']._serialized_end=496
+  _globals['_LISTPIPELINESRESPONSE']._serialized_start=498
+  _globals['_LISTPIPELINESRESPONSE']._serialized_end=564
+  _globals['_SETPIPELINEPAUSEDREQUEST']._serialized_start=566
+  _globals['_SETPIPELINEPAUSEDREQUEST']._serialized_end=637
+  _globals['_PLUGIN']._serialized_start=639
+  _globals['_PLUGIN']._serialized_end=674
+  _globals['_PLUGINREF']._serialized_start=676
+  _globals['_PLUGINREF']._serialized_end=701
+  _globals['_LISTPLUGINSRESPONSE']._serialized_start=703
+  _globals['_LISTPLUGINSRESPONSE']._serialized_end=757
+  _globals['_CREATERUNREQUEST']._serialized_start=759
+  _globals['_CREATERUNREQUEST']._serialized_end=827
+  _globals['_RUNREF']._serialized_start=829
+  _globals['_RUNREF']._serialized_end=853
+  _globals['_CLAIMRUNREQUEST']._serialized_start=855
+  _globals['_CLAIMRUNREQUEST']._serialized_end=924
+  _globals['_CLAIMRUNRESPONSE']._serialized_start=926
+  _globals['_CLAIMRUNRESPONSE']._serialized_end=1012
+  _globals['_STEPRESULT']._serialized_start=1014
+  _globals['_STEPRESULT']._serialized_end=1081
+  _globals['_RUN']._serialized_start=1084
+  _globals['_RUN']._serialized_end=1344
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1346
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1391
+  _globals['_GETLOGSREQUEST']._serialized_start=1393
+  _globals['_GETLOGSREQUEST']._serialized_end=1456
+  _globals['_GETLOGSRESPONSE']._serialized_start=1458
+  _globals['_GETLOGSRESPONSE']._serialized_end=1490
+  _globals['_STOPRUNRESPONSE']._serialized_start=1492
+  _globals['_STOPRUNRESPONSE']._serialized_end=1554
+  _globals['_RUNNERINFO']._serialized_start=1556
+  _globals['_RUNNERINFO']._serialized_end=1665
+  _globals['_LISTRUNNERSRESPONSE']._serialized_start=1667
+  _globals['_LISTRUNNERSRESPONSE']._serialized_end=1725
+  _globals['_STATS']._serialized_start=1728
+  _globals['_STATS']._serialized_end=1907
+  _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_start=1856
+  _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_end=1907
+  _globals['_ENTITIES']._serialized_start=1910
+  _globals['_ENTITIES']._serialized_end=3181
 # @@protoc_insertion_point(module_scope)

@@ -34,16 +34,18 @@ class PutPipelineResponse(_message.Message):
     def __init__(self, created: _Optional[bool] = ...) -> None: ...
 
 class StoredPipeline(_message.Message):
-    __slots__ = ("group", "name", "pipeline", "paused")
+    __slots__ = ("group", "name", "pipeline", "paused", "last_run")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_FIELD_NUMBER: _ClassVar[int]
     group: str
     name: str
     pipeline: _pipeline_pb2.Pipeline
     paused: bool
-    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., paused: _Optional[bool] = ...) -> None: ...
+    last_run: Run
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., paused: _Optional[bool] = ..., last_run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
 
 class ListPipelinesRequest(_message.Message):
     __slots__ = ("group", "name", "status")

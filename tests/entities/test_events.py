@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import aio_pika
 import grpc
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bob_common import amqp, topology
@@ -34,7 +35,11 @@ class Harness:
     async def claimed_run(self) -> str:
         await self.stub.PutPipeline(
             E.PutPipelineRequest(
-                group="dev", name="app", pipeline=pipeline_pb2.Pipeline(image="busybox:musl")
+                group="dev",
+                name="app",
+                pipeline=pipeline_pb2.Pipeline(
+                    image="busybox:musl", steps=[pipeline_pb2.Step(cmd="true")]
+                ),
             )
         )
         job = await self.stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
@@ -223,5 +228,39 @@ def test_grpc_serves_while_the_broker_is_unreachable_and_stops_promptly(db_url):
             started = time.monotonic()
             await service.stop()
         assert time.monotonic() - started < 5
+
+    asyncio.run(main())
+
+
+def test_runner_heartbeats_register_runners_and_their_types(db_url, rabbit_url):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            # Given a shell runner's heartbeats, an older one arriving last
+            for at_ms, run_ids in ((2_000, ["r-2"]), (1_000, ["r-1"])):
+                beat = M.RunnerHeartbeat(
+                    runner_id="shell-1",
+                    runner_type="shell",
+                    capacity=3,
+                    run_ids=run_ids,
+                    at_ms=at_ms,
+                )
+                await bob.events.publish(
+                    amqp.encode(beat), routing_key=topology.runner_heartbeat_key("shell-1")
+                )
+
+            async def listed():
+                reply = await bob.stub.ListRunners(empty_pb2.Empty())
+                return list(reply.runners) if reply.runners else None
+
+            # Then entities lists the runner as of its newest heartbeat
+            [runner] = await await_until(listed, what="runner listed")
+            assert (runner.runner_type, runner.capacity, runner.last_seen_ms) == ("shell", 3, 2_000)
+            assert list(runner.run_ids) == ["r-2"]
+            # and runs may now be routed to its type
+            await bob.claimed_run()
+            job = await bob.stub.CreateRun(
+                E.CreateRunRequest(group="dev", name="app", runner_type="shell")
+            )
+            assert job.runner_type == "shell"
 
     asyncio.run(main())

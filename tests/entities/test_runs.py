@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from entities_svc import pipelines, runs
+from entities_svc import pipelines, runners, runs
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import RunStatus
 from entities_svc.models import database as bound_database
@@ -25,10 +25,59 @@ def test_create_records_a_pending_first_attempt_with_a_pipeline_snapshot(pipelin
     assert stored.pipeline == PIPELINE
 
 
-def test_create_routes_to_the_requested_runner_type(pipeline):
+def test_create_routes_to_a_runner_type_once_a_runner_of_it_was_seen(pipeline):
+    with pytest.raises(FailedPrecondition, match="No runner of type 'podman'"):
+        runs.create_run(*pipeline, "podman")
+
+    runners.record_heartbeats([runners.Heartbeat("podman-1", "podman", 1, (), 1_000)])
+
     assert runs.create_run(*pipeline, "podman").runner_type == "podman"
     with pytest.raises(Invalid):
         runs.create_run(*pipeline, "bad type!")
+
+
+def test_the_default_runner_type_needs_no_runner_seen(pipeline):
+    assert runs.create_run(*pipeline).runner_type == "docker"
+
+
+def test_stopping_a_pending_run_stops_it_at_once_and_its_claim_is_refused(pipeline):
+    run = runs.create_run(*pipeline)
+
+    request = runs.stop_run(run.id)
+
+    assert request.broadcast is False
+    assert request.run.status is RunStatus.STOPPED and request.run.completed_at_ms
+    claim = runs.claim_run(run.id, 1, "runner-1")
+    assert not claim.claimed and claim.reason == "run is stopped"
+
+
+def test_stopping_an_active_run_asks_for_a_broadcast(pipeline):
+    run = runs.create_run(*pipeline)
+    runs.claim_run(run.id, 1, "runner-1")
+
+    request = runs.stop_run(run.id)
+
+    assert request.broadcast is True
+    assert request.run.status is RunStatus.INITIALIZING
+
+
+def test_stopping_an_ended_run_is_refused_and_changes_nothing(pipeline):
+    run = runs.create_run(*pipeline)
+    runs.stop_run(run.id)
+
+    with pytest.raises(FailedPrecondition, match="has already ended: stopped"):
+        runs.stop_run(run.id)
+    assert runs.get_run(run.id).reason == runs.STOPPED_BEFORE_START
+
+
+def test_latest_runs_gives_each_pipelines_newest_run(pipeline):
+    runs.create_run(*pipeline)
+    newest = runs.create_run(*pipeline)
+    pipelines.put_pipeline("dev", "never-ran", PIPELINE)
+
+    latest = runs.latest_runs([pipeline, ("dev", "never-ran")])
+
+    assert latest == {pipeline: runs.get_run(newest.id)}
 
 
 def test_create_on_a_paused_pipeline_is_refused(pipeline):

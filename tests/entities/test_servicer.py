@@ -10,6 +10,7 @@ import grpc
 import pytest
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc.db import DatabaseThread
@@ -17,6 +18,7 @@ from entities_svc.server import start_server
 from entities_svc.servicer import EntitiesServicer
 
 E = entities_pb2
+M = messages_pb2
 PIPELINE = pipeline_pb2.Pipeline(
     image="busybox:musl",
     steps=[
@@ -52,6 +54,9 @@ def with_stub(db_url: str, scenario: Callable[[entities_pb2_grpc.EntitiesStub], 
     async def main() -> None:
         async with serving(db_url) as channel:
             stub = entities_pb2_grpc.EntitiesStub(channel)
+            # PIPELINE names these plugins; a pipeline may only name registered ones.
+            await stub.PutResourceProvider(E.Plugin(name="git", url="http://127.0.0.1:8001"))
+            await stub.PutArtifactStore(E.Plugin(name="s3", url="http://127.0.0.1:8002"))
             await stub.PutPipeline(E.PutPipelineRequest(group="dev", name="app", pipeline=PIPELINE))
             await scenario(stub)
 
@@ -228,5 +233,64 @@ def test_health_reports_serving_for_the_server_and_the_entities_service(db_url):
             for service in ("", "bob.v1.Entities"):
                 answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
                 assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    asyncio.run(main())
+
+
+def test_stop_run_stops_a_pending_run_and_refuses_an_ended_one(db_url):
+    async def scenario(stub):
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+
+        stopped = await stub.StopRun(E.RunRef(run_id=job.run_id))
+        again = await rpc_error(stub.StopRun(E.RunRef(run_id=job.run_id)))
+        unknown = await rpc_error(stub.StopRun(E.RunRef(run_id="r-nope")))
+
+        assert stopped.run.status == M.STOPPED and not stopped.broadcast
+        assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "already ended: stopped" in again.details()
+        assert unknown.code() == grpc.StatusCode.NOT_FOUND
+
+    with_stub(db_url, scenario)
+
+
+def test_stop_run_of_a_claimed_run_asks_for_a_broadcast(db_url):
+    async def scenario(stub):
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        await stub.ClaimRun(E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="r1"))
+
+        reply = await stub.StopRun(E.RunRef(run_id=job.run_id))
+
+        assert reply.broadcast and reply.run.status == M.INITIALIZING
+
+    with_stub(db_url, scenario)
+
+
+def test_pipelines_are_listed_with_their_last_run_and_stats_count_them(db_url):
+    async def scenario(stub):
+        await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        newest = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        await stub.PutPipeline(E.PutPipelineRequest(group="dev", name="idle", pipeline=PIPELINE))
+
+        listed = await stub.ListPipelines(E.ListPipelinesRequest(group="dev"))
+        stats = await stub.GetStats(empty_pb2.Empty())
+
+        by_name = {p.name: p for p in listed.pipelines}
+        assert by_name["app"].last_run.id == newest.run_id
+        assert not by_name["idle"].HasField("last_run")
+        assert stats.pipelines == 2
+        assert dict(stats.runs_by_status) == {"pending": 2}
+
+    with_stub(db_url, scenario)
+
+
+def test_reflection_lists_the_entities_and_health_services(db_url):
+    async def main() -> None:
+        async with serving(db_url) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(list_services="")
+            async for reply in stub.ServerReflectionInfo(iter([request])):
+                names = {s.name for s in reply.list_services_response.service}
+                break
+        assert {"bob.v1.Entities", "grpc.health.v1.Health"} <= names
 
     asyncio.run(main())

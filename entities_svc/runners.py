@@ -1,0 +1,66 @@
+"""Runners, as their heartbeats describe them: which exist, of which type, doing what."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from entities_svc.models import Runner
+
+log = logging.getLogger(__name__)
+
+# Jobs for this type are accepted even before any runner of it was seen: it is the default.
+DEFAULT_RUNNER_TYPE = "docker"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    runner_id: str
+    runner_type: str
+    capacity: int
+    run_ids: tuple[str, ...]
+    at_ms: int
+
+
+def record_heartbeats(beats: list[Heartbeat]) -> int:
+    """Upserts the latest heartbeat of each runner; an older one never replaces a newer."""
+    latest: dict[str, Heartbeat] = {}
+    for beat in beats:
+        if beat.runner_id not in latest or beat.at_ms >= latest[beat.runner_id].at_ms:
+            latest[beat.runner_id] = beat
+    for beat in latest.values():
+        row = {
+            "runner_type": beat.runner_type,
+            "capacity": beat.capacity,
+            "run_ids": json.dumps(list(beat.run_ids)),
+            "last_seen_ms": beat.at_ms,
+        }
+        updated = (
+            Runner.update(**row)
+            .where((Runner.runner_id == beat.runner_id) & (Runner.last_seen_ms <= beat.at_ms))
+            .execute()
+        )
+        if not updated and not Runner.select().where(Runner.runner_id == beat.runner_id).exists():
+            Runner.create(runner_id=beat.runner_id, **row)
+            log.info("runner %s of type %s seen", beat.runner_id, beat.runner_type)
+    return len(latest)
+
+
+def list_runners() -> list[Heartbeat]:
+    """Every runner seen, most recently seen first."""
+    return [
+        Heartbeat(
+            row.runner_id,
+            row.runner_type,
+            row.capacity,
+            tuple(json.loads(row.run_ids)),
+            row.last_seen_ms,
+        )
+        for row in Runner.select().order_by(Runner.last_seen_ms.desc())
+    ]
+
+
+def known_runner_types() -> set[str]:
+    types = {t for (t,) in Runner.select(Runner.runner_type).distinct().tuples()}
+    return types | {DEFAULT_RUNNER_TYPE}
