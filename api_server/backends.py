@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import httpx
 from connexion import request
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -27,6 +28,8 @@ class Backends:
     entities: entities_pb2_grpc.EntitiesStub
     health: health_pb2_grpc.HealthStub
     publisher: Publisher
+    # For the plugins: artifact downloads and pings.
+    http: httpx.AsyncClient
 
     async def rpc(self, method_name: str, message: Any) -> Any:
         """Calls an Entities rpc with the configured deadline; failures become ApiError."""
@@ -52,14 +55,17 @@ async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
     channel = grpc.aio.insecure_channel(settings.common.entities_addr)
     publisher = Publisher(settings.common)
     await publisher.start()
+    timeout = httpx.Timeout(settings.common.grpc_timeout_s)
     try:
-        yield Backends(
-            settings=settings,
-            channel=channel,
-            entities=entities_pb2_grpc.EntitiesStub(channel),
-            health=health_pb2_grpc.HealthStub(channel),
-            publisher=publisher,
-        )
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            yield Backends(
+                settings=settings,
+                channel=channel,
+                entities=entities_pb2_grpc.EntitiesStub(channel),
+                health=health_pb2_grpc.HealthStub(channel),
+                publisher=publisher,
+                http=http,
+            )
     finally:
         await publisher.close()
         await channel.close()

@@ -9,6 +9,11 @@ from google.protobuf import json_format
 
 from bob_pb import entities_pb2, messages_pb2, pipeline_pb2
 
+# Runs in these states may still change.
+ACTIVE = frozenset(
+    {messages_pb2.PENDING, messages_pb2.INITIALIZING, messages_pb2.RUNNING, messages_pb2.PAUSED}
+)
+
 
 def pipeline_from_json(body: dict[str, Any]) -> pipeline_pb2.Pipeline:
     # The OpenAPI document has validated the shape; field names are Bob's on both sides.
@@ -41,4 +46,30 @@ def run_summary(run: entities_pb2.Run) -> dict[str, Any]:
         "created-at": timestamp(run.created_at_ms),
         "started-at": timestamp(run.started_at_ms),
         "completed-at": timestamp(run.completed_at_ms),
+    }
+
+
+def run_detail(run: entities_pb2.Run) -> dict[str, Any]:
+    return {
+        **run_summary(run),
+        "group": run.group,
+        "name": run.name,
+        "reason": run.reason,
+        "runner-type": run.runner_type,
+        "runner-id": run.runner_id,
+        "attempt": run.attempt,
+        "steps": [
+            {"index": s.index, "exit-code": s.exit_code, "duration-ms": s.duration_ms}
+            for s in run.steps
+        ],
+    }
+
+
+def runner(info: entities_pb2.RunnerInfo) -> dict[str, Any]:
+    return {
+        "runner-id": info.runner_id,
+        "runner-type": info.runner_type,
+        "capacity": info.capacity,
+        "runs": list(info.run_ids),
+        "last-seen": timestamp(info.last_seen_ms),
     }

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import aio_pika
 import aiormq
@@ -20,6 +22,7 @@ from bob_common.config import CommonSettings
 from bob_pb import messages_pb2
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class QueueUnavailable(Exception):
@@ -77,15 +80,6 @@ class Publisher:
             self._declared_types.add(runner_type)
         return self._jobs
 
-    async def _publish(self, coro_factory) -> None:
-        try:
-            async with asyncio.timeout(self._settings.grpc_timeout_s):
-                await coro_factory()
-        except aio_pika.exceptions.DeliveryError as exc:
-            raise QueueFull(str(exc)) from exc
-        except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
-            raise QueueUnavailable(f"Queue did not confirm the message: {exc!r}") from exc
-
     async def publish_job(self, job: messages_pb2.Job) -> None:
         """Returns once the broker has confirmed the job (it is then durable)."""
 
@@ -97,7 +91,7 @@ class Publisher:
                 mandatory=True,
             )
 
-        await self._publish(publish)
+        await self._bounded(publish)
 
     async def publish_control(self, control: messages_pb2.Control) -> None:
         async def publish() -> None:
@@ -107,7 +101,52 @@ class Publisher:
                 amqp.encode(control, headers={"run_id": control.run_id}), routing_key=""
             )
 
-        await self._publish(publish)
+        await self._bounded(publish)
+
+    async def pop_error(self) -> str | None:
+        """The oldest message on bob.errors, removed from it; None when there is none."""
+
+        async def pop() -> str | None:
+            channel = self._require_channel()
+            queue = await channel.declare_queue(topology.ERRORS_QUEUE, durable=True)
+            message = await queue.get(no_ack=True, fail=False)
+            return message.body.decode("utf-8", "replace") if message else None
+
+        return await self._bounded(pop)
+
+    async def queued_jobs(self, runner_types: set[str]) -> dict[str, int]:
+        """Jobs waiting in the queue of each runner type that has one."""
+
+        async def count() -> dict[str, int]:
+            if not self.connected or self._connection is None:
+                raise QueueUnavailable("Queue is unavailable")
+            depths: dict[str, int] = {}
+            for runner_type in sorted(runner_types):
+                # A passive declare of a missing queue closes its channel: one channel each.
+                channel = await self._connection.channel(publisher_confirms=False)
+                try:
+                    queue = await channel.declare_queue(
+                        topology.job_queue_name(runner_type), passive=True
+                    )
+                    depths[runner_type] = queue.declaration_result.message_count or 0
+                except aio_pika.exceptions.ChannelClosed:
+                    continue
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+            return depths
+
+        return await self._bounded(count)
+
+    async def _bounded(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Runs one broker exchange within the deadline; a nack means the queue is full."""
+        try:
+            async with asyncio.timeout(self._settings.grpc_timeout_s):
+                return await work()
+        except aio_pika.exceptions.DeliveryError as exc:
+            raise QueueFull(str(exc)) from exc
+        except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
+            raise QueueUnavailable(f"Queue did not answer in time: {exc!r}") from exc
 
     async def close(self) -> None:
         if self._connector:

@@ -40,7 +40,8 @@ class CommonSettings:
     queue_url: str = field(repr=False)
     entities_addr: str
     log_level: str
-    # Deadline of every gRPC call to entities, so callers answer instead of hanging.
+    # Deadline of every gRPC call to entities (and of a publish confirm), so callers answer
+    # instead of hanging: the API answers 503 within 5 s when a backend is down.
     grpc_timeout_s: float
     # Bound of each bob.jobs.<type> queue; publishes beyond it are rejected (back-pressure).
     queue_max_jobs: int
@@ -51,7 +52,7 @@ class CommonSettings:
             queue_url=_get(env, "BOB_QUEUE_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             entities_addr=_get(env, "BOB_ENTITIES_ADDR", "127.0.0.1:7778"),
             log_level=_get(env, "BOB_LOG_LEVEL", "INFO").upper(),
-            grpc_timeout_s=_get(env, "BOB_GRPC_TIMEOUT_S", 5.0),
+            grpc_timeout_s=_get(env, "BOB_GRPC_TIMEOUT_S", 4.0),
             queue_max_jobs=_get(env, "BOB_QUEUE_MAX_JOBS", 10000),
         )
 

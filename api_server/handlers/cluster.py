@@ -1,20 +1,55 @@
-"""Cluster health."""
+"""Cluster health and the runners it has seen."""
 
 from __future__ import annotations
 
-from api_server import backends
-from api_server.problems import unavailable
+import asyncio
+
+import httpx
+from google.protobuf import empty_pb2
+
+from api_server import backends, convert
+from api_server.problems import ApiError, unavailable
 
 HEALTHY = "Yes we can! 🔨 🔨"
+
+
+async def _plugin_healthy(b: backends.Backends, url: str) -> bool:
+    try:
+        response = await b.http.get(f"{url.rstrip('/')}/ping")
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+async def _unhealthy_plugins(b: backends.Backends) -> list[str]:
+    """Providers and stores whose GET /ping fails, pinged concurrently."""
+    empty = empty_pb2.Empty()
+    providers, stores = await asyncio.gather(
+        b.rpc("ListResourceProviders", empty), b.rpc("ListArtifactStores", empty)
+    )
+    plugins = [(f"resource provider {p.name}", p.url) for p in providers.plugins]
+    plugins += [(f"artifact store {p.name}", p.url) for p in stores.plugins]
+    results = await asyncio.gather(*(_plugin_healthy(b, url) for _, url in plugins))
+    return [label for (label, _), healthy in zip(plugins, results, strict=True) if not healthy]
 
 
 async def health_check():
     b = backends.current()
     unhealthy = []
-    if not await b.entities_healthy():
-        unhealthy.append("entities")
     if not b.publisher.connected:
         unhealthy.append("queue")
+    if not await b.entities_healthy():
+        unhealthy.append("entities")
+    else:
+        try:
+            unhealthy += await _unhealthy_plugins(b)
+        except ApiError:
+            unhealthy.append("entities")
     if unhealthy:
         raise unavailable(f"Health check failed: {', '.join(unhealthy)} not healthy")
     return {"message": HEALTHY}, 200
+
+
+async def cluster_info():
+    reply = await backends.current().rpc("ListRunners", empty_pb2.Empty())
+    return {"message": {"runners": [convert.runner(r) for r in reply.runners]}}, 200

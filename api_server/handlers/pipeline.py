@@ -15,13 +15,6 @@ log = logging.getLogger(__name__)
 
 OK = {"message": "Ok"}
 DEFAULT_RUNNER_TYPE = "docker"
-ACTIVE = {
-    messages_pb2.PENDING,
-    messages_pb2.INITIALIZING,
-    messages_pb2.RUNNING,
-    messages_pb2.PAUSED,
-}
-TERMINAL = {messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED}
 
 
 async def pipeline_create(group: str, name: str, body: dict):
@@ -51,7 +44,7 @@ async def pipeline_delete(group: str, name: str):
         if err.status != 422:
             raise
         runs = await b.rpc("ListRuns", ref)
-        active = [r.id for r in runs.runs if r.status in ACTIVE]
+        active = [r.id for r in runs.runs if r.status in convert.ACTIVE]
         message = {
             "error": "Pipeline has active runs. Wait for them to finish or stop them.",
             "runs": active,
@@ -110,7 +103,7 @@ async def pipeline_start(group: str, name: str, body: dict | None = None):
     return {"message": job.run_id}, 202
 
 
-async def _run_of(group: str, name: str, run_id: str) -> entities_pb2.Run:
+async def run_of(group: str, name: str, run_id: str) -> entities_pb2.Run:
     run = await backends.current().rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
     if (run.group, run.name) != (group, name):
         raise ApiError(404, f"Run {run_id} is not a run of pipeline {group}/{name}")
@@ -118,16 +111,43 @@ async def _run_of(group: str, name: str, run_id: str) -> entities_pb2.Run:
 
 
 async def pipeline_stop(group: str, name: str, id_: str):
-    run = await _run_of(group, name, id_)
-    if run.status in TERMINAL:
-        raise ApiError(422, f"Run {id_} has already ended: {convert.status_name(run.status)}")
+    b = backends.current()
+    await run_of(group, name, id_)
+    # Entities stops a pending run itself (it will never start) and refuses an ended one.
+    reply = await b.rpc("StopRun", entities_pb2.RunRef(run_id=id_))
+    if reply.broadcast:
+        await _control(id_, messages_pb2.STOP)
+    return OK, 202
+
+
+async def _control(run_id: str, action: int) -> None:
     try:
         await backends.current().publisher.publish_control(
-            messages_pb2.Control(run_id=id_, action=messages_pb2.STOP)
+            messages_pb2.Control(run_id=run_id, action=action)
         )
     except (QueueFull, QueueUnavailable) as exc:
-        raise unavailable(f"Queue unavailable, the stop was not sent: {exc}") from exc
+        what = messages_pb2.ControlAction.Name(action).lower()
+        raise unavailable(f"Queue unavailable, the {what} was not sent: {exc}") from exc
+
+
+async def run_pause(group: str, name: str, id_: str):
+    run = await run_of(group, name, id_)
+    if run.status != messages_pb2.RUNNING:
+        raise ApiError(422, f"Run {id_} is {convert.status_name(run.status)}, not running")
+    await _control(id_, messages_pb2.PAUSE)
     return OK, 202
+
+
+async def run_unpause(group: str, name: str, id_: str):
+    run = await run_of(group, name, id_)
+    if run.status != messages_pb2.PAUSED:
+        raise ApiError(422, f"Run {id_} is {convert.status_name(run.status)}, not paused")
+    await _control(id_, messages_pb2.RESUME)
+    return OK, 202
+
+
+async def run_get(group: str, name: str, id_: str):
+    return {"message": convert.run_detail(await run_of(group, name, id_))}, 200
 
 
 async def pipeline_status(id_: str):

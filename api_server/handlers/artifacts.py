@@ -1,0 +1,46 @@
+"""Artifacts, streamed from the artifact store that holds them."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from google.protobuf import empty_pb2
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+
+from api_server import backends
+from api_server.handlers.pipeline import run_of
+from api_server.problems import ApiError, unavailable
+
+log = logging.getLogger(__name__)
+
+
+async def pipeline_artifact_fetch(
+    group: str, name: str, id_: str, store_name: str, artifact_name: str
+):
+    b = backends.current()
+    await run_of(group, name, id_)
+    stores = await b.rpc("ListArtifactStores", empty_pb2.Empty())
+    store = next((s for s in stores.plugins if s.name == store_name), None)
+    if store is None:
+        raise ApiError(404, f"Artifact store {store_name} is not registered")
+    url = f"{store.url.rstrip('/')}/bob_artifact/{group}/{name}/{id_}/{artifact_name}"
+    try:
+        response = await b.http.send(b.http.build_request("GET", url), stream=True)
+    except httpx.HTTPError as exc:
+        raise unavailable(f"Artifact store {store_name} is unreachable: {exc}") from exc
+    if response.status_code != 200:
+        await response.aclose()
+        if response.status_code == 404:
+            raise ApiError(
+                404, f"Artifact {artifact_name} of run {id_} not found in store {store_name}"
+            )
+        log.warning("artifact store %s answered %d for %s", store_name, response.status_code, url)
+        raise ApiError(502, f"Artifact store {store_name} answered {response.status_code}")
+    # Streamed chunk by chunk: an artifact is never held whole in memory.
+    return StreamingResponse(
+        response.aiter_raw(),
+        media_type="application/tar",
+        background=BackgroundTask(response.aclose),
+    )

@@ -1,0 +1,111 @@
+"""System errors, Prometheus metrics and CCTray: what watches the cluster reads."""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+
+from connexion import request
+from connexion.lifecycle import ConnexionResponse
+from google.protobuf import empty_pb2
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from api_server import backends, convert
+from api_server.problems import unavailable
+from api_server.publisher import QueueUnavailable
+from bob_pb import entities_pb2, messages_pb2
+
+# CCTray knows Success, Failure, Exception and Unknown.
+CCTRAY_STATUS = {
+    messages_pb2.PASSED: "Success",
+    messages_pb2.FAILED: "Failure",
+    messages_pb2.STOPPED: "Unknown",
+}
+
+
+async def get_error():
+    try:
+        text = await backends.current().publisher.pop_error()
+    except QueueUnavailable as exc:
+        raise unavailable(f"Queue unavailable: {exc}") from exc
+    return {"message": text or ""}, 200
+
+
+class _Snapshot:
+    """A one-shot collector: the figures gathered for one scrape."""
+
+    def __init__(self, stats: entities_pb2.Stats, runners, queued: dict[str, int]) -> None:
+        self._stats = stats
+        self._runners = runners
+        self._queued = queued
+
+    def collect(self):
+        runs = GaugeMetricFamily("bob_runs", "Runs by status", labels=["status"])
+        for status in messages_pb2.RunStatus.keys()[1:]:
+            runs.add_metric([status.lower()], self._stats.runs_by_status.get(status.lower(), 0))
+        yield runs
+        yield GaugeMetricFamily("bob_pipelines", "Pipelines", value=self._stats.pipelines)
+        yield GaugeMetricFamily("bob_log_lines", "Log lines stored", value=self._stats.log_lines)
+        yield CounterMetricFamily(
+            "bob_events_applied",
+            "Run events applied by entities since it started",
+            value=self._stats.events_applied,
+        )
+        queued = GaugeMetricFamily(
+            "bob_queued_jobs", "Jobs waiting in the queue, by runner type", labels=["runner_type"]
+        )
+        for runner_type, depth in sorted(self._queued.items()):
+            queued.add_metric([runner_type], depth)
+        yield queued
+        runners = GaugeMetricFamily(
+            "bob_runners", "Runners seen, by runner type", labels=["runner_type"]
+        )
+        by_type: dict[str, int] = {}
+        for runner in self._runners:
+            by_type[runner.runner_type] = by_type.get(runner.runner_type, 0) + 1
+        for runner_type, count in sorted(by_type.items()):
+            runners.add_metric([runner_type], count)
+        yield runners
+
+
+async def get_metrics():
+    b = backends.current()
+    stats, runners = await asyncio.gather(
+        b.rpc("GetStats", empty_pb2.Empty()), b.rpc("ListRunners", empty_pb2.Empty())
+    )
+    types = {r.runner_type for r in runners.runners} | {"docker"}
+    try:
+        queued = await b.publisher.queued_jobs(types)
+    except QueueUnavailable as exc:
+        raise unavailable(f"Queue unavailable: {exc}") from exc
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(stats, list(runners.runners), queued))
+    return ConnexionResponse(
+        status_code=200, body=generate_latest(registry), content_type=CONTENT_TYPE_LATEST
+    )
+
+
+def _project(stored: entities_pb2.StoredPipeline, base_url: str) -> ET.Element:
+    run = stored.last_run if stored.HasField("last_run") else None
+    when = run and (run.completed_at_ms or run.started_at_ms or run.created_at_ms)
+    return ET.Element(
+        "Project",
+        {
+            "name": f"{stored.group}:{stored.name}",
+            "activity": "Building" if run and run.status in convert.ACTIVE else "Sleeping",
+            "lastBuildStatus": CCTRAY_STATUS.get(run.status, "Unknown") if run else "Unknown",
+            "lastBuildLabel": run.id if run else "",
+            "lastBuildTime": (convert.timestamp(when) or "") if run else "",
+            "webUrl": f"{base_url}/pipelines/groups/{stored.group}/names/{stored.name}/runs",
+        },
+    )
+
+
+async def cc_tray():
+    reply = await backends.current().rpc("ListPipelines", entities_pb2.ListPipelinesRequest())
+    base_url = str(request.base_url).rstrip("/")
+    root = ET.Element("Projects")
+    root.extend(_project(p, base_url) for p in reply.pipelines)
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return ConnexionResponse(status_code=200, body=body, content_type="application/xml")
