@@ -36,5 +36,6 @@ def create_app(settings: ApiSettings) -> connexion.AsyncApp:
     app.add_error_handler(problems.ApiError, problems.handle_api_error)
     app.add_error_handler(ProblemException, problems.handle_problem)
     app.add_error_handler(HTTPException, problems.handle_http)
+    app.add_error_handler(UnicodeDecodeError, problems.handle_undecodable)
     app.add_error_handler(Exception, problems.handle_unexpected)
     return app

@@ -83,6 +83,11 @@ def handle_http(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResp
     return _response(exc.status_code, exc.detail, dict(exc.headers or {}))
 
 
+def handle_undecodable(_request: ConnexionRequest, _exc: UnicodeDecodeError) -> ConnexionResponse:
+    """A body that is not UTF-8 (connexion decodes before it parses JSON)."""
+    return _response(400, "Request body is not valid UTF-8 JSON")
+
+
 def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.exception("unhandled error", exc_info=exc)
     return _response(500, "Internal server error")

@@ -116,20 +116,25 @@ class Cluster:
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float) -> None:
+        self.wait_url(f"{self.api_url}/can-we-build-it", timeout, self.services)
+
+    @staticmethod
+    def wait_url(url: str, timeout: float, services: list[Service] = ()) -> None:
+        """Waits until GET url answers 200, failing early when a service has exited."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            dead = [s.name for s in self.services if not s.alive]
+            dead = [s.name for s in services if not s.alive]
             if dead:
                 raise RuntimeError(f"{', '.join(dead)} exited during start-up")
             try:
-                with urllib.request.urlopen(f"{self.api_url}/can-we-build-it", timeout=5) as r:
+                with urllib.request.urlopen(url, timeout=5) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, OSError) as exc:
                 last = str(exc)
             time.sleep(0.2)
-        raise RuntimeError(f"cluster not healthy after {timeout}s: {last}")
+        raise RuntimeError(f"{url} not healthy after {timeout}s: {last}")
 
     def stop(self) -> None:
         """Runners first (they drain), then the API, then entities, each with a grace."""

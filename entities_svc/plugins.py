@@ -25,7 +25,11 @@ class Plugin:
 def _check(plugin: Plugin) -> None:
     if not plugin.name:
         raise Invalid("Plugin name must not be empty")
-    parsed = urlparse(plugin.url)
+    try:
+        parsed = urlparse(plugin.url)
+        parsed.port  # noqa: B018 - raises ValueError for a malformed host or port
+    except ValueError:
+        raise Invalid(f"Plugin url {plugin.url!r} is not a valid URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise Invalid(f"Plugin url must be an http(s) URL, got {plugin.url!r}")
 

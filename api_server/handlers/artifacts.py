@@ -28,7 +28,7 @@ async def pipeline_artifact_fetch(
     url = f"{store.url.rstrip('/')}/bob_artifact/{group}/{name}/{id_}/{artifact_name}"
     try:
         response = await b.http.send(b.http.build_request("GET", url), stream=True)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise unavailable(f"Artifact store {store_name} is unreachable: {exc}") from exc
     if response.status_code != 200:
         await response.aclose()

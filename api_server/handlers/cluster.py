@@ -16,7 +16,7 @@ HEALTHY = "Yes we can! 🔨 🔨"
 async def _plugin_healthy(b: backends.Backends, url: str) -> bool:
     try:
         response = await b.http.get(f"{url.rstrip('/')}/ping")
-    except httpx.HTTPError:
+    except (httpx.HTTPError, httpx.InvalidURL):
         return False
     return response.status_code == 200
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bob_common.config import CommonSettings
 from devcluster.cluster import Cluster, free_port
 from tests.conftest import fresh_vhost
 from tests.waiting import wait_until
@@ -20,8 +21,10 @@ TERMINAL = {"passed", "failed", "stopped"}
 class Bob:
     """A user's view of a running cluster: its HTTP API, and its logs when things fail."""
 
-    def __init__(self, cluster: Cluster, log_path: Path, runner_id: str) -> None:
+    def __init__(self, cluster: Cluster, log_path: Path, runner_id: str, queue_url: str) -> None:
         self.cluster = cluster
+        self.queue_url = queue_url
+        self.queue_max_jobs = CommonSettings.from_env(cluster.api.env).queue_max_jobs
         self.log_path = log_path
         self.runner_id = runner_id
         self.http = httpx.Client(base_url=cluster.api_url, timeout=30)
@@ -53,6 +56,14 @@ class Bob:
             terminal, timeout=timeout, what=f"run {run_id} to end", describe=self.logs_tail
         )
 
+    def wait_status(self, run_id: str, status: str, timeout: float = 60) -> str:
+        return wait_until(
+            lambda: self.status(run_id) == status and status,
+            timeout=timeout,
+            what=f"run {run_id} to be {status}",
+            describe=self.logs_tail,
+        )
+
     def log_lines(self, run_id: str) -> list[str]:
         r = self.http.get(f"/pipelines/logs/runs/{run_id}/offset/0/lines/10000")
         assert r.status_code == 200, r.text
@@ -81,7 +92,7 @@ def bob(rabbitmq_available, docker_client, tmp_path_factory) -> Iterator[Bob]:
                 cluster.stop()
                 sink.flush()
                 pytest.fail(f"cluster did not start:\n{log_path.read_text()[-4000:]}")
-            bob = Bob(cluster, log_path, runner_id)
+            bob = Bob(cluster, log_path, runner_id, queue_url)
             try:
                 yield bob
             finally:

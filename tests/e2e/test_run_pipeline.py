@@ -117,8 +117,8 @@ def test_image_that_cannot_be_pulled_fails_the_run_with_a_log_line_saying_why(bo
     run_id = bob.start("dev", unique)
 
     assert bob.wait_terminal(run_id, timeout=30) == "failed"
-    assert any(image in line and "pull" in line for line in bob.log_lines(run_id)), (
-        bob.log_lines(run_id)
+    assert any(image in line and "pull" in line for line in bob.log_lines(run_id)), bob.log_lines(
+        run_id
     )
 
 
