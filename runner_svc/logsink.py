@@ -80,6 +80,9 @@ class LogSink:
         self._handoff: concurrent.futures.Future[None] | None = None  # guarded by _lock
         self._aborted = False  # guarded by _lock
         self._ended = False  # the end marker is queued; event loop only
+        # Batches taken by _enqueue that batches() has not taken from the queue yet; event
+        # loop only. While any are in flight, lines still collecting are later than they.
+        self._in_flight = 0
 
     # --- reader thread -------------------------------------------------------------
 
@@ -122,7 +125,9 @@ class LogSink:
     async def _enqueue(self, end: bool) -> None:
         # Taking the lines and queueing them happen on the loop, in this order, so a batch
         # taken by batches() after an idle flush_s can never overtake an earlier one.
-        for batch in self._take(whole_only=not end):
+        taken = self._take(whole_only=not end)
+        self._in_flight += len(taken)
+        for batch in taken:
             await self._queue.put(batch)
         if end:
             self._ended = True
@@ -146,12 +151,16 @@ class LogSink:
                     batch = await self._queue.get()
             except TimeoutError:
                 # Nothing handed over for flush_s: send what the thread has collected so
-                # far, so a slowly printing step is still seen live.
-                for batch in self._take():
-                    yield batch
+                # far, so a slowly printing step is still seen live. Not while a hand-over
+                # is in flight, though: the timeout may strike just as a batch is queued
+                # (the batch stays queued), and the lines collected since come after it.
+                if not self._in_flight:
+                    for batch in self._take():
+                        yield batch
                 continue
             if batch is None:
                 return
+            self._in_flight -= 1
             yield batch
 
     def ensure_ended(self) -> None:

@@ -168,3 +168,33 @@ def test_batches_end_when_the_writer_fails_before_it_could_close():
         assert await asyncio.wait_for(batches, 5) == []
 
     asyncio.run(scenario())
+
+
+def test_lines_keep_their_order_when_idle_flushes_race_with_full_batches():
+    # A flush_s so short that the idle flush often strikes just as a full batch is handed
+    # over: the lines collected meanwhile must still come after that batch.
+    total = 2000
+
+    async def scenario() -> list[int]:
+        sink = LogSink(asyncio.get_running_loop(), batch_lines=50, flush_s=0.0005, max_pending=2)
+
+        def reader() -> None:
+            chunk = b""
+            for i in range(total):
+                chunk += b"%d\n" % i
+                if len(chunk) > 300:
+                    sink.write(OUT, chunk)
+                    chunk = b""
+            sink.write(OUT, chunk)
+            sink.close()
+
+        thread = _in_thread(reader)
+        seen = []
+        async for batch in sink.batches():
+            seen.extend(int(text) for _, text in batch)
+            await asyncio.sleep(0)
+        await asyncio.to_thread(thread.join, 5)
+        return seen
+
+    for _ in range(100):
+        assert asyncio.run(scenario()) == list(range(total))
