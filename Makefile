@@ -31,8 +31,10 @@ lint: $(STAMP)
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Not part of `make test`: prints each figure beside its floor, writes bench/results.json.
 bench: setup
-	$(PY) -m bench
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data

@@ -1,0 +1,234 @@
+"""Scenarios 4-6: a million log lines, status under concurrent load, queueing 10,000 starts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from peewee import chunked
+
+from bench.harness import IMAGE, cluster, create_pipeline, rss_mb, start, wait_terminal
+from bench.report import Row
+from devcluster.cluster import Cluster, free_port
+from entities_svc import db, models, progress
+
+LINE_BYTES = 100
+
+
+def _insert_floor(path: Path, lines: int) -> float:
+    """Seconds to insert `lines` log lines with batched peewee inserts, as entities stores them."""
+    database = db.open_database(f"sqlite:///{path}")
+    try:
+        models.Pipeline.create(group="bench", name="floor", definition="{}")
+        models.Run.create(
+            id="r-floor",
+            group="bench",
+            name="floor",
+            status=3,
+            runner_type="docker",
+            created_at_ms=0,
+            pipeline="{}",
+        )
+        text = "0" * (LINE_BYTES - 1)
+        began = time.perf_counter()
+        for batch in chunked(range(lines), 10_000):
+            rows = [{"run": "r-floor", "line_no": n, "text": text, "stream": 1} for n in batch]
+            with database.atomic():
+                for chunk in chunked(rows, progress.INSERT_CHUNK):
+                    models.LogLine.insert_many(chunk).execute()
+        return time.perf_counter() - began
+    finally:
+        db.close_database(database)
+
+
+def logs(workdir: Path, lines: int) -> list[Row]:
+    floor_s = _insert_floor(workdir / "floor.db", lines)
+    # awk prints `lines` lines of 99 digits and a newline: 100 bytes each.
+    cmd = f"awk 'BEGIN {{ for (i = 1; i <= {lines}; i++) printf \"%0{LINE_BYTES - 1}d\\n\", i }}'"
+    last = f"{lines:0{LINE_BYTES - 1}d}"
+    with cluster(workdir / "logs") as c, httpx.Client(base_url=c.api_url, timeout=60) as http:
+        create_pipeline(http, "chatty", {"image": IMAGE, "steps": [{"cmd": cmd}]})
+        began = time.perf_counter()
+        run_id = start(http, "chatty")
+        status = wait_terminal(http, run_id, timeout=1800)
+        while True:
+            window = http.get(f"/pipelines/logs/runs/{run_id}/offset/{lines - 1}/lines/100")
+            if last in window.json()["message"]:
+                break
+            time.sleep(0.05)
+        took = time.perf_counter() - began
+        runner_peak = rss_mb(c.runners[0].process.pid)[1]
+        entities_peak = rss_mb(c.entities.process.pid)[1]
+    ours, floor = lines / took, lines / floor_s
+    return [
+        Row(
+            "4 logs",
+            f"{lines:,} lines readable ({status})",
+            ours,
+            "lines/s",
+            floor,
+            ours / floor,
+            ">= 0.8x floor",
+            ours / floor >= 0.8 and status == "passed",
+        ),
+        Row("4 logs", "time until all readable", took, "s"),
+        Row(
+            "4 logs",
+            "runner peak RSS",
+            runner_peak,
+            "MB",
+            target="<= 150 MB",
+            met=runner_peak <= 150,
+        ),
+        Row(
+            "4 logs",
+            "entities peak RSS",
+            entities_peak,
+            "MB",
+            target="<= 200 MB",
+            met=entities_peak <= 200,
+        ),
+    ]
+
+
+def _populate_runs(path: Path, count: int) -> str:
+    database = db.open_database(f"sqlite:///{path}")
+    try:
+        definition = json.dumps({"image": IMAGE, "steps": [{"cmd": "true"}]})
+        models.Pipeline.create(group="bench", name="many", definition=definition)
+        ids = [f"r-{uuid.uuid4()}" for _ in range(count)]
+        with database.atomic():
+            for chunk in chunked(ids, 500):
+                models.Run.insert_many(
+                    [
+                        {
+                            "id": run_id,
+                            "group": "bench",
+                            "name": "many",
+                            "status": 5,
+                            "runner_type": "docker",
+                            "created_at_ms": n,
+                            "pipeline": definition,
+                        }
+                        for n, run_id in enumerate(chunk)
+                    ]
+                ).execute()
+        return ids[count // 2]
+    finally:
+        db.close_database(database)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, seconds: int, connections: int = 16) -> tuple[float, float]:
+    """(requests/s, p99 latency in ms) from wrk."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors.group(1)} error responses from {url}")
+    return rps, float(value) * _UNITS[unit]
+
+
+def api_status_load(workdir: Path, runs: int, seconds: int) -> list[Row]:
+    port = free_port()
+    hello = subprocess.Popen(
+        [sys.executable, "-m", "bench.hello_app", str(port), str(workdir / "hello.yaml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        Cluster.wait_url(f"http://127.0.0.1:{port}/hello/x", 30)
+        floor_rps, floor_p99 = wrk(f"http://127.0.0.1:{port}/hello/x", seconds)
+    finally:
+        hello.terminate()
+        hello.wait(15)
+    path = workdir / "api" / "bob.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run_id = _populate_runs(path, runs)
+    with cluster(workdir / "api", runners=0, db_path=path) as c:
+        rps, p99 = wrk(f"{c.api_url}/pipelines/status/runs/{run_id}", seconds)
+    ratio = rps / floor_rps
+    return [
+        Row(
+            "5 api",
+            f"GET status, 16 conns, {runs:,} runs",
+            rps,
+            "req/s",
+            floor_rps,
+            ratio,
+            ">= 0.7x floor",
+            ratio >= 0.7,
+        ),
+        Row("5 api", "p99 latency", p99, "ms", floor_p99, p99 / floor_p99),
+    ]
+
+
+async def _start_many(url: str, name: str, count: int, concurrency: int) -> int:
+    accepted = 0
+    todo = iter(range(count))
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+
+        async def worker() -> None:
+            nonlocal accepted
+            for _ in todo:
+                r = await http.post(f"/pipelines/start/groups/bench/names/{name}")
+                accepted += r.status_code == 202
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return accepted
+
+
+def queueing(workdir: Path, count: int) -> list[Row]:
+    env = {"BOB_QUEUE_MAX_JOBS": str(count * 2)}
+    with (
+        cluster(workdir / "queueing", runners=0, extra_env=env) as c,
+        httpx.Client(base_url=c.api_url, timeout=30) as http,
+    ):
+        create_pipeline(http, "queued", {"image": IMAGE, "steps": [{"cmd": "true"}]})
+        start(http, "queued")  # warm-up: connections and queue declared
+        services = {"api": c.api, "entities": c.entities}
+        before = {name: rss_mb(s.process.pid)[0] for name, s in services.items()}
+        began = time.perf_counter()
+        accepted = asyncio.run(_start_many(c.api_url, "queued", count, 16))
+        took = time.perf_counter() - began
+        after = {name: rss_mb(s.process.pid)[0] for name, s in services.items()}
+    rows = [
+        Row(
+            "6 queueing",
+            f"{count:,} starts ({accepted:,} accepted), no runner",
+            accepted / took,
+            "starts/s",
+            met=accepted == count,
+            target="all accepted",
+        )
+    ]
+    for name in services:
+        growth = after[name] / before[name]
+        rows.append(
+            Row(
+                "6 queueing",
+                f"{name} RSS before -> after",
+                after[name],
+                "MB",
+                before[name],
+                growth,
+                "flat within 20%",
+                growth <= 1.2,
+            )
+        )
+    return rows
