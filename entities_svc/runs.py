@@ -8,7 +8,8 @@ import re
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from peewee import fn
@@ -53,9 +54,10 @@ class RunInfo:
     created_at_ms: int
     started_at_ms: int
     completed_at_ms: int
-    # The definition the run executes: the pipeline's when the run was accepted.
-    pipeline: dict[str, Any]
     steps: tuple[Step, ...] = ()
+    # The definition the run executes (the pipeline's when the run was accepted); loaded
+    # only where a job is built from it.
+    pipeline: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class Claim:
     status: RunStatus
 
 
-def _to_domain(row: Run, steps: tuple[Step, ...] = ()) -> RunInfo:
+def _to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = False) -> RunInfo:
     return RunInfo(
         id=row.id,
         group=row.group,
@@ -79,8 +81,8 @@ def _to_domain(row: Run, steps: tuple[Step, ...] = ()) -> RunInfo:
         created_at_ms=row.created_at_ms,
         started_at_ms=row.started_at_ms,
         completed_at_ms=row.completed_at_ms,
-        pipeline=json.loads(row.pipeline),
         steps=steps,
+        pipeline=json.loads(row.pipeline) if with_pipeline else None,
     )
 
 
@@ -128,7 +130,7 @@ def create_run(group: str, name: str, runner_type: str = "") -> RunInfo:
             pipeline=pipeline.definition,
         )
     log.info("run %s of %s/%s is pending for %s runners", row.id, group, name, runner_type)
-    return _to_domain(row)
+    return _to_domain(row, with_pipeline=True)
 
 
 def discard_run(run_id: str) -> None:
@@ -174,9 +176,53 @@ def claim_run(run_id: str, attempt: int, runner_id: str) -> Claim:
     return Claim(False, reason, status)
 
 
+# Columns of RunInfo, in its field order (without steps and pipeline).
+_INFO_COLUMNS = (
+    Run.id,
+    Run.group,
+    Run.name,
+    Run.status,
+    Run.reason,
+    Run.runner_type,
+    Run.runner_id,
+    Run.attempt,
+    Run.created_at_ms,
+    Run.started_at_ms,
+    Run.completed_at_ms,
+)
+_NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING)
+_compiled_sql: dict[tuple[int, str], str] = {}
+
+
+def _compiled(name: str, build: Callable[[], Any]) -> str:
+    """The SQL text of a query, built once per database. The status of a run is the API's
+    hottest read, and peewee would otherwise rebuild the same SQL on every call."""
+    key = (id(database.obj), name)
+    sql = _compiled_sql.get(key)
+    if sql is None:
+        sql, _ = build().sql()
+        _compiled_sql[key] = sql
+    return sql
+
+
 def get_run(run_id: str) -> RunInfo:
-    row = find_row(run_id)
-    return _to_domain(row, _steps_of([run_id]).get(run_id, ()))
+    by_id = _compiled("run by id", lambda: Run.select(*_INFO_COLUMNS).where(Run.id == ""))
+    found = database.execute_sql(by_id, (run_id,)).fetchone()
+    if found is None:
+        raise NotFound(f"Run {run_id} not found")
+    info = RunInfo(*found[:3], RunStatus(found[3]), *found[4:])
+    if info.status in _NO_STEPS_YET:
+        return info
+    steps_of = _compiled(
+        "steps of run",
+        lambda: (
+            StepResult.select(StepResult.index, StepResult.exit_code, StepResult.duration_ms)
+            .where(StepResult.run == "")
+            .order_by(StepResult.index)
+        ),
+    )
+    steps = tuple(Step(*row) for row in database.execute_sql(steps_of, (run_id,)))
+    return replace(info, steps=steps)
 
 
 def list_runs(group: str, name: str) -> list[RunInfo]:

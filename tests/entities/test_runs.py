@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 import threading
 
@@ -8,6 +9,7 @@ import pytest
 from entities_svc import pipelines, runners, runs
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import RunStatus
+from entities_svc.models import Run
 from entities_svc.models import database as bound_database
 from entities_svc.progress import apply_events
 from tests.entities.support import PIPELINE, log_event, status_event
@@ -22,7 +24,9 @@ def test_create_records_a_pending_first_attempt_with_a_pipeline_snapshot(pipelin
     assert stored.status is RunStatus.PENDING
     assert (stored.attempt, stored.runner_type, stored.runner_id) == (1, "docker", "")
     assert stored.created_at_ms > 0 and stored.started_at_ms == stored.completed_at_ms == 0
-    assert stored.pipeline == PIPELINE
+    # The job carries the snapshot, and the run keeps it whatever the pipeline becomes
+    assert run.pipeline == PIPELINE
+    assert json.loads(Run.get(Run.id == run.id).pipeline) == PIPELINE
 
 
 def test_create_routes_to_a_runner_type_once_a_runner_of_it_was_seen(pipeline):
