@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from peewee import chunked
 
@@ -30,8 +31,9 @@ class StatusChange:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
+    # A tuple, not a dataclass: a step may print millions of lines, and a tuple is the row
+    # the database takes as it is.
     line_no: int
     text: str
     # bob.v1.LogStream value.
@@ -70,6 +72,26 @@ class Outcome:
     unknown_run: int = 0
 
 
+_insert_sql: dict[int, str] = {}
+
+
+def _insert_lines(rows: list[tuple[str, int, str, int]]) -> None:
+    """Inserts (run_id, line_no, text, stream) rows, skipping those already stored, with
+    one statement prepared once and executemany: log lines are the bulk of all writes, and
+    peewee's per-row value handling cost more than the database itself."""
+    if not rows:
+        return
+    sql = _insert_sql.get(id(database.obj))
+    if sql is None:
+        query = LogLine.insert(run="", line_no=0, text="", stream=0).on_conflict_ignore()
+        sql = _insert_sql[id(database.obj)] = query.sql()[0]
+    cursor = database.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
 def apply_events(events: list[RunEvent]) -> Outcome:
     """Applies a batch in one transaction: either every effect is durable or none is.
     Events of one run are applied in seq order whatever order they arrived in."""
@@ -79,7 +101,7 @@ def apply_events(events: list[RunEvent]) -> Outcome:
         by_run[event.run_id].append(event)
     with database.atomic():
         rows = {row.id: row for row in Run.select().where(Run.id.in_(list(by_run)))}
-        lines: list[dict[str, object]] = []
+        lines: list[tuple[str, int, str, int]] = []
         steps: list[dict[str, object]] = []
         for run_id, run_events in by_run.items():
             row = rows.get(run_id)
@@ -88,8 +110,7 @@ def apply_events(events: list[RunEvent]) -> Outcome:
                 outcome.unknown_run += len(run_events)
                 continue
             _apply_run(row, sorted(run_events, key=lambda e: e.seq), outcome, lines, steps)
-        for chunk in chunked(lines, INSERT_CHUNK):
-            LogLine.insert_many(chunk).on_conflict_ignore().execute()
+        _insert_lines(lines)
         for chunk in chunked(steps, INSERT_CHUNK):
             StepResult.insert_many(chunk).on_conflict_ignore().execute()
         for row in rows.values():
@@ -102,7 +123,7 @@ def _apply_run(
     row: Run,
     events: list[RunEvent],
     outcome: Outcome,
-    lines: list[dict[str, object]],
+    lines: list[tuple[str, int, str, int]],
     steps: list[dict[str, object]],
 ) -> None:
     skipped: Counter[str] = Counter()
@@ -124,10 +145,7 @@ def _apply_run(
         if isinstance(body, StatusChange):
             _change_status(row, event, body)
         elif isinstance(body, LogLines):
-            lines.extend(
-                {"run": row.id, "line_no": ln.line_no, "text": ln.text, "stream": ln.stream}
-                for ln in body.lines
-            )
+            lines.extend((row.id, *line) for line in body.lines)
         else:
             steps.append(
                 {
