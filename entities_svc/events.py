@@ -26,6 +26,10 @@ Item = progress.RunEvent | runners.Heartbeat
 SERVICE = "entities"
 # How long a batch waits for more deliveries once its first one has arrived.
 LINGER_S = 0.005
+# A batch also stops at this many bytes of message bodies: a batch of log events of 1,000
+# lines each would otherwise hold hundreds of thousands of lines in memory at once.
+BATCH_BYTES = 4 * 1024 * 1024
+MAX_PREFETCH = 200
 CONNECT_TIMEOUT_S = 10.0
 RETRY_MAX_S = 30.0
 MAX_INT64 = 2**63 - 1
@@ -87,8 +91,9 @@ class EventConsumer:
         self._name = connection_name
         self._db = db
         self._batch_max = max(1, batch_max)
-        # A little more than a batch, so the next one is arriving while one commits.
-        self.prefetch = self._batch_max + max(1, self._batch_max // 2)
+        # A little more than a batch, so the next one is arriving while one commits; and
+        # bounded, since unacked deliveries (up to ~100 KB each) sit in this process.
+        self.prefetch = min(self._batch_max + max(1, self._batch_max // 2), MAX_PREFETCH)
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
@@ -152,8 +157,8 @@ class EventConsumer:
         self._inbox.put_nowait(message)
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
-        """Up to batch_max deliveries: the first to come, and what follows within LINGER_S.
-        Empty once stop() was called."""
+        """Up to batch_max deliveries or BATCH_BYTES of them: the first to come, and what
+        follows within LINGER_S. Empty once stop() was called."""
         if self._inbox.empty():
             getter = asyncio.ensure_future(self._inbox.get())
             stopper = asyncio.ensure_future(self._stopping.wait())
@@ -168,9 +173,11 @@ class EventConsumer:
         else:
             batch = []
         lingered = False
-        while len(batch) < self._batch_max:
+        size = sum(len(m.body) for m in batch)
+        while len(batch) < self._batch_max and size < BATCH_BYTES:
             if not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
+                size += len(batch[-1].body)
             elif lingered:
                 break
             else:
