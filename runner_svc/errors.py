@@ -36,3 +36,14 @@ class EntitiesUnavailable(RunnerError):
 class EventsUnavailable(RunnerError):
     """Raised by RunReporter when an event could not be published before its deadline.
     The run cannot report, so the consumer gives the job up and reports the error."""
+
+
+class TransferFailed(RunnerError):
+    """Raised while placing a resource in a workspace or uploading an artifact from it
+    (plugin unknown or unreachable, HTTP error, path missing). The run fails with
+    str(exc) as its reason."""
+
+
+class ArchiveRejected(TransferFailed):
+    """Raised by tarsafe for an archive that is unsafe, unreadable or over the size
+    limit; nothing of the offending entry has been written. The run fails."""
