@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts what the cluster and its tests need on a fresh Debian machine, as root:
-# RabbitMQ, the Docker engine and busybox-static (the source of the local test image).
+# RabbitMQ, the Docker engine, busybox-static (the source of the local test image) and git.
 # Idempotent: what is installed or running already is left alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +9,8 @@ need=()
 command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
 command -v dockerd >/dev/null || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
+# The reference git resource provider (bob_plugins.resource_git) runs git.
+command -v git >/dev/null || need+=(git)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   apt-get update -qq
