@@ -13,6 +13,7 @@ from bob_common.logs import configure_logging
 from runner_svc.errors import UnknownRunnerType
 from runner_svc.executor import Executor, create_executor
 from runner_svc.service import RunnerService
+from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def main() -> int:
 
 
 async def _serve(settings: RunnerSettings, executor: Executor) -> None:
-    service = RunnerService(settings, executor)
+    service = RunnerService(settings, executor, Tuning())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.request_shutdown, sig.name)

@@ -20,9 +20,13 @@ from bob_pb import messages_pb2
 from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesUnavailable, EventsUnavailable
 from runner_svc.executor import Executor
+from runner_svc.plugins import PluginDirectory
 from runner_svc.reporter import RunReporter
-from runner_svc.run import Run, RunSpec, StepSpec
+from runner_svc.run import Run
 from runner_svc.runlog import run_logger
+from runner_svc.spec import from_job
+from runner_svc.transfer import PluginHttp
+from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
 
@@ -34,30 +38,12 @@ CLAIM_RETRY_BASE_S = 1.0
 CLAIM_RETRY_MAX_S = 30.0
 
 
-def run_spec(job: messages_pb2.Job) -> RunSpec:
-    """The run a job asks for, in the runner's own terms."""
-    pipeline = job.pipeline
-    return RunSpec(
-        run_id=job.run_id,
-        attempt=job.attempt,
-        image=pipeline.image,
-        vars=dict(pipeline.vars),
-        steps=tuple(
-            StepSpec(
-                cmd=step.cmd,
-                vars=dict(step.vars),
-                needs_resource=step.needs_resource,
-                produces_artifact=step.produces_artifact.name,
-            )
-            for step in pipeline.steps
-        ),
-    )
-
-
 @dataclass
 class _Active:
     run: Run
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    # Claimed in entities: executing here, as far as heartbeats are concerned.
+    claimed: bool = False
 
 
 class JobConsumer:
@@ -67,12 +53,17 @@ class JobConsumer:
         *,
         executor: Executor,
         claims: RunClaims,
+        plugins: PluginDirectory,
         events: AbstractExchange,
         channel: AbstractChannel,
+        tuning: Tuning,
     ) -> None:
         self._settings = settings
         self._executor = executor
         self._claims = claims
+        self._plugins = plugins
+        self._http = PluginHttp(tuning.plugin_timeout_s)
+        self._tuning = tuning
         self._events = events
         self._channel = channel
         self._active: dict[str, _Active] = {}
@@ -88,6 +79,10 @@ class JobConsumer:
         """The run with this id if this runner is executing it."""
         active = self._active.get(run_id)
         return active.run if active else None
+
+    def executing(self) -> list[str]:
+        """Ids of the runs claimed here and not ended yet."""
+        return [run_id for run_id, active in self._active.items() if active.claimed]
 
     async def serve(
         self, queue: AbstractQueue, stop: asyncio.Event, hurry: asyncio.Event
@@ -168,7 +163,7 @@ class JobConsumer:
             await current.ended.wait()
             return
         active = _Active(Run(
-            run_spec(job),
+            from_job(job),
             self._executor,
             RunReporter(
                 self._events,
@@ -176,19 +171,23 @@ class JobConsumer:
                 attempt=job.attempt,
                 runner_id=self._settings.runner_id,
             ),
+            plugins=self._plugins,
+            http=self._http,
             batch_lines=self._settings.log_batch_lines,
             flush_s=self._settings.log_flush_s,
+            tuning=self._tuning,
         ))
         # Registered before the claim, so a STOP racing with the claim is not lost.
         self._active[job.run_id] = active
         try:
             async with self._slots:
-                await self._claim_and_execute(active.run, message)
+                await self._claim_and_execute(active, message)
         finally:
             del self._active[job.run_id]
             active.ended.set()
 
-    async def _claim_and_execute(self, run: Run, message: AbstractIncomingMessage) -> None:
+    async def _claim_and_execute(self, active: _Active, message: AbstractIncomingMessage) -> None:
+        run = active.run
         spec = run.spec
         rlog = run_logger(log, spec.run_id)
         try:
@@ -203,6 +202,7 @@ class JobConsumer:
         if not claim.claimed:
             rlog.info("not claimed (%s); acked without running", claim.reason)
             return
+        active.claimed = True
         rlog.info("claimed attempt %d: %d step(s) in %s",
                   spec.attempt, len(spec.steps), spec.image)
         try:

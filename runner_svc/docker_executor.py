@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import posixpath
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -25,7 +26,13 @@ from docker.utils import parse_repository_tag
 
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
-from runner_svc.errors import ExecutorUnavailable, PrepareFailed, RunnerError, StepFailed
+from runner_svc.errors import (
+    ExecutorUnavailable,
+    PrepareFailed,
+    RunnerError,
+    StepFailed,
+    TransferFailed,
+)
 from runner_svc.logsink import LogSink
 from runner_svc.runlog import run_logger
 
@@ -40,6 +47,11 @@ LABEL_RUN = "bob.run_id"
 LABEL_RUNNER = "bob.runner_id"
 # How long an exec may still report Running after its output has ended.
 EXIT_CODE_WAIT_S = 2.0
+# SIGTERM to every process of the container but pid 1 (KEEP_ALIVE) and the kill itself:
+# in a PID namespace, that is exactly the steps' processes. `kill` is a builtin of every
+# /bin/sh.
+TERMINATE = ["/bin/sh", "-c", "kill -TERM -1"]
+ARCHIVE_CHUNK = 64 * 1024
 
 # Everything the docker SDK raises when the engine refuses or cannot be reached.
 DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException, OSError)
@@ -179,6 +191,7 @@ class DockerWorkspace:
         self._api = container.client.api
         self._workdir = workdir
         self._log = run_logger(log, run_id)
+        self._frozen = False
 
     async def exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
         return await self._executor.stream(self._exec, cmd, env, output)
@@ -225,17 +238,84 @@ class DockerWorkspace:
         except DOCKER_ERRORS as exc:  # already gone or stopped: the goal is reached
             self._log.debug("kill: %s", _explain(exc))
 
+    async def terminate(self) -> None:
+        try:
+            if self._frozen:
+                await self.resume()
+            await self._executor.call(self._signal_steps)
+            self._log.info("SIGTERM sent to the processes in container %s",
+                           self._container.short_id)
+        except (RunnerError, *DOCKER_ERRORS) as exc:  # kill() follows anyway
+            self._log.warning("could not send SIGTERM: %s", _explain(exc))
+
+    def _signal_steps(self) -> None:
+        exec_id = self._api.exec_create(self._container.id, TERMINATE)["Id"]
+        self._api.exec_start(exec_id)
+
     async def pause(self) -> None:
         try:
             await self._executor.call(self._container.pause)
         except DOCKER_ERRORS as exc:
             raise RunnerError(f"could not pause: {_explain(exc)}") from exc
+        self._frozen = True
 
     async def resume(self) -> None:
         try:
             await self._executor.call(self._container.unpause)
         except DOCKER_ERRORS as exc:
             raise RunnerError(f"could not resume: {_explain(exc)}") from exc
+        self._frozen = False
+
+    # Transfers block as long as the bytes flow, so they run on the streams pool, like
+    # the steps they alternate with: a run never does both at once.
+
+    async def put_archive(self, archive: Callable[[], Iterator[bytes]]) -> None:
+        await self._executor.stream(self._put, archive)
+
+    def _put(self, archive: Callable[[], Iterator[bytes]]) -> None:
+        failure: list[Exception] = []
+
+        def stream() -> Iterator[bytes]:
+            # The stream's own error (an unsafe entry, a plugin that failed) is the reason
+            # the copy broke off, whatever the engine or HTTP library make of it.
+            try:
+                yield from archive()
+            except Exception as exc:
+                failure.append(exc)
+                raise
+
+        try:
+            self._api.put_archive(self._container.id, self._workdir, stream())
+        except Exception as exc:
+            if failure:
+                raise failure[0] from None
+            if isinstance(exc, DOCKER_ERRORS):
+                raise TransferFailed(
+                    f"could not copy into the container: {_explain(exc)}"
+                ) from exc
+            raise
+        if failure:
+            raise failure[0]
+
+    async def get_archive(self, path: str, consume: Callable[[Iterator[bytes]], None]) -> None:
+        await self._executor.stream(self._get, path, consume)
+
+    def _get(self, path: str, consume: Callable[[Iterator[bytes]], None]) -> None:
+        full = posixpath.join(self._workdir, path)
+        try:
+            chunks, _ = self._api.get_archive(self._container.id, full, ARCHIVE_CHUNK)
+        except docker.errors.NotFound as exc:
+            raise TransferFailed(f"{path} does not exist in the working directory") from exc
+        except DOCKER_ERRORS as exc:
+            raise TransferFailed(f"could not read {path}: {_explain(exc)}") from exc
+
+        def read() -> Iterator[bytes]:
+            try:
+                yield from chunks
+            except DOCKER_ERRORS as exc:
+                raise TransferFailed(f"reading {path} broke off: {_explain(exc)}") from exc
+
+        consume(read())
 
     async def remove(self) -> None:
         try:

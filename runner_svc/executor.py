@@ -1,22 +1,28 @@
 """What a runner type must provide to execute runs, and the registry of runner types.
 
-A run asks its executor for a workspace (for Docker: one container), executes each step
-in it in order and removes it at the end. Adding a runner type means writing one class
-with this interface and one line in EXECUTORS.
+A run asks its executor for a workspace (for Docker: one container; for the shell: a
+temporary directory), places resources in it, executes each step in it in order, takes
+artifacts out of it and removes it at the end. Adding a runner type means writing one
+class with this interface and one line in EXECUTORS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Protocol
 
 from bob_common.config import RunnerSettings
 from runner_svc.docker_executor import DockerExecutor
 from runner_svc.errors import UnknownRunnerType
 from runner_svc.logsink import LogSink
+from runner_svc.shell_executor import ShellExecutor
 
 # Writes a "[bob] ..." line to the run's log.
 Say = Callable[[str], Awaitable[None]]
+# Makes a plain tar stream; called, and iterated, on a worker thread.
+Archive = Callable[[], Iterator[bytes]]
+# Takes a tar stream (e.g. uploads it); called on a worker thread.
+Consume = Callable[[Iterator[bytes]], None]
 
 
 class Workspace(Protocol):
@@ -28,13 +34,32 @@ class Workspace(Protocol):
         the command could not be run at all."""
         ...
 
-    async def kill(self) -> None:
-        """Ends whatever runs now, at once; exec() then returns. Never raises."""
+    async def terminate(self) -> None:
+        """Sends SIGTERM to the processes of the step running now (thawing them first if
+        they are paused), so they can end by themselves. Never raises."""
         ...
 
-    async def pause(self) -> None: ...
+    async def kill(self) -> None:
+        """Ends whatever runs now, at once (SIGKILL); exec() then returns. Never raises."""
+        ...
+
+    async def pause(self) -> None:
+        """Freezes the step's processes; RunnerError when it cannot."""
+        ...
 
     async def resume(self) -> None: ...
+
+    async def put_archive(self, archive: Archive) -> None:
+        """Unpacks the tar that archive() streams into the working directory. The stream
+        has been checked (tarsafe.rewrite) and its errors (TransferFailed) pass through;
+        raises TransferFailed when the workspace cannot take it."""
+        ...
+
+    async def get_archive(self, path: str, consume: Consume) -> None:
+        """Streams a tar of `path`, relative to the working directory, to consume(). Raises
+        TransferFailed when the path does not exist or cannot be read; consume()'s errors
+        pass through."""
+        ...
 
     async def remove(self) -> None:
         """Frees everything the workspace holds. Never raises."""
@@ -57,6 +82,7 @@ class Executor(Protocol):
 
 EXECUTORS: dict[str, Callable[[RunnerSettings], Executor]] = {
     "docker": DockerExecutor,
+    "shell": ShellExecutor,
 }
 
 

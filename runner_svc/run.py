@@ -1,47 +1,40 @@
-"""One run: get a workspace, execute the steps in order, report everything, clean up.
+"""One run: get a workspace, execute the steps in order (placing the resources they need
+first, uploading the artifacts they produce after), report everything, clean up.
 
-Knows the executor interface and a reporter, nothing of AMQP or gRPC. Control commands
-(stop, pause, resume) arrive as method calls while execute() is running.
+Knows the executor interface, the plugins and a reporter, nothing of AMQP. Control
+commands (stop, pause, resume) arrive as method calls while execute() is running, and
+timeouts are timers of the run's own. A stop and a timeout both *halt* the run: the
+first one decides the outcome, sets `abort` (which ends a transfer at its next chunk) and
+interrupts what runs, and no further step starts and nothing more is uploaded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from bob_pb import messages_pb2
-from runner_svc.errors import PrepareFailed, RunnerError, StepFailed
+from runner_svc import spec as specs
+from runner_svc import tarsafe
+from runner_svc.errors import PrepareFailed, RunnerError, StepFailed, TransferFailed
 from runner_svc.executor import Executor, Workspace
 from runner_svc.logsink import Line, LogSink
+from runner_svc.plugins import PluginDirectory, artifact_url
 from runner_svc.runlog import run_logger
+from runner_svc.spec import ArtifactSpec, RunSpec, StepSpec
+from runner_svc.transfer import PluginHttp
+from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
 
 STOPPED_REASON = "stopped by request"
 _TERMINAL = {messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED}
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    cmd: str
-    # Overrides the run's vars for this step.
-    vars: Mapping[str, str] = field(default_factory=dict)
-    needs_resource: str = ""
-    produces_artifact: str = ""
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    run_id: str
-    attempt: int
-    image: str
-    steps: tuple[StepSpec, ...]
-    vars: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,22 +57,36 @@ class Run:
         executor: Executor,
         reporter: Reporter,
         *,
+        plugins: PluginDirectory,
+        http: PluginHttp,
         batch_lines: int,
         flush_s: float,
+        tuning: Tuning,
     ) -> None:
         self.spec = spec
         self._executor = executor
         self._report = reporter
+        self._plugins = plugins
+        self._http = http
         self._batch_lines = batch_lines
         self._flush_s = flush_s
+        self._tuning = tuning
         self._workspace: Workspace | None = None
         self._state = messages_pb2.INITIALIZING
-        self._stop_requested = False
+        # Set by the first stop or timeout: how the run ends.
+        self._halt: Outcome | None = None
+        # Set with _halt; read by transfers on worker threads.
+        self._abort = threading.Event()
         # Cleared while paused: the next step waits for it.
         self._resumed = asyncio.Event()
         self._resumed.set()
-        # Serialises status changes (running, paused, terminal) with the container's state.
+        # Serialises status changes (running, paused, terminal) with the workspace's state.
         self._control = asyncio.Lock()
+        self._current: asyncio.Future[int] | None = None  # the step executing now
+        self._step_number = 0  # of the step in progress, from 1
+        self._placed: set[str] = set()  # resources already in the workspace
+        self._timers: list[asyncio.TimerHandle] = []
+        self._interrupts: set[asyncio.Task[None]] = set()
         self._log = run_logger(log, spec.run_id)
 
     async def execute(self) -> Outcome:
@@ -89,59 +96,109 @@ class Run:
         try:
             outcome = await self._execute()
         finally:
+            for timer in self._timers:
+                timer.cancel()
+            for task in self._interrupts:
+                task.cancel()  # the removal below ends everything anyway
             if self._workspace is not None:
-                # Shielded: a second cancellation must not leave the container behind.
+                # Shielded: a second cancellation must not leave the workspace behind.
                 await asyncio.shield(self._workspace.remove())
-        # Removed before the terminal status, so whoever sees it sees the container gone.
+        # Removed before the terminal status, so whoever sees it sees the workspace gone.
         await self._finish(outcome)
         return outcome
 
     async def _execute(self) -> Outcome:
         spec = self.spec
-        if problem := self._unsupported():
+        if problem := specs.problem(spec):
             return Outcome(messages_pb2.FAILED, problem)
-        if self._stop_requested:
-            return Outcome(messages_pb2.STOPPED, STOPPED_REASON)
+        if self._halt:
+            return self._halt
         try:
             self._workspace = await self._executor.prepare(
                 spec.run_id, spec.image, spec.vars, self._report.say
             )
         except PrepareFailed as exc:
             return Outcome(messages_pb2.FAILED, str(exc))
-        if self._stop_requested:  # asked while the image was pulled or the container made
-            return Outcome(messages_pb2.STOPPED, STOPPED_REASON)
+        if self._halt:  # asked while the image was pulled or the workspace made
+            return self._halt
         async with self._control:
             self._state = messages_pb2.RUNNING
             await self._report.status(messages_pb2.RUNNING)
+        if spec.timeout_s:
+            self._after(spec.timeout_s, lambda: (
+                f"the run exceeded the pipeline timeout of {spec.timeout_s} s "
+                f"during step {self._step_number}"
+            ))
         for index, step in enumerate(spec.steps):
+            self._step_number = index + 1
             await self._resumed.wait()
-            if self._stop_requested:
+            if self._halt:
                 break
-            try:
-                exit_code = await self._step(self._workspace, index, step)
-            except StepFailed as exc:
-                if self._stop_requested:
-                    break
-                return Outcome(messages_pb2.FAILED, f"step {index + 1} could not run: {exc}")
-            if self._stop_requested:
+            failure = await self._run_step(self._workspace, index, step)
+            if self._halt:
                 break
-            if exit_code != 0:
-                return Outcome(messages_pb2.FAILED, f"step {index + 1} exited with {exit_code}")
-        if self._stop_requested:
-            return Outcome(messages_pb2.STOPPED, STOPPED_REASON)
-        return Outcome(messages_pb2.PASSED)
+            if failure:
+                return Outcome(messages_pb2.FAILED, failure)
+        return self._halt or Outcome(messages_pb2.PASSED)
 
-    def _unsupported(self) -> str:
-        if not self.spec.image:
-            return "the pipeline has no image"
-        for number, step in enumerate(self.spec.steps, start=1):
-            if step.needs_resource:
-                return (f"step {number} needs resource {step.needs_resource!r}: "
-                        "resources are not supported by this runner yet")
-            if step.produces_artifact:
-                return (f"step {number} produces artifact {step.produces_artifact!r}: "
-                        "artifacts are not supported by this runner yet")
+    async def _run_step(self, workspace: Workspace, index: int, step: StepSpec) -> str:
+        """Why the step failed, or ""."""
+        number = index + 1
+        if step.needs_resource and step.needs_resource not in self._placed:
+            try:
+                await self._place(workspace, step.needs_resource)
+            except TransferFailed as exc:
+                return f"step {number} needs resource {step.needs_resource!r}: {exc}"
+            self._placed.add(step.needs_resource)
+            if self._halt:
+                return ""
+        timer = None
+        if step.timeout_s:
+            timer = self._after(step.timeout_s, lambda: (
+                f"step {number} exceeded its timeout of {step.timeout_s} s"
+            ))
+        try:
+            exit_code = await self._step(workspace, index, step)
+        except StepFailed as exc:
+            return f"step {number} could not run: {exc}"
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if exit_code != 0:
+            return f"step {number} exited with {exit_code}"
+        if step.produces_artifact is not None and not self._halt:
+            try:
+                await self._upload(workspace, step.produces_artifact)
+            except TransferFailed as exc:
+                return (f"step {number} produces artifact {step.produces_artifact.name!r}: "
+                        f"{exc}")
         return ""
+
+    async def _place(self, workspace: Workspace, name: str) -> None:
+        resource = self.spec.resource(name)
+        assert resource is not None  # specs.problem() checked it
+        source = await self._plugins.source(resource)
+        await self._report.say(f"fetching resource {name} from {source.described}")
+        http, abort, limit = self._http, self._abort, self._tuning.archive_max_bytes
+
+        def archive() -> Iterator[bytes]:
+            return tarsafe.rewrite(http.fetch(source.url, source.params, abort), name, limit)
+
+        await workspace.put_archive(archive)
+        self._log.info("resource %s placed", name)
+
+    async def _upload(self, workspace: Workspace, artifact: ArtifactSpec) -> None:
+        spec = self.spec
+        store_url = await self._plugins.artifact_store(artifact.store)
+        url = artifact_url(store_url, spec.group, spec.name, spec.run_id, artifact.name)
+        await self._report.say(
+            f"uploading artifact {artifact.name} ({artifact.path}) to store {artifact.store}"
+        )
+        http, abort = self._http, self._abort
+        await workspace.get_archive(
+            artifact.path, lambda chunks: http.upload(url, chunks, abort)
+        )
+        self._log.info("artifact %s uploaded", artifact.name)
 
     async def _step(self, workspace: Workspace, index: int, step: StepSpec) -> int:
         await self._report.say(f"step {index + 1}/{len(self.spec.steps)}: {step.cmd}")
@@ -151,12 +208,14 @@ class Run:
         started = time.monotonic()
         execution = asyncio.ensure_future(workspace.exec(step.cmd, step.vars, sink))
         execution.add_done_callback(lambda _: sink.ensure_ended())
+        self._current = execution
         try:
             async with aclosing(sink.batches()) as batches:
                 async for batch in batches:
                     await self._report.logs(batch)
             exit_code = await execution
         finally:
+            self._current = None
             if not execution.done():
                 sink.abort()
                 execution.cancel()
@@ -180,21 +239,59 @@ class Run:
         if self._state not in _TERMINAL:
             await self._finish(Outcome(messages_pb2.FAILED, reason))
 
+    # --- halting: stop and timeouts ------------------------------------------------
+
+    def _after(self, seconds: float, reason: Callable[[], str]) -> asyncio.TimerHandle:
+        """A timer that fails the run with reason() once `seconds` have passed: what runs
+        is killed at once (a timeout has no grace)."""
+
+        def expire() -> None:
+            why = reason()
+            if self._halt_with(Outcome(messages_pb2.FAILED, why), graceful=False):
+                self._log.info("%s", why)
+
+        timer = asyncio.get_running_loop().call_later(seconds, expire)
+        self._timers.append(timer)
+        return timer
+
+    def _halt_with(self, outcome: Outcome, *, graceful: bool) -> bool:
+        """Decides how the run ends, unless something did already; then interrupts what
+        runs, in a task of its own, so the caller (the control listener) is not held."""
+        if self._halt is not None or self._state in _TERMINAL:
+            return False
+        self._halt = outcome
+        self._abort.set()
+        self._resumed.set()  # a paused run waiting between steps goes on to its end
+        task = asyncio.create_task(self._interrupt(graceful))
+        self._interrupts.add(task)
+        task.add_done_callback(self._interrupts.discard)
+        return True
+
+    async def _interrupt(self, graceful: bool) -> None:
+        workspace = self._workspace
+        if workspace is None:  # not made yet: _execute checks _halt once it is
+            return
+        step = self._current
+        if graceful and step is not None and not step.done():
+            await workspace.terminate()
+            await asyncio.wait({step}, timeout=self._tuning.stop_grace_s)
+            if step.done():
+                return
+            self._log.info("the step is still running %.1f s after SIGTERM: killing it",
+                           self._tuning.stop_grace_s)
+        await workspace.kill()
+
     # --- control commands, called while execute() runs ------------------------------
 
     async def stop(self) -> None:
-        """Kills what runs now; no further step starts and the run ends STOPPED."""
-        if self._stop_requested or self._state in _TERMINAL:
-            return
-        self._log.info("stop requested")
-        self._stop_requested = True
-        self._resumed.set()
-        if self._workspace is not None:
-            await self._workspace.kill()
+        """SIGTERM to what runs now, SIGKILL after the grace; no further step starts,
+        nothing more is uploaded and the run ends STOPPED."""
+        if self._halt_with(Outcome(messages_pb2.STOPPED, STOPPED_REASON), graceful=True):
+            self._log.info("stop requested")
 
     async def pause(self) -> None:
         async with self._control:
-            if self._state != messages_pb2.RUNNING or self._stop_requested:
+            if self._state != messages_pb2.RUNNING or self._halt is not None:
                 self._log.info("not pausing: run is %s", self._state_name())
                 return
             assert self._workspace is not None
@@ -209,7 +306,7 @@ class Run:
 
     async def resume(self) -> None:
         async with self._control:
-            if self._state != messages_pb2.PAUSED:
+            if self._state != messages_pb2.PAUSED or self._halt is not None:
                 self._log.info("not resuming: run is %s", self._state_name())
                 return
             assert self._workspace is not None

@@ -19,6 +19,9 @@ from runner_svc.consumer import JobConsumer
 from runner_svc.control import ControlListener
 from runner_svc.errors import ExecutorUnavailable
 from runner_svc.executor import Executor
+from runner_svc.heartbeat import Heartbeat
+from runner_svc.plugins import PluginDirectory
+from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,9 +32,12 @@ _UNREACHABLE = (ExecutorUnavailable, aio_pika.exceptions.AMQPError, OSError)
 
 
 class RunnerService:
-    def __init__(self, settings: RunnerSettings, executor: Executor) -> None:
+    def __init__(
+        self, settings: RunnerSettings, executor: Executor, tuning: Tuning | None = None
+    ) -> None:
         self._settings = settings
         self._executor = executor
+        self._tuning = tuning or Tuning()
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
         # Set once the queues are declared and bound; for tests and tools.
@@ -59,9 +65,12 @@ class RunnerService:
         try:
             if connection is not None:
                 async with grpc.aio.insecure_channel(s.common.entities_addr) as entities:
-                    await self._serve(connection, RunClaims(
-                        entities, runner_id=s.runner_id, timeout_s=s.common.grpc_timeout_s
-                    ))
+                    timeout_s = s.common.grpc_timeout_s
+                    await self._serve(
+                        connection,
+                        RunClaims(entities, runner_id=s.runner_id, timeout_s=timeout_s),
+                        PluginDirectory(entities, timeout_s=timeout_s),
+                    )
         finally:
             await self._executor.close()
             # Connections close last: draining runs still publish their events.
@@ -73,7 +82,9 @@ class RunnerService:
         await self._executor.start()
         return True
 
-    async def _serve(self, connection: AbstractRobustConnection, claims: RunClaims) -> None:
+    async def _serve(
+        self, connection: AbstractRobustConnection, claims: RunClaims, plugins: PluginDirectory
+    ) -> None:
         s = self._settings
         jobs_channel = await connection.channel()
         # One unacked job per free slot: the broker never gives this runner more work than
@@ -90,13 +101,22 @@ class RunnerService:
         control_queue = await topology.declare_control_queue(control_channel)
 
         consumer = JobConsumer(
-            s, executor=self._executor, claims=claims, events=events, channel=jobs_channel
+            s,
+            executor=self._executor,
+            claims=claims,
+            plugins=plugins,
+            events=events,
+            channel=jobs_channel,
+            tuning=self._tuning,
         )
         control = ControlListener(consumer.run_of, control_channel)
+        heartbeat = Heartbeat(events, s, consumer.executing, self._tuning.heartbeat_s)
         self.ready.set()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(consumer.serve(jobs, self._stop, self._hurry))
             tasks.create_task(control.serve(control_queue, until=consumer.finished))
+            # Beats while runs drain too: they are still this runner's.
+            tasks.create_task(heartbeat.serve(until=consumer.finished))
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T | None:
         """attempt()'s result, retried with backoff while `what` is unreachable; None when

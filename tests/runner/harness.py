@@ -1,6 +1,7 @@
 """What the runner tests share: the one stand-in (an entities server that only knows
-ClaimRun), a tap on bob.events, job and control publishing, and a runner in the test's
-event loop. Everything else is real: RabbitMQ on the test's vhost, and Docker."""
+ClaimRun and the plugin lists), a tap on bob.events, job and control publishing, and a
+runner in the test's event loop. Everything else is real: RabbitMQ on the test's vhost,
+Docker (or local processes for the shell runner), and plugins as HTTP servers."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from bob_common import topology
 from bob_common.amqp import decode, encode
 from bob_common.config import RunnerSettings
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
-from runner_svc.docker_executor import LABEL_RUN, DockerExecutor
+from runner_svc.docker_executor import LABEL_RUN
+from runner_svc.executor import create_executor
 from runner_svc.service import RunnerService
+from runner_svc.tuning import Tuning
 from tests.waiting import await_until
 
 RUNNER_TYPE = "docker"
@@ -33,10 +36,19 @@ TERMINAL = {messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED}
 
 class ClaimOnlyEntities(entities_pb2_grpc.EntitiesServicer):
     """ClaimRun as entities does it for a pending run: the first claim of a run wins,
-    every later one is refused."""
+    every later one is refused. And the registered plugins, which tests set directly:
+    name -> URL."""
 
     def __init__(self) -> None:
         self.requests: list[entities_pb2.ClaimRunRequest] = []
+        self.providers: dict[str, str] = {}
+        self.stores: dict[str, str] = {}
+
+    async def ListResourceProviders(self, request, context):  # noqa: N802
+        return _plugins(self.providers)
+
+    async def ListArtifactStores(self, request, context):  # noqa: N802
+        return _plugins(self.stores)
 
     async def ClaimRun(self, request, context):  # noqa: N802 - the rpc's name
         self.requests.append(request)
@@ -48,6 +60,12 @@ class ClaimOnlyEntities(entities_pb2_grpc.EntitiesServicer):
 
     def claims_of(self, run_id: str) -> list[entities_pb2.ClaimRunRequest]:
         return [r for r in self.requests if r.run_id == run_id]
+
+
+def _plugins(urls: dict[str, str]) -> entities_pb2.ListPluginsResponse:
+    return entities_pb2.ListPluginsResponse(
+        plugins=[entities_pb2.Plugin(name=n, url=u) for n, u in urls.items()]
+    )
 
 
 @asynccontextmanager
@@ -148,8 +166,13 @@ def make_job(
     vars: dict[str, str] | None = None,
     run_id: str | None = None,
     attempt: int = 1,
+    resources: Iterable[pipeline_pb2.Resource] = (),
+    timeout: int = 0,
+    runner_type: str = RUNNER_TYPE,
 ) -> messages_pb2.Job:
-    pipeline = pipeline_pb2.Pipeline(image=image, vars=vars or {})
+    pipeline = pipeline_pb2.Pipeline(
+        image=image, vars=vars or {}, resources=list(resources), timeout=timeout
+    )
     for step in steps:
         pipeline.steps.append(pipeline_pb2.Step(cmd=step) if isinstance(step, str) else step)
     return messages_pb2.Job(
@@ -157,7 +180,7 @@ def make_job(
         group="test",
         name="pipeline",
         pipeline=pipeline,
-        runner_type=RUNNER_TYPE,
+        runner_type=runner_type,
         attempt=attempt,
     )
 
@@ -165,8 +188,9 @@ def make_job(
 async def publish_job(
     channel: AbstractChannel, job: messages_pb2.Job, max_jobs: int = 10000
 ) -> None:
-    exchange, _ = await topology.declare_jobs(channel, RUNNER_TYPE, max_jobs)
-    await exchange.publish(encode(job), routing_key=RUNNER_TYPE)
+    """To the queue of the job's runner type."""
+    exchange, _ = await topology.declare_jobs(channel, job.runner_type, max_jobs)
+    await exchange.publish(encode(job), routing_key=job.runner_type)
 
 
 async def send_control(channel: AbstractChannel, run_id: str, action: int) -> None:
@@ -200,13 +224,17 @@ def runner_env(rabbit_url: str, entities_addr: str, **overrides: object) -> dict
     return env
 
 
+# Quick stops, for tests that wait on them.
+TEST_TUNING = Tuning(stop_grace_s=2.0, heartbeat_s=0.5)
+
+
 @asynccontextmanager
 async def started_runner(
-    settings: RunnerSettings,
+    settings: RunnerSettings, tuning: Tuning = TEST_TUNING
 ) -> AsyncIterator[tuple[RunnerService, asyncio.Task[None]]]:
     """A runner started in this event loop, ready or not, and the task running it; shut
     down without waiting for jobs on exit, unless the test already stopped it."""
-    service = RunnerService(settings, DockerExecutor(settings))
+    service = RunnerService(settings, create_executor(settings), tuning)
     task = asyncio.create_task(service.run(), name=settings.runner_id)
     try:
         yield service, task
@@ -219,10 +247,10 @@ async def started_runner(
 
 @asynccontextmanager
 async def running_runner(
-    settings: RunnerSettings,
+    settings: RunnerSettings, tuning: Tuning = TEST_TUNING
 ) -> AsyncIterator[tuple[RunnerService, asyncio.Task[None]]]:
     """started_runner, once it is ready for jobs."""
-    async with started_runner(settings) as (service, task):
+    async with started_runner(settings, tuning) as (service, task):
         ready = asyncio.create_task(service.ready.wait())
         await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
@@ -257,10 +285,15 @@ class World:
 
 @asynccontextmanager
 async def world(
-    rabbit_url: str, *, entities_addr: str | None = None, **settings: object
+    rabbit_url: str,
+    *,
+    entities_addr: str | None = None,
+    tuning: Tuning = TEST_TUNING,
+    **settings: object,
 ) -> AsyncIterator[World]:
     """A tap on the events, a running runner and, unless `entities_addr` says where the
-    test will start its own, the stand-in entities."""
+    test will start its own, the stand-in entities. `settings` override the runner's
+    BOB_* variables: runner_type="shell" gives a shell runner."""
     async with contextlib.AsyncExitStack() as stack:
         entities = None
         if entities_addr is None:
@@ -271,7 +304,9 @@ async def world(
         await tap.start(channel)
         env = runner_env(rabbit_url, entities_addr, **settings)
         runner_settings = RunnerSettings.from_env(env)
-        service, runner = await stack.enter_async_context(running_runner(runner_settings))
+        service, runner = await stack.enter_async_context(
+            running_runner(runner_settings, tuning)
+        )
         yield World(runner_settings, service, runner, entities, channel, tap)
 
 

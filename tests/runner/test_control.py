@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from pathlib import Path
 
 import pytest
 
 from bob_pb import messages_pb2
+from devcluster.test_image import IMAGE
 from runner_svc.control import ControlListener
-from tests.runner.harness import containers_of, make_job, world
+from tests.runner.harness import TEST_TUNING, containers_of, make_job, world
 
 
 def test_stop_kills_the_running_container_and_marks_the_run_stopped(
@@ -108,6 +111,93 @@ def test_a_command_for_a_run_of_another_runner_is_ignored(rabbit_url, test_image
             assert final.status == messages_pb2.PASSED
 
     asyncio.run(scenario())
+
+
+def test_stop_sends_sigterm_first_so_a_step_can_clean_up(runner_type, rabbit_url):
+    async def scenario() -> None:
+        async with world(rabbit_url, runner_type=runner_type) as w:
+            # Given a step that cleans up on SIGTERM
+            job = make_job(
+                IMAGE,
+                ["trap 'echo cleaning up; exit 3' TERM; echo ready; sleep 300 & wait $!",
+                 "echo never"],
+                runner_type=runner_type,
+            )
+            await w.publish(job)
+            await w.tap.wait_for(lambda: "ready" in w.tap.texts(job.run_id), "the step")
+            # When it is stopped
+            await w.control(job.run_id, messages_pb2.STOP)
+            final = await w.tap.terminal(job.run_id, timeout=15)
+            # Then it had its chance, and the run is stopped
+            assert final.status == messages_pb2.STOPPED
+            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["ready", "cleaning up"]
+            assert [(s.index, s.exit_code) for s in w.tap.steps(job.run_id)] == [(0, 3)]
+
+    asyncio.run(scenario())
+
+
+def test_a_step_that_ignores_sigterm_is_killed_after_the_grace(runner_type, rabbit_url):
+    grace = TEST_TUNING.stop_grace_s
+
+    async def scenario() -> None:
+        async with world(rabbit_url, runner_type=runner_type) as w:
+            job = make_job(IMAGE, ["trap '' TERM; echo deaf; sleep 300"], runner_type=runner_type)
+            await w.publish(job)
+            await w.tap.wait_for(lambda: "deaf" in w.tap.texts(job.run_id), "the step")
+            asked = time.monotonic()
+            await w.control(job.run_id, messages_pb2.STOP)
+            final = await w.tap.terminal(job.run_id, timeout=20)
+            took = time.monotonic() - asked
+            assert final.status == messages_pb2.STOPPED
+            assert grace <= took < grace + 5
+
+    asyncio.run(scenario())
+
+
+def test_a_paused_shell_run_resumes_and_a_paused_one_can_be_stopped(rabbit_url):
+    async def scenario() -> None:
+        async with world(rabbit_url, runner_type="shell") as w:
+            resumed = make_job(IMAGE, ["echo waiting; sleep 1; echo woke", "echo after"],
+                               runner_type="shell")
+            stopped = make_job(IMAGE, ["echo waiting; sleep 300", "echo never"],
+                               runner_type="shell")
+            for job in (resumed, stopped):
+                await w.publish(job)
+                await w.tap.wait_for(lambda j=job: "waiting" in w.tap.texts(j.run_id), "output")
+                await w.control(job.run_id, messages_pb2.PAUSE)
+                await w.tap.wait_for(
+                    lambda j=job: messages_pb2.PAUSED in w.tap.statuses(j.run_id), "PAUSED"
+                )
+            # Frozen: every process of the step is stopped
+            frozen = _step_processes(w.settings.runner_id, resumed.run_id)
+            assert frozen and set(frozen.values()) == {"T"}, frozen
+
+            await w.control(resumed.run_id, messages_pb2.RESUME)
+            await w.control(stopped.run_id, messages_pb2.STOP)
+
+            assert (await w.tap.terminal(resumed.run_id)).status == messages_pb2.PASSED
+            assert w.tap.texts(resumed.run_id, messages_pb2.STDOUT) == [
+                "waiting", "woke", "after"
+            ]
+            assert (await w.tap.terminal(stopped.run_id, timeout=15)).status == (
+                messages_pb2.STOPPED
+            )
+            assert "never" not in w.tap.texts(stopped.run_id)
+
+    asyncio.run(scenario())
+
+
+def _step_processes(runner_id: str, run_id: str) -> dict[int, str]:
+    """pid -> state letter of the processes working in a shell run's directory."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = os.readlink(proc / "cwd")
+            if proc.name.isdigit() and f"bob-{runner_id}-{run_id}-" in cwd:
+                found[int(proc.name)] = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+    return found
 
 
 class _FakeRun:

@@ -126,7 +126,9 @@ def test_a_job_is_kept_while_entities_is_unreachable(rabbit_url, test_image, cap
     asyncio.run(scenario())
 
 
-def test_a_step_that_needs_a_resource_fails_as_unsupported(rabbit_url, test_image):
+def test_a_step_that_needs_an_undeclared_resource_fails_before_anything_runs(
+    rabbit_url, test_image
+):
     async def scenario() -> None:
         async with world(rabbit_url) as w:
             job = make_job(test_image, [pipeline_pb2.Step(cmd="ls src", needs_resource="src")])
@@ -134,7 +136,8 @@ def test_a_step_that_needs_a_resource_fails_as_unsupported(rabbit_url, test_imag
             final = await w.tap.terminal(job.run_id)
             assert final.status == messages_pb2.FAILED
             assert final.reason == (
-                "step 1 needs resource 'src': resources are not supported by this runner yet"
+                "step 1 needs resource 'src', which the pipeline does not declare"
             )
+            assert w.tap.statuses(job.run_id) == [messages_pb2.FAILED]
 
     asyncio.run(scenario())

@@ -1,0 +1,76 @@
+"""Where a run's resources come from and its artifacts go: plugin URLs are looked up in
+entities when the run needs them (a job does not carry them, so a plugin re-pointed
+meanwhile is found at its new address), and Bob's HTTP contracts give the rest:
+
+- resource provider: `GET {url}/bob_resource?{params}` answers a tar;
+- artifact store: `POST|GET|DELETE {url}/bob_artifact/{group}/{name}/{run_id}/{artifact}`
+  carries a tar of the artifact's path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import grpc
+from google.protobuf import empty_pb2
+
+from bob_pb import entities_pb2_grpc
+from runner_svc.errors import TransferFailed
+from runner_svc.spec import EXTERNAL, ResourceSpec
+
+
+@dataclass(frozen=True)
+class Source:
+    """A GET that answers a resource's tar."""
+
+    url: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    # For the run's log, e.g. "provider git".
+    described: str = ""
+
+
+def artifact_url(store_url: str, group: str, name: str, run_id: str, artifact: str) -> str:
+    segments = "/".join(quote(s, safe="") for s in (group, name, run_id, artifact))
+    return f"{store_url.rstrip('/')}/bob_artifact/{segments}"
+
+
+class PluginDirectory:
+    def __init__(self, channel: grpc.aio.Channel, *, timeout_s: float) -> None:
+        self._stub = entities_pb2_grpc.EntitiesStub(channel)
+        self._timeout_s = timeout_s
+
+    async def _url(self, kind: str, rpc: str, name: str) -> str:
+        try:
+            reply = await getattr(self._stub, rpc)(empty_pb2.Empty(), timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise TransferFailed(
+                f"could not look up {kind} {name!r}: {exc.code().name} {exc.details()}"
+            ) from exc
+        for plugin in reply.plugins:
+            if plugin.name == name:
+                return plugin.url
+        raise TransferFailed(f"{kind} {name!r} is not registered")
+
+    async def resource_provider(self, name: str) -> str:
+        return await self._url("resource provider", "ListResourceProviders", name)
+
+    async def artifact_store(self, name: str) -> str:
+        return await self._url("artifact store", "ListArtifactStores", name)
+
+    async def source(self, resource: ResourceSpec) -> Source:
+        """Where to GET the resource's tar from. TransferFailed for an unknown plugin."""
+        if resource.type == EXTERNAL:
+            url = await self.resource_provider(resource.provider)
+            # Sorted: the same resource is always the same URL (a protobuf map has no order).
+            return Source(f"{url.rstrip('/')}/bob_resource", dict(sorted(resource.params.items())),
+                          f"provider {resource.provider}")
+        params = resource.params
+        artifact = params.get("artifact") or resource.name
+        url = await self.artifact_store(resource.provider)
+        return Source(
+            artifact_url(url, params["group"], params["name"], params["run_id"], artifact),
+            described=f"artifact {artifact} of run {params['run_id']} in store "
+                      f"{resource.provider}",
+        )

@@ -1,0 +1,258 @@
+"""The shell executor (BOB_RUNNER_TYPE=shell), for hosts without Docker: each run gets a
+temporary directory of its own, each step is a local `/bin/sh -c` process in a process
+group of its own (so a stop, a pause or a timeout reaches everything the step started).
+
+NOT isolated: steps run as the runner's user and see the host's file system, network and
+processes. Only their environment is the run's own: PATH, HOME and TMPDIR (both the run's
+directory) and the pipeline's and step's vars; the runner's own variables, which hold
+the queue's password, are not passed on. The pipeline's image is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from bob_common.config import RunnerSettings
+from bob_pb import messages_pb2
+from runner_svc import tarsafe
+from runner_svc.errors import (
+    ExecutorUnavailable,
+    PrepareFailed,
+    StepFailed,
+    TransferFailed,
+)
+from runner_svc.logsink import LogSink
+from runner_svc.runlog import run_logger
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SHELL = "/bin/sh"
+READ_CHUNK = 64 * 1024
+# Once a step's process has exited, its output ends when nothing came for this long:
+# something it left running in the background may hold its pipes open for ever.
+EXITED_QUIET_S = 0.1
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+class ShellExecutor:
+    def __init__(self, settings: RunnerSettings, root: str | None = None) -> None:
+        self._settings = settings
+        self._root = root or tempfile.gettempdir()
+        # Directories of this runner start so, which finds them again after a crash.
+        self._prefix = f"bob-{_safe(settings.runner_id)}-"
+        self._threads = ThreadPoolExecutor(settings.capacity + 2, thread_name_prefix="shell")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, functools.partial(fn, *args))
+
+    async def start(self) -> None:
+        if not os.access(SHELL, os.X_OK):
+            raise ExecutorUnavailable(f"{SHELL} is not executable")
+        removed = await asyncio.to_thread(self._remove_own_directories)
+        if removed:
+            log.warning("removed %d directory(ies) left by runner %s", removed,
+                        self._settings.runner_id)
+
+    def _remove_own_directories(self) -> int:
+        found = [e.path for e in os.scandir(self._root)
+                 if e.name.startswith(self._prefix) and e.is_dir(follow_symlinks=False)]
+        for path in found:
+            _rmtree(path)
+        return len(found)
+
+    async def prepare(
+        self, run_id: str, image: str, env: Mapping[str, str],
+        say: Callable[[str], Awaitable[None]],
+    ) -> ShellWorkspace:
+        await say(f"shell runner: steps run as local processes, not isolated; "
+                  f"the image {image} is ignored")
+        try:
+            path = tempfile.mkdtemp(prefix=f"{self._prefix}{_safe(run_id)}-", dir=self._root)
+        except OSError as exc:
+            raise PrepareFailed(f"could not make a working directory: {exc}") from exc
+        run_logger(log, run_id).info("working directory %s", path)
+        return ShellWorkspace(self, path, run_id, env)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._remove_own_directories)
+        await asyncio.to_thread(self._threads.shutdown)
+
+
+class ShellWorkspace:
+    """One run's directory and the process groups of its steps."""
+
+    def __init__(
+        self, executor: ShellExecutor, path: str, run_id: str, env: Mapping[str, str]
+    ) -> None:
+        self._executor = executor
+        self.path = path
+        self._env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": path,
+            "TMPDIR": path,
+            **env,
+        }
+        self._log = run_logger(log, run_id)
+        # Guards the fields below: the loop signals while a worker thread spawns.
+        self._lock = threading.Lock()
+        self._groups: list[int] = []  # every step's process group, for the final kill
+        self._current: subprocess.Popen[bytes] | None = None
+        self._frozen = False
+        self._killed = False
+
+    async def exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
+        return await self._executor.run(self._exec, cmd, env, output)
+
+    def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
+        try:
+            with self._lock:
+                if self._killed:  # a stop came first: nothing more may start
+                    raise StepFailed("the run's processes have been killed")
+                try:
+                    process = subprocess.Popen(
+                        [SHELL, "-c", cmd],
+                        cwd=self.path,
+                        env={**self._env, **env},
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        start_new_session=True,  # its own process group, pgid = pid
+                    )
+                except OSError as exc:
+                    raise StepFailed(str(exc)) from exc
+                self._groups.append(process.pid)
+                self._current = process
+            try:
+                _pump(process, output)
+                return process.wait()
+            finally:
+                with self._lock:
+                    self._current = None
+        finally:
+            output.close()
+
+    def _signal(self, pgid: int, signum: int) -> None:
+        try:
+            os.killpg(pgid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group has ended
+
+    async def terminate(self) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._signal(self._current.pid, signal.SIGTERM)
+                if self._frozen:
+                    self._signal(self._current.pid, signal.SIGCONT)
+            self._frozen = False
+
+    async def kill(self) -> None:
+        with self._lock:
+            self._killed = True
+            for pgid in self._groups:
+                self._signal(pgid, signal.SIGKILL)
+
+    async def pause(self) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._signal(self._current.pid, signal.SIGSTOP)
+            self._frozen = True
+
+    async def resume(self) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._signal(self._current.pid, signal.SIGCONT)
+            self._frozen = False
+
+    async def put_archive(self, archive: Callable[[], Iterator[bytes]]) -> None:
+        await self._executor.run(self._put, archive)
+
+    def _put(self, archive: Callable[[], Iterator[bytes]]) -> None:
+        try:
+            tarsafe.extract(archive(), self.path)
+        except OSError as exc:
+            raise TransferFailed(f"could not write into the working directory: {exc}") from exc
+
+    async def get_archive(self, path: str, consume: Callable[[Iterator[bytes]], None]) -> None:
+        await self._executor.run(self._get, path, consume)
+
+    def _get(self, path: str, consume: Callable[[Iterator[bytes]], None]) -> None:
+        chunks = tarsafe.pack(self.path, path)
+        try:
+            first = next(chunks)
+        except FileNotFoundError as exc:
+            raise TransferFailed(f"{path} does not exist in the working directory") from exc
+        except OSError as exc:
+            raise TransferFailed(f"could not read {path}: {exc}") from exc
+
+        def read() -> Iterator[bytes]:
+            try:
+                yield from itertools.chain([first], chunks)
+            except OSError as exc:
+                raise TransferFailed(f"reading {path} broke off: {exc}") from exc
+
+        consume(read())
+
+    async def remove(self) -> None:
+        await self.kill()  # what steps left running in the background, too
+        try:
+            await asyncio.to_thread(_rmtree, self.path)
+            self._log.info("working directory %s removed", self.path)
+        except OSError as exc:
+            self._log.error("could not remove %s: %s", self.path, exc)
+
+
+def _pump(process: subprocess.Popen[bytes], output: LogSink) -> None:
+    """Copies the process's stdout and stderr to `output` until both end, or until the
+    process has exited and they are quiet."""
+    assert process.stdout is not None and process.stderr is not None
+    streams = {process.stdout.fileno(): messages_pb2.STDOUT,
+               process.stderr.fileno(): messages_pb2.STDERR}
+    with selectors.DefaultSelector() as selector:
+        for fd, stream in streams.items():
+            selector.register(fd, selectors.EVENT_READ, stream)
+        while selector.get_map():
+            ready = selector.select(EXITED_QUIET_S)
+            for key, _ in ready:
+                data = os.read(key.fd, READ_CHUNK)
+                if data:
+                    output.write(key.data, data)
+                else:
+                    selector.unregister(key.fd)
+            if not ready and process.poll() is not None:
+                break
+    process.stdout.close()
+    process.stderr.close()
+
+
+def _rmtree(path: str) -> None:
+    """shutil.rmtree, also through directories a step made read-only: they are made
+    writable first (links are not followed, so nothing outside is touched)."""
+    os.chmod(path, 0o700)
+    for parent, dirs, _ in os.walk(path):
+        for name in dirs:
+            child = os.path.join(parent, name)
+            if not os.path.islink(child):
+                try:
+                    os.chmod(child, 0o700)
+                except OSError:
+                    pass
+    shutil.rmtree(path)
