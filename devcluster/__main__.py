@@ -1,5 +1,6 @@
-"""`make run`: entities, the API server on :7777 and one runner, in the foreground, their
-logs interleaved and prefixed by service. Ctrl-C stops all three cleanly."""
+"""`make run`: entities, the API server on :7777, one runner and the reference plugins
+(git resource provider on :8001, local artifact store on :8002), in the foreground, their
+logs interleaved and prefixed by service. Ctrl-C stops them all cleanly."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from devcluster.cluster import Cluster
 
 
 def main() -> int:
-    cluster = Cluster({})
+    cluster = Cluster({}, plugins=True)
     stopping = threading.Event()
 
     def on_signal(_signum, _frame) -> None:
@@ -22,6 +23,8 @@ def main() -> int:
     try:
         cluster.start()
         print(f"Bob is up: {cluster.api_url} (Ctrl-C stops it)", flush=True)
+        for name, url in cluster.plugin_urls.items():
+            print(f"  reference plugin {name!r} at {url} (register it: see README)", flush=True)
         while not stopping.wait(0.5):
             dead = [s.name for s in cluster.services if not s.alive]
             if dead:

@@ -1,5 +1,6 @@
-"""Runs the three services as real processes: `make run` in the foreground, and the
-end-to-end tests, each with their own ports, database and vhost."""
+"""Runs the three services (and, when asked, the reference plugins) as real processes:
+`make run` in the foreground, and the end-to-end tests, each with their own ports,
+database and vhost."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from bob_common.config import ApiSettings
+from bob_plugins import artifact_local, resource_git
 
 STOP_GRACE_S = 15.0
 
@@ -83,7 +85,10 @@ class Service:
 
 
 class Cluster:
-    """Entities, the API server and `runners` runners, configured by BOB_* variables."""
+    """Entities, the API server and `runners` runners (or one per `runner_env`, each with
+    those variables on top), configured by BOB_* variables; with `plugins`, the reference
+    git resource provider and local artifact store too (BOB_GIT_PROVIDER_PORT,
+    BOB_ARTIFACT_STORE_PORT, BOB_ARTIFACT_DIR)."""
 
     def __init__(
         self,
@@ -92,6 +97,7 @@ class Cluster:
         runners: int = 1,
         sink: TextIO = sys.stdout,
         runner_env: list[Mapping[str, str]] | None = None,
+        plugins: bool = False,
     ) -> None:
         base = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         api = ApiSettings.from_env(base)
@@ -105,10 +111,26 @@ class Cluster:
             Service(f"runner-{i + 1}" if len(extra) > 1 else "runner", "runner_svc", {**base, **e})
             for i, e in enumerate(extra)
         ]
+        self.plugins: list[Service] = []
+        self.plugin_urls: dict[str, str] = {}
+        if plugins:
+            git_port = base.get("BOB_GIT_PROVIDER_PORT") or str(resource_git.DEFAULT_PORT)
+            store_port = base.get("BOB_ARTIFACT_STORE_PORT") or str(artifact_local.DEFAULT_PORT)
+            self.plugins = [
+                Service("resources", "bob_plugins.resource_git",
+                        {**base, "BOB_GIT_PROVIDER_PORT": git_port}),
+                Service("artifacts", "bob_plugins.artifact_local",
+                        {**base, "BOB_ARTIFACT_STORE_PORT": store_port}),
+            ]
+            self.plugin_urls = {
+                "git": f"http://127.0.0.1:{git_port}",
+                "local": f"http://127.0.0.1:{store_port}",
+            }
 
     @property
     def services(self) -> list[Service]:
-        return [self.entities, self.api, *self.runners]
+        # Plugins first: the API's health check pings the plugins registered with it.
+        return [*self.plugins, self.entities, self.api, *self.runners]
 
     def start(self, timeout: float = 60.0) -> None:
         for service in self.services:
@@ -137,8 +159,9 @@ class Cluster:
         raise RuntimeError(f"{url} not healthy after {timeout}s: {last}")
 
     def stop(self) -> None:
-        """Runners first (they drain), then the API, then entities, each with a grace."""
-        for group in (self.runners, [self.api], [self.entities]):
+        """Runners first (they drain), then the API, then entities, then the plugins
+        (draining runners may still upload), each with a grace."""
+        for group in (self.runners, [self.api], [self.entities], self.plugins):
             for service in group:
                 service.signal(signal.SIGTERM)
             for service in group:
