@@ -38,7 +38,8 @@ from bob_plugins.serve import (
     start_logging,
 )
 
-log = logging.getLogger(__name__)
+# Named, not __name__: run with -m, this module is __main__.
+log = logging.getLogger("bob_plugins.artifact_local")
 
 SEGMENTS = ("group", "name", "run_id", "artifact")
 DEFAULT_PORT = 8002

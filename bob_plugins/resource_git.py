@@ -35,7 +35,8 @@ from starlette.routing import Route
 
 from bob_plugins.serve import RET_CONFIG, message, port_from, serve, start_logging
 
-log = logging.getLogger(__name__)
+# Named, not __name__: run with -m, this module is __main__.
+log = logging.getLogger("bob_plugins.resource_git")
 
 DEFAULT_PORT = 8001
 CHUNK = 64 * 1024

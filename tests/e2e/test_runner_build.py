@@ -5,6 +5,7 @@ timeouts; and nothing left behind. A Docker runner and a shell runner share the 
 from __future__ import annotations
 
 import io
+import subprocess
 import tarfile
 import tempfile
 import uuid
@@ -207,3 +208,28 @@ def test_a_batch_of_passed_failed_and_stopped_runs_leaves_no_container_image_or_
 
     assert ends == [("ok", "passed")] * 2 + [("bad", "failed")] * 2 + [("long", "stopped")] * 2
     assert counts() == before
+
+
+def test_the_readme_tour_of_a_complete_build_works_as_written(bob, tmp_path):
+    # The tour's commands, pointed at this cluster and a directory of the test's own
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("### A complete build", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    block = block.split("# The same build without Docker", 1)[0]
+    # The tour reads the status once the run has had time; a script waits for the end.
+    status = "curl -s localhost:7777/pipelines/status/runs/$RUN"
+    assert status in block
+    script = (block.replace(status, f"sleep_until_done; {status}")
+              .replace("localhost:7777", bob.cluster.api_url.removeprefix("http://"))
+              .replace("http://127.0.0.1:8001", bob.cluster.plugin_urls["git"])
+              .replace("http://127.0.0.1:8002", bob.cluster.plugin_urls["local"])
+              .replace("/tmp/hello", str(tmp_path / "hello")))
+    wait = f"""sleep_until_done() {{ for _ in $(seq 1 300); do
+      case "$(curl -s {bob.cluster.api_url}/pipelines/status/runs/$RUN)" in
+        *passed*|*failed*|*stopped*) return;; esac; sleep 0.1; done; }}
+    """
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", wait + script],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert '{"message": "passed"}' in done.stdout
+    assert "hello from version 1.0" in done.stdout
+    assert done.stdout.rstrip().endswith("dist/\ndist/hello.sh")
