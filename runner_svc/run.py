@@ -14,21 +14,20 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Protocol
 
 from bob_pb import messages_pb2
 from runner_svc import spec as specs
-from runner_svc import tarsafe
 from runner_svc.errors import PrepareFailed, RunnerError, StepFailed, TransferFailed
 from runner_svc.executor import Executor, Workspace
 from runner_svc.logsink import Line, LogSink
-from runner_svc.plugins import PluginDirectory, artifact_url
+from runner_svc.plugins import PluginDirectory
 from runner_svc.runlog import run_logger
-from runner_svc.spec import ArtifactSpec, RunSpec, StepSpec
-from runner_svc.transfer import PluginHttp
+from runner_svc.spec import RunSpec, StepSpec
+from runner_svc.transfer import PluginHttp, Transfers
 from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
@@ -66,8 +65,6 @@ class Run:
         self.spec = spec
         self._executor = executor
         self._report = reporter
-        self._plugins = plugins
-        self._http = http
         self._batch_lines = batch_lines
         self._flush_s = flush_s
         self._tuning = tuning
@@ -77,6 +74,10 @@ class Run:
         self._halt: Outcome | None = None
         # Set with _halt; read by transfers on worker threads.
         self._abort = threading.Event()
+        self._transfers = Transfers(
+            spec, plugins=plugins, http=http, abort=self._abort,
+            max_bytes=tuning.archive_max_bytes, say=reporter.say,
+        )
         # Cleared while paused: the next step waits for it.
         self._resumed = asyncio.Event()
         self._resumed.set()
@@ -84,7 +85,6 @@ class Run:
         self._control = asyncio.Lock()
         self._current: asyncio.Future[int] | None = None  # the step executing now
         self._step_number = 0  # of the step in progress, from 1
-        self._placed: set[str] = set()  # resources already in the workspace
         self._timers: list[asyncio.TimerHandle] = []
         self._interrupts: set[asyncio.Task[None]] = set()
         self._log = run_logger(log, spec.run_id)
@@ -144,12 +144,11 @@ class Run:
     async def _run_step(self, workspace: Workspace, index: int, step: StepSpec) -> str:
         """Why the step failed, or ""."""
         number = index + 1
-        if step.needs_resource and step.needs_resource not in self._placed:
+        if step.needs_resource:
             try:
-                await self._place(workspace, step.needs_resource)
+                await self._transfers.place(workspace, step.needs_resource)
             except TransferFailed as exc:
                 return f"step {number} needs resource {step.needs_resource!r}: {exc}"
-            self._placed.add(step.needs_resource)
             if self._halt:
                 return ""
         timer = None
@@ -168,37 +167,11 @@ class Run:
             return f"step {number} exited with {exit_code}"
         if step.produces_artifact is not None and not self._halt:
             try:
-                await self._upload(workspace, step.produces_artifact)
+                await self._transfers.upload(workspace, step.produces_artifact)
             except TransferFailed as exc:
                 return (f"step {number} produces artifact {step.produces_artifact.name!r}: "
                         f"{exc}")
         return ""
-
-    async def _place(self, workspace: Workspace, name: str) -> None:
-        resource = self.spec.resource(name)
-        assert resource is not None  # specs.problem() checked it
-        source = await self._plugins.source(resource)
-        await self._report.say(f"fetching resource {name} from {source.described}")
-        http, abort, limit = self._http, self._abort, self._tuning.archive_max_bytes
-
-        def archive() -> Iterator[bytes]:
-            return tarsafe.rewrite(http.fetch(source.url, source.params, abort), name, limit)
-
-        await workspace.put_archive(archive)
-        self._log.info("resource %s placed", name)
-
-    async def _upload(self, workspace: Workspace, artifact: ArtifactSpec) -> None:
-        spec = self.spec
-        store_url = await self._plugins.artifact_store(artifact.store)
-        url = artifact_url(store_url, spec.group, spec.name, spec.run_id, artifact.name)
-        await self._report.say(
-            f"uploading artifact {artifact.name} ({artifact.path}) to store {artifact.store}"
-        )
-        http, abort = self._http, self._abort
-        await workspace.get_archive(
-            artifact.path, lambda chunks: http.upload(url, chunks, abort)
-        )
-        self._log.info("artifact %s uploaded", artifact.name)
 
     async def _step(self, workspace: Workspace, index: int, step: StepSpec) -> int:
         await self._report.say(f"step {index + 1}/{len(self.spec.steps)}: {step.cmd}")

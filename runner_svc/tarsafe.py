@@ -40,7 +40,8 @@ class ChunkReader(io.RawIOBase):
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
-        self._pending = b""
+        # A view: taking a little at a time from a large chunk copies nothing.
+        self._pending = memoryview(b"")
 
     def readable(self) -> bool:
         return True
@@ -48,7 +49,7 @@ class ChunkReader(io.RawIOBase):
     def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
         while not self._pending:
             try:
-                self._pending = next(self._chunks)
+                self._pending = memoryview(next(self._chunks))
             except StopIteration:
                 return 0
         n = min(len(buffer), len(self._pending))

@@ -1,20 +1,27 @@
-"""HTTP to the plugins: a resource or artifact comes down, an artifact goes up, both as
-streams of chunks that are never held whole.
+"""A run's resources in and artifacts out: the plugin looked up, the HTTP, the tar checks.
 
-Synchronous on purpose: each transfer runs on the worker thread that also feeds or
-drains the workspace (the docker SDK blocks), so the bytes flow from socket to socket
-through one bounded chunk at a time. A run's `abort` event (set by a stop or a timeout)
-ends a transfer at the next chunk.
+The HTTP is synchronous on purpose: each transfer runs on the worker thread that also
+feeds or drains the workspace (the docker SDK blocks), so the bytes flow from socket to
+socket one bounded chunk at a time and are never held whole. A run's `abort` event (set
+by a stop or a timeout) ends a transfer at the next chunk.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import httpx
 
+from runner_svc import tarsafe
 from runner_svc.errors import TransferFailed
+from runner_svc.executor import Workspace
+from runner_svc.plugins import PluginDirectory, artifact_url
+from runner_svc.runlog import run_logger
+from runner_svc.spec import ArtifactSpec, RunSpec
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 # How much of a plugin's error answer goes into the run's reason.
@@ -73,3 +80,55 @@ class PluginHttp:
             raise TransferFailed(f"POST {url} failed: {_why(exc)}") from exc
         if not response.is_success:
             raise TransferFailed(f"POST {url} answered {_answer(response)}")
+
+
+class Transfers:
+    """The transfers of one run. Raise TransferFailed with the reason."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        *,
+        plugins: PluginDirectory,
+        http: PluginHttp,
+        abort: threading.Event,
+        max_bytes: int,
+        say: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._spec = spec
+        self._plugins = plugins
+        self._http = http
+        self._abort = abort
+        self._max_bytes = max_bytes
+        self._say = say
+        self._placed: set[str] = set()
+        self._log = run_logger(log, spec.run_id)
+
+    async def place(self, workspace: Workspace, name: str) -> None:
+        """Puts resource `name` in the workspace as <name>/, unless it is there already:
+        a resource is fetched once per run."""
+        if name in self._placed:
+            return
+        resource = self._spec.resource(name)
+        assert resource is not None  # spec.problem() has checked
+        source = await self._plugins.source(resource)
+        await self._say(f"fetching resource {name} from {source.described}")
+        http, abort, limit = self._http, self._abort, self._max_bytes
+
+        def archive() -> Iterator[bytes]:
+            return tarsafe.rewrite(http.fetch(source.url, source.params, abort), name, limit)
+
+        await workspace.put_archive(archive)
+        self._placed.add(name)
+        self._log.info("resource %s placed", name)
+
+    async def upload(self, workspace: Workspace, artifact: ArtifactSpec) -> None:
+        spec = self._spec
+        store_url = await self._plugins.artifact_store(artifact.store)
+        url = artifact_url(store_url, spec.group, spec.name, spec.run_id, artifact.name)
+        await self._say(
+            f"uploading artifact {artifact.name} ({artifact.path}) to store {artifact.store}"
+        )
+        http, abort = self._http, self._abort
+        await workspace.get_archive(artifact.path, lambda chunks: http.upload(url, chunks, abort))
+        self._log.info("artifact %s uploaded", artifact.name)
