@@ -21,7 +21,7 @@ from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesUnavailable, EventsUnavailable
 from runner_svc.executor import Executor
 from runner_svc.plugins import PluginDirectory
-from runner_svc.reporter import RunReporter
+from runner_svc.reporter import PUBLISH_ERRORS, RunReporter
 from runner_svc.run import Run
 from runner_svc.runlog import run_logger
 from runner_svc.spec import from_job
@@ -36,6 +36,19 @@ SERVICE = "runner"
 # dead-letters a job after topology.DELIVERY_LIMIT, so the wait grows instead.
 CLAIM_RETRY_BASE_S = 1.0
 CLAIM_RETRY_MAX_S = 30.0
+# How long a shutdown waits for the broker to confirm a consumer's cancel.
+CANCEL_TIMEOUT_S = 5.0
+
+
+async def cancel_consuming(queue: AbstractQueue, tag: str) -> None:
+    """Cancels a consumer, without hanging a shutdown while the broker is unreachable: a
+    robust channel waits for its reconnection before it sends anything, and a broker that
+    lost the connection has dropped the consumer anyway (and requeued its unacked jobs)."""
+    try:
+        await asyncio.wait_for(queue.cancel(tag), CANCEL_TIMEOUT_S)
+    except (TimeoutError, *PUBLISH_ERRORS) as exc:
+        log.warning("could not cancel consuming %s (%r); the broker drops it with the "
+                    "connection", queue.name, exc)
 
 
 @dataclass
@@ -95,7 +108,7 @@ class JobConsumer:
             await stop.wait()
             # The consumer goes first, so no new job starts while the running ones drain.
             self._closing = True
-            await queue.cancel(tag)
+            await cancel_consuming(queue, tag)
             await self._drain(hurry)
         finally:
             self._closing = True

@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from bob_common.amqp import MessageDecodeError, dead_letter, decode
 from bob_pb import messages_pb2
+from runner_svc.consumer import cancel_consuming
 from runner_svc.run import Run
 from runner_svc.runlog import run_logger
 
@@ -38,7 +39,7 @@ class ControlListener:
         try:
             await until.wait()
         finally:
-            await queue.cancel(tag)
+            await cancel_consuming(queue, tag)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # Commands are not retried: one for a run that is not here, or that fails, is done.

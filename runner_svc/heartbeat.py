@@ -61,3 +61,5 @@ class Heartbeat:
             )
         except PUBLISH_ERRORS as exc:
             log.warning("could not publish a heartbeat: %r", exc)
+        except Exception:  # noqa: BLE001 - a heartbeat is never worth the runner
+            log.exception("could not publish a heartbeat")

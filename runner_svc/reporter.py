@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 
 import aio_pika.exceptions
+import aiormq.exceptions
 from aio_pika.abc import AbstractExchange
 
 from bob_common.amqp import encode
@@ -29,7 +30,14 @@ log = logging.getLogger(__name__)
 SYSTEM_PREFIX = "[bob] "
 # One publish waits this long for the broker's confirm before it is retried.
 CONFIRM_TIMEOUT_S = 10.0
-PUBLISH_ERRORS = (aio_pika.exceptions.AMQPError, ConnectionError, asyncio.TimeoutError)
+# What a publish raises while the broker is unreachable; ChannelInvalidStateError (not an
+# AMQPError) comes from a robust channel that is closed while it reconnects.
+PUBLISH_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
 
 
 class RunReporter:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 
+from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
-from tests.runner.harness import containers_of, jobs_waiting, make_job, world
+from runner_svc import consumer
+from tests.conftest import fresh_vhost
+from tests.runner.harness import (
+    claim_server,
+    containers_of,
+    jobs_waiting,
+    make_job,
+    runner_env,
+    running_runner,
+    world,
+)
 
 
 def test_running_jobs_finish_within_the_drain_time_and_no_new_job_starts(
@@ -69,5 +81,30 @@ def test_a_second_signal_skips_the_drain(rabbit_url, test_image, docker_client):
             assert time.monotonic() - started < 10
             assert await containers_of(docker_client, job.run_id) == []
             assert await jobs_waiting(w.channel) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_shutdown_while_the_broker_is_gone_still_ends_within_seconds(
+    rabbitmq_available, test_image, monkeypatch
+):
+    monkeypatch.setattr(consumer, "CANCEL_TIMEOUT_S", 0.5)
+
+    async def scenario() -> None:
+        with fresh_vhost() as url:
+            async with claim_server() as (addr, _):
+                settings = RunnerSettings.from_env(runner_env(url, addr))
+                async with running_runner(settings) as (service, task):
+                    # Given a runner whose broker connection is gone for good
+                    vhost = url.rsplit("/", 1)[1]
+                    gone = subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost],
+                                          capture_output=True, timeout=60)
+                    assert gone.returncode == 0, gone.stderr
+                    # When it is told to stop
+                    started = time.monotonic()
+                    service.request_shutdown("test signal")
+                    # Then it stops cleanly, without waiting for the broker to come back
+                    await asyncio.wait_for(asyncio.shield(task), 20)
+                    assert time.monotonic() - started < 5
 
     asyncio.run(scenario())
