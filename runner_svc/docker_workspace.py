@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import docker.errors
 import requests
@@ -31,6 +32,8 @@ EXIT_CODE_WAIT_S = 2.0
 # /bin/sh.
 TERMINATE = ["/bin/sh", "-c", "kill -TERM -1"]
 ARCHIVE_CHUNK = 64 * 1024
+# How long starting an exec may take before a pause stops waiting for it.
+EXEC_START_WAIT_S = 10.0
 
 # Everything the docker SDK raises when the engine refuses or cannot be reached.
 DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException, OSError)
@@ -52,13 +55,26 @@ class DockerWorkspace:
         self._api = container.client.api
         self._workdir = workdir
         self._log = run_logger(log, run_id)
-        self._frozen = False
+        # Starting an exec and freezing the container exclude each other: in a frozen
+        # container the engine refuses an exec (409) or, when the freeze lands while runc
+        # is starting one, freezes its `runc init` half-way, and then hangs on that
+        # container for good. So the lock is held from an exec's creation until its
+        # process is seen running, and around pause, resume and SIGTERM.
+        self._lock = threading.Condition()
+        self._frozen = False  # guarded by _lock
+        # Set by terminate() and kill(): no exec starts any more.
+        self._halted = False
 
     async def exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
         return await self._executor.stream(self._exec, cmd, env, output)
 
-    def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
-        try:
+    def _start(self, cmd: str, env: Mapping[str, str]) -> tuple[str, Any]:
+        with self._lock:
+            # A pause may have come between the run's last look and now: wait it out.
+            while self._frozen and not self._halted:
+                self._lock.wait(0.5)
+            if self._halted:
+                raise StepFailed("the run is being stopped")
             exec_id = self._api.exec_create(
                 self._container.id,
                 ["/bin/sh", "-c", cmd],
@@ -66,6 +82,26 @@ class DockerWorkspace:
                 workdir=self._workdir,
             )["Id"]
             chunks = self._api.exec_start(exec_id, stream=True, demux=True)
+            self._await_running(exec_id)
+            return exec_id, chunks
+
+    def _await_running(self, exec_id: str) -> None:
+        """Returns once the engine has started the exec's process (or it has already
+        exited): the HTTP answer to exec_start comes before that. The engine sets the
+        exec's Pid once the runtime has started it; its Running flag, set before it even
+        asks the runtime, says nothing of that."""
+        deadline = time.monotonic() + EXEC_START_WAIT_S
+        while time.monotonic() < deadline:
+            info = self._api.exec_inspect(exec_id)
+            if info.get("Pid") or info.get("ExitCode") is not None:
+                return
+            time.sleep(0.005)
+        self._log.warning("exec %s not seen running after %.0f s", exec_id[:12],
+                          EXEC_START_WAIT_S)
+
+    def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
+        try:
+            exec_id, chunks = self._start(cmd, env)
             try:
                 for stdout, stderr in chunks:
                     if stdout:
@@ -93,6 +129,8 @@ class DockerWorkspace:
             time.sleep(0.01)
 
     async def kill(self) -> None:
+        # Not under the lock: a kill never waits, and it works on a frozen container.
+        self._halted = True
         try:
             await self._executor.call(self._container.kill)
             self._log.info("container %s killed", self._container.short_id)
@@ -101,31 +139,41 @@ class DockerWorkspace:
 
     async def terminate(self) -> None:
         try:
-            if self._frozen:
-                await self.resume()
-            await self._executor.call(self._signal_steps)
+            await self._executor.call(self._terminate)
             self._log.info("SIGTERM sent to the processes in container %s",
                            self._container.short_id)
-        except (RunnerError, *DOCKER_ERRORS) as exc:  # kill() follows anyway
+        except DOCKER_ERRORS as exc:  # kill() follows anyway
             self._log.warning("could not send SIGTERM: %s", explain(exc))
 
-    def _signal_steps(self) -> None:
-        exec_id = self._api.exec_create(self._container.id, TERMINATE)["Id"]
-        self._api.exec_start(exec_id)
+    def _terminate(self) -> None:
+        with self._lock:
+            self._halted = True
+            if self._frozen:  # signals reach a frozen process only once it is thawed
+                self._container.unpause()
+                self._frozen = False
+            exec_id = self._api.exec_create(self._container.id, TERMINATE)["Id"]
+            self._api.exec_start(exec_id)  # returns once the kill has run
 
     async def pause(self) -> None:
         try:
-            await self._executor.call(self._container.pause)
+            await self._executor.call(self._freeze, True)
         except DOCKER_ERRORS as exc:
             raise RunnerError(f"could not pause: {explain(exc)}") from exc
-        self._frozen = True
 
     async def resume(self) -> None:
         try:
-            await self._executor.call(self._container.unpause)
+            await self._executor.call(self._freeze, False)
         except DOCKER_ERRORS as exc:
             raise RunnerError(f"could not resume: {explain(exc)}") from exc
-        self._frozen = False
+
+    def _freeze(self, frozen: bool) -> None:
+        with self._lock:
+            if frozen:
+                self._container.pause()
+            else:
+                self._container.unpause()
+            self._frozen = frozen
+            self._lock.notify_all()
 
     # Transfers block as long as the bytes flow, so they run on the streams pool, like
     # the steps they alternate with: a run never does both at once.

@@ -113,11 +113,12 @@ class ShellWorkspace:
         }
         self._log = run_logger(log, run_id)
         # Guards the fields below: the loop signals while a worker thread spawns.
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._groups: list[int] = []  # every step's process group, for the final kill
         self._current: subprocess.Popen[bytes] | None = None
         self._frozen = False
-        self._killed = False
+        # Set by terminate() and kill(): no step starts any more.
+        self._halted = False
 
     async def exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
         return await self._executor.run(self._exec, cmd, env, output)
@@ -125,8 +126,11 @@ class ShellWorkspace:
     def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
         try:
             with self._lock:
-                if self._killed:  # a stop came first: nothing more may start
-                    raise StepFailed("the run's processes have been killed")
+                # A pause may have come between the run's last look and now: wait it out.
+                while self._frozen and not self._halted:
+                    self._lock.wait(0.5)
+                if self._halted:  # a stop or a timeout came first: nothing more starts
+                    raise StepFailed("the run is being stopped")
                 try:
                     process = subprocess.Popen(
                         [SHELL, "-c", cmd],
@@ -156,19 +160,25 @@ class ShellWorkspace:
         except (ProcessLookupError, PermissionError):
             pass  # the group has ended
 
+    # Signalling takes microseconds: these hold the lock on the event loop, where a
+    # worker may hold it only as long as it takes to spawn a process.
+
     async def terminate(self) -> None:
         with self._lock:
+            self._halted = True
             if self._current is not None:
                 self._signal(self._current.pid, signal.SIGTERM)
-                if self._frozen:
+                if self._frozen:  # a stopped process handles SIGTERM once continued
                     self._signal(self._current.pid, signal.SIGCONT)
             self._frozen = False
+            self._lock.notify_all()
 
     async def kill(self) -> None:
         with self._lock:
-            self._killed = True
+            self._halted = True
             for pgid in self._groups:
                 self._signal(pgid, signal.SIGKILL)
+            self._lock.notify_all()
 
     async def pause(self) -> None:
         with self._lock:
@@ -181,6 +191,7 @@ class ShellWorkspace:
             if self._current is not None:
                 self._signal(self._current.pid, signal.SIGCONT)
             self._frozen = False
+            self._lock.notify_all()
 
     async def put_archive(self, archive: Callable[[], Iterator[bytes]]) -> None:
         await self._executor.run(self._put, archive)
