@@ -8,14 +8,19 @@ import tempfile
 from pathlib import Path
 
 from bob_pb import messages_pb2, pipeline_pb2
+from runner_svc.docker_executor import LABEL_RUNNER
 from tests.runner.harness import make_job, world
 
 Step = pipeline_pb2.Step
 
 
-def _counts(docker_client) -> tuple[int, int]:
-    return (len(docker_client.containers.list(all=True)),
-            len(docker_client.images.list(all=True)))
+def _counts(docker_client, runner_id: str) -> tuple[int, int]:
+    """Containers that are not another runner's (others may be at work on this engine),
+    and images. Sparse: listing must not inspect containers it does not need."""
+    containers = docker_client.containers.list(all=True, sparse=True)
+    ours = [c for c in containers
+            if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, runner_id)]
+    return len(ours), len(docker_client.images.list(all=True))
 
 
 def test_a_batch_of_passed_failed_stopped_and_timed_out_runs_leaves_no_container_or_image(
@@ -23,7 +28,7 @@ def test_a_batch_of_passed_failed_stopped_and_timed_out_runs_leaves_no_container
 ):
     async def scenario() -> None:
         async with world(rabbit_url, runner_capacity=4) as w:
-            before = await asyncio.to_thread(_counts, docker_client)
+            before = await asyncio.to_thread(_counts, docker_client, w.settings.runner_id)
             jobs = {
                 "passed": make_job(test_image, ["echo fine > f", "cat f"]),
                 "failed": make_job(test_image, ["exit 2"]),
@@ -46,7 +51,7 @@ def test_a_batch_of_passed_failed_stopped_and_timed_out_runs_leaves_no_container
                 "timed out": messages_pb2.FAILED,
                 "not pulled": messages_pb2.FAILED,
             }
-            assert await asyncio.to_thread(_counts, docker_client) == before
+            assert await asyncio.to_thread(_counts, docker_client, w.settings.runner_id) == before
 
     asyncio.run(scenario())
 
