@@ -79,12 +79,16 @@ class DockerExecutor:
 
     def _remove_own_containers(self) -> int:
         label = f"{LABEL_RUNNER}={self._runner_id}"
-        containers = self._client.containers.list(all=True, filters={"label": label})
+        # Sparse: the list alone, without inspecting each container, which an engine in
+        # trouble with one of them may never answer.
+        containers = self._client.containers.list(
+            all=True, filters={"label": label}, sparse=True
+        )
         for container in containers:
             log.info(
                 "removing container %s of run %s",
                 container.short_id,
-                container.labels.get(LABEL_RUN, "?"),
+                (container.attrs.get("Labels") or {}).get(LABEL_RUN, "?"),
             )
             try:
                 container.remove(force=True)
