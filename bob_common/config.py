@@ -109,6 +109,14 @@ class RunnerSettings:
     log_flush_s: float
     # How long a graceful shutdown lets running jobs finish before handing them back.
     drain_s: float
+    # After a stop's SIGTERM, how long a step may take to exit before it is killed.
+    stop_grace_s: float
+    # How often the runner tells entities it is alive and which runs it executes.
+    heartbeat_s: float
+    # The most content a resource archive may unpack to, in bytes.
+    archive_max_bytes: int
+    # Longest wait for a resource provider or artifact store to connect or send more.
+    plugin_timeout_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -124,6 +132,10 @@ class RunnerSettings:
             log_batch_lines=_get(env, "BOB_LOG_BATCH_LINES", 1000),
             log_flush_s=_get(env, "BOB_LOG_FLUSH_S", 0.1),
             drain_s=_get(env, "BOB_RUNNER_DRAIN_S", 30.0),
+            stop_grace_s=_get(env, "BOB_RUNNER_STOP_GRACE_S", 10.0),
+            heartbeat_s=_get(env, "BOB_HEARTBEAT_S", 5.0),
+            archive_max_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_BYTES", 1 << 30),
+            plugin_timeout_s=_get(env, "BOB_RUNNER_PLUGIN_TIMEOUT_S", 30.0),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")

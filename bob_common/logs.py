@@ -6,7 +6,18 @@ import logging
 import sys
 
 # Libraries that log every connection or frame at INFO; their warnings still show.
-_NOISY = ("aio_pika", "aiormq", "pamqp", "urllib3", "docker", "uvicorn.access", "grpc", "peewee")
+_NOISY = (
+    "aio_pika",
+    "aiormq",
+    "pamqp",
+    "urllib3",
+    "docker",
+    "uvicorn.access",
+    "grpc",
+    "peewee",
+    "httpx",
+    "httpcore",
+)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -43,7 +43,7 @@ def main() -> int:
 
 
 async def _serve(settings: RunnerSettings, executor: Executor) -> None:
-    service = RunnerService(settings, executor, Tuning())
+    service = RunnerService(settings, executor, Tuning.from_settings(settings))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.request_shutdown, sig.name)

@@ -37,7 +37,7 @@ class RunnerService:
     ) -> None:
         self._settings = settings
         self._executor = executor
-        self._tuning = tuning or Tuning()
+        self._tuning = tuning or Tuning.from_settings(settings)
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
         # Set once the queues are declared and bound; for tests and tools.

@@ -1,28 +1,25 @@
-"""Runner settings that bob_common.config.RunnerSettings does not carry yet.
-
-They are module constants, gathered in one frozen dataclass that the cli builds once
-and passes down like the settings, so that moving them into RunnerSettings (read from
-the environment variable named beside each) changes one place.
-"""
+"""The runner settings a run and its helpers take, read from RunnerSettings once by the
+cli and passed down; tests build their own (short grace, fast heartbeats)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# BOB_RUNNER_STOP_GRACE_S: after a stop's SIGTERM, how long a step may take to exit
-# before it is killed.
-STOP_GRACE_S = 10.0
-# BOB_HEARTBEAT_S: how often the runner tells entities it is alive and what it runs.
-HEARTBEAT_S = 5.0
-# BOB_RUNNER_ARCHIVE_MAX_BYTES: the most content a resource archive may unpack to.
-ARCHIVE_MAX_BYTES = 1 << 30
-# BOB_RUNNER_PLUGIN_TIMEOUT_S: longest wait for a plugin to connect or send the next bytes.
-PLUGIN_TIMEOUT_S = 30.0
+from bob_common.config import RunnerSettings
 
 
 @dataclass(frozen=True)
 class Tuning:
-    stop_grace_s: float = STOP_GRACE_S
-    heartbeat_s: float = HEARTBEAT_S
-    archive_max_bytes: int = ARCHIVE_MAX_BYTES
-    plugin_timeout_s: float = PLUGIN_TIMEOUT_S
+    stop_grace_s: float
+    heartbeat_s: float
+    archive_max_bytes: int
+    plugin_timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: RunnerSettings) -> Tuning:
+        return cls(
+            stop_grace_s=settings.stop_grace_s,
+            heartbeat_s=settings.heartbeat_s,
+            archive_max_bytes=settings.archive_max_bytes,
+            plugin_timeout_s=settings.plugin_timeout_s,
+        )

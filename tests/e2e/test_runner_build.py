@@ -162,12 +162,6 @@ def test_jobs_are_routed_to_the_runner_of_their_type(bob, unique):
                                "isolated") for line in bob.log_lines(on_shell))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="waits on the API: openapi.yaml's Step and Pipeline schemas do not accept "
-           "`timeout` yet (400 'timeout' was unexpected); the runner side is tested in "
-           "tests/runner/test_timeouts.py. Strict: remove this mark once they do.",
-)
 def test_a_step_over_its_timeout_fails_the_run_naming_the_step_and_the_limit(bob, unique):
     r = bob.http.post(f"/pipelines/groups/dev/names/{unique}", json={
         "image": IMAGE,

@@ -225,7 +225,9 @@ def runner_env(rabbit_url: str, entities_addr: str, **overrides: object) -> dict
 
 
 # Quick stops, for tests that wait on them.
-TEST_TUNING = Tuning(stop_grace_s=2.0, heartbeat_s=0.5)
+TEST_TUNING = Tuning(
+    stop_grace_s=2.0, heartbeat_s=0.5, archive_max_bytes=1 << 30, plugin_timeout_s=30.0
+)
 
 
 @asynccontextmanager
