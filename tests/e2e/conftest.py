@@ -1,103 +1,22 @@
 """The three services as real processes on a vhost and SQLite file of their own, driven
-over HTTP. One cluster per test module: tests use distinct pipeline names."""
+over HTTP (tests/e2e/runner_cluster.py). One cluster per test module: tests use distinct
+pipeline names."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-from bob_common.config import CommonSettings
-from devcluster.cluster import Cluster, free_port
-from tests.conftest import fresh_vhost
-from tests.waiting import wait_until
-
-TERMINAL = {"passed", "failed", "stopped"}
-
-
-class Bob:
-    """A user's view of a running cluster: its HTTP API, and its logs when things fail."""
-
-    def __init__(self, cluster: Cluster, log_path: Path, runner_id: str, queue_url: str) -> None:
-        self.cluster = cluster
-        self.queue_url = queue_url
-        self.queue_max_jobs = CommonSettings.from_env(cluster.api.env).queue_max_jobs
-        self.log_path = log_path
-        self.runner_id = runner_id
-        self.http = httpx.Client(base_url=cluster.api_url, timeout=30)
-
-    def logs_tail(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "cluster log (tail):\n" + "\n".join(text[-lines:])
-
-    def create_pipeline(self, group: str, name: str, body: dict) -> None:
-        r = self.http.post(f"/pipelines/groups/{group}/names/{name}", json=body)
-        assert r.status_code == 202, r.text
-
-    def start(self, group: str, name: str, **kwargs) -> str:
-        r = self.http.post(f"/pipelines/start/groups/{group}/names/{name}", **kwargs)
-        assert r.status_code == 202, r.text
-        return r.json()["message"]
-
-    def status(self, run_id: str) -> str:
-        r = self.http.get(f"/pipelines/status/runs/{run_id}")
-        assert r.status_code == 200, r.text
-        return r.json()["message"]
-
-    def wait_terminal(self, run_id: str, timeout: float = 60) -> str:
-        def terminal():
-            status = self.status(run_id)
-            return status if status in TERMINAL else None
-
-        return wait_until(
-            terminal, timeout=timeout, what=f"run {run_id} to end", describe=self.logs_tail
-        )
-
-    def wait_status(self, run_id: str, status: str, timeout: float = 60) -> str:
-        return wait_until(
-            lambda: self.status(run_id) == status and status,
-            timeout=timeout,
-            what=f"run {run_id} to be {status}",
-            describe=self.logs_tail,
-        )
-
-    def log_lines(self, run_id: str) -> list[str]:
-        r = self.http.get(f"/pipelines/logs/runs/{run_id}/offset/0/lines/10000")
-        assert r.status_code == 200, r.text
-        return r.json()["message"]
+from tests.e2e.runner_cluster import Bob, runner_cluster
 
 
 @pytest.fixture(scope="module")
 def bob(rabbitmq_available, docker_client, tmp_path_factory) -> Iterator[Bob]:
-    tmp = tmp_path_factory.mktemp("cluster")
     runner_id = f"e2e-{uuid.uuid4().hex[:8]}"
-    with fresh_vhost() as queue_url:
-        env = {
-            "BOB_QUEUE_URL": queue_url,
-            "BOB_DB_URL": f"sqlite:///{tmp / 'bob.db'}",
-            "BOB_API_PORT": str(free_port()),
-            "BOB_ENTITIES_ADDR": f"127.0.0.1:{free_port()}",
-            "BOB_API_VALIDATE_RESPONSES": "true",
-            "BOB_RUNNER_ID": runner_id,
-        }
-        log_path = tmp / "cluster.log"
-        with log_path.open("w") as sink:
-            cluster = Cluster(env, sink=sink)
-            try:
-                cluster.start()
-            except RuntimeError:
-                cluster.stop()
-                sink.flush()
-                pytest.fail(f"cluster did not start:\n{log_path.read_text()[-4000:]}")
-            bob = Bob(cluster, log_path, runner_id, queue_url)
-            try:
-                yield bob
-            finally:
-                bob.http.close()
-                cluster.stop()
+    with runner_cluster(tmp_path_factory.mktemp("cluster"), [{"BOB_RUNNER_ID": runner_id}]) as b:
+        yield b
 
 
 @pytest.fixture

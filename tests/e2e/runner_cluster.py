@@ -1,6 +1,6 @@
-"""A cluster for the runner's end-to-end tests: the services as in conftest.py, plus the
-runners a module asks for (each with its own variables) and, when asked, the reference
-plugins, on free ports with their artifacts under the module's temporary directory."""
+"""The end-to-end harness: a cluster of the three services as real processes (the runners
+a module asks for, each with its own variables, and when asked the reference plugins) on
+free ports, a vhost and a database of its own, and Bob, a user's view of it over HTTP."""
 
 from __future__ import annotations
 
@@ -9,12 +9,67 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 
+from bob_common.config import CommonSettings
 from devcluster.cluster import Cluster, free_port
 from tests.conftest import fresh_vhost
-from tests.e2e.conftest import Bob
 from tests.waiting import wait_until
+
+TERMINAL = {"passed", "failed", "stopped"}
+
+
+class Bob:
+    """A user's view of a running cluster: its HTTP API, and its logs when things fail."""
+
+    def __init__(self, cluster: Cluster, log_path: Path, runner_id: str, queue_url: str) -> None:
+        self.cluster = cluster
+        self.queue_url = queue_url
+        self.queue_max_jobs = CommonSettings.from_env(cluster.api.env).queue_max_jobs
+        self.log_path = log_path
+        self.runner_id = runner_id
+        self.http = httpx.Client(base_url=cluster.api_url, timeout=30)
+
+    def logs_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "cluster log (tail):\n" + "\n".join(text[-lines:])
+
+    def create_pipeline(self, group: str, name: str, body: dict) -> None:
+        r = self.http.post(f"/pipelines/groups/{group}/names/{name}", json=body)
+        assert r.status_code == 202, r.text
+
+    def start(self, group: str, name: str, **kwargs) -> str:
+        r = self.http.post(f"/pipelines/start/groups/{group}/names/{name}", **kwargs)
+        assert r.status_code == 202, r.text
+        return r.json()["message"]
+
+    def status(self, run_id: str) -> str:
+        r = self.http.get(f"/pipelines/status/runs/{run_id}")
+        assert r.status_code == 200, r.text
+        return r.json()["message"]
+
+    def wait_terminal(self, run_id: str, timeout: float = 60) -> str:
+        def terminal():
+            status = self.status(run_id)
+            return status if status in TERMINAL else None
+
+        return wait_until(
+            terminal, timeout=timeout, what=f"run {run_id} to end", describe=self.logs_tail
+        )
+
+    def wait_status(self, run_id: str, status: str, timeout: float = 60) -> str:
+        return wait_until(
+            lambda: self.status(run_id) == status and status,
+            timeout=timeout,
+            what=f"run {run_id} to be {status}",
+            describe=self.logs_tail,
+        )
+
+    def log_lines(self, run_id: str) -> list[str]:
+        r = self.http.get(f"/pipelines/logs/runs/{run_id}/offset/0/lines/10000")
+        assert r.status_code == 200, r.text
+        return r.json()["message"]
 
 
 @contextlib.contextmanager

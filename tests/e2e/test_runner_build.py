@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner_svc.docker_executor import LABEL_RUNNER
-from tests.e2e.conftest import Bob
-from tests.e2e.runner_cluster import run_detail, runner_cluster, runner_id
+from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
 from tests.plugins.processes import make_repo
 from tests.support.http_stub import Answer, plugin_server
 

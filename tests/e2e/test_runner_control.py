@@ -10,8 +10,7 @@ from datetime import datetime
 import pytest
 
 from runner_svc.docker_executor import LABEL_RUN
-from tests.e2e.conftest import Bob
-from tests.e2e.runner_cluster import run_detail, runner_cluster, runner_id
+from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
 
 pytestmark = pytest.mark.e2e
 IMAGE = "bob-test/busybox:latest"
