@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
 from google.protobuf.message import Message as ProtoMessage
 
@@ -14,6 +21,16 @@ from bob_common import topology
 
 CONTENT_TYPE = "application/x-protobuf"
 log = logging.getLogger(__name__)
+# What a broker operation raises while the broker is unreachable; ChannelInvalidStateError
+# (not an AMQPError) comes from a robust channel that is closed while it reconnects.
+BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
+# How long cancelling a consumer may take at shutdown.
+CANCEL_TIMEOUT_S = 5.0
 M = TypeVar("M", bound=ProtoMessage)
 
 
@@ -80,3 +97,18 @@ async def dead_letter(
     kind = message.type or "untyped"
     await report_error(channel, service, f"dead-lettered a {kind} message: {reason}")
     await message.reject(requeue=False)
+
+
+async def cancel_consuming(queue: AbstractQueue, tag: str) -> None:
+    """Cancels a consumer without hanging a shutdown while the broker is unreachable: a
+    robust channel waits for its reconnection before it sends anything, and a broker that
+    lost the connection has dropped the consumer anyway (and requeued its unacked
+    deliveries)."""
+    try:
+        await asyncio.wait_for(queue.cancel(tag), CANCEL_TIMEOUT_S)
+    except (TimeoutError, RuntimeError, *BROKER_ERRORS) as exc:
+        log.warning(
+            "could not cancel consuming %s (%r); the broker drops it with the connection",
+            queue.name,
+            exc,
+        )

@@ -126,10 +126,7 @@ class EventConsumer:
                 await self._handle(channel, batch)
             # Deliveries still in the inbox are never acked: closing the channel returns
             # them to the queue for the next consumer.
-            try:
-                await queue.cancel(tag)
-            except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
-                log.warning("could not cancel the consumer (%r); closing anyway", exc)
+            await amqp.cancel_consuming(queue, tag)
         finally:
             await connection.close()
             log.info("event consumer stopped")

@@ -14,14 +14,20 @@ from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
-from bob_common.amqp import MessageDecodeError, dead_letter, decode, report_error
+from bob_common.amqp import (
+    MessageDecodeError,
+    cancel_consuming,
+    dead_letter,
+    decode,
+    report_error,
+)
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
 from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesUnavailable, EventsUnavailable
 from runner_svc.executor import Executor
 from runner_svc.plugins import PluginDirectory
-from runner_svc.reporter import PUBLISH_ERRORS, RunReporter
+from runner_svc.reporter import RunReporter
 from runner_svc.run import Run
 from runner_svc.runlog import run_logger
 from runner_svc.spec import from_job
@@ -37,20 +43,6 @@ SERVICE = "runner"
 CLAIM_RETRY_BASE_S = 1.0
 CLAIM_RETRY_MAX_S = 30.0
 # How long a shutdown waits for the broker to confirm a consumer's cancel.
-CANCEL_TIMEOUT_S = 5.0
-
-
-async def cancel_consuming(queue: AbstractQueue, tag: str) -> None:
-    """Cancels a consumer, without hanging a shutdown while the broker is unreachable: a
-    robust channel waits for its reconnection before it sends anything, and a broker that
-    lost the connection has dropped the consumer anyway (and requeued its unacked jobs)."""
-    try:
-        await asyncio.wait_for(queue.cancel(tag), CANCEL_TIMEOUT_S)
-    except (TimeoutError, *PUBLISH_ERRORS) as exc:
-        log.warning("could not cancel consuming %s (%r); the broker drops it with the "
-                    "connection", queue.name, exc)
-
-
 @dataclass
 class _Active:
     run: Run

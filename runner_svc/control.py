@@ -10,9 +10,8 @@ from operator import methodcaller
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from bob_common.amqp import MessageDecodeError, dead_letter, decode
+from bob_common.amqp import MessageDecodeError, cancel_consuming, dead_letter, decode
 from bob_pb import messages_pb2
-from runner_svc.consumer import cancel_consuming
 from runner_svc.run import Run
 from runner_svc.runlog import run_logger
 

@@ -14,11 +14,9 @@ import logging
 import time
 from collections.abc import Sequence
 
-import aio_pika.exceptions
-import aiormq.exceptions
 from aio_pika.abc import AbstractExchange
 
-from bob_common.amqp import encode
+from bob_common.amqp import BROKER_ERRORS, encode
 from bob_common.topology import run_event_key
 from bob_pb import messages_pb2
 from runner_svc.errors import EventsUnavailable
@@ -30,14 +28,8 @@ log = logging.getLogger(__name__)
 SYSTEM_PREFIX = "[bob] "
 # One publish waits this long for the broker's confirm before it is retried.
 CONFIRM_TIMEOUT_S = 10.0
-# What a publish raises while the broker is unreachable; ChannelInvalidStateError (not an
-# AMQPError) comes from a robust channel that is closed while it reconnects.
-PUBLISH_ERRORS = (
-    aio_pika.exceptions.AMQPError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-    asyncio.TimeoutError,
-)
+# What a publish raises while the broker is unreachable.
+PUBLISH_ERRORS = BROKER_ERRORS
 
 
 class RunReporter:

@@ -6,9 +6,9 @@ import asyncio
 import subprocess
 import time
 
+from bob_common import amqp
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
-from runner_svc import consumer
 from tests.conftest import fresh_vhost
 from tests.runner.harness import (
     claim_server,
@@ -88,7 +88,7 @@ def test_a_second_signal_skips_the_drain(rabbit_url, test_image, docker_client):
 def test_a_shutdown_while_the_broker_is_gone_still_ends_within_seconds(
     rabbitmq_available, test_image, monkeypatch
 ):
-    monkeypatch.setattr(consumer, "CANCEL_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(amqp, "CANCEL_TIMEOUT_S", 0.5)
 
     async def scenario() -> None:
         with fresh_vhost() as url:
