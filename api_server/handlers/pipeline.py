@@ -163,8 +163,8 @@ async def pipeline_logs(id_: str, offset: int, lines: int):
 
 
 async def pipeline_runs(group: str, name: str):
-    b = backends.current()
-    ref = entities_pb2.PipelineRef(group=group, name=name)
-    await b.rpc("GetPipeline", ref)  # 404 for an unknown pipeline, not an empty list
-    reply = await b.rpc("ListRuns", ref)
+    # ListRuns answers NOT_FOUND (404) for an unknown pipeline, not an empty list.
+    reply = await backends.current().rpc(
+        "ListRuns", entities_pb2.PipelineRef(group=group, name=name)
+    )
     return {"message": [convert.run_summary(r) for r in reply.runs]}, 200
