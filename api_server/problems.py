@@ -49,6 +49,9 @@ def unavailable(message: str) -> ApiError:
 
 def from_grpc(err: grpc.aio.AioRpcError) -> ApiError:
     status = GRPC_TO_HTTP.get(err.code(), 500)
+    if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # Entities is up, the queue behind it is not taking jobs: its message says which.
+        return unavailable(err.details() or "The job queue is not taking jobs; retry later")
     if status == 503:
         log.warning("entities unavailable: %s %s", err.code().name, err.details())
         return unavailable(f"Entities service unavailable: {err.details() or err.code().name}")

@@ -64,16 +64,31 @@ class EntitiesSettings:
     listen_addr: str
     # Events applied per database transaction at most.
     event_batch_max: int
+    # How long a runner's claim on a run lasts without a renewal (RenewLeases, sent every
+    # BOB_HEARTBEAT_S): a run whose lease expires is lost, and retried or failed.
+    lease_s: float
+    # Executions of a run that may be lost (runner gone, job dead-lettered) before it fails.
+    max_attempts: int
+    # How often entities looks for expired leases and for jobs it still has to queue.
+    sweep_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
         common = CommonSettings.from_env(env)
-        return cls(
+        settings = cls(
             common=common,
             db_url=_get(env, "BOB_DB_URL", "sqlite:///data/bob.db"),
             listen_addr=_get(env, "BOB_ENTITIES_LISTEN", common.entities_addr),
             event_batch_max=_get(env, "BOB_EVENT_BATCH_MAX", 500),
+            lease_s=_get(env, "BOB_LEASE_S", 30.0),
+            max_attempts=_get(env, "BOB_MAX_ATTEMPTS", 3),
+            sweep_s=_get(env, "BOB_SWEEP_S", 5.0),
         )
+        if settings.max_attempts < 1:
+            raise ConfigError("BOB_MAX_ATTEMPTS must be at least 1")
+        if settings.lease_s <= 0 or settings.sweep_s <= 0:
+            raise ConfigError("BOB_LEASE_S and BOB_SWEEP_S must be positive")
+        return settings
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,8 @@ class RunnerSettings:
     archive_max_bytes: int
     # Longest wait for a resource provider or artifact store to connect or send more.
     plugin_timeout_s: float
+    # How often the runner looks for build containers whose run is nobody's any more.
+    orphan_sweep_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -136,6 +153,7 @@ class RunnerSettings:
             heartbeat_s=_get(env, "BOB_HEARTBEAT_S", 5.0),
             archive_max_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_BYTES", 1 << 30),
             plugin_timeout_s=_get(env, "BOB_RUNNER_PLUGIN_TIMEOUT_S", 30.0),
+            orphan_sweep_s=_get(env, "BOB_RUNNER_ORPHAN_SWEEP_S", 30.0),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")

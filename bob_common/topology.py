@@ -9,6 +9,8 @@
 | bob.entities.events | quorum queue    | bound to bob.events, for entities     |
 | bob.errors          | durable queue   | system errors as text; GET /error     |
 | bob.dead            | fanout + queue  | poison messages, raw, for inspection  |
+| bob.jobs.dead       | fanout + queue  | jobs dead-lettered by a job queue;    |
+|                     |                 | entities queues them again or fails   |
 
 Declarations are idempotent, and every service declares what it uses on its robust
 channel, so whichever starts first creates it and a reconnect restores it. Queue
@@ -27,6 +29,9 @@ ENTITIES_EVENTS_QUEUE = "bob.entities.events"
 ERRORS_QUEUE = "bob.errors"
 DEAD_LETTER_EXCHANGE = "bob.dead"
 DEAD_LETTER_QUEUE = "bob.dead"
+# Not under bob.jobs.<type>: no runner type can be named "dead" and collide with it.
+DEAD_JOBS_EXCHANGE = "bob.jobs-dead"
+DEAD_JOBS_QUEUE = "bob.jobs-dead"
 
 # A message redelivered this many times is poison: the broker dead-letters it.
 DELIVERY_LIMIT = 10
@@ -55,8 +60,15 @@ def _quorum_arguments(**extra: object) -> dict[str, object]:
 
 def job_queue_arguments(max_jobs: int) -> dict[str, object]:
     # reject-publish: a full queue nacks the publish, so the API can answer 503
-    # instead of the broker silently dropping the oldest job.
-    return _quorum_arguments(**{"x-max-length": max_jobs, "x-overflow": "reject-publish"})
+    # instead of the broker silently dropping the oldest job. A job delivered too often
+    # goes to entities, whose run would otherwise stay pending forever.
+    return _quorum_arguments(
+        **{
+            "x-max-length": max_jobs,
+            "x-overflow": "reject-publish",
+            "x-dead-letter-exchange": DEAD_JOBS_EXCHANGE,
+        }
+    )
 
 
 async def _declare_dead_letters(channel: AbstractChannel) -> None:
@@ -68,11 +80,25 @@ async def _declare_dead_letters(channel: AbstractChannel) -> None:
     await channel.declare_queue(ERRORS_QUEUE, durable=True)
 
 
+async def declare_dead_jobs(channel: AbstractChannel) -> AbstractQueue:
+    """Where job queues dead-letter to, declared before them: the broker drops a message
+    dead-lettered to an exchange that does not exist."""
+    dead = await channel.declare_exchange(
+        DEAD_JOBS_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    queue = await channel.declare_queue(
+        DEAD_JOBS_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await queue.bind(dead)
+    return queue
+
+
 async def declare_jobs(
     channel: AbstractChannel, runner_type: str, max_jobs: int
 ) -> tuple[AbstractExchange, AbstractQueue]:
     """The jobs exchange and the bounded queue of one runner type, bound by that type."""
     await _declare_dead_letters(channel)
+    await declare_dead_jobs(channel)
     exchange = await channel.declare_exchange(
         JOBS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )

@@ -24,8 +24,12 @@ class RunStatus(enum.IntEnum):
 TERMINAL = frozenset({RunStatus.PASSED, RunStatus.FAILED, RunStatus.STOPPED})
 # Runs in these states may still change, so their pipeline cannot be deleted.
 ACTIVE = frozenset({RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.RUNNING, RunStatus.PAUSED})
+# Runs a runner has claimed and holds with its lease.
+CLAIMED = ACTIVE - {RunStatus.PENDING}
 
-# Terminal states have no entry: nothing leaves them.
+# Terminal states have no entry: nothing leaves them. One move is entities' own and not in
+# this table: a claimed run whose runner is lost or hands it back becomes PENDING again as
+# a new attempt (see leases.py).
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PENDING: frozenset({RunStatus.INITIALIZING, RunStatus.FAILED, RunStatus.STOPPED}),
     RunStatus.INITIALIZING: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}),

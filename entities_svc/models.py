@@ -70,12 +70,29 @@ class Run(BaseModel):
     completed_at_ms = IntegerField(default=0)
     # Highest RunEvent.seq applied for the current attempt; 0 before the first event.
     last_seq = IntegerField(default=0)
+    # Until when the claiming runner owns the run without renewing (ms since the epoch).
+    lease_expires_ms = IntegerField(default=0)
+    # What the user asked for: a RunOrder value (run, pause or stop), so that a runner
+    # that missed the broadcast learns it when it renews its lease.
+    desired = SmallIntegerField(default=0)
+    # >0 while the broker has not confirmed the current attempt's job: from this time on,
+    # entities (re)publishes it. 0 once it is queued.
+    requeue_at_ms = IntegerField(default=0)
+    # Executions lost so far (runner gone, job dead-lettered); bounded by BOB_MAX_ATTEMPTS.
+    lost_attempts = IntegerField(default=0)
+    # Where the current attempt's log starts: a retry continues the run's log.
+    first_line_no = IntegerField(default=0)
     # The pipeline definition (JSON) when the run was accepted; later edits do not affect it.
     pipeline = TextField()
 
     class Meta:
         table_name = "runs"
-        indexes = ((("group", "name", "number"), False),)
+        indexes = (
+            (("group", "name", "number"), False),
+            # The sweeps look for active runs with expired leases and pending runs to queue.
+            (("status", "lease_expires_ms"), False),
+            (("status", "requeue_at_ms"), False),
+        )
 
 
 class StepResult(BaseModel):

@@ -16,13 +16,18 @@ from peewee import fn
 
 from entities_svc import pipelines, runners
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
-from entities_svc.lifecycle import TERMINAL, RunStatus, status_name
+from entities_svc.lifecycle import CLAIMED, TERMINAL, RunStatus, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RUNNER_TYPE = runners.DEFAULT_RUNNER_TYPE
 STOPPED_BEFORE_START = "stopped before a runner picked it up"
+# A new run's job is being published by CreateRun; should entities die before the broker
+# confirms it, the sweep publishes it once this much time has passed.
+UNCONFIRMED_GRACE_MS = 30_000
+# Run.desired values; the same numbers as leases.Order (RUN, PAUSE, STOP).
+DESIRED_RUN, DESIRED_PAUSE, DESIRED_STOP = 1, 2, 3
 # Most log lines one GetLogs answers, whatever the caller asks for.
 MAX_LOG_LINES = 10_000
 # The runner type becomes a routing key and part of a queue name.
@@ -58,6 +63,8 @@ class RunInfo:
     # The definition the run executes (the pipeline's when the run was accepted); loaded
     # only where a job is built from it.
     pipeline: dict[str, Any] | None = None
+    # Where the current attempt's log starts.
+    first_line_no: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class Claim:
     status: RunStatus
 
 
-def _to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = False) -> RunInfo:
+def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = False) -> RunInfo:
     return RunInfo(
         id=row.id,
         group=row.group,
@@ -83,6 +90,7 @@ def _to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = Fal
         completed_at_ms=row.completed_at_ms,
         steps=steps,
         pipeline=json.loads(row.pipeline) if with_pipeline else None,
+        first_line_no=row.first_line_no,
     )
 
 
@@ -128,9 +136,10 @@ def create_run(group: str, name: str, runner_type: str = "") -> RunInfo:
             runner_type=runner_type,
             created_at_ms=now_ms(),
             pipeline=pipeline.definition,
+            requeue_at_ms=now_ms() + UNCONFIRMED_GRACE_MS,
         )
     log.info("run %s of %s/%s is pending for %s runners", row.id, group, name, runner_type)
-    return _to_domain(row, with_pipeline=True)
+    return to_domain(row, with_pipeline=True)
 
 
 def discard_run(run_id: str) -> None:
@@ -147,15 +156,23 @@ def discard_run(run_id: str) -> None:
     log.info("run %s discarded", run_id)
 
 
-def claim_run(run_id: str, attempt: int, runner_id: str) -> Claim:
+def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim:
     """The runner's compare-and-set before it executes a job: only a PENDING run of the
-    same attempt becomes INITIALIZING and owned by `runner_id`."""
+    same attempt becomes INITIALIZING and owned by `runner_id`, for a lease of lease_ms."""
     if not runner_id:
         raise Invalid("runner_id must not be empty")
     # One conditional UPDATE: the database decides between concurrent claimers, and the
     # row count says who won, whatever the isolation level or number of processes.
+    now = now_ms()
     won = (
-        Run.update(status=int(RunStatus.INITIALIZING), runner_id=runner_id, started_at_ms=now_ms())
+        Run.update(
+            status=int(RunStatus.INITIALIZING),
+            runner_id=runner_id,
+            started_at_ms=now,
+            lease_expires_ms=now + lease_ms,
+            # A job claimed was queued, whether or not its confirm was recorded.
+            requeue_at_ms=0,
+        )
         .where(
             (Run.id == run_id) & (Run.status == int(RunStatus.PENDING)) & (Run.attempt == attempt)
         )
@@ -176,7 +193,7 @@ def claim_run(run_id: str, attempt: int, runner_id: str) -> Claim:
     return Claim(False, reason, status)
 
 
-# Columns of RunInfo, in its field order (without steps and pipeline).
+# Columns of RunInfo, in its field order (without steps and pipeline), then first_line_no.
 _INFO_COLUMNS = (
     Run.id,
     Run.group,
@@ -189,6 +206,7 @@ _INFO_COLUMNS = (
     Run.created_at_ms,
     Run.started_at_ms,
     Run.completed_at_ms,
+    Run.first_line_no,
 )
 _NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING)
 _compiled_sql: dict[tuple[int, str], str] = {}
@@ -210,7 +228,7 @@ def get_run(run_id: str) -> RunInfo:
     found = database.execute_sql(by_id, (run_id,)).fetchone()
     if found is None:
         raise NotFound(f"Run {run_id} not found")
-    info = RunInfo(*found[:3], RunStatus(found[3]), *found[4:])
+    info = RunInfo(*found[:3], RunStatus(found[3]), *found[4:11], first_line_no=found[11])
     if info.status in _NO_STEPS_YET:
         return info
     steps_of = _compiled(
@@ -230,7 +248,7 @@ def list_runs(group: str, name: str) -> list[RunInfo]:
     pipelines.find_row(group, name)
     rows = list(Run.select().where((Run.group == group) & (Run.name == name)).order_by(Run.number))
     steps = _steps_of([row.id for row in rows])
-    return [_to_domain(row, steps.get(row.id, ())) for row in rows]
+    return [to_domain(row, steps.get(row.id, ())) for row in rows]
 
 
 def get_logs(run_id: str, offset: int, limit: int) -> list[str]:
@@ -267,6 +285,11 @@ def stop_run(run_id: str) -> StopRequest:
         .where((Run.id == run_id) & (Run.status == int(RunStatus.PENDING)))
         .execute()
     )
+    if not stopped_pending:
+        # Kept for the runner's lease renewal, in case the broadcast does not reach it.
+        Run.update(desired=DESIRED_STOP).where(
+            (Run.id == run_id) & Run.status.in_([int(s) for s in CLAIMED])
+        ).execute()
     info = get_run(run_id)
     if stopped_pending:
         log.info("run %s stopped before it started", run_id)
@@ -275,6 +298,27 @@ def stop_run(run_id: str) -> StopRequest:
         raise FailedPrecondition(f"Run {run_id} has already ended: {status_name(info.status)}")
     log.info("run %s: stop requested while %s", run_id, status_name(info.status))
     return StopRequest(info, broadcast=True)
+
+
+def set_paused(run_id: str, paused: bool) -> RunInfo:
+    """Records that the user wants a claimed run paused (or running again); the runner
+    learns it from the broadcast or, failing that, when it renews its lease."""
+    updated = (
+        Run.update(desired=DESIRED_PAUSE if paused else DESIRED_RUN)
+        .where(
+            (Run.id == run_id)
+            & Run.status.in_([int(s) for s in CLAIMED])
+            & (Run.desired != DESIRED_STOP)
+        )
+        .execute()
+    )
+    info = get_run(run_id)
+    if not updated:
+        raise FailedPrecondition(
+            f"Run {run_id} is {status_name(info.status)}: only a run that has started and "
+            "not ended can be paused or resumed"
+        )
+    return info
 
 
 def latest_runs(refs: list[tuple[str, str]]) -> dict[tuple[str, str], RunInfo]:
@@ -290,7 +334,7 @@ def latest_runs(refs: list[tuple[str, str]]) -> dict[tuple[str, str], RunInfo]:
     )
     wanted = set(refs)
     return {
-        (row.group, row.name): _to_domain(row)
+        (row.group, row.name): to_domain(row)
         for row in Run.select().where(Run.number.in_(newest))
         if (row.group, row.name) in wanted
     }

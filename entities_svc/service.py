@@ -12,9 +12,12 @@ from grpc_health.v1 import health
 
 from bob_common.config import EntitiesSettings
 from entities_svc.db import DatabaseThread
+from entities_svc.dead_jobs import DeadJobs
 from entities_svc.events import EventConsumer
+from entities_svc.job_queue import JobQueue
 from entities_svc.server import start_server
 from entities_svc.servicer import EntitiesServicer
+from entities_svc.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +37,41 @@ class EntitiesService:
             self.db,
             settings.event_batch_max,
         )
+        self.jobs = JobQueue(settings.common)
+        self.sweeper = Sweeper(self.db, self.jobs, settings)
+        self.dead_jobs = DeadJobs(self.db, self.jobs, settings.max_attempts, self.sweeper.wake)
+        self.jobs.on_channel = self.dead_jobs.attach
+        self._sweeping = asyncio.Event()  # set: stop sweeping
+        self._sweeper_task: asyncio.Task[None] | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._consuming: asyncio.Task[None] | None = None
         self._hurrying: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        """Opens the database, serves gRPC, and starts consuming events, which keeps
-        retrying in the background while the broker is unreachable."""
+        """Opens the database, serves gRPC, and starts consuming events and sweeping; both
+        keep retrying in the background while the broker is unreachable."""
         await self.db.open(self.settings.db_url)
+        servicer = EntitiesServicer(
+            self.db,
+            self.jobs,
+            lease_ms=int(self.settings.lease_s * 1000),
+            events_applied=lambda: self.consumer.events_applied,
+            job_due=self.sweeper.wake,
+        )
         try:
             self._server, self.port, self._health = await start_server(
-                EntitiesServicer(self.db, lambda: self.consumer.events_applied),
-                self.settings.listen_addr,
+                servicer, self.settings.listen_addr
             )
         except BaseException:
             await self.db.close()
             raise
         log.info("serving bob.v1.Entities on port %d", self.port)
+        await self.jobs.start()
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
+        self._sweeper_task = asyncio.create_task(
+            self.sweeper.serve(self._sweeping), name="sweeper"
+        )
 
     async def wait(self, stopping: asyncio.Event) -> None:
         """Returns when `stopping` is set; raises if the consumer fails."""
@@ -73,6 +92,9 @@ class EntitiesService:
         """Stops taking events and lets the current batch commit and be acked, lets
         in-flight rpcs finish within the grace period, then closes the database."""
         self.consumer.stop()
+        self._sweeping.set()
+        if self._sweeper_task is not None:
+            await self._sweeper_task
         if self._consuming is not None:
             try:
                 await self._consuming
@@ -82,6 +104,7 @@ class EntitiesService:
             if self._health is not None:
                 await self._health.enter_graceful_shutdown()
             await self._server.stop(self.grace_s)
+        await self.jobs.close()
         await self.db.close()
         log.info("stopped")
 

@@ -3,6 +3,7 @@ database thread, and maps domain errors to status codes in one table."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -10,10 +11,14 @@ import grpc
 import peewee
 from google.protobuf import empty_pb2, json_format
 
-from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
-from entities_svc import pipelines, plugins, runners, runs
+from bob_common.broker_link import QueueFull, QueueUnavailable
+from bob_pb import entities_pb2, entities_pb2_grpc, pipeline_pb2
+from entities_svc import leases, pipelines, plugins, runners, runs
 from entities_svc.db import DatabaseThread
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
+from entities_svc.job_queue import JobQueue, job_of, pipeline_from_dict
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -38,11 +43,6 @@ def status_code(exc: Exception) -> grpc.StatusCode | None:
 
 def pipeline_to_dict(pipeline: pipeline_pb2.Pipeline) -> dict[str, Any]:
     return json_format.MessageToDict(pipeline, preserving_proto_field_name=True)
-
-
-def pipeline_from_dict(definition: dict[str, Any]) -> pipeline_pb2.Pipeline:
-    # ignore_unknown_fields: a definition stored by a newer version still loads.
-    return json_format.ParseDict(definition, pipeline_pb2.Pipeline(), ignore_unknown_fields=True)
 
 
 def _stored_pipeline(
@@ -79,18 +79,6 @@ def _run(info: runs.RunInfo) -> entities_pb2.Run:
     )
 
 
-def _job(info: runs.RunInfo) -> messages_pb2.Job:
-    return messages_pb2.Job(
-        run_id=info.id,
-        group=info.group,
-        name=info.name,
-        pipeline=pipeline_from_dict(info.pipeline),
-        runner_type=info.runner_type,
-        attempt=info.attempt,
-        enqueued_at_ms=info.created_at_ms,
-    )
-
-
 def _plugins(found: list[plugins.Plugin]) -> entities_pb2.ListPluginsResponse:
     return entities_pb2.ListPluginsResponse(
         plugins=[entities_pb2.Plugin(name=p.name, url=p.url) for p in found]
@@ -119,9 +107,21 @@ def _stats() -> tuple[dict[str, int], int, int]:
 
 
 class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
-    def __init__(self, db: DatabaseThread, events_applied: Callable[[], int] = lambda: 0) -> None:
+    def __init__(
+        self,
+        db: DatabaseThread,
+        jobs: JobQueue,
+        *,
+        lease_ms: int,
+        events_applied: Callable[[], int] = lambda: 0,
+        job_due: Callable[[], None] = lambda: None,
+    ) -> None:
         self._db = db
+        self._jobs = jobs
+        self._lease_ms = lease_ms
         self._events_applied = events_applied
+        # Tells the sweep a run's job is due now (a run was handed back).
+        self._job_due = job_due
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -190,15 +190,44 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         info = await self._call(
             context, runs.create_run, request.group, request.name, request.runner_type
         )
-        return _job(info)
+        job = job_of(info)
+        try:
+            await self._jobs.publish(job)
+        except (QueueFull, QueueUnavailable) as exc:
+            if not await self._discard(info.id):
+                return job  # a runner claimed it: the job was queued after all
+            if isinstance(exc, QueueFull):
+                message = (
+                    f"The job queue for {info.runner_type} runners is full "
+                    "(BOB_QUEUE_MAX_JOBS); retry later"
+                )
+            else:
+                message = f"The job queue is unavailable, the run was not started: {exc}"
+            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+        return job
 
-    async def DiscardRun(self, request, context):
-        await self._call(context, runs.discard_run, request.run_id)
-        return _EMPTY
+    async def _discard(self, run_id: str) -> bool:
+        """Removes a run whose job was not confirmed; False when the run stays, because a
+        runner has claimed it meanwhile (the confirm was only late) or it could not be
+        removed (the sweep will queue it)."""
+        try:
+            await self._db.call(runs.discard_run, run_id)
+        except FailedPrecondition:
+            return False
+        except Exception:
+            # Left PENDING and due: the sweep queues it later, so the start stands.
+            log.exception("run %s: could not discard the unqueued run", run_id)
+            return False
+        return True
 
     async def ClaimRun(self, request, context):
         claim = await self._call(
-            context, runs.claim_run, request.run_id, request.attempt, request.runner_id
+            context,
+            runs.claim_run,
+            request.run_id,
+            request.attempt,
+            request.runner_id,
+            self._lease_ms,
         )
         return entities_pb2.ClaimRunResponse(
             claimed=claim.claimed, reason=claim.reason, status=int(claim.status)
@@ -220,6 +249,34 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
     async def StopRun(self, request, context):
         stop = await self._call(context, runs.stop_run, request.run_id)
         return entities_pb2.StopRunResponse(run=_run(stop.run), broadcast=stop.broadcast)
+
+    async def SetRunPaused(self, request, context):
+        return _run(await self._call(context, runs.set_paused, request.run_id, request.paused))
+
+    async def RenewLeases(self, request, context):
+        reported = [(run.run_id, run.attempt) for run in request.runs]
+        orders = await self._call(
+            context, leases.renew, request.runner_id, reported, self._lease_ms
+        )
+        return entities_pb2.RenewLeasesResponse(
+            instructions=[
+                entities_pb2.RunInstruction(run_id=run_id, order=int(order))
+                for (run_id, _), order in zip(reported, orders, strict=True)
+            ],
+            lease_ms=self._lease_ms,
+        )
+
+    async def ReleaseRun(self, request, context):
+        info = await self._call(
+            context,
+            leases.release,
+            request.run_id,
+            request.attempt,
+            request.runner_id,
+            request.reason,
+        )
+        self._job_due()
+        return _run(info)
 
     async def ListRunners(self, request, context):
         found = await self._call(context, runners.list_runners)

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from api_server import backends, convert
 from api_server.problems import unavailable
-from api_server.publisher import QueueUnavailable
+from bob_common.broker_link import QueueUnavailable
 from bob_pb import entities_pb2, messages_pb2
 
 # CCTray knows Success, Failure, Exception and Unknown.

@@ -8,7 +8,7 @@ from google.protobuf import json_format
 
 from api_server import backends, convert
 from api_server.problems import ApiError, unavailable
-from api_server.publisher import QueueFull, QueueUnavailable
+from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_pb import entities_pb2, messages_pb2
 
 log = logging.getLogger(__name__)
@@ -80,25 +80,13 @@ async def pipeline_unpause(group: str, name: str):
 
 
 async def pipeline_start(group: str, name: str, body: dict | None = None):
-    b = backends.current()
     runner_type = (body or {}).get("runner/type") or DEFAULT_RUNNER_TYPE
-    job = await b.rpc(
+    # Entities records the run and queues its job; a full queue or an unreachable broker
+    # comes back as 503 with nothing recorded.
+    job = await backends.current().rpc(
         "CreateRun",
         entities_pb2.CreateRunRequest(group=group, name=name, runner_type=runner_type),
     )
-    try:
-        await b.publisher.publish_job(job)
-    except (QueueFull, QueueUnavailable) as exc:
-        # Nothing was queued: remove the run so that no phantom stays pending.
-        try:
-            await b.rpc("DiscardRun", entities_pb2.RunRef(run_id=job.run_id))
-        except ApiError:
-            log.exception("run %s: could not discard the unpublished run", job.run_id)
-        if isinstance(exc, QueueFull):
-            raise unavailable(
-                f"The job queue for runner type {runner_type} is full; retry later"
-            ) from exc
-        raise unavailable(f"Queue unavailable, the run was not started: {exc}") from exc
     log.info("run %s: started %s/%s on %s", job.run_id, group, name, runner_type)
     return {"message": job.run_id}, 202
 
@@ -134,7 +122,7 @@ async def run_pause(group: str, name: str, id_: str):
     run = await run_of(group, name, id_)
     if run.status != messages_pb2.RUNNING:
         raise ApiError(422, f"Run {id_} is {convert.status_name(run.status)}, not running")
-    await _control(id_, messages_pb2.PAUSE)
+    await _set_run_paused(id_, True)
     return OK, 202
 
 
@@ -142,8 +130,17 @@ async def run_unpause(group: str, name: str, id_: str):
     run = await run_of(group, name, id_)
     if run.status != messages_pb2.PAUSED:
         raise ApiError(422, f"Run {id_} is {convert.status_name(run.status)}, not paused")
-    await _control(id_, messages_pb2.RESUME)
+    await _set_run_paused(id_, False)
     return OK, 202
+
+
+async def _set_run_paused(run_id: str, paused: bool) -> None:
+    """Recorded in entities first, so the runner learns it when it renews its lease even
+    if the broadcast does not reach it."""
+    await backends.current().rpc(
+        "SetRunPaused", entities_pb2.SetRunPausedRequest(run_id=run_id, paused=paused)
+    )
+    await _control(run_id, messages_pb2.PAUSE if paused else messages_pb2.RESUME)
 
 
 async def run_get(group: str, name: str, id_: str):

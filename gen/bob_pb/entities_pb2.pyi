@@ -2,12 +2,26 @@ from google.protobuf import empty_pb2 as _empty_pb2
 from bob_pb import messages_pb2 as _messages_pb2
 from bob_pb import pipeline_pb2 as _pipeline_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RunOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_ORDER_UNSPECIFIED: _ClassVar[RunOrder]
+    ORDER_RUN: _ClassVar[RunOrder]
+    ORDER_PAUSE: _ClassVar[RunOrder]
+    ORDER_STOP: _ClassVar[RunOrder]
+    ORDER_ABANDON: _ClassVar[RunOrder]
+RUN_ORDER_UNSPECIFIED: RunOrder
+ORDER_RUN: RunOrder
+ORDER_PAUSE: RunOrder
+ORDER_STOP: RunOrder
+ORDER_ABANDON: RunOrder
 
 class PipelineRef(_message.Message):
     __slots__ = ("group", "name")
@@ -235,3 +249,55 @@ class Stats(_message.Message):
     events_applied: int
     log_lines: int
     def __init__(self, runs_by_status: _Optional[_Mapping[str, int]] = ..., pipelines: _Optional[int] = ..., events_applied: _Optional[int] = ..., log_lines: _Optional[int] = ...) -> None: ...
+
+class SetRunPausedRequest(_message.Message):
+    __slots__ = ("run_id", "paused")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    paused: bool
+    def __init__(self, run_id: _Optional[str] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class RunAttempt(_message.Message):
+    __slots__ = ("run_id", "attempt")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class RenewLeasesRequest(_message.Message):
+    __slots__ = ("runner_id", "runs")
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runner_id: str
+    runs: _containers.RepeatedCompositeFieldContainer[RunAttempt]
+    def __init__(self, runner_id: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[RunAttempt, _Mapping]]] = ...) -> None: ...
+
+class RunInstruction(_message.Message):
+    __slots__ = ("run_id", "order")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    order: RunOrder
+    def __init__(self, run_id: _Optional[str] = ..., order: _Optional[_Union[RunOrder, str]] = ...) -> None: ...
+
+class RenewLeasesResponse(_message.Message):
+    __slots__ = ("instructions", "lease_ms")
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    instructions: _containers.RepeatedCompositeFieldContainer[RunInstruction]
+    lease_ms: int
+    def __init__(self, instructions: _Optional[_Iterable[_Union[RunInstruction, _Mapping]]] = ..., lease_ms: _Optional[int] = ...) -> None: ...
+
+class ReleaseRunRequest(_message.Message):
+    __slots__ = ("run_id", "attempt", "runner_id", "reason")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    runner_id: str
+    reason: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., runner_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -96,11 +96,6 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.CreateRunRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_messages__pb2.Job.FromString,
                 _registered_method=True)
-        self.DiscardRun = channel.unary_unary(
-                '/bob.v1.Entities/DiscardRun',
-                request_serializer=bob__pb_dot_entities__pb2.RunRef.SerializeToString,
-                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
-                _registered_method=True)
         self.ClaimRun = channel.unary_unary(
                 '/bob.v1.Entities/ClaimRun',
                 request_serializer=bob__pb_dot_entities__pb2.ClaimRunRequest.SerializeToString,
@@ -125,6 +120,21 @@ class EntitiesStub:
                 '/bob.v1.Entities/StopRun',
                 request_serializer=bob__pb_dot_entities__pb2.RunRef.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.StopRunResponse.FromString,
+                _registered_method=True)
+        self.SetRunPaused = channel.unary_unary(
+                '/bob.v1.Entities/SetRunPaused',
+                request_serializer=bob__pb_dot_entities__pb2.SetRunPausedRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.Run.FromString,
+                _registered_method=True)
+        self.RenewLeases = channel.unary_unary(
+                '/bob.v1.Entities/RenewLeases',
+                request_serializer=bob__pb_dot_entities__pb2.RenewLeasesRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.RenewLeasesResponse.FromString,
+                _registered_method=True)
+        self.ReleaseRun = channel.unary_unary(
+                '/bob.v1.Entities/ReleaseRun',
+                request_serializer=bob__pb_dot_entities__pb2.ReleaseRunRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.Run.FromString,
                 _registered_method=True)
         self.ListRunners = channel.unary_unary(
                 '/bob.v1.Entities/ListRunners',
@@ -216,15 +226,10 @@ class EntitiesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateRun(self, request, context):
-        """Records a new PENDING run of a pipeline and returns the job to publish for it.
-        NOT_FOUND for an unknown pipeline, FAILED_PRECONDITION for a paused one.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def DiscardRun(self, request, context):
-        """Removes a PENDING run whose job could not be published, so that no phantom run stays.
+        """Records a new PENDING run of a pipeline and queues its job, returning once the broker
+        has confirmed it. NOT_FOUND for an unknown pipeline, FAILED_PRECONDITION for a paused
+        one, RESOURCE_EXHAUSTED when the job queue is full and UNAVAILABLE when the broker
+        cannot be reached: in those two cases no run is left behind.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -264,6 +269,34 @@ class EntitiesServicer:
         """Asks for a run to stop. A PENDING run becomes STOPPED at once and will never start
         (its job is refused at claim); an active run is marked for stopping and the caller
         broadcasts the stop to runners. FAILED_PRECONDITION when the run has already ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRunPaused(self, request, context):
+        """Records whether an active run should be paused; the caller broadcasts the command.
+        FAILED_PRECONDITION when the run is pending or has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewLeases(self, request, context):
+        """A runner's lease renewal, every BOB_HEARTBEAT_S: extends the lease of each run it
+        still owns and answers, run by run, what the runner must do with it. A run whose lease
+        expires is lost: entities retries it as a new attempt or fails it ("runner lost").
+        The answer is also how a stop or pause sent while the runner was cut off from the
+        broker still reaches it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseRun(self, request, context):
+        """A runner gives back a run it claimed and will not finish (graceful shutdown): the run
+        becomes PENDING again as a new attempt, which entities queues; it is not counted as a
+        lost attempt. FAILED_PRECONDITION when the runner does not own that attempt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -346,11 +379,6 @@ def add_EntitiesServicer_to_server(servicer, server):
                     request_deserializer=bob__pb_dot_entities__pb2.CreateRunRequest.FromString,
                     response_serializer=bob__pb_dot_messages__pb2.Job.SerializeToString,
             ),
-            'DiscardRun': grpc.unary_unary_rpc_method_handler(
-                    servicer.DiscardRun,
-                    request_deserializer=bob__pb_dot_entities__pb2.RunRef.FromString,
-                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
-            ),
             'ClaimRun': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimRun,
                     request_deserializer=bob__pb_dot_entities__pb2.ClaimRunRequest.FromString,
@@ -375,6 +403,21 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.StopRun,
                     request_deserializer=bob__pb_dot_entities__pb2.RunRef.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.StopRunResponse.SerializeToString,
+            ),
+            'SetRunPaused': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRunPaused,
+                    request_deserializer=bob__pb_dot_entities__pb2.SetRunPausedRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.Run.SerializeToString,
+            ),
+            'RenewLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewLeases,
+                    request_deserializer=bob__pb_dot_entities__pb2.RenewLeasesRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.RenewLeasesResponse.SerializeToString,
+            ),
+            'ReleaseRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseRun,
+                    request_deserializer=bob__pb_dot_entities__pb2.ReleaseRunRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.Run.SerializeToString,
             ),
             'ListRunners': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRunners,
@@ -722,33 +765,6 @@ class Entities:
             _registered_method=True)
 
     @staticmethod
-    def DiscardRun(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/bob.v1.Entities/DiscardRun',
-            bob__pb_dot_entities__pb2.RunRef.SerializeToString,
-            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def ClaimRun(request,
             target,
             options=(),
@@ -873,6 +889,87 @@ class Entities:
             '/bob.v1.Entities/StopRun',
             bob__pb_dot_entities__pb2.RunRef.SerializeToString,
             bob__pb_dot_entities__pb2.StopRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRunPaused(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/SetRunPaused',
+            bob__pb_dot_entities__pb2.SetRunPausedRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/RenewLeases',
+            bob__pb_dot_entities__pb2.RenewLeasesRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.RenewLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ReleaseRun',
+            bob__pb_dot_entities__pb2.ReleaseRunRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.Run.FromString,
             options,
             channel_credentials,
             insecure,

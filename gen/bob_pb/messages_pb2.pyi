@@ -50,7 +50,7 @@ STDERR: LogStream
 SYSTEM: LogStream
 
 class Job(_message.Message):
-    __slots__ = ("run_id", "group", "name", "pipeline", "runner_type", "attempt", "enqueued_at_ms")
+    __slots__ = ("run_id", "group", "name", "pipeline", "runner_type", "attempt", "enqueued_at_ms", "first_line_no")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class Job(_message.Message):
     RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ENQUEUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_LINE_NO_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     group: str
     name: str
@@ -65,7 +66,8 @@ class Job(_message.Message):
     runner_type: str
     attempt: int
     enqueued_at_ms: int
-    def __init__(self, run_id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., runner_type: _Optional[str] = ..., attempt: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ...) -> None: ...
+    first_line_no: int
+    def __init__(self, run_id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., runner_type: _Optional[str] = ..., attempt: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ..., first_line_no: _Optional[int] = ...) -> None: ...
 
 class Control(_message.Message):
     __slots__ = ("run_id", "action")

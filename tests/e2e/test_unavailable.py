@@ -63,21 +63,24 @@ def test_a_stopped_entities_service_gives_503(backends_only):
     assert "unavailable" in r.json()["message"]
 
 
-def test_without_the_queue_a_start_is_503_and_leaves_no_run(backends_only, tmp_path):
-    # Given a second API server whose broker is unreachable (nothing listens on its port)
+def test_without_the_queue_a_start_is_503_and_leaves_no_run(tmp_path):
+    # Given entities and an API server whose broker is unreachable (nothing listens there)
     port = free_port()
     env = {
-        **backends_only.api.env,
-        "BOB_API_PORT": str(port),
         "BOB_QUEUE_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+        "BOB_DB_URL": f"sqlite:///{tmp_path / 'bob.db'}",
+        "BOB_API_PORT": str(port),
+        "BOB_ENTITIES_ADDR": f"127.0.0.1:{free_port()}",
     }
-    api = Service("api-noq", "api_server", env)
-    with (tmp_path / "api-noq.log").open("w") as sink:
-        api.start(sink, threading.Lock())
+    services = [Service("entities-noq", "entities_svc", env), Service("api-noq", "api_server", env)]
+    lock = threading.Lock()
+    with (tmp_path / "noq.log").open("w") as sink:
+        for service in services:
+            service.start(sink, lock)
         try:
             name = f"p-{uuid.uuid4().hex[:8]}"
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WITHIN_S) as http:
-                Cluster.wait_url(f"http://127.0.0.1:{port}/api.yaml", 30)
+                Cluster.wait_url(f"http://127.0.0.1:{port}/api.yaml", 30, services)
                 assert http.post(f"/pipelines/groups/dev/names/{name}", json=PIPELINE).is_success
 
                 # When a run is started
@@ -85,11 +88,13 @@ def test_without_the_queue_a_start_is_503_and_leaves_no_run(backends_only, tmp_p
                 runs = http.get(f"/pipelines/groups/dev/names/{name}/runs").json()["message"]
                 health = http.get("/can-we-build-it")
         finally:
-            api.signal(signal.SIGTERM)
-            api.wait(15)
+            for service in reversed(services):
+                service.signal(signal.SIGTERM)
+                service.wait(15)
 
-    # Then it is refused with a reason, and no phantom run stays pending
-    assert r.status_code == 503
-    assert "Queue unavailable" in r.json()["message"]
+    # Then it is refused with a reason and a time to retry, and no phantom run stays
+    assert r.status_code == 503, r.text
+    assert "job queue is unavailable" in r.json()["message"]
+    assert r.headers["Retry-After"]
     assert runs == []
     assert health.status_code == 503 and "queue" in health.json()["message"]

@@ -8,6 +8,9 @@ from bob_common.config import CommonSettings, EntitiesSettings
 from entities_svc import progress
 from entities_svc.lifecycle import RunStatus
 
+# A claim's lease in the domain tests: long enough never to expire by itself.
+LEASE_MS = 60_000
+
 PIPELINE: dict[str, Any] = {
     "image": "busybox:musl",
     "steps": [{"cmd": "echo hello"}, {"cmd": "ls", "vars": {"K": "v"}}],
@@ -15,7 +18,9 @@ PIPELINE: dict[str, Any] = {
 }
 
 
-def make_settings(db_url: str, queue_url: str, batch_max: int = 100) -> EntitiesSettings:
+def make_settings(
+    db_url: str, queue_url: str, batch_max: int = 100, **overrides: Any
+) -> EntitiesSettings:
     common = CommonSettings(
         queue_url=queue_url,
         entities_addr="127.0.0.1:0",
@@ -23,8 +28,13 @@ def make_settings(db_url: str, queue_url: str, batch_max: int = 100) -> Entities
         grpc_timeout_s=5.0,
         queue_max_jobs=100,
     )
+    settings: dict[str, Any] = {"lease_s": 30.0, "max_attempts": 3, "sweep_s": 5.0}
     return EntitiesSettings(
-        common=common, db_url=db_url, listen_addr="127.0.0.1:0", event_batch_max=batch_max
+        common=common,
+        db_url=db_url,
+        listen_addr="127.0.0.1:0",
+        event_batch_max=batch_max,
+        **{**settings, **overrides},
     )
 
 

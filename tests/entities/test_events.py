@@ -61,11 +61,18 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running_service(db_url: str, rabbit_url: str) -> AsyncIterator[Harness]:
-    service = EntitiesService(make_settings(db_url, rabbit_url, batch_max=100), grace_s=1)
+async def running_service(db_url: str, rabbit_url: str, **settings) -> AsyncIterator[Harness]:
+    service = EntitiesService(
+        make_settings(db_url, rabbit_url, batch_max=100, **settings), grace_s=1
+    )
     await service.start()
     try:
         await asyncio.wait_for(service.consumer.connected.wait(), 30)
+
+        async def jobs_connected() -> bool:
+            return service.jobs.connected
+
+        await await_until(jobs_connected, what="entities' job queue link")
         connection = await amqp.connect(rabbit_url, "entities-test-publisher")
         async with connection, grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as grpc_ch:
             channel = await connection.channel()

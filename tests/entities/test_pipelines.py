@@ -5,12 +5,12 @@ import pytest
 from entities_svc import pipelines, progress, runs
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import RunStatus
-from tests.entities.support import PIPELINE, log_event, status_event, step_event
+from tests.entities.support import LEASE_MS, PIPELINE, log_event, status_event, step_event
 
 
 def _finish(run_id: str, status: RunStatus) -> None:
     """Moves a run to `status` the way a runner would: claim, then status events."""
-    assert runs.claim_run(run_id, 1, "runner-1").claimed
+    assert runs.claim_run(run_id, 1, "runner-1", LEASE_MS).claimed
     path = {
         RunStatus.INITIALIZING: [],
         RunStatus.RUNNING: [RunStatus.RUNNING],

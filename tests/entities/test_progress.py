@@ -5,7 +5,7 @@ import pytest
 from entities_svc import runs
 from entities_svc.lifecycle import TERMINAL, RunStatus
 from entities_svc.progress import Outcome, apply_events
-from tests.entities.support import log_event, status_event, step_event
+from tests.entities.support import LEASE_MS, log_event, status_event, step_event
 
 S = RunStatus
 
@@ -13,7 +13,7 @@ S = RunStatus
 @pytest.fixture
 def claimed(pipeline) -> str:
     run_id = runs.create_run(*pipeline).id
-    assert runs.claim_run(run_id, 1, "runner-1").claimed
+    assert runs.claim_run(run_id, 1, "runner-1", LEASE_MS).claimed
     return run_id
 
 

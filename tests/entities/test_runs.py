@@ -12,7 +12,7 @@ from entities_svc.lifecycle import RunStatus
 from entities_svc.models import Run
 from entities_svc.models import database as bound_database
 from entities_svc.progress import apply_events
-from tests.entities.support import PIPELINE, log_event, status_event
+from tests.entities.support import LEASE_MS, PIPELINE, log_event, status_event
 
 
 def test_create_records_a_pending_first_attempt_with_a_pipeline_snapshot(pipeline):
@@ -51,13 +51,13 @@ def test_stopping_a_pending_run_stops_it_at_once_and_its_claim_is_refused(pipeli
 
     assert request.broadcast is False
     assert request.run.status is RunStatus.STOPPED and request.run.completed_at_ms
-    claim = runs.claim_run(run.id, 1, "runner-1")
+    claim = runs.claim_run(run.id, 1, "runner-1", LEASE_MS)
     assert not claim.claimed and claim.reason == "run is stopped"
 
 
 def test_stopping_an_active_run_asks_for_a_broadcast(pipeline):
     run = runs.create_run(*pipeline)
-    runs.claim_run(run.id, 1, "runner-1")
+    runs.claim_run(run.id, 1, "runner-1", LEASE_MS)
 
     request = runs.stop_run(run.id)
 
@@ -106,7 +106,7 @@ def test_list_runs_oldest_first(pipeline):
 def test_discard_deletes_a_pending_run_only(pipeline):
     pending = runs.create_run(*pipeline).id
     claimed = runs.create_run(*pipeline).id
-    runs.claim_run(claimed, 1, "runner-1")
+    runs.claim_run(claimed, 1, "runner-1", LEASE_MS)
 
     runs.discard_run(pending)
     with pytest.raises(FailedPrecondition, match="initializing"):
@@ -120,7 +120,7 @@ def test_discard_deletes_a_pending_run_only(pipeline):
 def test_claim_turns_a_pending_run_initializing_and_owned(pipeline):
     run_id = runs.create_run(*pipeline).id
 
-    claim = runs.claim_run(run_id, 1, "runner-1")
+    claim = runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
 
     assert claim == runs.Claim(True, "", RunStatus.INITIALIZING)
     run = runs.get_run(run_id)
@@ -130,9 +130,9 @@ def test_claim_turns_a_pending_run_initializing_and_owned(pipeline):
 
 def test_second_claim_is_refused_naming_the_owner(pipeline):
     run_id = runs.create_run(*pipeline).id
-    runs.claim_run(run_id, 1, "runner-1")
+    runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
 
-    claim = runs.claim_run(run_id, 1, "runner-2")
+    claim = runs.claim_run(run_id, 1, "runner-2", LEASE_MS)
 
     assert claim == runs.Claim(False, "run already claimed by runner-1", RunStatus.INITIALIZING)
     assert runs.get_run(run_id).runner_id == "runner-1"
@@ -141,7 +141,7 @@ def test_second_claim_is_refused_naming_the_owner(pipeline):
 def test_claim_of_a_stale_attempt_is_refused(pipeline):
     run_id = runs.create_run(*pipeline).id
 
-    claim = runs.claim_run(run_id, 2, "runner-1")
+    claim = runs.claim_run(run_id, 2, "runner-1", LEASE_MS)
 
     assert not claim.claimed and claim.reason.startswith("stale attempt")
     assert claim.status is RunStatus.PENDING
@@ -151,14 +151,14 @@ def test_claim_of_a_finished_run_is_refused_with_its_status(pipeline):
     run_id = runs.create_run(*pipeline).id
     apply_events([status_event(run_id, 1, RunStatus.STOPPED, "stopped by user")])
 
-    claim = runs.claim_run(run_id, 1, "runner-1")
+    claim = runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
 
     assert claim == runs.Claim(False, "run is stopped", RunStatus.STOPPED)
 
 
 def test_claim_of_an_unknown_run_is_not_found(database):
     with pytest.raises(NotFound):
-        runs.claim_run("r-nope", 1, "runner-1")
+        runs.claim_run("r-nope", 1, "runner-1", LEASE_MS)
 
 
 def test_concurrent_claims_from_threads_have_exactly_one_winner(pipeline):
@@ -170,7 +170,7 @@ def test_concurrent_claims_from_threads_have_exactly_one_winner(pipeline):
     def claim(runner_id: str) -> None:
         try:
             start.wait()
-            claims[runner_id] = runs.claim_run(run_id, 1, runner_id)
+            claims[runner_id] = runs.claim_run(run_id, 1, runner_id, LEASE_MS)
         finally:
             bound_database.close()  # each thread has its own connection
 

@@ -6,16 +6,21 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aio_pika
 import grpc
 import pytest
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from bob_common import topology
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc.db import DatabaseThread
+from entities_svc.job_queue import JobQueue
 from entities_svc.server import start_server
 from entities_svc.servicer import EntitiesServicer
+from tests.entities.support import LEASE_MS, make_settings
+from tests.waiting import await_until
 
 E = entities_pb2
 M = messages_pb2
@@ -38,21 +43,33 @@ REF = E.PipelineRef(group="dev", name="app")
 
 
 @contextlib.asynccontextmanager
-async def serving(db_url: str) -> AsyncIterator[grpc.aio.Channel]:
+async def serving(db_url: str, rabbit_url: str) -> AsyncIterator[grpc.aio.Channel]:
     db = DatabaseThread()
     await db.open(db_url)
-    server, port, _ = await start_server(EntitiesServicer(db), "127.0.0.1:0")
+    jobs = JobQueue(make_settings(db_url, rabbit_url).common)
+    await jobs.start()
+    async def connected() -> bool:
+        return jobs.connected
+
+    await await_until(connected, what="the job queue to connect")
+    servicer = EntitiesServicer(db, jobs, lease_ms=LEASE_MS)
+    server, port, _ = await start_server(servicer, "127.0.0.1:0")
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             yield channel
     finally:
         await server.stop(None)
+        await jobs.close()
         await db.close()
 
 
-def with_stub(db_url: str, scenario: Callable[[entities_pb2_grpc.EntitiesStub], Awaitable[None]]):
+def with_stub(
+    db_url: str,
+    rabbit_url: str,
+    scenario: Callable[[entities_pb2_grpc.EntitiesStub], Awaitable[None]],
+):
     async def main() -> None:
-        async with serving(db_url) as channel:
+        async with serving(db_url, rabbit_url) as channel:
             stub = entities_pb2_grpc.EntitiesStub(channel)
             # PIPELINE names these plugins; a pipeline may only name registered ones.
             await stub.PutResourceProvider(E.Plugin(name="git", url="http://127.0.0.1:8001"))
@@ -63,13 +80,25 @@ def with_stub(db_url: str, scenario: Callable[[entities_pb2_grpc.EntitiesStub], 
     asyncio.run(main())
 
 
+async def queued_jobs(rabbit_url: str, runner_type: str = "docker") -> list[M.Job]:
+    """The jobs waiting in a job queue, left there."""
+    connection = await aio_pika.connect(rabbit_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(topology.job_queue_name(runner_type))
+        found = []
+        while message := await queue.get(no_ack=False, fail=False):
+            found.append(M.Job.FromString(message.body))
+        return found  # unacked: closing the channel puts them back
+
+
 async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await call
     return failed.value
 
 
-def test_pipeline_round_trips_and_replacing_reports_not_created(db_url):
+def test_pipeline_round_trips_and_replacing_reports_not_created(db_url, rabbit_url):
     async def scenario(stub):
         stored = await stub.GetPipeline(REF)
         replaced = await stub.PutPipeline(
@@ -82,34 +111,36 @@ def test_pipeline_round_trips_and_replacing_reports_not_created(db_url):
         assert stored == E.StoredPipeline(group="dev", name="app", pipeline=PIPELINE, paused=False)
         assert (replaced.created, created.created) == (False, True)
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_unknown_pipeline_is_not_found(db_url):
+def test_unknown_pipeline_is_not_found(db_url, rabbit_url):
     async def scenario(stub):
         failed = await rpc_error(stub.GetPipeline(E.PipelineRef(group="dev", name="x")))
 
         assert failed.code() == grpc.StatusCode.NOT_FOUND
         assert failed.details() == "Pipeline dev/x not found"
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_create_run_returns_the_job_to_publish(db_url):
+def test_create_run_queues_the_job_and_returns_it(db_url, rabbit_url):
     async def scenario(stub):
         job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
         run = await stub.GetRun(E.RunRef(run_id=job.run_id))
+        queued = await queued_jobs(rabbit_url)
 
-        assert job.run_id.startswith("r-") and job.attempt == 1
+        assert queued == [job]
+        assert job.run_id.startswith("r-") and job.attempt == 1 and job.first_line_no == 0
         assert (job.group, job.name, job.runner_type) == ("dev", "app", "docker")
         assert job.pipeline == PIPELINE
         assert job.enqueued_at_ms == run.created_at_ms > 0
         assert run.status == messages_pb2.PENDING
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_create_run_on_a_paused_pipeline_fails_precondition(db_url):
+def test_create_run_on_a_paused_pipeline_fails_precondition(db_url, rabbit_url):
     async def scenario(stub):
         await stub.SetPipelinePaused(
             E.SetPipelinePausedRequest(group="dev", name="app", paused=True)
@@ -121,10 +152,10 @@ def test_create_run_on_a_paused_pipeline_fails_precondition(db_url):
         assert failed.details() == "Pipeline is paused. Unpause it first."
         assert (await stub.GetPipeline(REF)).paused
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_delete_with_active_runs_fails_precondition_listing_their_ids(db_url):
+def test_delete_with_active_runs_fails_precondition_listing_their_ids(db_url, rabbit_url):
     async def scenario(stub):
         ids = [
             (await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))).run_id
@@ -138,14 +169,14 @@ def test_delete_with_active_runs_fails_precondition_listing_their_ids(db_url):
         assert [run_id.strip() for run_id in listed.split(",")] == ids
 
         for run_id in ids:
-            await stub.DiscardRun(E.RunRef(run_id=run_id))
+            await stub.StopRun(E.RunRef(run_id=run_id))
         await stub.DeletePipeline(REF)
         assert (await rpc_error(stub.GetPipeline(REF))).code() == grpc.StatusCode.NOT_FOUND
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_claim_is_a_compare_and_set(db_url):
+def test_claim_is_a_compare_and_set(db_url, rabbit_url):
     async def scenario(stub):
         job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
 
@@ -155,7 +186,6 @@ def test_claim_is_a_compare_and_set(db_url):
             )
 
         first, second = await claim("runner-1"), await claim("runner-2")
-        discard = await rpc_error(stub.DiscardRun(E.RunRef(run_id=job.run_id)))
         unknown = await rpc_error(
             stub.ClaimRun(E.ClaimRunRequest(run_id="r-nope", attempt=1, runner_id="runner-1"))
         )
@@ -166,15 +196,14 @@ def test_claim_is_a_compare_and_set(db_url):
             reason="run already claimed by runner-1",
             status=messages_pb2.INITIALIZING,
         )
-        assert discard.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert unknown.code() == grpc.StatusCode.NOT_FOUND
         run = await stub.GetRun(E.RunRef(run_id=job.run_id))
         assert (run.runner_id, run.status) == ("runner-1", messages_pb2.INITIALIZING)
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_list_pipelines_and_runs_with_filters(db_url):
+def test_list_pipelines_and_runs_with_filters(db_url, rabbit_url):
     async def scenario(stub):
         await stub.PutPipeline(E.PutPipelineRequest(group="ops", name="app", pipeline=PIPELINE))
         job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
@@ -191,10 +220,10 @@ def test_list_pipelines_and_runs_with_filters(db_url):
         bad = await rpc_error(stub.ListPipelines(E.ListPipelinesRequest(status=42)))
         assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_logs_of_an_unknown_run_are_not_found(db_url):
+def test_logs_of_an_unknown_run_are_not_found(db_url, rabbit_url):
     async def scenario(stub):
         job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
 
@@ -204,10 +233,10 @@ def test_logs_of_an_unknown_run_are_not_found(db_url):
         assert list(empty.lines) == []
         assert failed.code() == grpc.StatusCode.NOT_FOUND
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_plugins_are_put_listed_and_deleted(db_url):
+def test_plugins_are_put_listed_and_deleted(db_url, rabbit_url):
     async def scenario(stub):
         await stub.PutResourceProvider(E.Plugin(name="git", url="http://127.0.0.1:8001"))
         await stub.PutArtifactStore(E.Plugin(name="s3", url="http://127.0.0.1:8002"))
@@ -223,12 +252,12 @@ def test_plugins_are_put_listed_and_deleted(db_url):
         assert missing.code() == grpc.StatusCode.NOT_FOUND
         assert invalid.code() == grpc.StatusCode.INVALID_ARGUMENT
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_health_reports_serving_for_the_server_and_the_entities_service(db_url):
+def test_health_reports_serving_for_the_server_and_the_entities_service(db_url, rabbit_url):
     async def main() -> None:
-        async with serving(db_url) as channel:
+        async with serving(db_url, rabbit_url) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for service in ("", "bob.v1.Entities"):
                 answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
@@ -237,7 +266,7 @@ def test_health_reports_serving_for_the_server_and_the_entities_service(db_url):
     asyncio.run(main())
 
 
-def test_stop_run_stops_a_pending_run_and_refuses_an_ended_one(db_url):
+def test_stop_run_stops_a_pending_run_and_refuses_an_ended_one(db_url, rabbit_url):
     async def scenario(stub):
         job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
 
@@ -250,10 +279,10 @@ def test_stop_run_stops_a_pending_run_and_refuses_an_ended_one(db_url):
         assert "already ended: stopped" in again.details()
         assert unknown.code() == grpc.StatusCode.NOT_FOUND
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_stop_run_of_a_claimed_run_asks_for_a_broadcast(db_url):
+def test_stop_run_of_a_claimed_run_asks_for_a_broadcast(db_url, rabbit_url):
     async def scenario(stub):
         job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
         await stub.ClaimRun(E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="r1"))
@@ -262,10 +291,10 @@ def test_stop_run_of_a_claimed_run_asks_for_a_broadcast(db_url):
 
         assert reply.broadcast and reply.run.status == M.INITIALIZING
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_pipelines_are_listed_with_their_last_run_and_stats_count_them(db_url):
+def test_pipelines_are_listed_with_their_last_run_and_stats_count_them(db_url, rabbit_url):
     async def scenario(stub):
         await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
         newest = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
@@ -280,12 +309,12 @@ def test_pipelines_are_listed_with_their_last_run_and_stats_count_them(db_url):
         assert stats.pipelines == 2
         assert dict(stats.runs_by_status) == {"pending": 2}
 
-    with_stub(db_url, scenario)
+    with_stub(db_url, rabbit_url, scenario)
 
 
-def test_reflection_lists_the_entities_and_health_services(db_url):
+def test_reflection_lists_the_entities_and_health_services(db_url, rabbit_url):
     async def main() -> None:
-        async with serving(db_url) as channel:
+        async with serving(db_url, rabbit_url) as channel:
             stub = reflection_pb2_grpc.ServerReflectionStub(channel)
             request = reflection_pb2.ServerReflectionRequest(list_services="")
             async for reply in stub.ServerReflectionInfo(iter([request])):
@@ -294,3 +323,86 @@ def test_reflection_lists_the_entities_and_health_services(db_url):
         assert {"bob.v1.Entities", "grpc.health.v1.Health"} <= names
 
     asyncio.run(main())
+
+
+def test_a_full_job_queue_refuses_the_run_and_leaves_no_trace(db_url, rabbit_url):
+    async def scenario(stub):
+        # make_settings bounds the queue at 100 jobs; RabbitMQ's quorum queues refuse
+        # publishes once the length is over the bound, so they may take one more.
+        accepted = []
+        while len(accepted) <= 101:
+            try:
+                accepted.append(
+                    await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+                )
+            except grpc.aio.AioRpcError as exc:
+                refused = exc
+                break
+        runs_after = await stub.ListRuns(REF)
+
+        assert len(accepted) in (100, 101)
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "is full" in refused.details() and "BOB_QUEUE_MAX_JOBS" in refused.details()
+        assert [run.id for run in runs_after.runs] == [job.run_id for job in accepted]
+
+    with_stub(db_url, rabbit_url, scenario)
+
+
+def test_leases_answer_orders_and_a_released_run_is_queued_again(db_url, rabbit_url):
+    async def scenario(stub):
+        first = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        second = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        for job in (first, second):
+            await stub.ClaimRun(E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="r1"))
+        await stub.StopRun(E.RunRef(run_id=second.run_id))
+
+        renewed = await stub.RenewLeases(E.RenewLeasesRequest(runner_id="r1", runs=[
+            E.RunAttempt(run_id=first.run_id, attempt=1),
+            E.RunAttempt(run_id=second.run_id, attempt=1),
+            E.RunAttempt(run_id=first.run_id, attempt=2),
+        ]))
+        released = await stub.ReleaseRun(E.ReleaseRunRequest(
+            run_id=first.run_id, attempt=1, runner_id="r1", reason="runner r1 shut down"
+        ))
+        again = await rpc_error(stub.ReleaseRun(E.ReleaseRunRequest(
+            run_id=first.run_id, attempt=1, runner_id="r1"
+        )))
+        stale = await stub.RenewLeases(E.RenewLeasesRequest(
+            runner_id="r1", runs=[E.RunAttempt(run_id=first.run_id, attempt=1)]
+        ))
+        logs = await stub.GetLogs(E.GetLogsRequest(run_id=first.run_id, limit=10))
+
+        assert [i.order for i in renewed.instructions] == [E.ORDER_RUN, E.ORDER_STOP,
+                                                          E.ORDER_ABANDON]
+        assert renewed.lease_ms == LEASE_MS
+        assert (released.status, released.attempt, released.runner_id) == (
+            messages_pb2.PENDING, 2, "")
+        assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert [i.order for i in stale.instructions] == [E.ORDER_ABANDON]
+        assert logs.lines == ["[bob] runner r1 shut down; retrying as attempt 2"]
+
+    with_stub(db_url, rabbit_url, scenario)
+
+
+def test_pause_is_recorded_for_a_started_run_only(db_url, rabbit_url):
+    async def scenario(stub):
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        pending = await rpc_error(
+            stub.SetRunPaused(E.SetRunPausedRequest(run_id=job.run_id, paused=True))
+        )
+        await stub.ClaimRun(E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="r1"))
+
+        await stub.SetRunPaused(E.SetRunPausedRequest(run_id=job.run_id, paused=True))
+        paused = await stub.RenewLeases(E.RenewLeasesRequest(
+            runner_id="r1", runs=[E.RunAttempt(run_id=job.run_id, attempt=1)]
+        ))
+        await stub.SetRunPaused(E.SetRunPausedRequest(run_id=job.run_id, paused=False))
+        resumed = await stub.RenewLeases(E.RenewLeasesRequest(
+            runner_id="r1", runs=[E.RunAttempt(run_id=job.run_id, attempt=1)]
+        ))
+
+        assert pending.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert [i.order for i in paused.instructions] == [E.ORDER_PAUSE]
+        assert [i.order for i in resumed.instructions] == [E.ORDER_RUN]
+
+    with_stub(db_url, rabbit_url, scenario)
