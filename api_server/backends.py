@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -15,6 +15,7 @@ import httpx
 from connexion import request
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from api_server.ended_runs import EndedRuns
 from api_server.problems import from_grpc
 from api_server.publisher import Publisher
 from bob_common.config import ApiSettings
@@ -30,6 +31,7 @@ class Backends:
     publisher: Publisher
     # For the plugins: artifact downloads and pings.
     http: httpx.AsyncClient
+    ended: EndedRuns = field(default_factory=EndedRuns)
 
     async def rpc(self, method_name: str, message: Any) -> Any:
         """Calls an Entities rpc with the configured deadline; failures become ApiError."""

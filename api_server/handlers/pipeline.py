@@ -50,6 +50,7 @@ async def pipeline_delete(group: str, name: str):
             "runs": active,
         }
         raise ApiError(422, message) from err
+    b.ended.forget_pipeline(group, name)
     return OK, 202
 
 
@@ -148,8 +149,13 @@ async def run_get(group: str, name: str, id_: str):
 
 
 async def pipeline_status(id_: str):
-    run = await backends.current().rpc("GetRun", entities_pb2.RunRef(run_id=id_))
-    return {"message": convert.status_name(run.status)}, 200
+    b = backends.current()
+    status = b.ended.status(id_)
+    if status is None:
+        run = await b.rpc("GetRun", entities_pb2.RunRef(run_id=id_))
+        b.ended.remember(run)
+        status = run.status
+    return {"message": convert.status_name(status)}, 200
 
 
 async def pipeline_logs(id_: str, offset: int, lines: int):

@@ -7,6 +7,7 @@ import pytest
 from connexion.exceptions import ResolverError
 
 from api_server import convert, handlers
+from api_server.ended_runs import EndedRuns
 from api_server.problems import GRPC_TO_HTTP, from_grpc
 from api_server.resolver import HandlerResolver, snake_case
 from bob_pb import entities_pb2, messages_pb2
@@ -103,3 +104,21 @@ def test_run_summary_uses_bobs_keys_lowercase_status_and_iso_times():
         "started-at": None,
         "completed-at": None,
     }
+
+
+def test_ended_runs_remembers_terminal_statuses_only_and_forgets_the_oldest_first():
+    ended = EndedRuns(capacity=2)
+
+    def run(run_id: str, status: int, name: str = "app") -> entities_pb2.Run:
+        return entities_pb2.Run(id=run_id, group="dev", name=name, status=status)
+
+    ended.remember(run("r-running", messages_pb2.RUNNING))
+    ended.remember(run("r-1", messages_pb2.PASSED))
+    ended.remember(run("r-2", messages_pb2.FAILED, name="other"))
+    ended.remember(run("r-3", messages_pb2.STOPPED))
+
+    assert ended.status("r-running") is None  # may still change: always asked
+    assert ended.status("r-1") is None  # the oldest, forgotten at capacity
+    assert (ended.status("r-2"), ended.status("r-3")) == (messages_pb2.FAILED, messages_pb2.STOPPED)
+    ended.forget_pipeline("dev", "app")
+    assert (ended.status("r-2"), ended.status("r-3"), len(ended)) == (messages_pb2.FAILED, None, 1)
