@@ -1,14 +1,18 @@
-"""Claiming a run in entities before executing it: the queue delivers at least once, so
-the claim (a compare-and-set on the run) is what makes a duplicate delivery harmless."""
+"""What the runner asks entities about the runs it owns. Runs are owned in the database,
+not in the queue: a claim (a compare-and-set on the run) makes a duplicate delivery
+harmless, a lease renewed every heartbeat keeps the run this runner's, and a release hands
+it back at shutdown."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from bob_pb import entities_pb2, entities_pb2_grpc
-from runner_svc.errors import EntitiesUnavailable
+from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
 
 # Answers that say nothing about the run, only that entities could not decide: try later.
 _TRANSIENT = {
@@ -29,6 +33,22 @@ class Claim:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Owner:
+    """Where a run stands in entities, as far as its ownership goes."""
+
+    status: int  # a messages_pb2.RunStatus
+    attempt: int
+    runner_id: str  # empty while pending
+
+
+@dataclass(frozen=True)
+class Renewal:
+    # run id -> an entities_pb2.RunOrder, for each run renewed
+    orders: dict[str, int]
+    lease_ms: int
+
+
 class RunClaims:
     def __init__(self, channel: grpc.aio.Channel, *, runner_id: str, timeout_s: float) -> None:
         self._stub = entities_pb2_grpc.EntitiesStub(channel)
@@ -41,14 +61,50 @@ class RunClaims:
             run_id=run_id, attempt=attempt, runner_id=self._runner_id
         )
         try:
-            response = await self._stub.ClaimRun(
-                request, timeout=self._timeout_s, metadata=(("bob-run-id", run_id),)
+            response = await self._call("ClaimRun", request, run_id)
+        except EntitiesRefused as exc:
+            # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION...: a definite no.
+            return Claim(False, str(exc))
+        return Claim(response.claimed, response.reason)
+
+    async def renew(self, runs: Sequence[tuple[str, int]]) -> Renewal:
+        """Renews the leases of these (run id, attempt) and says what to do with each."""
+        request = entities_pb2.RenewLeasesRequest(
+            runner_id=self._runner_id,
+            runs=[entities_pb2.RunAttempt(run_id=r, attempt=a) for r, a in runs],
+        )
+        response = await self._call("RenewLeases", request)
+        return Renewal(
+            {i.run_id: i.order for i in response.instructions}, response.lease_ms
+        )
+
+    async def release(self, run_id: str, attempt: int, reason: str) -> None:
+        """Hands a claimed run back: entities queues it again as the next attempt."""
+        request = entities_pb2.ReleaseRunRequest(
+            run_id=run_id, attempt=attempt, runner_id=self._runner_id, reason=reason
+        )
+        await self._call("ReleaseRun", request, run_id)
+
+    async def owner(self, run_id: str) -> Owner | None:
+        """None when entities does not know the run."""
+        try:
+            run = await self._call("GetRun", entities_pb2.RunRef(run_id=run_id), run_id)
+        except EntitiesRefused as exc:
+            if exc.code == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return Owner(run.status, run.attempt, run.runner_id)
+
+    async def _call(self, rpc: str, request: Any, run_id: str = "") -> Any:
+        """Raises EntitiesUnavailable for a transient failure, EntitiesRefused otherwise."""
+        metadata = (("bob-run-id", run_id),) if run_id else ()
+        try:
+            return await getattr(self._stub, rpc)(
+                request, timeout=self._timeout_s, metadata=metadata
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _TRANSIENT:
                 raise EntitiesUnavailable(
-                    f"ClaimRun failed with {exc.code().name}: {exc.details()}"
+                    f"{rpc} failed with {exc.code().name}: {exc.details()}"
                 ) from exc
-            # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION...: a definite no.
-            return Claim(False, f"{exc.code().name}: {exc.details()}")
-        return Claim(response.claimed, response.reason)
+            raise EntitiesRefused(exc.code(), f"{exc.code().name}: {exc.details()}") from exc

@@ -1,35 +1,31 @@
-"""Takes jobs from bob.jobs.<type>, claims them and runs them.
+"""Takes jobs from bob.jobs.<type> through its slots (slots.py), claims them and runs them.
 
-The channel's prefetch is the runner's capacity and a job stays unacked until its run has
-published its terminal status, so the broker never hands this runner more jobs than it
-can run at once: the prefetch IS the back-pressure, and waiting jobs stay in the queue
-for whichever runner frees up first.
+A job is acked once its claim has decided: from then on the run is owned in entities and
+held by the lease the heartbeat renews, not by an unacked delivery, so a long build is never
+redelivered mid-run. A shutdown stops taking jobs, lets the running ones finish up to
+settings.drain_s, and releases the rest to entities, which queues them again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
-from bob_common.amqp import (
-    MessageDecodeError,
-    cancel_consuming,
-    dead_letter,
-    decode,
-    report_error,
-)
+from bob_common.amqp import MessageDecodeError, dead_letter, decode, report_error
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
 from runner_svc.claims import RunClaims
-from runner_svc.errors import EntitiesUnavailable, EventsUnavailable
+from runner_svc.errors import EntitiesUnavailable, EventsUnavailable, RunnerError
 from runner_svc.executor import Executor
 from runner_svc.plugins import PluginDirectory
 from runner_svc.reporter import RunReporter
 from runner_svc.run import Run
 from runner_svc.runlog import run_logger
+from runner_svc.slots import JobSlot
 from runner_svc.spec import from_job
 from runner_svc.transfer import PluginHttp
 from runner_svc.tuning import Tuning
@@ -42,12 +38,13 @@ SERVICE = "runner"
 # dead-letters a job after topology.DELIVERY_LIMIT, so the wait grows instead.
 CLAIM_RETRY_BASE_S = 1.0
 CLAIM_RETRY_MAX_S = 30.0
-# How long a shutdown waits for the broker to confirm a consumer's cancel.
+
+
 @dataclass
 class _Active:
     run: Run
     ended: asyncio.Event = field(default_factory=asyncio.Event)
-    # Claimed in entities: executing here, as far as heartbeats are concerned.
+    # Claimed in entities: executing here, as far as leases and heartbeats are concerned.
     claimed: bool = False
 
 
@@ -70,14 +67,11 @@ class JobConsumer:
         self._http = PluginHttp(tuning.plugin_timeout_s)
         self._tuning = tuning
         self._events = events
-        self._channel = channel
+        self._channel = channel  # for dead letters and error reports
         self._active: dict[str, _Active] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        # The prefetch bounds deliveries, but after a reconnect the broker redelivers the
-        # jobs still running here and sends new ones: the slots keep the bound regardless.
-        self._slots = asyncio.Semaphore(settings.capacity)
-        self._closing = False
-        # Set once every job has finished or been handed back.
+        self._slots: list[JobSlot] = []
+        self._stopping = asyncio.Event()
+        # Set once every job has finished or been released.
         self.finished = asyncio.Event()
 
     def run_of(self, run_id: str) -> Run | None:
@@ -85,89 +79,111 @@ class JobConsumer:
         active = self._active.get(run_id)
         return active.run if active else None
 
-    def executing(self) -> list[str]:
-        """Ids of the runs claimed here and not ended yet."""
-        return [run_id for run_id, active in self._active.items() if active.claimed]
+    def executing(self) -> list[tuple[str, int]]:
+        """(run id, attempt) of the runs claimed here and not ended yet."""
+        return [(run_id, a.run.spec.attempt) for run_id, a in self._active.items() if a.claimed]
 
-    async def serve(
-        self, queue: AbstractQueue, stop: asyncio.Event, hurry: asyncio.Event
-    ) -> None:
-        """Consumes until `stop`, then drains: running jobs get settings.drain_s to
-        finish (cut short by `hurry`), the rest are stopped and handed back."""
-        tag = await queue.consume(self._on_job)
-        log.info("consuming %s with capacity %d", queue.name, self._settings.capacity)
+    async def open(self, queues: Sequence[AbstractQueue]) -> None:
+        """Starts consuming with one slot per queue (each on a channel of its own)."""
+        self._slots = [JobSlot(n, q, self._take) for n, q in enumerate(queues, 1)]
+        await asyncio.gather(*(slot.open() for slot in self._slots))
+        log.info("consuming %s with %d slot(s)", queues[0].name, len(self._slots))
+
+    async def serve(self, stop: asyncio.Event, hurry: asyncio.Event) -> None:
+        """Takes jobs until `stop`, then drains: running jobs get settings.drain_s to
+        finish (cut short by `hurry`), the rest are stopped and released."""
         try:
             await stop.wait()
-            # The consumer goes first, so no new job starts while the running ones drain.
-            self._closing = True
-            await cancel_consuming(queue, tag)
+            # The consumers go first, so no new job starts while the running ones drain.
+            self._stopping.set()
+            await asyncio.gather(*(slot.close() for slot in self._slots))
             await self._drain(hurry)
         finally:
-            self._closing = True
-            await self._hand_back()
+            self._stopping.set()
+            await self._release_the_rest()
             self.finished.set()
+
+    def _tasks(self) -> set[asyncio.Task[None]]:
+        return {task for slot in self._slots for task in slot.tasks}
 
     async def _drain(self, hurry: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.drain_s
-        if self._tasks:
+        if self._tasks():
             log.info("waiting up to %.1f s for %d running job(s)",
-                     self._settings.drain_s, len(self._tasks))
-        while self._tasks and not hurry.is_set() and loop.time() < deadline:
+                     self._settings.drain_s, len(self._tasks()))
+        while (tasks := self._tasks()) and not hurry.is_set() and loop.time() < deadline:
             hurried = asyncio.create_task(hurry.wait())
             try:
                 await asyncio.wait(
-                    {*self._tasks, hurried},
+                    {*tasks, hurried},
                     timeout=deadline - loop.time(),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
                 hurried.cancel()
 
-    async def _hand_back(self) -> None:
-        tasks = set(self._tasks)
+    async def _release_the_rest(self) -> None:
+        """Stops what still runs (its workspace is removed, nothing final is published)
+        and gives each claimed run back to entities, which queues it as the next attempt."""
+        for slot in self._slots:
+            await slot.close()
+        tasks = self._tasks()
         if not tasks:
             return
-        log.warning("stopping %d running job(s); they go back to the queue", len(tasks))
+        claimed = [a.run for a in self._active.values() if a.claimed]
+        log.warning("stopping %d running job(s); their runs are released", len(tasks))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(
+            self._release(run) for run in claimed if not run.ended and not run.abandoned
+        ))
 
-    async def _on_job(self, message: AbstractIncomingMessage) -> None:
-        # Each job runs in a task of ours, so shutdown can wait for it and cancel it.
-        task = asyncio.create_task(self._handle(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _release(self, run: Run) -> None:
+        spec = run.spec
+        rlog = run_logger(log, spec.run_id)
+        reason = f"runner {self._settings.runner_id} shut down"
         try:
-            # Acks on return; an exception or cancellation requeues the job.
-            async with message.process(requeue=True, ignore_processed=True):
-                await self._process(message)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # Settling the delivery failed (e.g. its channel is gone after a reconnect):
-            # the broker redelivers it, and the claim turns the duplicate away.
-            log.exception("could not settle job delivery %s", message.delivery_tag)
+            await self._claims.release(spec.run_id, spec.attempt, reason)
+        except RunnerError as exc:
+            rlog.warning("could not release attempt %d (%s); its lease will expire",
+                         spec.attempt, exc)
+            return
+        rlog.info("released attempt %d; entities queues the run again", spec.attempt)
 
-    async def _process(self, message: AbstractIncomingMessage) -> None:
+    async def _take(self, message: AbstractIncomingMessage) -> None:
+        """One delivery, from its claim to the end of its run."""
         try:
             job = decode(message, messages_pb2.Job)
         except MessageDecodeError as exc:
             await dead_letter(self._channel, SERVICE, message, exc.reason)
             return
         rlog = run_logger(log, job.run_id)
-        if self._closing:
+        if self._stopping.is_set():
             rlog.info("runner is shutting down; job handed back")
-            await message.nack(requeue=True)
+            await _settle(message.nack(requeue=True), message)
             return
-        if (current := self._active.get(job.run_id)) is not None:
-            # E.g. redelivered after a reconnect: settled once the run here has ended.
-            rlog.info("duplicate delivery of a run executing here; acked when it ends")
-            await current.ended.wait()
+        current = self._active.get(job.run_id)
+        if current is not None and current.run.spec.attempt >= job.attempt:
+            # E.g. published twice: the claim would refuse it anyway.
+            rlog.info("duplicate delivery of a run executing here; acked")
+            await _settle(message.ack(), message)
             return
-        active = _Active(Run(
+        active = _Active(self._new_run(job))
+        if current is None:
+            # Registered before the claim, so a STOP racing with the claim is not lost.
+            self._active[job.run_id] = active
+        try:
+            if await self._claim(active, message, current):
+                await self._execute(active)
+        finally:
+            if self._active.get(job.run_id) is active:
+                del self._active[job.run_id]
+            active.ended.set()
+
+    def _new_run(self, job: messages_pb2.Job) -> Run:
+        return Run(
             from_job(job),
             self._executor,
             RunReporter(
@@ -175,48 +191,65 @@ class JobConsumer:
                 run_id=job.run_id,
                 attempt=job.attempt,
                 runner_id=self._settings.runner_id,
+                first_line_no=job.first_line_no,
             ),
             plugins=self._plugins,
             http=self._http,
             batch_lines=self._settings.log_batch_lines,
             flush_s=self._settings.log_flush_s,
             tuning=self._tuning,
-        ))
-        # Registered before the claim, so a STOP racing with the claim is not lost.
-        self._active[job.run_id] = active
-        try:
-            async with self._slots:
-                await self._claim_and_execute(active, message)
-        finally:
-            del self._active[job.run_id]
-            active.ended.set()
+        )
 
-    async def _claim_and_execute(self, active: _Active, message: AbstractIncomingMessage) -> None:
+    async def _claim(
+        self, active: _Active, message: AbstractIncomingMessage, older: _Active | None
+    ) -> bool:
+        """Claims the run and settles the delivery; True when the run is to execute here."""
+        spec = active.run.spec
+        rlog = run_logger(log, spec.run_id)
+        settled = False
+        try:
+            try:
+                claim = await self._claims.claim(spec.run_id, spec.attempt)
+            except EntitiesUnavailable as exc:
+                deliveries = int((message.headers or {}).get("x-delivery-count") or 0)
+                delay = min(CLAIM_RETRY_MAX_S, CLAIM_RETRY_BASE_S * 2**deliveries)
+                rlog.warning("cannot claim (%s); handing the job back in %.1f s", exc, delay)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except TimeoutError:
+                    pass
+                return False
+            # Decided: the run is owned in entities from now on, not in the queue.
+            settled = True
+            await _settle(message.ack(), message)
+        finally:
+            if not settled:  # entities could not say, or the runner is stopping
+                await _settle(message.nack(requeue=True), message)
+        if not claim.claimed:
+            rlog.info("not claimed (%s); acked without running", claim.reason)
+            return False
+        if older is not None:
+            # Entities gave the run a new attempt, here: the older one is nobody's.
+            await older.run.abandon()
+            await older.ended.wait()
+            self._active[spec.run_id] = active
+        active.claimed = True
+        return True
+
+    async def _execute(self, active: _Active) -> None:
         run = active.run
         spec = run.spec
         rlog = run_logger(log, spec.run_id)
-        try:
-            claim = await self._claims.claim(spec.run_id, spec.attempt)
-        except EntitiesUnavailable as exc:
-            deliveries = int((message.headers or {}).get("x-delivery-count") or 0)
-            delay = min(CLAIM_RETRY_MAX_S, CLAIM_RETRY_BASE_S * 2**deliveries)
-            rlog.warning("cannot claim (%s); handing the job back in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            await message.nack(requeue=True)
-            return
-        if not claim.claimed:
-            rlog.info("not claimed (%s); acked without running", claim.reason)
-            return
-        active.claimed = True
         rlog.info("claimed attempt %d: %d step(s) in %s",
                   spec.attempt, len(spec.steps), spec.image)
         try:
             outcome = await run.execute()
         except asyncio.CancelledError:
-            rlog.warning("abandoned as the runner stops; the job goes back to the queue")
+            rlog.warning("stopped as the runner shuts down; the run is released")
             raise
         except EventsUnavailable as exc:
-            # Nothing more can be said about this run; entities will notice the silence.
+            # Nothing more can be said about this run. Its lease is not renewed any more,
+            # so entities retries it once the lease expires.
             rlog.error("giving the run up: %s", exc)
             await report_error(self._channel, SERVICE, f"run {spec.run_id}: {exc}")
             return
@@ -228,5 +261,17 @@ class JobConsumer:
             except EventsUnavailable:
                 pass
             return
+        if run.abandoned:
+            rlog.info("abandoned run ended; nothing published")
+            return
         rlog.info("finished %s%s", messages_pb2.RunStatus.Name(outcome.status),
                   f" ({outcome.reason})" if outcome.reason else "")
+
+
+async def _settle(action: Awaitable[None], message: AbstractIncomingMessage) -> None:
+    try:
+        await action
+    except Exception as exc:  # noqa: BLE001
+        # E.g. the delivery's channel is gone after a reconnect: the broker has requeued
+        # it already, and the claim turns the redelivery away.
+        log.warning("could not settle job delivery %s: %r", message.delivery_tag, exc)

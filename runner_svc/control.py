@@ -25,20 +25,25 @@ class ControlListener:
     def __init__(self, lookup: Callable[[str], Run | None], channel: AbstractChannel) -> None:
         self._lookup = lookup
         self._channel = channel
+        self._consuming: tuple[AbstractQueue, str] | None = None
         self._commands: dict[int, Command] = {
             messages_pb2.STOP: methodcaller("stop"),
             messages_pb2.PAUSE: methodcaller("pause"),
             messages_pb2.RESUME: methodcaller("resume"),
         }
 
-    async def serve(self, queue: AbstractQueue, until: asyncio.Event) -> None:
+    async def start(self, queue: AbstractQueue) -> None:
+        """Starts consuming; raises what the broker does."""
+        self._consuming = queue, await queue.consume(self._on_message)
+
+    async def serve(self, until: asyncio.Event) -> None:
         """Consumes until `until` is set: after the jobs have drained, since a STOP must
         still reach a run that is finishing during shutdown."""
-        tag = await queue.consume(self._on_message)
         try:
             await until.wait()
         finally:
-            await cancel_consuming(queue, tag)
+            if self._consuming is not None:
+                await cancel_consuming(*self._consuming)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # Commands are not retried: one for a run that is not here, or that fails, is done.

@@ -36,6 +36,11 @@ KEEP_ALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wai
 # Labels that find a runner's containers again, e.g. the orphans of a crashed runner.
 LABEL_RUN = "bob.run_id"
 LABEL_RUNNER = "bob.runner_id"
+LABEL_ATTEMPT = "bob.attempt"
+# The entities address the runner works for: the orphan sweep asks that entities about a
+# container only if the container was made for it, so two deployments (or two test
+# clusters) sharing an engine never take each other's containers for orphans.
+LABEL_ENTITIES = "bob.entities"
 
 
 class DockerExecutor:
@@ -97,11 +102,12 @@ class DockerExecutor:
         return len(containers)
 
     async def prepare(
-        self, run_id: str, image: str, env: Mapping[str, str], say: Callable[[str], Awaitable[None]]
+        self, run_id: str, image: str, env: Mapping[str, str],
+        say: Callable[[str], Awaitable[None]], *, attempt: int,
     ) -> DockerWorkspace:
         await self._ensure_image(image, say)
         try:
-            container = await self.call(self._create, run_id, image, env)
+            container = await self.call(self._create, run_id, attempt, image, env)
         except DOCKER_ERRORS as exc:
             raise PrepareFailed(
                 f"could not create a container from {image}: {explain(exc)}"
@@ -135,16 +141,54 @@ class DockerExecutor:
                 f"{explain(exc)}"
             ) from exc
 
-    def _create(self, run_id: str, image: str, env: Mapping[str, str]) -> Container:
+    def _create(
+        self, run_id: str, attempt: int, image: str, env: Mapping[str, str]
+    ) -> Container:
         return self._client.containers.create(
             image,
             entrypoint=KEEP_ALIVE,
             working_dir=self._settings.workdir,
             network_mode=self._settings.network,
             environment=dict(env),
-            labels={LABEL_RUN: run_id, LABEL_RUNNER: self._runner_id},
+            labels={
+                LABEL_RUN: run_id,
+                LABEL_RUNNER: self._runner_id,
+                LABEL_ATTEMPT: str(attempt),
+                LABEL_ENTITIES: self._settings.common.entities_addr,
+            },
             detach=True,
         )
+
+    async def sweep(self, orphaned: Callable[[str, int | None], Awaitable[bool]]) -> int:
+        entities = f"{LABEL_ENTITIES}={self._settings.common.entities_addr}"
+        try:
+            # Sparse, as in _remove_own_containers; the labels come with the list.
+            containers = await self.call(
+                self._client.containers.list, all=True, sparse=True,
+                filters={"label": [LABEL_RUN, entities]},
+            )
+        except DOCKER_ERRORS as exc:
+            log.warning("could not list containers for the orphan sweep: %s", explain(exc))
+            return 0
+        removed = 0
+        for container in containers:
+            labels = container.attrs.get("Labels") or {}
+            run_id, attempt = labels.get(LABEL_RUN, ""), labels.get(LABEL_ATTEMPT, "")
+            if not await orphaned(run_id, int(attempt) if attempt.isdigit() else None):
+                continue
+            run_logger(log, run_id).warning(
+                "removing orphan container %s (attempt %s, runner %s)", container.short_id,
+                attempt or "?", labels.get(LABEL_RUNNER, "?"),
+            )
+            try:
+                await self.call(container.remove, force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            except DOCKER_ERRORS as exc:
+                log.warning("could not remove container %s: %s", container.short_id,
+                            explain(exc))
+        return removed
 
     async def close(self) -> None:
         """Removes what is left (which also ends any stream still being read), then waits

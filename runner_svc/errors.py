@@ -29,8 +29,19 @@ class StepFailed(RunnerError):
 
 
 class EntitiesUnavailable(RunnerError):
-    """Raised by RunClaims when the entities service cannot answer a claim. The consumer
-    hands the job back (nack with requeue) after a delay, so it is not lost."""
+    """Raised by RunClaims when the entities service cannot answer now. The consumer hands
+    an unclaimed job back (nack with requeue) after a delay, so it is not lost; lease
+    renewal and the orphan sweep try again at their next turn."""
+
+
+class EntitiesRefused(RunnerError):
+    """Raised by RunClaims when entities answered with a definite error (e.g. the runner
+    does not own the run it releases). The caller logs it and leaves that run alone."""
+
+    def __init__(self, code: object, message: str) -> None:
+        super().__init__(message)
+        # The grpc.StatusCode entities answered with.
+        self.code = code
 
 
 class EventsUnavailable(RunnerError):

@@ -23,6 +23,8 @@ Say = Callable[[str], Awaitable[None]]
 Archive = Callable[[], Iterator[bytes]]
 # Takes a tar stream (e.g. uploads it); called on a worker thread.
 Consume = Callable[[Iterator[bytes]], None]
+# Whether the workspace of (run id, attempt or None when unknown) is nobody's any more.
+Orphaned = Callable[[str, int | None], Awaitable[bool]]
 
 
 class Workspace(Protocol):
@@ -72,9 +74,15 @@ class Executor(Protocol):
         ...
 
     async def prepare(
-        self, run_id: str, image: str, env: Mapping[str, str], say: Say
+        self, run_id: str, image: str, env: Mapping[str, str], say: Say, *, attempt: int
     ) -> Workspace:
         """A started workspace for one run; raises PrepareFailed with the reason."""
+        ...
+
+    async def sweep(self, orphaned: Orphaned) -> int:
+        """Removes the workspaces on this host, of any runner working for the same entities,
+        that orphaned() says are nobody's any more, and returns how many; what orphaned()
+        raises passes through. An executor that cannot tell (shell) removes nothing."""
         ...
 
     async def close(self) -> None: ...

@@ -1,10 +1,12 @@
 """Publishes the events of one run attempt to bob.events.
 
 Entities applies a run's events exactly once and in order by `seq`, so numbering and
-publishing happen under one lock: seq starts at 1 with no gaps, log lines are numbered
-from 0, and the wire order is the numbering order even when the run and a control command
-report at the same time. A counter only moves once its event is confirmed by the broker,
-so a failed publish is retried with the same number (entities ignores a duplicate).
+publishing happen under one lock: seq starts at 1 with no gaps, log lines are numbered on
+from the job's first_line_no (a retried attempt continues the run's log), and the wire
+order is the numbering order even when the run and a control command report at once.
+A counter only moves once its event is confirmed by the broker, so a failed publish is
+retried with the same number (entities ignores a duplicate). Once muted (the run is not
+this runner's any more), nothing more is published.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RunReporter:
         run_id: str,
         attempt: int,
         runner_id: str,
+        first_line_no: int = 0,
         deadline_s: float = 60.0,
     ) -> None:
         self._exchange = exchange
@@ -49,8 +52,13 @@ class RunReporter:
         self._deadline_s = deadline_s
         self._lock = asyncio.Lock()
         self._seq = 0  # of the last event published
-        self._line_no = 0  # of the next log line
+        self._line_no = first_line_no  # of the next log line
+        self._muted = False
         self._log = run_logger(log, run_id)
+
+    def mute(self) -> None:
+        """Drops every event from now on, including one being retried."""
+        self._muted = True
 
     async def status(self, status: int, reason: str = "") -> None:
         body = messages_pb2.StatusChanged(status=status, reason=reason)
@@ -81,6 +89,8 @@ class RunReporter:
 
     async def _send(self, kind: str, **body: object) -> None:
         """Publishes the next event and waits for its confirm; the caller holds the lock."""
+        if self._muted:
+            return
         event = messages_pb2.RunEvent(
             run_id=self._run_id,
             attempt=self._attempt,
@@ -102,6 +112,8 @@ class RunReporter:
                 )
                 break
             except PUBLISH_ERRORS as exc:
+                if self._muted:
+                    return
                 if time.monotonic() + delay > deadline:
                     raise EventsUnavailable(
                         f"could not publish event {event.seq} ({kind}): {exc!r}"

@@ -2,10 +2,12 @@
 first, uploading the artifacts they produce after), report everything, clean up.
 
 Knows the executor interface, the plugins and a reporter, nothing of AMQP. Control
-commands (stop, pause, resume) arrive as method calls while execute() is running, and
-timeouts are timers of the run's own. A stop and a timeout both *halt* the run: the
-first one decides the outcome, sets `abort` (which ends a transfer at its next chunk) and
-interrupts what runs, and no further step starts and nothing more is uploaded.
+commands (stop, pause, resume, abandon) arrive as method calls while execute() is running,
+from the control fanout or the lease renewal, and timeouts are timers of the run's own. A
+stop and a timeout both *halt* the run: the first one decides the outcome, sets `abort`
+(which ends a transfer at its next chunk) and interrupts what runs, and no further step
+starts and nothing more is uploaded. An abandon halts it too, but the run is not this
+runner's any more: it ends without a word.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Reporter(Protocol):
     async def step_finished(self, index: int, exit_code: int, duration_ms: int) -> None: ...
     async def say(self, text: str) -> None: ...
     async def logs(self, lines: Sequence[Line]) -> None: ...
+    def mute(self) -> None: ...
 
 
 class Run:
@@ -72,6 +75,12 @@ class Run:
         self._state = messages_pb2.INITIALIZING
         # Set by the first stop or timeout: how the run ends.
         self._halt: Outcome | None = None
+        # Set once the steps are over and the outcome known, halted or not.
+        self._decided = False
+        self._abandoned = False
+        self._ended = False  # the terminal status is published
+        # Counts control commands, so that a lease answer sent before one does not undo it.
+        self.commands = 0
         # Set with _halt; read by transfers on worker threads.
         self._abort = threading.Event()
         self._transfers = Transfers(
@@ -89,12 +98,27 @@ class Run:
         self._interrupts: set[asyncio.Task[None]] = set()
         self._log = run_logger(log, spec.run_id)
 
+    @property
+    def status(self) -> int:
+        """The messages_pb2.RunStatus the run is in here."""
+        return self._state
+
+    @property
+    def ended(self) -> bool:
+        """True once the terminal status is published."""
+        return self._ended
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
+
     async def execute(self) -> Outcome:
         """Runs to the end, publishes the terminal status last and returns it. When cancelled
-        (the runner is shutting down) the workspace is removed and nothing final is
-        published: the job goes back to the queue."""
+        (the runner is shutting down) or abandoned, the workspace is removed and nothing
+        final is published: the run is handed back, or already someone else's."""
         try:
             outcome = await self._execute()
+            self._decided = True
         finally:
             for timer in self._timers:
                 timer.cancel()
@@ -103,6 +127,8 @@ class Run:
             if self._workspace is not None:
                 # Shielded: a second cancellation must not leave the workspace behind.
                 await asyncio.shield(self._workspace.remove())
+        if self._abandoned:
+            return outcome
         # Removed before the terminal status, so whoever sees it sees the workspace gone.
         await self._finish(outcome)
         return outcome
@@ -115,7 +141,7 @@ class Run:
             return self._halt
         try:
             self._workspace = await self._executor.prepare(
-                spec.run_id, spec.image, spec.vars, self._report.say
+                spec.run_id, spec.image, spec.vars, self._report.say, attempt=spec.attempt
             )
         except PrepareFailed as exc:
             return Outcome(messages_pb2.FAILED, str(exc))
@@ -206,10 +232,11 @@ class Run:
             self._log.info("%s", summary)
             await self._report.say(summary)
             await self._report.status(outcome.status, outcome.reason)
+            self._ended = True
 
     async def fail(self, reason: str) -> None:
         """Ends a run that broke down unexpectedly as FAILED, unless it has ended."""
-        if self._state not in _TERMINAL:
+        if self._state not in _TERMINAL and not self._abandoned:
             await self._finish(Outcome(messages_pb2.FAILED, reason))
 
     # --- halting: stop and timeouts ------------------------------------------------
@@ -259,10 +286,12 @@ class Run:
     async def stop(self) -> None:
         """SIGTERM to what runs now, SIGKILL after the grace; no further step starts,
         nothing more is uploaded and the run ends STOPPED."""
+        self.commands += 1
         if self._halt_with(Outcome(messages_pb2.STOPPED, STOPPED_REASON), graceful=True):
             self._log.info("stop requested")
 
     async def pause(self) -> None:
+        self.commands += 1
         async with self._control:
             if self._state != messages_pb2.RUNNING or self._halt is not None:
                 self._log.info("not pausing: run is %s", self._state_name())
@@ -278,6 +307,7 @@ class Run:
             await self._report.status(messages_pb2.PAUSED)
 
     async def resume(self) -> None:
+        self.commands += 1
         async with self._control:
             if self._state != messages_pb2.PAUSED or self._halt is not None:
                 self._log.info("not resuming: run is %s", self._state_name())
@@ -291,6 +321,19 @@ class Run:
             self._state = messages_pb2.RUNNING
             self._resumed.set()
             await self._report.status(messages_pb2.RUNNING)
+
+    async def abandon(self) -> None:
+        """The run is not this runner's any more (entities gave it to another attempt, or
+        ended it): what runs is killed at once, the workspace removed, and nothing more is
+        published. Ignored once the run has decided how it ends: its last events are due."""
+        self.commands += 1
+        if self._decided or self._halt is not None or self._state in _TERMINAL:
+            self._log.info("not abandoning: the run has decided how it ends")
+            return
+        self._abandoned = True
+        self._report.mute()
+        self._halt_with(Outcome(messages_pb2.FAILED, "abandoned"), graceful=False)
+        self._log.warning("abandoned: the run is not this runner's any more")
 
     def _state_name(self) -> str:
         return messages_pb2.RunStatus.Name(self._state)

@@ -1,5 +1,5 @@
 """The runner process: connects, declares what it uses, consumes jobs and control
-commands, and shuts down in order."""
+commands, renews its leases, sweeps orphans, and shuts down in order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import aio_pika.exceptions
 import grpc
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from bob_common import amqp, topology
 from bob_common.config import RunnerSettings
@@ -20,6 +20,8 @@ from runner_svc.control import ControlListener
 from runner_svc.errors import ExecutorUnavailable
 from runner_svc.executor import Executor
 from runner_svc.heartbeat import Heartbeat
+from runner_svc.leases import Leases
+from runner_svc.orphans import OrphanSweeper
 from runner_svc.plugins import PluginDirectory
 from runner_svc.tuning import Tuning
 
@@ -42,6 +44,7 @@ class RunnerService:
         self._hurry = asyncio.Event()
         # Set once the queues are declared and bound; for tests and tools.
         self.ready = asyncio.Event()
+        self._consumer: JobConsumer | None = None
 
     def request_shutdown(self, why: str = "shutdown requested") -> None:
         """First call: take no new jobs and let running ones drain. Second: don't wait."""
@@ -51,6 +54,10 @@ class RunnerService:
         else:
             log.info("%s: taking no new jobs, draining", why)
             self._stop.set()
+
+    def executing(self) -> list[tuple[str, int]]:
+        """(run id, attempt) of the runs claimed here and not ended; for tests and tools."""
+        return self._consumer.executing() if self._consumer else []
 
     async def run(self) -> None:
         s = self._settings
@@ -86,11 +93,7 @@ class RunnerService:
         self, connection: AbstractRobustConnection, claims: RunClaims, plugins: PluginDirectory
     ) -> None:
         s = self._settings
-        jobs_channel = await connection.channel()
-        # One unacked job per free slot: the broker never gives this runner more work than
-        # it can run, and the rest waits in the queue for any runner.
-        await jobs_channel.set_qos(prefetch_count=s.capacity)
-        _, jobs = await topology.declare_jobs(jobs_channel, s.runner_type, s.common.queue_max_jobs)
+        slots = [await self._slot_queue(connection) for _ in range(s.capacity)]
 
         events_channel = await connection.channel()
         events = await topology.declare_events(events_channel)
@@ -106,17 +109,46 @@ class RunnerService:
             claims=claims,
             plugins=plugins,
             events=events,
-            channel=jobs_channel,
+            channel=events_channel,
             tuning=self._tuning,
         )
+        self._consumer = consumer
         control = ControlListener(consumer.run_of, control_channel)
-        heartbeat = Heartbeat(events, s, consumer.executing, self._tuning.heartbeat_s)
+        leases = Leases(claims, lookup=consumer.run_of, executing=consumer.executing)
+        heartbeat = Heartbeat(events, s, consumer.executing, leases, self._tuning.heartbeat_s)
+        sweeper = OrphanSweeper(
+            self._executor, claims, runner_id=s.runner_id, executing=consumer.executing,
+            interval_s=s.orphan_sweep_s,
+        )
+
+        def reconnected(_connection: object) -> None:
+            # The control queue was gone meanwhile, and the commands sent to it with it.
+            log.info("broker connection re-established; renewing leases now")
+            heartbeat.renew_soon()
+
+        # Consuming before `ready`: like the declarations, a broker that fails here fails
+        # the start, instead of a consumer that never was.
+        await control.start(control_queue)
+        await consumer.open(slots)
         self.ready.set()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(consumer.serve(jobs, self._stop, self._hurry))
-            tasks.create_task(control.serve(control_queue, until=consumer.finished))
-            # Beats while runs drain too: they are still this runner's.
-            tasks.create_task(heartbeat.serve(until=consumer.finished))
+        connection.reconnect_callbacks.add(reconnected)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(consumer.serve(self._stop, self._hurry))
+                tasks.create_task(control.serve(until=consumer.finished))
+                # Beats and renews while runs drain too: they are still this runner's.
+                tasks.create_task(heartbeat.serve(until=consumer.finished))
+                tasks.create_task(sweeper.serve(until=consumer.finished))
+        finally:
+            connection.reconnect_callbacks.discard(reconnected)
+
+    async def _slot_queue(self, connection: AbstractRobustConnection) -> AbstractQueue:
+        """The job queue on a channel of its own with prefetch 1, for one slot (slots.py)."""
+        s = self._settings
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=1)
+        _, queue = await topology.declare_jobs(channel, s.runner_type, s.common.queue_max_jobs)
+        return queue
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T | None:
         """attempt()'s result, retried with backoff while `what` is unreachable; None when

@@ -81,7 +81,7 @@ class ShellExecutor:
 
     async def prepare(
         self, run_id: str, image: str, env: Mapping[str, str],
-        say: Callable[[str], Awaitable[None]],
+        say: Callable[[str], Awaitable[None]], *, attempt: int,
     ) -> ShellWorkspace:
         await say(f"shell runner: steps run as local processes, not isolated; "
                   f"the image {image} is ignored")
@@ -91,6 +91,10 @@ class ShellExecutor:
             raise PrepareFailed(f"could not make a working directory: {exc}") from exc
         run_logger(log, run_id).info("working directory %s", path)
         return ShellWorkspace(self, path, run_id, env)
+
+    async def sweep(self, orphaned: Callable[[str, int | None], Awaitable[bool]]) -> int:
+        """Nothing: a directory names its runner only, which start() and close() clean up."""
+        return 0
 
     async def close(self) -> None:
         await asyncio.to_thread(self._remove_own_directories)

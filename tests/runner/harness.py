@@ -1,13 +1,16 @@
-"""What the runner tests share: the one stand-in (an entities server that only knows
-ClaimRun and the plugin lists), a tap on bob.events, job and control publishing, and a
-runner in the test's event loop. Everything else is real: RabbitMQ on the test's vhost,
-Docker (or local processes for the shell runner), and plugins as HTTP servers."""
+"""What the runner tests share: the one stand-in (an entities server that knows the rpcs a
+runner calls: ClaimRun, RenewLeases, ReleaseRun, GetRun and the plugin lists), a tap on
+bob.events, job and control publishing, a look at the job queue from the broker's side,
+and a runner in the test's event loop. Everything else is real: RabbitMQ on the test's
+vhost, Docker (or local processes for the shell runner), and plugins as HTTP servers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -34,15 +37,25 @@ TERMINAL = {messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED}
 # --- the entities stand-in ----------------------------------------------------------
 
 
-class ClaimOnlyEntities(entities_pb2_grpc.EntitiesServicer):
-    """ClaimRun as entities does it for a pending run: the first claim of a run wins,
-    every later one is refused. And the registered plugins, which tests set directly:
-    name -> URL."""
+class StandInEntities(entities_pb2_grpc.EntitiesServicer):
+    """ClaimRun as entities does it for a pending run: the first claim of a run's attempt
+    wins, every later one is refused. RenewLeases answers `orders` (ORDER_RUN by default) or,
+    while `renew_error` is set, fails with it; ReleaseRun and GetRun answer from `runs`
+    (NOT_FOUND for another). Tests set those, and the registered plugins (name -> URL),
+    directly; every request is kept."""
 
     def __init__(self) -> None:
         self.requests: list[entities_pb2.ClaimRunRequest] = []
         self.providers: dict[str, str] = {}
         self.stores: dict[str, str] = {}
+        self.orders: dict[str, int] = {}
+        self.renew_error: grpc.StatusCode | None = None
+        self.renewals: list[entities_pb2.RenewLeasesRequest] = []
+        self.releases: list[entities_pb2.ReleaseRunRequest] = []
+        self.runs: dict[str, entities_pb2.Run] = {}
+        self.lookups: list[str] = []  # run ids GetRun was asked about
+        # Called with each ClaimRun request before it is answered.
+        self.on_claim: Callable[[entities_pb2.ClaimRunRequest], None] | None = None
 
     async def ListResourceProviders(self, request, context):  # noqa: N802
         return _plugins(self.providers)
@@ -52,7 +65,11 @@ class ClaimOnlyEntities(entities_pb2_grpc.EntitiesServicer):
 
     async def ClaimRun(self, request, context):  # noqa: N802 - the rpc's name
         self.requests.append(request)
-        if len(self.claims_of(request.run_id)) == 1:
+        if self.on_claim is not None:
+            self.on_claim(request)
+        if [(r.run_id, r.attempt) for r in self.requests].count(
+            (request.run_id, request.attempt)
+        ) == 1:
             return entities_pb2.ClaimRunResponse(claimed=True, status=messages_pb2.INITIALIZING)
         return entities_pb2.ClaimRunResponse(
             claimed=False, reason="run is already claimed", status=messages_pb2.RUNNING
@@ -60,6 +77,34 @@ class ClaimOnlyEntities(entities_pb2_grpc.EntitiesServicer):
 
     def claims_of(self, run_id: str) -> list[entities_pb2.ClaimRunRequest]:
         return [r for r in self.requests if r.run_id == run_id]
+
+    async def RenewLeases(self, request, context):  # noqa: N802
+        self.renewals.append(request)
+        if self.renew_error is not None:
+            await context.abort(self.renew_error, "the stand-in fails renewals now")
+        return entities_pb2.RenewLeasesResponse(
+            instructions=[
+                entities_pb2.RunInstruction(
+                    run_id=r.run_id, order=self.orders.get(r.run_id, entities_pb2.ORDER_RUN)
+                )
+                for r in request.runs
+            ],
+            lease_ms=30_000,
+        )
+
+    def renewed(self, run_id: str) -> list[entities_pb2.RunAttempt]:
+        """Every renewal of this run's lease, in order."""
+        return [r for req in self.renewals for r in req.runs if r.run_id == run_id]
+
+    async def ReleaseRun(self, request, context):  # noqa: N802
+        self.releases.append(request)
+        return self.runs.get(request.run_id, entities_pb2.Run(id=request.run_id))
+
+    async def GetRun(self, request, context):  # noqa: N802
+        self.lookups.append(request.run_id)
+        if request.run_id not in self.runs:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id}")
+        return self.runs[request.run_id]
 
 
 def _plugins(urls: dict[str, str]) -> entities_pb2.ListPluginsResponse:
@@ -69,9 +114,9 @@ def _plugins(urls: dict[str, str]) -> entities_pb2.ListPluginsResponse:
 
 
 @asynccontextmanager
-async def claim_server(port: int = 0) -> AsyncIterator[tuple[str, ClaimOnlyEntities]]:
+async def entities_server(port: int = 0) -> AsyncIterator[tuple[str, StandInEntities]]:
     server = grpc.aio.server()
-    entities = ClaimOnlyEntities()
+    entities = StandInEntities()
     entities_pb2_grpc.add_EntitiesServicer_to_server(entities, server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -169,6 +214,7 @@ def make_job(
     resources: Iterable[pipeline_pb2.Resource] = (),
     timeout: int = 0,
     runner_type: str = RUNNER_TYPE,
+    first_line_no: int = 0,
 ) -> messages_pb2.Job:
     pipeline = pipeline_pb2.Pipeline(
         image=image, vars=vars or {}, resources=list(resources), timeout=timeout
@@ -182,6 +228,7 @@ def make_job(
         pipeline=pipeline,
         runner_type=runner_type,
         attempt=attempt,
+        first_line_no=first_line_no,
     )
 
 
@@ -204,6 +251,51 @@ async def jobs_waiting(channel: AbstractChannel) -> int:
     """Ready (not unacked) jobs in the runner type's queue."""
     queue = await channel.declare_queue(topology.job_queue_name(RUNNER_TYPE), passive=True)
     return queue.declaration_result.message_count
+
+
+def _rabbitmqctl_json(*args: str) -> list[dict]:
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args, "--formatter", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    return json.loads(done.stdout or "[]")
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    """The runner type's queue as the broker sees it."""
+
+    ready: int
+    unacked: int
+    consumers: int
+
+
+async def job_queue(rabbit_url: str) -> JobQueue:
+    vhost = rabbit_url.rsplit("/", 1)[1]
+    rows = await asyncio.to_thread(
+        _rabbitmqctl_json, "list_queues", "-p", vhost,
+        "name", "messages_ready", "messages_unacknowledged", "consumers",
+    )
+    [row] = [r for r in rows if r["name"] == topology.job_queue_name(RUNNER_TYPE)]
+    return JobQueue(row["messages_ready"], row["messages_unacknowledged"], row["consumers"])
+
+
+async def drop_connection(rabbit_url: str, name: str) -> None:
+    """Has the broker close the connection named `name` on the test's vhost (as when the
+    network fails), which a robust connection then re-establishes."""
+    vhost = rabbit_url.rsplit("/", 1)[1]
+    # The plain listing, whose pids close_connection takes (the JSON one's it does not).
+    listed = await asyncio.to_thread(
+        subprocess.run, ["rabbitmqctl", "-q", "list_connections", "pid", "vhost",
+                         "client_properties"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    [pid] = [row.split("\t")[0] for row in listed.stdout.splitlines()
+             if row.split("\t")[1:2] == [vhost] and f'"{name}"' in row]
+    await asyncio.to_thread(
+        subprocess.run, ["rabbitmqctl", "-q", "close_connection", pid, "test: network down"],
+        capture_output=True, timeout=60, check=True,
+    )
 
 
 # --- the runner ---------------------------------------------------------------------
@@ -262,20 +354,49 @@ async def running_runner(
         yield service, task
 
 
+_ORDER_OF = {
+    messages_pb2.STOP: entities_pb2.ORDER_STOP,
+    messages_pb2.PAUSE: entities_pb2.ORDER_PAUSE,
+    messages_pb2.RESUME: entities_pb2.ORDER_RUN,
+}
+
+
 @dataclass
 class World:
     settings: RunnerSettings
     service: RunnerService
     runner: asyncio.Task[None]
-    entities: ClaimOnlyEntities | None
+    entities: StandInEntities | None
     channel: AbstractChannel
     tap: EventTap
+    rabbit_url: str
 
     async def publish(self, job: messages_pb2.Job) -> None:
         await publish_job(self.channel, job, self.settings.common.queue_max_jobs)
 
     async def control(self, run_id: str, action: int) -> None:
+        """What the API does: entities records the wish (so lease renewals answer it),
+        then the command is broadcast."""
+        if self.entities is not None:
+            self.entities.orders[run_id] = _ORDER_OF[action]
         await send_control(self.channel, run_id, action)
+
+    async def job_queue_becomes(self, ready: int, unacked: int, consumers: int) -> None:
+        """Waits until the broker shows the job queue so: a quorum queue's figures are
+        refreshed on its own tick, so a single look may see an earlier state."""
+        want = JobQueue(ready, unacked, consumers)
+
+        async def probe() -> bool:
+            return await job_queue(self.rabbit_url) == want
+
+        try:
+            await await_until(probe, what=f"the job queue to show {want}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; it shows {await job_queue(self.rabbit_url)}") from None
+
+    async def drop_connection(self) -> None:
+        """Cuts the runner off the broker for a moment: it reconnects by itself."""
+        await drop_connection(self.rabbit_url, f"runner-{self.settings.runner_id}")
 
     def signal(self) -> None:
         """What SIGTERM (and SIGINT) does to the runner."""
@@ -299,7 +420,7 @@ async def world(
     async with contextlib.AsyncExitStack() as stack:
         entities = None
         if entities_addr is None:
-            entities_addr, entities = await stack.enter_async_context(claim_server())
+            entities_addr, entities = await stack.enter_async_context(entities_server())
         connection = await stack.enter_async_context(await aio_pika.connect(rabbit_url))
         channel = await connection.channel()
         tap = EventTap()
@@ -309,7 +430,7 @@ async def world(
         service, runner = await stack.enter_async_context(
             running_runner(runner_settings, tuning)
         )
-        yield World(runner_settings, service, runner, entities, channel, tap)
+        yield World(runner_settings, service, runner, entities, channel, tap, rabbit_url)
 
 
 def free_port() -> int:

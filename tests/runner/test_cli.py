@@ -17,7 +17,7 @@ from bob_common import topology
 from bob_common.amqp import decode
 from bob_pb import messages_pb2
 from runner_svc.cli import RET_CONFIG, RET_OK
-from tests.runner.harness import TERMINAL, claim_server, make_job, publish_job, runner_env
+from tests.runner.harness import TERMINAL, entities_server, make_job, publish_job, runner_env
 from tests.waiting import await_until
 
 LINES = 1_000_000
@@ -79,7 +79,7 @@ def test_a_million_lines_in_bounded_memory_then_sigterm_stops_cleanly(
     log = tmp_path / "runner.log"
 
     async def scenario() -> None:
-        async with claim_server() as (addr, _):
+        async with entities_server() as (addr, _):
             connection = await aio_pika.connect(rabbit_url)
             async with connection:
                 channel = await connection.channel()

@@ -87,6 +87,25 @@ def test_events_are_numbered_gap_free_and_come_in_lifecycle_order(
     asyncio.run(scenario())
 
 
+def test_a_retried_attempt_numbers_its_log_lines_on_from_the_jobs_first_line_no(
+    rabbit_url, test_image, docker_client
+):
+    async def scenario() -> None:
+        async with world(rabbit_url, log_batch_lines=2) as w:
+            # Given attempt 2 of a run whose first attempt wrote 40 lines
+            job = make_job(test_image, ["seq 1 5"], attempt=2, first_line_no=40)
+            await w.publish(job)
+            await w.tap.terminal(job.run_id)
+
+            # Then its lines continue the run's log, gap-free, while its events start at 1
+            lines = w.tap.lines(job.run_id)
+            assert [ln.line_no for ln in lines] == list(range(40, 40 + len(lines)))
+            assert w.tap.of(job.run_id)[0].seq == 1
+            assert {e.attempt for e in w.tap.of(job.run_id)} == {2}
+
+    asyncio.run(scenario())
+
+
 def test_a_failing_step_fails_the_run_and_later_steps_never_run(
     rabbit_url, test_image, docker_client
 ):

@@ -1,8 +1,9 @@
-"""Shutdown: take no new work, drain with a deadline, hand the rest back."""
+"""Shutdown: take no new work, drain with a deadline, release the rest to entities."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import time
 
@@ -11,8 +12,9 @@ from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
 from tests.conftest import fresh_vhost
 from tests.runner.harness import (
-    claim_server,
     containers_of,
+    entities_server,
+    free_port,
     jobs_waiting,
     make_job,
     runner_env,
@@ -45,12 +47,12 @@ def test_running_jobs_finish_within_the_drain_time_and_no_new_job_starts(
     asyncio.run(scenario())
 
 
-def test_a_job_still_running_at_the_drain_limit_is_handed_back(
+def test_a_run_still_going_at_the_drain_limit_is_released_to_entities(
     rabbit_url, test_image, docker_client
 ):
     async def scenario() -> None:
         async with world(rabbit_url, runner_drain_s=0.5) as w:
-            job = make_job(test_image, ["sleep 300"])
+            job = make_job(test_image, ["sleep 300"], attempt=3)
             await w.publish(job)
             await w.tap.wait_for(lambda: w.tap.statuses(job.run_id), "the run to start")
 
@@ -59,9 +61,15 @@ def test_a_job_still_running_at_the_drain_limit_is_handed_back(
             await w.stopped()
 
             assert time.monotonic() - started < 10
-            assert w.tap.final(job.run_id) is None  # not ended: another runner may take it
+            # Not ended: its container is gone and entities got it back, to queue it again
+            assert w.tap.final(job.run_id) is None
             assert await containers_of(docker_client, job.run_id) == []
-            assert await jobs_waiting(w.channel) == 1
+            assert _released(w) == [
+                (job.run_id, 3, w.settings.runner_id,
+                 f"runner {w.settings.runner_id} shut down"),
+            ]
+            # The job was acked at its claim: it is entities that queues the next attempt
+            assert await jobs_waiting(w.channel) == 0
 
     asyncio.run(scenario())
 
@@ -80,7 +88,34 @@ def test_a_second_signal_skips_the_drain(rabbit_url, test_image, docker_client):
 
             assert time.monotonic() - started < 10
             assert await containers_of(docker_client, job.run_id) == []
+            assert w.tap.final(job.run_id) is None
+            assert [r[0] for r in _released(w)] == [job.run_id]
+
+
+def _released(w) -> list[tuple[str, int, str, str]]:
+    assert w.entities is not None
+    return [(r.run_id, r.attempt, r.runner_id, r.reason) for r in w.entities.releases]
+
+
+def test_a_job_waiting_for_its_claim_at_shutdown_goes_back_to_the_queue(
+    rabbit_url, test_image, caplog
+):
+    caplog.set_level(logging.INFO, logger="runner_svc")
+
+    async def scenario() -> None:
+        # Given a job whose claim waits for an entities service that is down
+        async with world(rabbit_url, entities_addr=f"127.0.0.1:{free_port()}") as w:
+            job = make_job(test_image, ["echo never"])
+            await w.publish(job)
+            await w.tap.wait_for(
+                lambda: any("cannot claim" in m for m in caplog.messages), "a failed claim",
+            )
+            # When the runner is told to stop
+            w.signal()
+            await w.stopped()
+            # Then the job is back in the queue, for any runner
             assert await jobs_waiting(w.channel) == 1
+            assert w.tap.of(job.run_id) == []
 
     asyncio.run(scenario())
 
@@ -92,7 +127,7 @@ def test_a_shutdown_while_the_broker_is_gone_still_ends_within_seconds(
 
     async def scenario() -> None:
         with fresh_vhost() as url:
-            async with claim_server() as (addr, _):
+            async with entities_server() as (addr, _):
                 settings = RunnerSettings.from_env(runner_env(url, addr))
                 async with running_runner(settings) as (service, task):
                     # Given a runner whose broker connection is gone for good

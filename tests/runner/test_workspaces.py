@@ -41,7 +41,7 @@ def test_a_pause_racing_with_the_start_of_a_step_never_fails_or_wedges_it(runner
         loop = asyncio.get_running_loop()
         try:
             for trial in range(TRIALS):
-                workspace = await executor.prepare(f"r-race-{trial}", IMAGE, {}, say)
+                workspace = await executor.prepare(f"r-race-{trial}", IMAGE, {}, say, attempt=1)
                 sink = LogSink(loop, batch_lines=100, flush_s=0.05)
                 lines: list[str] = []
 

@@ -1,0 +1,119 @@
+"""One job slot per unit of capacity: a consumer on a channel of its own, present on the
+job queue only while the slot is free.
+
+A job is acked as soon as its claim has decided (the run is then owned in entities, not in
+the queue), so that a build longer than the broker's consumer timeout is never redelivered
+mid-run. An ack no longer marks the end of a run, so a prefetch of N on one consumer
+would no longer bound the runs executing here. Instead each slot consumes with prefetch 1
+and, on a delivery, cancels its consumer and waits for the broker's cancel-ok before
+anything else: with that one delivery unacked, nothing more can come to it meanwhile. It
+consumes again once its job is over. So a runner never holds more jobs than it has free
+slots, and waiting jobs stay in the queue for any runner.
+
+Each slot's channel is robust: after a reconnection, aio-pika restores the consumers that
+were not cancelled (those of the free slots), and only those. A delivery that reaches a
+slot which is busy or closed anyway (a consumer restored in a race with its cancel, or on
+its way at shutdown) is handed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+
+from bob_common.amqp import BROKER_ERRORS, cancel_consuming
+
+log = logging.getLogger(__name__)
+
+# Handles one job; returns when the slot may take another.
+Take = Callable[[AbstractIncomingMessage], Awaitable[None]]
+# Waits between attempts to consume while the broker is away.
+CONSUME_RETRY_MAX_S = 5.0
+
+
+class JobSlot:
+    def __init__(self, number: int, queue: AbstractQueue, take: Take) -> None:
+        self._number = number
+        self._queue = queue
+        self._take = take
+        self._tag: str | None = None  # of the consumer, while there is one
+        self._busy = False
+        self._closed = False
+        self._consuming: asyncio.Task[None] | None = None  # consuming again after a job
+        # The job being taken, and deliveries being handed back: shutdown waits for them.
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        """Starts consuming; raises what the broker does."""
+        self._tag = await self._queue.consume(self._on_delivery)
+
+    async def close(self) -> None:
+        """Takes no more jobs; the one being taken goes on."""
+        self._closed = True
+        if self._consuming is not None:
+            # Maybe waiting for the broker. A consumer it made all the same hands back
+            # whatever reaches it.
+            self._consuming.cancel()
+        if self._tag is not None:
+            tag, self._tag = self._tag, None
+            await cancel_consuming(self._queue, tag)
+
+    async def _consume(self) -> None:
+        delay = 0.5
+        while not self._closed:
+            try:
+                tag = await self._queue.consume(self._on_delivery)
+            except BROKER_ERRORS as exc:
+                # A robust channel that is being restored: try again once it may be back.
+                log.warning("slot %d cannot consume yet (%r); retrying", self._number, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, CONSUME_RETRY_MAX_S)
+                continue
+            if self._closed:  # closed while the consume was on its way
+                await cancel_consuming(self._queue, tag)
+            else:
+                self._tag = tag
+            return
+
+    async def _on_delivery(self, message: AbstractIncomingMessage) -> None:
+        # No await before the slot is marked busy: the next delivery must see it.
+        if self._busy or self._closed:
+            self._spawn(self._hand_back(message))
+            return
+        self._busy = True
+        self._tag = None
+        self._spawn(self._work(message))
+
+    async def _work(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await cancel_consuming(self._queue, message.consumer_tag or "")
+            await self._take(message)
+        except Exception:
+            log.exception("slot %d: taking a job failed", self._number)
+            if not message.processed:
+                # Unsettled, it would hold this channel's one prefetch for good.
+                await self._hand_back(message)
+        finally:
+            self._busy = False
+        if not self._closed:
+            # Not one of `tasks`: a shutdown does not wait for a broker that is away.
+            self._consuming = asyncio.create_task(self._consume())
+
+    async def _hand_back(self, message: AbstractIncomingMessage) -> None:
+        log.info("slot %d hands delivery %s back to the queue", self._number,
+                 message.delivery_tag)
+        # Cancelled first, so the requeued job does not come straight back here.
+        if message.consumer_tag:
+            await cancel_consuming(self._queue, message.consumer_tag)
+        try:
+            await message.nack(requeue=True)
+        except Exception as exc:  # noqa: BLE001 - the broker requeues it with the channel
+            log.warning("could not hand delivery %s back: %r", message.delivery_tag, exc)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
