@@ -79,6 +79,11 @@ class Service:
             if self.process.stdout:
                 self.process.stdout.close()
 
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash would: nothing is drained or cleaned up. Waits for the exit."""
+        self.signal(signal.SIGKILL)
+        return self.wait(STOP_GRACE_S)
+
     @property
     def alive(self) -> bool:
         return bool(self.process and self.process.poll() is None)
@@ -136,6 +141,13 @@ class Cluster:
         for service in self.services:
             service.start(self.sink, self._lock)
         self.wait_healthy(timeout)
+
+    def start_service(self, service: Service) -> None:
+        """(Re)starts one service that has exited, with its variables as before: the same
+        ports, database and vhost. Its output goes on to the same sink."""
+        if service.alive:
+            raise RuntimeError(f"{service.name} is still running")
+        service.start(self.sink, self._lock)
 
     def wait_healthy(self, timeout: float) -> None:
         self.wait_url(f"{self.api_url}/can-we-build-it", timeout, self.services)

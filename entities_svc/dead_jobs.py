@@ -62,9 +62,11 @@ class DeadJobs:
         try:
             job = amqp.decode(message, messages_pb2.Job)
         except amqp.MessageDecodeError as exc:
-            # Poison from the start (a runner rejected it): kept raw on bob.dead.
+            # Poison from the start: the runner that rejected it has reported it already.
+            # Kept raw on bob.dead, with the other poison messages.
+            log.warning("undecodable dead job moved to %s: %s", topology.DEAD_LETTER_QUEUE,
+                        exc.reason)
             await self._keep_raw(message)
-            await amqp.report_error(self._channel, SERVICE, f"undecodable job: {exc.reason}")
             await message.ack()
             return
         why = death_reason(message)

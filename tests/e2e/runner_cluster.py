@@ -74,11 +74,20 @@ class Bob:
 
 @contextlib.contextmanager
 def runner_cluster(
-    tmp: Path, runners: list[Mapping[str, str]], *, plugins: bool = False
+    tmp: Path,
+    runners: list[Mapping[str, str]],
+    *,
+    plugins: bool = False,
+    env: Mapping[str, str] | None = None,
+    queue_url: str | None = None,
 ) -> Iterator[Bob]:
-    """`runners`: the extra variables of each runner; give each a BOB_RUNNER_ID."""
-    with fresh_vhost() as queue_url:
-        env = {
+    """`runners`: the extra variables of each runner; give each a BOB_RUNNER_ID. `env`:
+    variables for every service, on top of the cluster's own (e.g. BOB_LEASE_S).
+    `queue_url`: a vhost the caller made (e.g. to reach it through a proxy) instead of a
+    fresh one."""
+    vhost = contextlib.nullcontext(queue_url) if queue_url else fresh_vhost()
+    with vhost as queue_url:
+        base = {
             "BOB_QUEUE_URL": queue_url,
             "BOB_DB_URL": f"sqlite:///{tmp / 'bob.db'}",
             "BOB_API_PORT": str(free_port()),
@@ -87,10 +96,11 @@ def runner_cluster(
             "BOB_GIT_PROVIDER_PORT": str(free_port()),
             "BOB_ARTIFACT_STORE_PORT": str(free_port()),
             "BOB_ARTIFACT_DIR": str(tmp / "artifacts"),
+            **(env or {}),
         }
         log_path = tmp / "cluster.log"
         with log_path.open("w") as sink:
-            cluster = Cluster(env, sink=sink, runner_env=list(runners), plugins=plugins)
+            cluster = Cluster(base, sink=sink, runner_env=list(runners), plugins=plugins)
             try:
                 cluster.start()
             except RuntimeError:

@@ -1,0 +1,118 @@
+"""A stop sent while the run's runner is cut off from the broker: the broadcast on
+bob.control never reaches it, but the runner renews its leases with entities over gRPC,
+and the answer orders the stop; the runner ends the step at once and reports the run
+STOPPED once the broker is reachable again."""
+
+from __future__ import annotations
+
+import docker.errors
+import pytest
+
+from tests.conftest import RABBIT_HOST, fresh_vhost
+from tests.e2e.runner_cluster import TERMINAL, runner_cluster, runner_id
+from tests.faults.harness import (
+    FAST,
+    GROUP,
+    Figures,
+    containers_of,
+    detail,
+    output_of,
+    pipeline,
+)
+from tests.support.tcp_proxy import tcp_proxy
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+
+# A step nothing else in the container runs, to tell whether it is still alive.
+STEP = "sleep 301"
+
+
+def _step_alive(container) -> bool:
+    try:
+        container.reload()
+        if container.status != "running":
+            return False
+        processes = container.top()["Processes"] or []
+    except docker.errors.APIError:  # gone, or stopping
+        return False
+    return any(STEP in " ".join(process) for process in processes)
+
+
+def test_a_stop_sent_while_the_runner_is_cut_off_from_the_broker_ends_the_run_stopped_after_it_reconnects(  # noqa: E501
+    tmp_path, docker_client, unique
+):
+    host, port = RABBIT_HOST.split(":")
+    with fresh_vhost() as queue_url, tcp_proxy(host, int(port)) as proxy:
+        vhost = queue_url.rsplit("/", 1)[1]
+        runner = {
+            "BOB_RUNNER_ID": runner_id("docker"),
+            "BOB_RUNNER_CAPACITY": "1",
+            # This runner alone reaches the broker through the proxy.
+            "BOB_QUEUE_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}",
+        }
+        with runner_cluster(tmp_path, [runner], env=FAST, queue_url=queue_url) as bob:
+            pipeline(bob, unique, f"echo started; {STEP}", "echo never")
+            run_id = bob.start(GROUP, unique)
+
+            # Given the run busy in a long step
+            bob.wait_status(run_id, "running")
+            wait_until(lambda: "started" in output_of(bob.log_lines(run_id)), timeout=30,
+                       what="the step to start", describe=bob.logs_tail)
+            [container] = containers_of(docker_client, run_id)
+            assert _step_alive(container)
+
+            # When its runner is cut off from the broker, and the run is stopped
+            proxy.cut()
+            try:
+                r = bob.http.post(f"/pipelines/stop/groups/{GROUP}/names/{unique}/runs/{run_id}")
+                assert r.status_code == 202, r.text
+                # Then the stop reaches the runner without the broker: the step ends
+                try:
+                    wait_until(lambda: not _step_alive(container), timeout=60,
+                               what="the step to be stopped while cut off")
+                    stopped_while_cut = True
+                except AssertionError:
+                    stopped_while_cut = False
+                # And the runner really is cut off: it has tried to reconnect, in vain
+                wait_until(lambda: proxy.counts.refused, timeout=60,
+                           what="the runner to try to reconnect", describe=bob.logs_tail)
+                status_while_cut = bob.status(run_id)
+            finally:
+                proxy.restore()
+
+            # And once the runner reconnects, the run is stopped
+            status = bob.wait_terminal(run_id, timeout=120)
+            final = detail(bob, unique, run_id) or {}
+            output = output_of(bob.log_lines(run_id))
+            try:
+                wait_until(lambda: not containers_of(docker_client, run_id), timeout=30,
+                           what="the run's container to be removed")
+            except AssertionError:
+                pass
+            leftover = containers_of(docker_client, run_id)
+            figures = Figures(
+                "stop-while-cut-off",
+                accepted=1,
+                terminal=int(status in TERMINAL),
+                passed=int(status == "passed"),
+                lost=int(status not in TERMINAL),
+                duplicated=int(final.get("attempt", 1) > 1),
+                extra={
+                    "outcome": status,
+                    "reason": repr(final.get("reason")),
+                    "step_stopped_while_cut": stopped_while_cut,
+                    "status_while_cut": status_while_cut,
+                    "connections_reset": proxy.counts.reset,
+                    "reconnects_refused": proxy.counts.refused,
+                    "connections_through_proxy": proxy.counts.accepted,
+                    "leftover_containers": len(leftover),
+                },
+            )
+            message = figures.show()
+            assert stopped_while_cut, f"{message}\n{bob.logs_tail()}"
+            assert status == "stopped", f"{message}\n{bob.logs_tail()}"
+            assert final.get("reason") == "stopped by request", message
+            assert final.get("attempt") == 1, message
+            assert "never" not in output, message
+            assert leftover == [], message
