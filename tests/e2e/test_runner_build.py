@@ -18,6 +18,7 @@ from runner_svc.docker_executor import LABEL_RUNNER
 from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
 from tests.plugins.processes import make_repo
 from tests.support.http_stub import Answer, plugin_server
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 IMAGE = "bob-test/busybox:latest"
@@ -204,7 +205,9 @@ def test_a_batch_of_passed_failed_and_stopped_runs_leaves_no_container_image_or_
     ends = [(name, bob.wait_terminal(run_id)) for name, run_id in runs]
 
     assert ends == [("ok", "passed")] * 2 + [("bad", "failed")] * 2 + [("long", "stopped")] * 2
-    assert counts() == before
+    # A run reports its end, then removes what it used.
+    wait_until(lambda: counts() == before, timeout=30, what="nothing left",
+               describe=lambda: f"{counts()} != {before}")
 
 
 def test_the_readme_tour_of_a_complete_build_works_as_written(bob, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from runner_svc.docker_executor import LABEL_RUN
 from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 IMAGE = "bob-test/busybox:latest"
@@ -25,6 +26,12 @@ def bob(rabbitmq_available, docker_client, tmp_path_factory) -> Iterator[Bob]:
 
 def _containers(docker_client, run_id: str) -> list:
     return docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+
+
+def _no_container_left(docker_client, run_id: str) -> None:
+    # A run reports its end, then removes its container.
+    wait_until(lambda: not _containers(docker_client, run_id), timeout=30,
+               what=f"the container of {run_id} to be removed")
 
 
 def _post(bob: Bob, action: str, name: str, run_id: str) -> None:
@@ -51,7 +58,7 @@ def test_a_stop_during_a_long_step_ends_the_run_stopped_promptly_with_its_contai
     assert bob.wait_terminal(run_id, timeout=15) == "stopped"
     assert time.monotonic() - asked < 5
     assert "never" not in bob.log_lines(run_id)
-    assert _containers(docker_client, run_id) == []
+    _no_container_left(docker_client, run_id)
     assert run_detail(bob, "dev", unique, run_id)["reason"] == "stopped by request"
 
 
@@ -69,7 +76,7 @@ def test_a_paused_run_can_be_stopped(bob, unique, docker_client):
     _post(bob, "stop", unique, run_id)
 
     assert bob.wait_terminal(run_id, timeout=15) == "stopped"
-    assert _containers(docker_client, run_id) == []
+    _no_container_left(docker_client, run_id)
 
 
 def test_with_capacity_one_a_second_run_stays_pending_until_the_first_ends(bob, unique):

@@ -443,3 +443,13 @@ async def containers_of(docker_client, run_id: str) -> list:
     return await asyncio.to_thread(
         docker_client.containers.list, all=True, filters={"label": f"{LABEL_RUN}={run_id}"}
     )
+
+
+async def no_container_left(docker_client, run_id: str) -> None:
+    """Waits until the run's containers are gone: a run reports its end first and removes
+    its workspace right after."""
+
+    async def gone() -> bool:
+        return await containers_of(docker_client, run_id) == []
+
+    await await_until(gone, timeout=30, what=f"the containers of {run_id} to be removed")

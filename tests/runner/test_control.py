@@ -13,7 +13,7 @@ import pytest
 from bob_pb import messages_pb2
 from devcluster.test_image import IMAGE
 from runner_svc.control import ControlListener
-from tests.runner.harness import TEST_TUNING, containers_of, make_job, world
+from tests.runner.harness import TEST_TUNING, containers_of, make_job, no_container_left, world
 
 
 def test_stop_kills_the_running_container_and_marks_the_run_stopped(
@@ -40,7 +40,7 @@ def test_stop_kills_the_running_container_and_marks_the_run_stopped(
             assert "never" not in w.tap.texts(job.run_id)
             assert "[bob] step 3/3: echo never" not in w.tap.texts(job.run_id)
             assert [s.index for s in w.tap.steps(job.run_id)] == [0, 1]
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
 
@@ -95,7 +95,7 @@ def test_stop_ends_a_paused_run(rabbit_url, test_image, docker_client):
 
             assert final.status == messages_pb2.STOPPED
             assert "never" not in w.tap.texts(job.run_id)
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
 

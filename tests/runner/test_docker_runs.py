@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from bob_pb import messages_pb2, pipeline_pb2
-from tests.runner.harness import containers_of, make_job, world
+from tests.runner.harness import make_job, no_container_left, world
 
 
 def test_steps_share_the_file_system_and_see_their_vars(rabbit_url, test_image, docker_client):
@@ -37,7 +37,7 @@ def test_steps_share_the_file_system_and_see_their_vars(rabbit_url, test_image, 
             ]
             assert w.tap.texts(job.run_id, messages_pb2.STDERR) == ["oops"]
             assert [(s.index, s.exit_code) for s in w.tap.steps(job.run_id)] == [(0, 0), (1, 0)]
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
 
@@ -122,7 +122,7 @@ def test_a_failing_step_fails_the_run_and_later_steps_never_run(
             system = w.tap.texts(job.run_id, messages_pb2.SYSTEM)
             assert "[bob] step 3/3: echo three" not in system
             assert system[-1] == "[bob] run failed: step 2 exited with 3"
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
 
@@ -160,6 +160,6 @@ def test_an_image_that_cannot_be_pulled_fails_the_run_with_the_reason(
                 f"[bob] run failed: {final.reason}",
             ]
             assert w.tap.statuses(job.run_id) == [messages_pb2.FAILED]
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())

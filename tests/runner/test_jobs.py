@@ -14,11 +14,11 @@ from bob_pb import messages_pb2, pipeline_pb2
 from tests.runner.harness import (
     RUNNER_TYPE,
     TERMINAL,
-    containers_of,
     entities_server,
     free_port,
     jobs_waiting,
     make_job,
+    no_container_left,
     world,
 )
 from tests.waiting import await_until
@@ -147,7 +147,7 @@ def test_a_newer_attempt_of_a_run_executing_here_replaces_the_older_one(
             ended = [e for e in w.tap.of(first.run_id)
                      if e.HasField("status") and e.status.status in TERMINAL]
             assert [e.attempt for e in ended] == [2]
-            assert await containers_of(docker_client, first.run_id) == []
+            await no_container_left(docker_client, first.run_id)
 
     asyncio.run(scenario())
 

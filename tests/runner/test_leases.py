@@ -10,7 +10,7 @@ import dataclasses
 import grpc
 
 from bob_pb import entities_pb2, messages_pb2
-from tests.runner.harness import TEST_TUNING, containers_of, make_job, world
+from tests.runner.harness import TEST_TUNING, containers_of, make_job, no_container_left, world
 
 # Beats so far apart that, within a test, only start-up and a reconnection renew.
 SLOW_BEATS = dataclasses.replace(TEST_TUNING, heartbeat_s=600.0)
@@ -57,7 +57,7 @@ def test_a_stop_ordered_by_the_lease_stops_the_run(rabbit_url, test_image, docke
             assert final.status == messages_pb2.STOPPED
             assert final.reason == "stopped by request"
             assert "never" not in w.tap.texts(job.run_id)
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
 
@@ -120,7 +120,7 @@ def test_abandon_kills_the_run_removes_its_container_and_publishes_nothing_more(
 
             # Then the run is over here and its container gone
             await w.tap.wait_for(lambda: not w.service.executing(), "the run to be dropped")
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
             # And its slot takes the next job; by the time that one has ended, anything
             # the abandoned run had published would have arrived before it
             after = make_job(test_image, ["echo next"])
@@ -173,7 +173,7 @@ def test_after_a_reconnection_a_stop_missed_meanwhile_takes_effect_at_once(
             final = await w.tap.terminal(job.run_id, timeout=60)
             assert final.status == messages_pb2.STOPPED
             assert [r.attempt for r in w.entities.renewed(job.run_id)] == [1]
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
 

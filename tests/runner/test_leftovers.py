@@ -10,6 +10,7 @@ from pathlib import Path
 from bob_pb import messages_pb2, pipeline_pb2
 from runner_svc.docker_executor import LABEL_RUNNER
 from tests.runner.harness import make_job, world
+from tests.waiting import await_until
 
 Step = pipeline_pb2.Step
 
@@ -51,7 +52,12 @@ def test_a_batch_of_passed_failed_stopped_and_timed_out_runs_leaves_no_container
                 "timed out": messages_pb2.FAILED,
                 "not pulled": messages_pb2.FAILED,
             }
-            assert await asyncio.to_thread(_counts, docker_client, w.settings.runner_id) == before
+            # A run reports its end, then removes its container.
+            async def counts_back() -> bool:
+                now = await asyncio.to_thread(_counts, docker_client, w.settings.runner_id)
+                return now == before
+
+            await await_until(counts_back, timeout=30, what="the containers to be removed")
 
     asyncio.run(scenario())
 

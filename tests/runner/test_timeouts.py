@@ -8,7 +8,7 @@ import time
 
 from bob_pb import messages_pb2, pipeline_pb2
 from devcluster.test_image import IMAGE
-from tests.runner.harness import containers_of, make_job, world
+from tests.runner.harness import make_job, no_container_left, world
 
 Step = pipeline_pb2.Step
 
@@ -37,7 +37,7 @@ def test_a_step_over_its_timeout_fails_the_run_naming_the_step_and_the_limit(
             assert f"[bob] run failed: {final.reason}" in w.tap.texts(job.run_id)
             if runner_type == "docker":
                 docker_client = request.getfixturevalue("docker_client")
-                assert await containers_of(docker_client, job.run_id) == []
+                await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
 
@@ -77,6 +77,6 @@ def test_a_paused_run_still_times_out(rabbit_url, test_image, docker_client):
             )
             final = await w.tap.terminal(job.run_id, timeout=20)
             assert final.reason == "step 1 exceeded its timeout of 2 s"
-            assert await containers_of(docker_client, job.run_id) == []
+            await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
