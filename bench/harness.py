@@ -17,6 +17,8 @@ from devcluster.cluster import Cluster, free_port
 TERMINAL = {"passed", "failed", "stopped"}
 IMAGE = "bob-test/busybox:latest"
 POLL_S = 0.005
+# How often a many-run scenario looks at its pipeline's runs.
+WATCH_S = 0.25
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -83,6 +85,21 @@ def wait_terminal(http: httpx.Client, run_id: str, timeout: float = 600) -> str:
             return status
         time.sleep(POLL_S)
     raise TimeoutError(f"run {run_id} did not end within {timeout}s")
+
+
+def wait_all_terminal(
+    http: httpx.Client, name: str, run_ids: set[str], timeout: float = 1800
+) -> list[str]:
+    """The final statuses of these runs of the pipeline, from its run list, read every
+    WATCH_S until all have ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = http.get(f"/pipelines/groups/bench/names/{name}/runs").json()["message"]
+        ended = [r["status"] for r in runs if r["run-id"] in run_ids and r["status"] in TERMINAL]
+        if len(ended) == len(run_ids):
+            return ended
+        time.sleep(WATCH_S)
+    raise TimeoutError(f"runs of {name} did not all end within {timeout}s")
 
 
 def start_to_passed(http: httpx.Client, name: str) -> float:
