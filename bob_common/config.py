@@ -128,6 +128,8 @@ class RunnerSettings:
     stop_grace_s: float
     # How often the runner tells entities it is alive and which runs it executes.
     heartbeat_s: float
+    # Keep one started container ready per image for its next run (docker runners).
+    spare_containers: bool
     # The most content a resource archive may unpack to, in bytes.
     archive_max_bytes: int
     # Longest wait for a resource provider or artifact store to connect or send more.
@@ -151,6 +153,7 @@ class RunnerSettings:
             drain_s=_get(env, "BOB_RUNNER_DRAIN_S", 30.0),
             stop_grace_s=_get(env, "BOB_RUNNER_STOP_GRACE_S", 10.0),
             heartbeat_s=_get(env, "BOB_HEARTBEAT_S", 5.0),
+            spare_containers=_get(env, "BOB_RUNNER_SPARE_CONTAINERS", True),
             archive_max_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_BYTES", 1 << 30),
             plugin_timeout_s=_get(env, "BOB_RUNNER_PLUGIN_TIMEOUT_S", 30.0),
             orphan_sweep_s=_get(env, "BOB_RUNNER_ORPHAN_SWEEP_S", 30.0),

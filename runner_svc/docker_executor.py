@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -23,6 +26,7 @@ from docker.models.containers import Container
 from docker.utils import parse_repository_tag
 
 from bob_common.config import RunnerSettings
+from runner_svc.docker_spares import STALE_S, SparePool, run_container_name
 from runner_svc.docker_workspace import DOCKER_ERRORS, DockerWorkspace, explain
 from runner_svc.errors import ExecutorUnavailable, PrepareFailed
 from runner_svc.runlog import run_logger
@@ -41,6 +45,10 @@ LABEL_ATTEMPT = "bob.attempt"
 # container only if the container was made for it, so two deployments (or two test
 # clusters) sharing an engine never take each other's containers for orphans.
 LABEL_ENTITIES = "bob.entities"
+# On a spare container (docker_spares.py): when it was made, in seconds since the epoch.
+LABEL_SPARE = "bob.spare"
+# A spare taken by a run is renamed after it (run_container_name): "/bob-<run>-a<attempt>".
+_RUN_NAME = re.compile(r"^/?bob-(r-[0-9a-f-]+)-a(\d+)$")
 
 
 class DockerExecutor:
@@ -50,6 +58,12 @@ class DockerExecutor:
         self._docker = client
         self._calls = ThreadPoolExecutor(settings.capacity + 4, thread_name_prefix="docker-call")
         self._streams = ThreadPoolExecutor(settings.capacity, thread_name_prefix="docker-exec")
+        self._spares = (
+            SparePool(self._make_spare, self._discard, per_image=2,
+                      max_images=settings.capacity)
+            if settings.spare_containers
+            else None
+        )
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -105,28 +119,78 @@ class DockerExecutor:
         self, run_id: str, image: str, env: Mapping[str, str],
         say: Callable[[str], Awaitable[None]], *, attempt: int,
     ) -> DockerWorkspace:
-        await self._ensure_image(image, say)
+        image_id = await self._ensure_image(image, say)
+        rlog = run_logger(log, run_id)
+        container = await self._take_spare(run_id, attempt, image, image_id)
+        if container is None:
+            container = await self._start_new(run_id, attempt, image)
+            rlog.info("container %s started from %s", container.short_id, image)
+        else:
+            rlog.info("container %s (a spare) taken for %s", container.short_id, image)
+        if self._spares is not None:
+            self._spares.replenish(image, image_id)  # for the next run of the image
+        return DockerWorkspace(self, container, run_id, self._settings.workdir, env)
+
+    async def _take_spare(
+        self, run_id: str, attempt: int, image: str, image_id: str
+    ) -> Container | None:
+        if self._spares is None:
+            return None
+        container = await self._spares.take(image, image_id)
+        if container is None:
+            return None
         try:
-            container = await self.call(self._create, run_id, attempt, image, env)
+            await self.call(container.rename, run_container_name(run_id, attempt))
+        except DOCKER_ERRORS as exc:
+            # E.g. swept meanwhile: the run starts one of its own.
+            run_logger(log, run_id).warning("could not take spare %s: %s",
+                                            container.short_id, explain(exc))
+            await self._discard(container)
+            return None
+        return container
+
+    async def _start_new(self, run_id: str, attempt: int, image: str) -> Container:
+        labels = {LABEL_RUN: run_id, LABEL_ATTEMPT: str(attempt)}
+        try:
+            container = await self.call(
+                self._create, image, labels, run_container_name(run_id, attempt)
+            )
         except DOCKER_ERRORS as exc:
             raise PrepareFailed(
                 f"could not create a container from {image}: {explain(exc)}"
             ) from exc
-        workspace = DockerWorkspace(self, container, run_id, self._settings.workdir)
         try:
             await self.call(container.start)
         except DOCKER_ERRORS as exc:
-            await workspace.remove()
+            await self._discard(container)
             raise PrepareFailed(
                 f"could not start a container from {image}: {explain(exc)}"
             ) from exc
-        run_logger(log, run_id).info("container %s started from %s", container.short_id, image)
-        return workspace
+        return container
 
-    async def _ensure_image(self, image: str, say: Callable[[str], Awaitable[None]]) -> None:
+    async def _make_spare(self, image: str) -> Container:
+        name = f"bob-spare-{self._runner_id}-{uuid.uuid4().hex[:8]}"
+        labels = {LABEL_SPARE: str(int(time.time()))}
+        container = await self.call(self._create, image, labels, name)
         try:
-            await self.call(self._client.images.get, image)
-            return
+            await self.call(container.start)
+        except BaseException:
+            await self._discard(container)
+            raise
+        return container
+
+    async def _discard(self, container: Container) -> None:
+        try:
+            await self.call(container.remove, force=True)
+        except docker.errors.NotFound:
+            pass
+        except DOCKER_ERRORS as exc:
+            log.warning("could not remove container %s: %s", container.short_id, explain(exc))
+
+    async def _ensure_image(self, image: str, say: Callable[[str], Awaitable[None]]) -> str:
+        """The image's id, pulled first when missing."""
+        try:
+            return (await self.call(self._client.images.get, image)).id
         except docker.errors.ImageNotFound:
             pass
         except DOCKER_ERRORS as exc:
@@ -134,27 +198,27 @@ class DockerExecutor:
         await say(f"pulling image {image}")
         repository, tag = parse_repository_tag(image)
         try:
-            await self.call(self._client.images.pull, repository, tag=tag or "latest")
+            pulled = await self.call(self._client.images.pull, repository, tag=tag or "latest")
         except DOCKER_ERRORS as exc:
             raise PrepareFailed(
                 f"image {image} is not available locally and could not be pulled: "
                 f"{explain(exc)}"
             ) from exc
+        # A tag's pull gives one image; pulling every tag of a repository gives a list.
+        return (pulled[0] if isinstance(pulled, list) else pulled).id
 
-    def _create(
-        self, run_id: str, attempt: int, image: str, env: Mapping[str, str]
-    ) -> Container:
+    def _create(self, image: str, labels: dict[str, str], name: str) -> Container:
+        # No variables: the pipeline's go with each exec, so that a spare suits any run.
         return self._client.containers.create(
             image,
+            name=name,
             entrypoint=KEEP_ALIVE,
             working_dir=self._settings.workdir,
             network_mode=self._settings.network,
-            environment=dict(env),
             labels={
-                LABEL_RUN: run_id,
                 LABEL_RUNNER: self._runner_id,
-                LABEL_ATTEMPT: str(attempt),
                 LABEL_ENTITIES: self._settings.common.entities_addr,
+                **labels,
             },
             detach=True,
         )
@@ -162,10 +226,10 @@ class DockerExecutor:
     async def sweep(self, orphaned: Callable[[str, int | None], Awaitable[bool]]) -> int:
         entities = f"{LABEL_ENTITIES}={self._settings.common.entities_addr}"
         try:
-            # Sparse, as in _remove_own_containers; the labels come with the list.
+            # Sparse, as in _remove_own_containers; labels and names come with the list.
             containers = await self.call(
                 self._client.containers.list, all=True, sparse=True,
-                filters={"label": [LABEL_RUN, entities]},
+                filters={"label": [entities]},
             )
         except DOCKER_ERRORS as exc:
             log.warning("could not list containers for the orphan sweep: %s", explain(exc))
@@ -173,26 +237,33 @@ class DockerExecutor:
         removed = 0
         for container in containers:
             labels = container.attrs.get("Labels") or {}
-            run_id, attempt = labels.get(LABEL_RUN, ""), labels.get(LABEL_ATTEMPT, "")
-            if not await orphaned(run_id, int(attempt) if attempt.isdigit() else None):
-                continue
-            run_logger(log, run_id).warning(
-                "removing orphan container %s (attempt %s, runner %s)", container.short_id,
-                attempt or "?", labels.get(LABEL_RUNNER, "?"),
-            )
-            try:
-                await self.call(container.remove, force=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
-            except DOCKER_ERRORS as exc:
-                log.warning("could not remove container %s: %s", container.short_id,
-                            explain(exc))
+            runner = labels.get(LABEL_RUNNER, "?")
+            run_id, attempt = _run_of(container)
+            if run_id:  # started for a run, or a spare a run took: the run decides
+                if not await orphaned(run_id, attempt):
+                    continue
+                run_logger(log, run_id).warning(
+                    "removing orphan container %s (attempt %s, runner %s)",
+                    container.short_id, attempt or "?", runner,
+                )
+            else:
+                # A spare nobody took: ours are in the pool, another's go once stale.
+                made = labels.get(LABEL_SPARE, "")
+                if runner == self._runner_id or not made.isdigit():
+                    continue
+                if time.time() - int(made) < STALE_S:
+                    continue
+                log.info("removing stale spare container %s of runner %s",
+                         container.short_id, runner)
+            await self._discard(container)
+            removed += 1
         return removed
 
     async def close(self) -> None:
         """Removes what is left (which also ends any stream still being read), then waits
         for the threads and closes the client."""
+        if self._spares is not None and self._docker is not None:
+            await self._spares.close()
         if self._docker is not None:
             try:
                 await self.call(self._remove_own_containers)
@@ -202,3 +273,16 @@ class DockerExecutor:
         await asyncio.to_thread(self._calls.shutdown)
         if self._docker is not None:
             self._docker.close()
+
+
+def _run_of(container: Container) -> tuple[str, int | None]:
+    """(run id, attempt) of a run's container, from its labels or, for a spare it took,
+    its name; ("", None) for neither."""
+    labels = container.attrs.get("Labels") or {}
+    if run_id := labels.get(LABEL_RUN):
+        attempt = labels.get(LABEL_ATTEMPT, "")
+        return run_id, int(attempt) if attempt.isdigit() else None
+    for name in container.attrs.get("Names") or []:
+        if found := _RUN_NAME.match(name):
+            return found.group(1), int(found.group(2))
+    return "", None

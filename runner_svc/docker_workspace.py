@@ -48,9 +48,16 @@ class DockerWorkspace:
     """One run's container."""
 
     def __init__(
-        self, executor: DockerExecutor, container: Container, run_id: str, workdir: str
+        self,
+        executor: DockerExecutor,
+        container: Container,
+        run_id: str,
+        workdir: str,
+        env: Mapping[str, str],
     ) -> None:
         self._executor = executor
+        # The pipeline's variables, given to every exec (the container has none of its own).
+        self._env = dict(env)
         self._container = container
         self._api = container.client.api
         self._workdir = workdir
@@ -78,7 +85,7 @@ class DockerWorkspace:
             exec_id = self._api.exec_create(
                 self._container.id,
                 ["/bin/sh", "-c", cmd],
-                environment=dict(env) or None,
+                environment={**self._env, **env} or None,
                 workdir=self._workdir,
             )["Id"]
             chunks = self._api.exec_start(exec_id, stream=True, demux=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.containers import run_containers
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -141,8 +142,7 @@ def test_build_containers_are_removed_when_runs_end(bob, unique, docker_client):
     assert bob.wait_terminal(run_id) == "failed"
 
     def gone():
-        labelled = {"label": f"bob.run_id={run_id}"}
-        return not docker_client.containers.list(all=True, filters=labelled)
+        return not run_containers(docker_client, run_id)
 
     wait_until(gone, timeout=10, what=f"container of {run_id} to be removed")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runner_svc.docker_executor import LABEL_RUNNER
+from runner_svc.docker_executor import LABEL_RUNNER, LABEL_SPARE
 from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
 from tests.plugins.processes import make_repo
 from tests.support.http_stub import Answer, plugin_server
@@ -183,8 +183,10 @@ def test_a_batch_of_passed_failed_and_stopped_runs_leaves_no_container_image_or_
     def counts() -> tuple[int, int, int]:
         # Containers that are not another runner's (others may be at work on this engine).
         containers = docker_client.containers.list(all=True, sparse=True)
+        # Spares kept for the next run do not count: they go when the runner stops.
         return (len([c for c in containers
-                     if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, DOCKER)]),
+                     if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, DOCKER)
+                     and LABEL_SPARE not in (c.attrs.get("Labels") or {})]),
                 len(docker_client.images.list(all=True)),
                 len(list(Path(tempfile.gettempdir()).glob(f"bob-{SHELL}-*"))))
 

@@ -9,8 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from runner_svc.docker_executor import LABEL_RUN
 from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
+from tests.support.containers import run_containers
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +25,7 @@ def bob(rabbitmq_available, docker_client, tmp_path_factory) -> Iterator[Bob]:
 
 
 def _containers(docker_client, run_id: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+    return run_containers(docker_client, run_id)
 
 
 def _no_container_left(docker_client, run_id: str) -> None:

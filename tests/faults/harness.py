@@ -6,6 +6,7 @@ tests/support/rabbit_node.py.)"""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import threading
 import time
@@ -18,6 +19,7 @@ import aio_pika
 from bob_common import topology
 from runner_svc.docker_executor import LABEL_RUN
 from tests.e2e.runner_cluster import TERMINAL, Bob
+from tests.support.containers import run_containers
 
 IMAGE = "bob-test/busybox:latest"
 GROUP = "faults"
@@ -139,22 +141,28 @@ def pipeline(bob: Bob, name: str, *cmds: str) -> None:
 
 
 class ContainerWatch:
-    """Counts the build containers Docker creates for each run while it watches: one per
-    execution of a run, whichever runner made it. Docker's events are streamed live (the
+    """Counts the build containers Docker makes for each run while it watches: one per
+    execution of a run, whichever runner made it, started for the run (created with its
+    label) or a spare it took (renamed after it). Docker's events are streamed live (the
     engine keeps only the last few hundred for later)."""
 
     def __init__(self, docker_client) -> None:
         self.created: Counter[str] = Counter()
         # Subscribed once this returns: no container made afterwards is missed.
         self._stream = docker_client.events(
-            decode=True, filters={"type": "container", "event": "create", "label": LABEL_RUN}
+            decode=True, filters={"type": "container", "event": ["create", "rename"]}
         )
         self._reader = threading.Thread(target=self._read, daemon=True, name="docker-events")
         self._reader.start()
 
     def _read(self) -> None:
         for event in self._stream:
-            run_id = event.get("Actor", {}).get("Attributes", {}).get(LABEL_RUN)
+            attributes = event.get("Actor", {}).get("Attributes", {})
+            if event.get("Action") == "rename":
+                found = re.match(r"^/?bob-(r-[0-9a-f-]+)-a\d+$", attributes.get("name", ""))
+                run_id = found.group(1) if found else None
+            else:
+                run_id = attributes.get(LABEL_RUN)
             if run_id:
                 self.created[run_id] += 1
 
@@ -170,7 +178,7 @@ class ContainerWatch:
 
 
 def containers_of(docker_client, run_id: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+    return run_containers(docker_client, run_id)
 
 
 # --- RabbitMQ -----------------------------------------------------------------------

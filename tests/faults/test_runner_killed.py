@@ -5,10 +5,13 @@ container is removed by the survivor's orphan sweep."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
+import docker.errors
 import pytest
 
+from runner_svc.docker_executor import LABEL_RUNNER, LABEL_SPARE
 from tests.e2e.runner_cluster import TERMINAL, runner_cluster, runner_id
 from tests.faults.harness import (
     FAST,
@@ -27,11 +30,20 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 BOUND_S = float(FAST["BOB_LEASE_S"]) + float(FAST["BOB_SWEEP_S"])
 
 
+def _remove_spares_of(docker_client, runner) -> None:
+    labels = [f"{LABEL_RUNNER}={runner.env['BOB_RUNNER_ID']}", LABEL_SPARE]
+    for container in docker_client.containers.list(
+        all=True, sparse=True, filters={"label": labels}
+    ):
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+
 @pytest.mark.parametrize(
     ("max_attempts", "expected"), [("3", "passed"), ("1", "failed")], ids=["retried", "failed"]
 )
 def test_a_runner_killed_mid_step_has_its_run_retried_or_failed_and_leaves_no_container(
-    tmp_path, docker_client, unique, max_attempts, expected
+    tmp_path, docker_client, unique, max_attempts, expected, request
 ):
     runners = [{"BOB_RUNNER_ID": runner_id(k), "BOB_RUNNER_CAPACITY": "1"} for k in "ab"]
     env = {**FAST, "BOB_MAX_ATTEMPTS": max_attempts}
@@ -49,7 +61,9 @@ def test_a_runner_killed_mid_step_has_its_run_retried_or_failed_and_leaves_no_co
         [victim] = [s for s in bob.cluster.runners if s.env["BOB_RUNNER_ID"] == first["runner-id"]]
         [survivor] = [s for s in bob.cluster.runners if s is not victim]
 
-        # When that runner is killed outright
+        # When that runner is killed outright (its idle spare containers, made for no run,
+        # would wait ten minutes for another runner's sweep: the test removes them)
+        request.addfinalizer(lambda: _remove_spares_of(docker_client, victim))
         victim.kill()
         killed_at = time.monotonic()
 

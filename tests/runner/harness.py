@@ -24,10 +24,10 @@ from bob_common import topology
 from bob_common.amqp import decode, encode
 from bob_common.config import RunnerSettings
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
-from runner_svc.docker_executor import LABEL_RUN
 from runner_svc.executor import create_executor
 from runner_svc.service import RunnerService
 from runner_svc.tuning import Tuning
+from tests.support.containers import run_containers
 from tests.waiting import await_until
 
 RUNNER_TYPE = "docker"
@@ -440,9 +440,7 @@ def free_port() -> int:
 
 
 async def containers_of(docker_client, run_id: str) -> list:
-    return await asyncio.to_thread(
-        docker_client.containers.list, all=True, filters={"label": f"{LABEL_RUN}={run_id}"}
-    )
+    return await asyncio.to_thread(run_containers, docker_client, run_id)
 
 
 async def no_container_left(docker_client, run_id: str) -> None:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from bob_pb import messages_pb2, pipeline_pb2
-from runner_svc.docker_executor import LABEL_RUNNER
+from runner_svc.docker_executor import LABEL_RUNNER, LABEL_SPARE
 from tests.runner.harness import make_job, world
 from tests.waiting import await_until
 
@@ -16,12 +16,20 @@ Step = pipeline_pb2.Step
 
 
 def _counts(docker_client, runner_id: str) -> tuple[int, int]:
-    """Containers that are not another runner's (others may be at work on this engine),
-    and images. Sparse: listing must not inspect containers it does not need."""
+    """Containers that are not another runner's (others may be at work on this engine)
+    nor a spare kept for the next run, and images. Sparse: listing must not inspect
+    containers it does not need."""
     containers = docker_client.containers.list(all=True, sparse=True)
     ours = [c for c in containers
-            if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, runner_id)]
+            if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, runner_id)
+            and LABEL_SPARE not in (c.attrs.get("Labels") or {})]
     return len(ours), len(docker_client.images.list(all=True))
+
+
+def _of_runner(docker_client, runner_id: str) -> list:
+    return docker_client.containers.list(
+        all=True, sparse=True, filters={"label": f"{LABEL_RUNNER}={runner_id}"}
+    )
 
 
 def test_a_batch_of_passed_failed_stopped_and_timed_out_runs_leaves_no_container_or_image(
@@ -58,6 +66,9 @@ def test_a_batch_of_passed_failed_stopped_and_timed_out_runs_leaves_no_container
                 return now == before
 
             await await_until(counts_back, timeout=30, what="the containers to be removed")
+            runner_id = w.settings.runner_id
+        # And once the runner has stopped, not even its spare containers are left
+        assert await asyncio.to_thread(_of_runner, docker_client, runner_id) == []
 
     asyncio.run(scenario())
 

@@ -13,6 +13,7 @@ import pytest
 from bob_common.config import RunnerSettings
 from runner_svc.docker_executor import KEEP_ALIVE, LABEL_RUN, LABEL_RUNNER
 from tests.runner.harness import containers_of, runner_env, started_runner, world
+from tests.support.containers import run_containers
 from tests.waiting import await_until
 
 
@@ -43,7 +44,7 @@ def test_containers_left_behind_by_this_runner_are_removed_at_start(
 
 
 def containers_of_now(docker_client, run_id: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+    return run_containers(docker_client, run_id)
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -1,0 +1,18 @@
+"""Finding a run's build containers, as the runner marks them."""
+
+from __future__ import annotations
+
+from runner_svc.docker_executor import LABEL_RUN
+from runner_svc.docker_spares import run_container_name
+
+
+def run_containers(docker_client, run_id: str) -> list:
+    """Every container of the run, whichever attempt: one started for it carries its label,
+    a spare it took is named after it (docker_spares.py). Sparse (labels, names and state
+    only): inspecting each would fail on one removed meanwhile."""
+    labelled = docker_client.containers.list(
+        all=True, sparse=True, filters={"label": f"{LABEL_RUN}={run_id}"}
+    )
+    prefix = run_container_name(run_id, 0)[: -len("0")]
+    named = docker_client.containers.list(all=True, sparse=True, filters={"name": f"^/{prefix}"})
+    return list({c.id: c for c in [*labelled, *named]}.values())
