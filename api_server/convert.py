@@ -9,10 +9,11 @@ from google.protobuf import json_format
 
 from bob_pb import entities_pb2, messages_pb2, pipeline_pb2
 
-# Runs in these states may still change.
+# Runs in these states may still change; those in TERMINAL never do.
 ACTIVE = frozenset(
     {messages_pb2.PENDING, messages_pb2.INITIALIZING, messages_pb2.RUNNING, messages_pb2.PAUSED}
 )
+TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED})
 
 
 def pipeline_from_json(body: dict[str, Any]) -> pipeline_pb2.Pipeline:

@@ -8,9 +8,9 @@ server takes its runs out (another API replica may answer for them until they ag
 
 from __future__ import annotations
 
-from bob_pb import entities_pb2, messages_pb2
+from api_server.convert import TERMINAL
+from bob_pb import entities_pb2
 
-TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED})
 CAPACITY = 100_000
 
 

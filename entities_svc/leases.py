@@ -10,7 +10,6 @@ runner hands back on shutdown becomes a new attempt too, without counting as los
 
 from __future__ import annotations
 
-import enum
 import logging
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from peewee import fn
 
 from entities_svc import runs
 from entities_svc.errors import FailedPrecondition, Invalid
-from entities_svc.lifecycle import CLAIMED, RunStatus, status_name
+from entities_svc.lifecycle import CLAIMED, Order, RunStatus, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)
@@ -27,17 +26,6 @@ SYSTEM_STREAM = 3  # bob.v1.LogStream.SYSTEM
 SYSTEM_PREFIX = "[bob] "
 RUNNER_LOST = "runner lost"
 _CLAIMED = [int(s) for s in CLAIMED]
-
-
-class Order(enum.IntEnum):
-    """What a runner must do with a run it executes; mirrors bob.v1.RunOrder. Stored in
-    Run.desired too (RUN, PAUSE or STOP: what the user asked for)."""
-
-    UNSPECIFIED = 0
-    RUN = 1
-    PAUSE = 2
-    STOP = 3
-    ABANDON = 4
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,17 @@ class RunStatus(enum.IntEnum):
     STOPPED = 7
 
 
+class Order(enum.IntEnum):
+    """What a runner must do with a run it executes; mirrors bob.v1.RunOrder. Run.desired
+    holds one too (RUN, PAUSE or STOP): what the user asked for, kept for lease renewals."""
+
+    UNSPECIFIED = 0
+    RUN = 1
+    PAUSE = 2
+    STOP = 3
+    ABANDON = 4
+
+
 TERMINAL = frozenset({RunStatus.PASSED, RunStatus.FAILED, RunStatus.STOPPED})
 # Runs in these states may still change, so their pipeline cannot be deleted.
 ACTIVE = frozenset({RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.RUNNING, RunStatus.PAUSED})

@@ -16,7 +16,7 @@ from peewee import fn
 
 from entities_svc import pipelines, runners
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
-from entities_svc.lifecycle import CLAIMED, TERMINAL, RunStatus, status_name
+from entities_svc.lifecycle import CLAIMED, TERMINAL, Order, RunStatus, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,6 @@ STOPPED_BEFORE_START = "stopped before a runner picked it up"
 # A new run's job is being published by CreateRun; should entities die before the broker
 # confirms it, the sweep publishes it once this much time has passed.
 UNCONFIRMED_GRACE_MS = 30_000
-# Run.desired values; the same numbers as leases.Order (RUN, PAUSE, STOP).
-DESIRED_RUN, DESIRED_PAUSE, DESIRED_STOP = 1, 2, 3
 # Most log lines one GetLogs answers, whatever the caller asks for.
 MAX_LOG_LINES = 10_000
 # The runner type becomes a routing key and part of a queue name.
@@ -287,7 +285,7 @@ def stop_run(run_id: str) -> StopRequest:
     )
     if not stopped_pending:
         # Kept for the runner's lease renewal, in case the broadcast does not reach it.
-        Run.update(desired=DESIRED_STOP).where(
+        Run.update(desired=int(Order.STOP)).where(
             (Run.id == run_id) & Run.status.in_([int(s) for s in CLAIMED])
         ).execute()
     info = get_run(run_id)
@@ -304,11 +302,11 @@ def set_paused(run_id: str, paused: bool) -> RunInfo:
     """Records that the user wants a claimed run paused (or running again); the runner
     learns it from the broadcast or, failing that, when it renews its lease."""
     updated = (
-        Run.update(desired=DESIRED_PAUSE if paused else DESIRED_RUN)
+        Run.update(desired=int(Order.PAUSE if paused else Order.RUN))
         .where(
             (Run.id == run_id)
             & Run.status.in_([int(s) for s in CLAIMED])
-            & (Run.desired != DESIRED_STOP)
+            & (Run.desired != int(Order.STOP))
         )
         .execute()
     )

@@ -41,7 +41,6 @@ class EntitiesService:
         self.sweeper = Sweeper(self.db, self.jobs, settings)
         self.dead_jobs = DeadJobs(self.db, self.jobs, settings.max_attempts, self.sweeper.wake)
         self.jobs.on_channel = self.dead_jobs.attach
-        self._sweeping = asyncio.Event()  # set: stop sweeping
         self._sweeper_task: asyncio.Task[None] | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
@@ -70,7 +69,7 @@ class EntitiesService:
         await self.jobs.start()
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
         self._sweeper_task = asyncio.create_task(
-            self.sweeper.serve(self._sweeping), name="sweeper"
+            self.sweeper.serve(), name="sweeper"
         )
 
     async def wait(self, stopping: asyncio.Event) -> None:
@@ -92,7 +91,7 @@ class EntitiesService:
         """Stops taking events and lets the current batch commit and be acked, lets
         in-flight rpcs finish within the grace period, then closes the database."""
         self.consumer.stop()
-        self._sweeping.set()
+        self.sweeper.stop()
         if self._sweeper_task is not None:
             await self._sweeper_task
         if self._consuming is not None:

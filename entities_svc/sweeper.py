@@ -42,27 +42,27 @@ class Sweeper:
         # process: while entities was down, nobody could renew.
         self._judge_after = time.monotonic() + settings.lease_s
         self._wake = asyncio.Event()
+        self._stopped = False
 
     def wake(self) -> None:
         """Sweep now, e.g. because a run was handed back and its new job is due."""
         self._wake.set()
 
-    async def serve(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
+    def stop(self) -> None:
+        """No sweep after the one under way, if any."""
+        self._stopped = True
+        self._wake.set()
+
+    async def serve(self) -> None:
+        while not self._stopped:
             try:
                 await self.sweep()
             except Exception:  # noqa: BLE001 - the next sweep tries again
                 log.exception("sweep failed")
             self._wake.clear()
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stopping.wait())
-            await asyncio.wait(
-                {waiter, stopper}, timeout=self._interval_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in (waiter, stopper):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if not self._stopped:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval_s)
 
     async def sweep(self) -> SweepOutcome:
         outcome = SweepOutcome()

@@ -9,6 +9,7 @@ settings.drain_s, and releases the rest to entities, which queues them again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -206,25 +207,21 @@ class JobConsumer:
         """Claims the run and settles the delivery; True when the run is to execute here."""
         spec = active.run.spec
         rlog = run_logger(log, spec.run_id)
-        settled = False
         try:
-            try:
-                claim = await self._claims.claim(spec.run_id, spec.attempt)
-            except EntitiesUnavailable as exc:
-                deliveries = int((message.headers or {}).get("x-delivery-count") or 0)
-                delay = min(CLAIM_RETRY_MAX_S, CLAIM_RETRY_BASE_S * 2**deliveries)
-                rlog.warning("cannot claim (%s); handing the job back in %.1f s", exc, delay)
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                except TimeoutError:
-                    pass
-                return False
-            # Decided: the run is owned in entities from now on, not in the queue.
-            settled = True
-            await _settle(message.ack(), message)
-        finally:
-            if not settled:  # entities could not say, or the runner is stopping
-                await _settle(message.nack(requeue=True), message)
+            claim = await self._claims.claim(spec.run_id, spec.attempt)
+        except EntitiesUnavailable as exc:
+            deliveries = int((message.headers or {}).get("x-delivery-count") or 0)
+            delay = min(CLAIM_RETRY_MAX_S, CLAIM_RETRY_BASE_S * 2**deliveries)
+            rlog.warning("cannot claim (%s); handing the job back in %.1f s", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            await _settle(message.nack(requeue=True), message)
+            return False
+        except BaseException:  # e.g. cancelled as the runner stops: the job goes back
+            await _settle(message.nack(requeue=True), message)
+            raise
+        # Decided: the run is owned in entities from now on, not in the queue.
+        await _settle(message.ack(), message)
         if not claim.claimed:
             rlog.info("not claimed (%s); acked without running", claim.reason)
             return False

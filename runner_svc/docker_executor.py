@@ -59,7 +59,7 @@ class DockerExecutor:
         self._calls = ThreadPoolExecutor(settings.capacity + 4, thread_name_prefix="docker-call")
         self._streams = ThreadPoolExecutor(settings.capacity, thread_name_prefix="docker-exec")
         self._spares = (
-            SparePool(self._make_spare, self._discard, per_image=2,
+            SparePool(self._make_spare, self.discard, per_image=2,
                       max_images=settings.capacity)
             if settings.spare_containers
             else None
@@ -145,7 +145,7 @@ class DockerExecutor:
             # E.g. swept meanwhile: the run starts one of its own.
             run_logger(log, run_id).warning("could not take spare %s: %s",
                                             container.short_id, explain(exc))
-            await self._discard(container)
+            await self.discard(container)
             return None
         return container
 
@@ -162,7 +162,7 @@ class DockerExecutor:
         try:
             await self.call(container.start)
         except DOCKER_ERRORS as exc:
-            await self._discard(container)
+            await self.discard(container)
             raise PrepareFailed(
                 f"could not start a container from {image}: {explain(exc)}"
             ) from exc
@@ -175,17 +175,21 @@ class DockerExecutor:
         try:
             await self.call(container.start)
         except BaseException:
-            await self._discard(container)
+            await self.discard(container)
             raise
         return container
 
-    async def _discard(self, container: Container) -> None:
+    async def discard(self, container: Container) -> bool:
+        """Removes the container, running or not; False (logged) when the engine refused.
+        One already gone counts as removed."""
         try:
             await self.call(container.remove, force=True)
         except docker.errors.NotFound:
             pass
         except DOCKER_ERRORS as exc:
-            log.warning("could not remove container %s: %s", container.short_id, explain(exc))
+            log.error("could not remove container %s: %s", container.short_id, explain(exc))
+            return False
+        return True
 
     async def _ensure_image(self, image: str, say: Callable[[str], Awaitable[None]]) -> str:
         """The image's id, pulled first when missing."""
@@ -255,8 +259,7 @@ class DockerExecutor:
                     continue
                 log.info("removing stale spare container %s of runner %s",
                          container.short_id, runner)
-            await self._discard(container)
-            removed += 1
+            removed += await self.discard(container)
         return removed
 
     async def close(self) -> None:

@@ -45,7 +45,7 @@ class SparePool:
     def __init__(
         self,
         make: Callable[[str], Awaitable[Container]],
-        discard: Callable[[Container], Awaitable[None]],
+        discard: Callable[[Container], Awaitable[object]],
         *,
         per_image: int,
         max_images: int,

@@ -234,11 +234,5 @@ class DockerWorkspace:
         consume(read())
 
     async def remove(self) -> None:
-        try:
-            await self._executor.call(self._container.remove, force=True)
+        if await self._executor.discard(self._container):
             self._log.info("container %s removed", self._container.short_id)
-        except docker.errors.NotFound:
-            pass
-        except DOCKER_ERRORS as exc:
-            self._log.error("could not remove container %s: %s", self._container.short_id,
-                            explain(exc))

@@ -15,15 +15,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from bob_pb import messages_pb2
 from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
 from runner_svc.executor import Executor
+from runner_svc.run import TERMINAL
 from runner_svc.runlog import run_logger
 
 log = logging.getLogger(__name__)
 
-_TERMINAL = {messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED}
 
 
 class OrphanSweeper:
@@ -78,7 +77,7 @@ class OrphanSweeper:
             return False
         return (
             owner is None
-            or owner.status in _TERMINAL
+            or owner.status in TERMINAL
             or (attempt is not None and owner.attempt != attempt)
             or owner.runner_id == self._runner_id
         )

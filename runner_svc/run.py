@@ -35,7 +35,7 @@ from runner_svc.tuning import Tuning
 log = logging.getLogger(__name__)
 
 STOPPED_REASON = "stopped by request"
-_TERMINAL = {messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED}
+TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED})
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ class Run:
 
     async def fail(self, reason: str) -> None:
         """Ends a run that broke down unexpectedly as FAILED, unless it has ended."""
-        if self._state not in _TERMINAL and not self._abandoned:
+        if self._state not in TERMINAL and not self._abandoned:
             await self._finish(Outcome(messages_pb2.FAILED, reason))
 
     # --- halting: stop and timeouts ------------------------------------------------
@@ -265,7 +265,7 @@ class Run:
     def _halt_with(self, outcome: Outcome, *, graceful: bool) -> bool:
         """Decides how the run ends, unless something did already; then interrupts what
         runs, in a task of its own, so the caller (the control listener) is not held."""
-        if self._halt is not None or self._state in _TERMINAL:
+        if self._halt is not None or self._state in TERMINAL:
             return False
         self._halt = outcome
         self._abort.set()
@@ -335,7 +335,7 @@ class Run:
         ended it): what runs is killed at once, the workspace removed, and nothing more is
         published. Ignored once the run has decided how it ends: its last events are due."""
         self.commands += 1
-        if self._decided or self._halt is not None or self._state in _TERMINAL:
+        if self._decided or self._halt is not None or self._state in TERMINAL:
             self._log.info("not abandoning: the run has decided how it ends")
             return
         self._abandoned = True

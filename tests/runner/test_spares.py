@@ -97,8 +97,9 @@ def test_the_sweep_removes_stale_spares_of_other_runners_and_orphans_that_took_o
 
             async with world(rabbit_url, entities_addr=addr, runner_orphan_sweep_s=0.2):
                 def exists(container_id: str) -> bool:
+                    # Sparse: inspecting one being removed would fail.
                     return bool(docker_client.containers.list(
-                        all=True, filters={"id": container_id}))
+                        all=True, sparse=True, filters={"id": container_id}))
 
                 async def swept() -> bool:
                     return not any([await asyncio.to_thread(exists, c.id)
