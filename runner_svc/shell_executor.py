@@ -245,6 +245,10 @@ def _pump(process: subprocess.Popen[bytes], output: LogSink) -> None:
         for fd, stream in streams.items():
             selector.register(fd, selectors.EVENT_READ, stream)
         while selector.get_map():
+            # Looked at before the wait: whatever the step wrote before it exited is then
+            # already in the pipe, so a quiet wait after an exit means its output is over.
+            # (Looking after the wait lost a line written between the two.)
+            exited = process.poll() is not None
             ready = selector.select(EXITED_QUIET_S)
             for key, _ in ready:
                 data = os.read(key.fd, READ_CHUNK)
@@ -252,7 +256,7 @@ def _pump(process: subprocess.Popen[bytes], output: LogSink) -> None:
                     output.write(key.data, data)
                 else:
                     selector.unregister(key.fd)
-            if not ready and process.poll() is not None:
+            if not ready and exited:
                 break
     process.stdout.close()
     process.stderr.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2, pipeline_pb2
 from devcluster.test_image import IMAGE
+from runner_svc import shell_executor
 from tests.runner.harness import make_job, runner_env, running_runner, world
 from tests.waiting import await_until
 
@@ -135,3 +136,41 @@ def test_each_runner_takes_only_the_jobs_of_its_own_type(rabbit_url, test_image)
                                   "shell": {shell_settings.runner_id}}
 
     asyncio.run(scenario())
+
+
+class _ExitsAsItWrites:
+    """A step's process that writes its last line in the very moment it is seen to exit,
+    keeping its pipes open the way a child left in the background does."""
+
+    def __init__(self) -> None:
+        out_r, self._out_w = os.pipe()
+        err_r, self._err_w = os.pipe()
+        self.stdout, self.stderr = os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb")
+        self._exited = False
+
+    def poll(self) -> int | None:
+        if not self._exited:
+            os.write(self._out_w, b"last words\n")
+            self._exited = True
+        return 0
+
+    def close(self) -> None:
+        os.close(self._out_w)
+        os.close(self._err_w)
+
+
+class _Recorded:
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, bytes]] = []
+
+    def write(self, stream: int, data: bytes) -> None:
+        self.chunks.append((stream, data))
+
+
+def test_output_written_as_the_step_exits_is_kept():
+    process, output = _ExitsAsItWrites(), _Recorded()
+    try:
+        shell_executor._pump(process, output)  # type: ignore[arg-type]
+    finally:
+        process.close()
+    assert output.chunks == [(OUT, b"last words\n")]
