@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 import docker.errors
 
-from runner_svc.docker_executor import KEEP_ALIVE
-
 IMAGE = "bob-test/busybox:latest"
+# pid 1 of a container that only hosts execs: idles until it is killed.
+KEEP_ALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 
 
 def _exec(client: docker.DockerClient, container_id: str, cmd: str) -> int:

@@ -1,4 +1,5 @@
-"""The Docker executor: one container per run, each step an exec inside it.
+"""The Docker executor: one container per run, each step an exec inside it but the last,
+which the container's own entry runs (docker_entry.py).
 
 An exec costs ~50 ms where a container start costs ~250 ms, and the steps of a run share
 the container's file system, which Bob's pipelines rely on. Every docker SDK call blocks,
@@ -26,6 +27,7 @@ from docker.models.containers import Container
 from docker.utils import parse_repository_tag
 
 from bob_common.config import RunnerSettings
+from runner_svc.docker_entry import ENTRY
 from runner_svc.docker_spares import STALE_S, SparePool, run_container_name
 from runner_svc.docker_workspace import DOCKER_ERRORS, DockerWorkspace, explain
 from runner_svc.errors import ExecutorUnavailable, PrepareFailed
@@ -34,9 +36,6 @@ from runner_svc.runlog import run_logger
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# pid 1 of every build container: idles until it is killed, in any image with a /bin/sh.
-# `sleep & wait` (not a bare sleep) lets the TERM trap run at once.
-KEEP_ALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 # Labels that find a runner's containers again, e.g. the orphans of a crashed runner.
 LABEL_RUN = "bob.run_id"
 LABEL_RUNNER = "bob.runner_id"
@@ -212,11 +211,15 @@ class DockerExecutor:
         return (pulled[0] if isinstance(pulled, list) else pulled).id
 
     def _create(self, image: str, labels: dict[str, str], name: str) -> Container:
-        # No variables: the pipeline's go with each exec, so that a spare suits any run.
+        # No variables: the pipeline's go with each step, so that a spare suits any run.
         return self._client.containers.create(
             image,
             name=name,
-            entrypoint=KEEP_ALIVE,
+            entrypoint=ENTRY,
+            stdin_open=True,  # the entry reads the last step from it
+            # Only the last step writes to the container's own output, which the runner
+            # reads as it comes: an engine's copy would be work for nothing.
+            log_config={"type": "none"},
             working_dir=self._settings.workdir,
             network_mode=self._settings.network,
             labels={

@@ -4,8 +4,10 @@ pools it runs its blocking docker SDK calls on."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import posixpath
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -14,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 import requests
 from docker.models.containers import Container
+from docker.utils.socket import STDERR, STDOUT, frames_iter
 
 from bob_pb import messages_pb2
+from runner_svc.docker_entry import final_step_input
 from runner_svc.errors import RunnerError, StepFailed, TransferFailed
 from runner_svc.logsink import LogSink
 from runner_svc.runlog import run_logger
@@ -27,13 +31,15 @@ log = logging.getLogger(__name__)
 
 # How long an exec may still report Running after its output has ended.
 EXIT_CODE_WAIT_S = 2.0
-# SIGTERM to every process of the container but pid 1 (KEEP_ALIVE) and the kill itself:
+# SIGTERM to every process of the container but pid 1 (docker_entry) and the kill itself:
 # in a PID namespace, that is exactly the steps' processes. `kill` is a builtin of every
 # /bin/sh.
 TERMINATE = ["/bin/sh", "-c", "kill -TERM -1"]
 ARCHIVE_CHUNK = 64 * 1024
 # How long starting an exec may take before a pause stops waiting for it.
 EXEC_START_WAIT_S = 10.0
+# The container's own stdio, for the last step run by its entry.
+ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
 
 # Everything the docker SDK raises when the engine refuses or cannot be reached.
 DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException, OSError)
@@ -75,16 +81,24 @@ class DockerWorkspace:
         # Set by terminate() and kill(): no exec starts any more.
         self._halted = False
 
-    async def exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
+    async def exec(
+        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False
+    ) -> int:
+        if last and (given := final_step_input(cmd, {**self._env, **env}, self._workdir)):
+            return await self._executor.stream(self._final, given, output)
         return await self._executor.stream(self._exec, cmd, env, output)
+
+    def _await_thaw(self) -> None:
+        """Under the lock: waits out a pause that came between the run's last look and
+        now, and refuses to start anything once the run is halted."""
+        while self._frozen and not self._halted:
+            self._lock.wait(0.5)
+        if self._halted:
+            raise StepFailed("the run is being stopped")
 
     def _start(self, cmd: str, env: Mapping[str, str]) -> tuple[str, Any]:
         with self._lock:
-            # A pause may have come between the run's last look and now: wait it out.
-            while self._frozen and not self._halted:
-                self._lock.wait(0.5)
-            if self._halted:
-                raise StepFailed("the run is being stopped")
+            self._await_thaw()
             exec_id = self._api.exec_create(
                 self._container.id,
                 ["/bin/sh", "-c", cmd],
@@ -125,6 +139,29 @@ class DockerWorkspace:
                 # The SDK leaves the exec's socket open; closing the response closes it.
                 chunks._response.close()
             return self._exit_code(exec_id)
+        except DOCKER_ERRORS as exc:
+            raise StepFailed(explain(exc)) from exc
+        finally:
+            output.close()
+
+    def _final(self, given: bytes, output: LogSink) -> int:
+        """The last step, handed to the container's entry (docker_entry): its output is
+        the container's, its exit code the container's."""
+        try:
+            with self._lock:
+                self._await_thaw()
+                attached = self._api.attach_socket(self._container.id, params=ATTACH)
+            try:
+                # The SDK gives the socket's file object; its socket sends all at once.
+                getattr(attached, "_sock", attached).sendall(given)
+                for stream, data in frames_iter(attached, tty=False):
+                    if stream == STDOUT:
+                        output.write(messages_pb2.STDOUT, data)
+                    elif stream == STDERR:
+                        output.write(messages_pb2.STDERR, data)
+            finally:
+                _hang_up(attached)
+            return int(self._api.wait(self._container.id)["StatusCode"])
         except DOCKER_ERRORS as exc:
             raise StepFailed(explain(exc)) from exc
         finally:
@@ -244,3 +281,12 @@ class DockerWorkspace:
     async def remove(self) -> None:
         if await self._executor.discard(self._container):
             self._log.info("container %s removed", self._container.short_id)
+
+
+def _hang_up(attached: Any) -> None:
+    """Closes an attach socket for good: the SDK's file object keeps the socket open."""
+    raw = getattr(attached, "_sock", attached)
+    with contextlib.suppress(OSError):
+        raw.shutdown(socket.SHUT_RDWR)
+    attached.close()
+    raw.close()

@@ -213,7 +213,8 @@ class Run:
             asyncio.get_running_loop(), batch_lines=self._batch_lines, flush_s=self._flush_s
         )
         started = time.monotonic()
-        execution = asyncio.ensure_future(workspace.exec(step.cmd, step.vars, sink))
+        last = index == len(self.spec.steps) - 1
+        execution = asyncio.ensure_future(workspace.exec(step.cmd, step.vars, sink, last=last))
         execution.add_done_callback(lambda _: sink.ensure_ended())
         self._current = execution
         try:

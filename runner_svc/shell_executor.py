@@ -124,7 +124,9 @@ class ShellWorkspace:
         # Set by terminate() and kill(): no step starts any more.
         self._halted = False
 
-    async def exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
+    async def exec(
+        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False
+    ) -> int:
         return await self._executor.run(self._exec, cmd, env, output)
 
     def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:

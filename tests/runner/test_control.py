@@ -15,6 +15,10 @@ from devcluster.test_image import IMAGE
 from runner_svc.control import ControlListener
 from tests.runner.harness import TEST_TUNING, containers_of, make_job, no_container_left, world
 
+# Where the step is: a Docker run's last step is its container's own process, the others
+# are execs (docker_entry).
+POSITIONS = ["not-last", "last"]
+
 
 def test_stop_kills_the_running_container_and_marks_the_run_stopped(
     rabbit_url, test_image, docker_client
@@ -45,12 +49,17 @@ def test_stop_kills_the_running_container_and_marks_the_run_stopped(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("position", POSITIONS)
 def test_pause_freezes_the_container_and_resume_lets_the_run_finish(
-    rabbit_url, test_image, docker_client
+    rabbit_url, test_image, docker_client, position
 ):
+    steps = ["echo waiting; sleep 1; echo woke", "echo after"]
+    if position == "last":
+        steps.reverse()
+
     async def scenario() -> None:
         async with world(rabbit_url) as w:
-            job = make_job(test_image, ["echo waiting; sleep 1; echo woke", "echo after"])
+            job = make_job(test_image, steps)
             await w.publish(job)
             await w.tap.wait_for(lambda: "waiting" in w.tap.texts(job.run_id), "step output")
 
@@ -74,7 +83,10 @@ def test_pause_freezes_the_container_and_resume_lets_the_run_finish(
                 messages_pb2.RUNNING,
                 messages_pb2.PASSED,
             ]
-            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["waiting", "woke", "after"]
+            expected = ["waiting", "woke", "after"]
+            if position == "last":
+                expected = ["after", "waiting", "woke"]
+            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == expected
 
     asyncio.run(scenario())
 
@@ -113,14 +125,15 @@ def test_a_command_for_a_run_of_another_runner_is_ignored(rabbit_url, test_image
     asyncio.run(scenario())
 
 
-def test_stop_sends_sigterm_first_so_a_step_can_clean_up(runner_type, rabbit_url):
+@pytest.mark.parametrize("position", POSITIONS)
+def test_stop_sends_sigterm_first_so_a_step_can_clean_up(runner_type, rabbit_url, position):
     async def scenario() -> None:
         async with world(rabbit_url, runner_type=runner_type) as w:
             # Given a step that cleans up on SIGTERM
             job = make_job(
                 IMAGE,
                 ["trap 'echo cleaning up; exit 3' TERM; echo ready; sleep 300 & wait $!",
-                 "echo never"],
+                 *(["echo never"] if position == "not-last" else [])],
                 runner_type=runner_type,
             )
             await w.publish(job)

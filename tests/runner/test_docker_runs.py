@@ -4,8 +4,10 @@ events out. Only ClaimRun is a stand-in (tests.runner.harness)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bob_pb import messages_pb2, pipeline_pb2
+from runner_svc.docker_spares import run_container_name
 from tests.runner.harness import make_job, no_container_left, world
 
 
@@ -123,6 +125,39 @@ def test_a_failing_step_fails_the_run_and_later_steps_never_run(
             assert "[bob] step 3/3: echo three" not in system
             assert system[-1] == "[bob] run failed: step 2 exited with 3"
             await no_container_left(docker_client, job.run_id)
+
+    asyncio.run(scenario())
+
+
+def test_the_last_step_is_the_containers_own_process_and_earlier_ones_execs(
+    rabbit_url, test_image, docker_client
+):
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            since = time.time() - 1
+            job = make_job(test_image, ["echo one", "echo two", "cat; echo three; exit 4"],
+                           vars={"WHO": "bob"})
+            await w.publish(job)
+            final = await w.tap.terminal(job.run_id)
+            await no_container_left(docker_client, job.run_id)
+
+            # The last step ran with an empty stdin, and its code is the run's reason
+            assert final.reason == "step 3 exited with 4", w.tap.describe()
+            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["one", "two", "three"]
+            # It cost no exec, and the container ended by itself with its exit code
+            events = docker_client.events(since=since, until=time.time() + 1, decode=True,
+                                          filters={"type": "container"})
+            name = run_container_name(job.run_id, 1)
+            ours = [e["Action"] for e in events
+                    if e.get("Actor", {}).get("Attributes", {}).get("name") == name]
+            assert [a for a in ours if a.startswith("exec_start")] == [
+                "exec_start: /bin/sh -c echo one", "exec_start: /bin/sh -c echo two"
+            ], ours
+            assert "kill" not in ours
+            assert [e["Actor"]["Attributes"]["exitCode"] for e in docker_client.events(
+                since=since, until=time.time() + 1, decode=True,
+                filters={"type": "container", "event": "die", "container": name},
+            )] == ["4"]
 
     asyncio.run(scenario())
 

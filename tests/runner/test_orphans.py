@@ -8,8 +8,8 @@ import logging
 import uuid
 
 from bob_pb import entities_pb2, messages_pb2
+from runner_svc.docker_entry import ENTRY
 from runner_svc.docker_executor import (
-    KEEP_ALIVE,
     LABEL_ATTEMPT,
     LABEL_ENTITIES,
     LABEL_RUN,
@@ -22,7 +22,7 @@ from tests.waiting import await_until
 def _container(docker_client, image: str, run_id: str, *, runner: str, attempt: int,
                entities: str):
     return docker_client.containers.run(
-        image, entrypoint=KEEP_ALIVE, network_mode="none", detach=True,
+        image, entrypoint=ENTRY, stdin_open=True, network_mode="none", detach=True,
         labels={LABEL_RUN: run_id, LABEL_RUNNER: runner, LABEL_ATTEMPT: str(attempt),
                 LABEL_ENTITIES: entities},
     )

@@ -10,7 +10,8 @@ import time
 import uuid
 
 from bob_pb import entities_pb2, messages_pb2
-from runner_svc.docker_executor import KEEP_ALIVE, LABEL_ENTITIES, LABEL_RUNNER, LABEL_SPARE
+from runner_svc.docker_entry import ENTRY
+from runner_svc.docker_executor import LABEL_ENTITIES, LABEL_RUNNER, LABEL_SPARE
 from runner_svc.docker_spares import STALE_S, run_container_name
 from tests.runner.harness import containers_of, entities_server, make_job, world
 from tests.waiting import await_until
@@ -74,7 +75,7 @@ def test_the_sweep_removes_stale_spares_of_other_runners_and_orphans_that_took_o
         async with entities_server() as (addr, entities):
             def container(name: str, labels: dict[str, str]):
                 made.append(docker_client.containers.run(
-                    test_image, entrypoint=KEEP_ALIVE, network_mode="none", detach=True,
+                    test_image, entrypoint=ENTRY, stdin_open=True, network_mode="none", detach=True,
                     name=name, labels={LABEL_RUNNER: f"gone-{tag}", LABEL_ENTITIES: addr,
                                        **labels},
                 ))

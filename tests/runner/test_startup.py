@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 from bob_common.config import RunnerSettings
-from runner_svc.docker_executor import KEEP_ALIVE, LABEL_RUN, LABEL_RUNNER
+from runner_svc.docker_entry import ENTRY
+from runner_svc.docker_executor import LABEL_RUN, LABEL_RUNNER
 from tests.runner.harness import containers_of, runner_env, started_runner, world
 from tests.support.containers import run_containers
 from tests.waiting import await_until
@@ -24,7 +25,7 @@ def test_containers_left_behind_by_this_runner_are_removed_at_start(
     runner_id = f"test-runner-{uuid.uuid4().hex[:8]}"
     orphan = docker_client.containers.run(
         test_image,
-        entrypoint=KEEP_ALIVE,
+        entrypoint=ENTRY, stdin_open=True,
         labels={LABEL_RUN: f"r-orphan-{runner_id}", LABEL_RUNNER: runner_id},
         network_mode="none",
         detach=True,
