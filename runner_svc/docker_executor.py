@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.types import LogConfig
 from docker.utils import parse_repository_tag
 
 from bob_common.config import RunnerSettings
+from runner_svc.docker_client import engine_client
 from runner_svc.docker_entry import ENTRY
 from runner_svc.docker_spares import STALE_S, SparePool, run_container_name
 from runner_svc.docker_workspace import DOCKER_ERRORS, DockerWorkspace, explain
@@ -81,8 +83,9 @@ class DockerExecutor:
     async def start(self) -> None:
         try:
             if self._docker is None:
+                # As many connections as calls can be made at once on the two pools.
                 self._docker = await self.call(
-                    docker.from_env, max_pool_size=2 * self._settings.capacity + 4
+                    engine_client, max_pool_size=2 * self._settings.capacity + 4
                 )
             await self.call(self._client.ping)
             removed = await self.call(self._remove_own_containers)
@@ -211,24 +214,29 @@ class DockerExecutor:
         return (pulled[0] if isinstance(pulled, list) else pulled).id
 
     def _create(self, image: str, labels: dict[str, str], name: str) -> Container:
-        # No variables: the pipeline's go with each step, so that a spare suits any run.
-        return self._client.containers.create(
+        # The low-level call: the SDK's containers.create() inspects the new container
+        # afterwards, for attributes the runner never reads.
+        api = self._client.api
+        created = api.create_container(
             image,
             name=name,
             entrypoint=ENTRY,
             stdin_open=True,  # the entry reads the last step from it
-            # Only the last step writes to the container's own output, which the runner
-            # reads as it comes: an engine's copy would be work for nothing.
-            log_config={"type": "none"},
+            # No variables: the pipeline's go with each step, so a spare suits any run.
             working_dir=self._settings.workdir,
-            network_mode=self._settings.network,
             labels={
                 LABEL_RUNNER: self._runner_id,
                 LABEL_ENTITIES: self._settings.common.entities_addr,
                 **labels,
             },
-            detach=True,
+            host_config=api.create_host_config(
+                network_mode=self._settings.network,
+                # Only the last step writes to the container's own output, which the
+                # runner reads as it comes: an engine's copy would be work for nothing.
+                log_config=LogConfig(type=LogConfig.types.NONE),
+            ),
         )
+        return self._client.containers.prepare_model({"Id": created["Id"]})
 
     async def sweep(self, orphaned: Callable[[str, int | None], Awaitable[bool]]) -> int:
         entities = f"{LABEL_ENTITIES}={self._settings.common.entities_addr}"
