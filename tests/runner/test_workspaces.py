@@ -1,5 +1,6 @@
-"""Workspaces driven directly, on both executors: a pause that lands while a step is
-being started must neither fail the step nor (Docker) wedge the engine."""
+"""Workspaces driven directly: on both executors, a pause that lands while a step is
+being started must neither fail the step nor (Docker) wedge the engine; on Docker, a
+step may stay silent for longer than the engine client's timeout."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import contextlib
 import uuid
 from pathlib import Path
 
+import docker
+import pytest
+
 from bob_common.config import RunnerSettings
 from devcluster.test_image import IMAGE
+from runner_svc.docker_executor import DockerExecutor
 from runner_svc.executor import create_executor
 from runner_svc.logsink import LogSink
 from tests.runner.harness import runner_env
@@ -69,6 +74,45 @@ def test_a_pause_racing_with_the_start_of_a_step_never_fails_or_wedges_it(runner
                     if runner_type == "docker":
                         _thaw(workspace._container.id)
                     await workspace.remove()
+        finally:
+            await executor.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["exec", "entry"])
+def test_a_step_silent_for_longer_than_the_engine_clients_timeout_still_ends(last):
+    """The engine client's timeout (60 s by default, 2 s here) is for calls, not for how
+    long a step may print nothing."""
+    settings = RunnerSettings.from_env(runner_env(
+        "amqp://unused/", "127.0.0.1:1", runner_id=f"ws-{uuid.uuid4().hex[:8]}",
+        runner_type="docker",
+    ))
+
+    async def say(_text: str) -> None:
+        pass
+
+    async def scenario() -> None:
+        executor = DockerExecutor(settings, client=docker.from_env(timeout=2))
+        await executor.start()
+        loop = asyncio.get_running_loop()
+        try:
+            workspace = await executor.prepare("r-silent", IMAGE, {}, say, attempt=1)
+            sink = LogSink(loop, batch_lines=100, flush_s=0.05)
+            lines: list[str] = []
+
+            async def read() -> None:
+                async for batch in sink.batches():
+                    lines.extend(text for _, text in batch)
+
+            reader = asyncio.create_task(read())
+            try:
+                code = await workspace.exec("sleep 4; echo done; exit 3", {}, sink, last=last)
+                await asyncio.wait_for(reader, 10)
+            finally:
+                reader.cancel()
+                await workspace.remove()
+            assert (code, lines) == (3, ["done"])
         finally:
             await executor.close()
 
