@@ -7,22 +7,16 @@ import logging
 import uvicorn
 
 from api_server.app import create_app
-from bob_common.config import ApiSettings, ConfigError
-from bob_common.logs import configure_logging
-
-RET_OK = 0
-RET_CONFIG = 2
+from bob_common.config import ApiSettings
+from bob_common.startup import RET_CONFIG, RET_OK, settings_or_report
 
 log = logging.getLogger(__name__)
 
 
 def main() -> int:
-    try:
-        settings = ApiSettings.from_env()
-    except ConfigError as exc:
-        print(f"api_server: {exc}")
+    settings = settings_or_report("api", ApiSettings.from_env)
+    if settings is None:
         return RET_CONFIG
-    configure_logging("api", settings.common.log_level)
     app = create_app(settings)
     log.info("serving on http://%s:%d", settings.host, settings.port)
     # uvicorn handles SIGINT/SIGTERM: it stops accepting, finishes requests, runs lifespan exit.

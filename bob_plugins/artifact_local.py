@@ -29,8 +29,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from bob_common.startup import RET_CONFIG
 from bob_plugins.serve import (
-    RET_CONFIG,
     message,
     port_from,
     safe_name,

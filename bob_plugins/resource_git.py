@@ -33,7 +33,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from bob_plugins.serve import RET_CONFIG, message, port_from, serve, start_logging
+from bob_common.startup import RET_CONFIG
+from bob_plugins.serve import message, port_from, serve, start_logging
 
 # Named, not __name__: run with -m, this module is __main__.
 log = logging.getLogger("bob_plugins.resource_git")

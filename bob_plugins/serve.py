@@ -13,9 +13,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 
 from bob_common.logs import configure_logging
+from bob_common.startup import RET_OK
 
-RET_OK = 0
-RET_CONFIG = 2
 # The plugins serve this machine only: they trust whoever calls them.
 HOST = "127.0.0.1"
 # A group, pipeline name, run id or artifact name; "." and ".." are refused on top.

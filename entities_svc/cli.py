@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
-from bob_common.config import ConfigError, EntitiesSettings
-from bob_common.logs import configure_logging
+from bob_common.config import EntitiesSettings
+from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
 from entities_svc.server import BindError
 from entities_svc.service import EntitiesService
 
 log = logging.getLogger(__name__)
 
-RET_OK = 0
-RET_ERROR = 1
-RET_CONFIG = 2
-RET_BIND = 3
+RET_BIND = 3  # the gRPC address cannot be bound
 
 
 async def _serve(settings: EntitiesSettings) -> None:
@@ -39,12 +35,9 @@ async def _serve(settings: EntitiesSettings) -> None:
 
 
 def main() -> int:
-    try:
-        settings = EntitiesSettings.from_env()
-    except ConfigError as exc:
-        print(f"entities: {exc}", file=sys.stderr)
+    settings = settings_or_report("entities", EntitiesSettings.from_env)
+    if settings is None:
         return RET_CONFIG
-    configure_logging("entities", settings.common.log_level)
     log.info("starting with %s", settings)
     try:
         asyncio.run(_serve(settings))

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
-from bob_common.config import ConfigError, RunnerSettings
-from bob_common.logs import configure_logging
+from bob_common.config import RunnerSettings
+from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
 from runner_svc.errors import UnknownRunnerType
 from runner_svc.executor import Executor, create_executor
 from runner_svc.service import RunnerService
@@ -17,18 +16,11 @@ from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
 
-RET_OK = 0
-RET_ERROR = 1  # the runner stopped on an unexpected error
-RET_CONFIG = 2  # the configuration is invalid
-
 
 def main() -> int:
-    try:
-        settings = RunnerSettings.from_env()
-    except ConfigError as exc:
-        print(f"runner: {exc}", file=sys.stderr)
+    settings = settings_or_report("runner", RunnerSettings.from_env)
+    if settings is None:
         return RET_CONFIG
-    configure_logging("runner", settings.common.log_level)
     try:
         executor = create_executor(settings)
     except UnknownRunnerType as exc:
