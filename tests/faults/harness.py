@@ -19,7 +19,6 @@ import aio_pika
 from bob_common import topology
 from runner_svc.docker_executor import LABEL_RUN
 from tests.e2e.runner_cluster import TERMINAL, Bob
-from tests.support.containers import run_containers
 
 IMAGE = "bob-test/busybox:latest"
 GROUP = "faults"
@@ -54,6 +53,21 @@ class Figures:
     lost: int = 0
     duplicated: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def of_one_run(
+        cls, scenario: str, status: str, *, duplicated: int, extra: dict[str, object]
+    ) -> Figures:
+        """The figures of a test that starts one run and reads its final `status`."""
+        return cls(
+            scenario,
+            accepted=1,
+            terminal=int(status in TERMINAL),
+            passed=int(status == "passed"),
+            lost=int(status not in TERMINAL),
+            duplicated=duplicated,
+            extra=extra,
+        )
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.extra.items())
@@ -175,10 +189,6 @@ class ContainerWatch:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-def containers_of(docker_client, run_id: str) -> list:
-    return run_containers(docker_client, run_id)
 
 
 # --- RabbitMQ -----------------------------------------------------------------------

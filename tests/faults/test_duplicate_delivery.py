@@ -11,7 +11,7 @@ import pytest
 
 from bob_common.topology import DEAD_JOBS_QUEUE, job_queue_name
 from devcluster.cluster import STOP_GRACE_S
-from tests.e2e.runner_cluster import TERMINAL, runner_cluster, runner_id
+from tests.e2e.runner_cluster import runner_cluster, runner_id
 from tests.faults.harness import (
     FAST,
     GROUP,
@@ -77,12 +77,9 @@ def test_a_job_delivered_twice_executes_once(tmp_path, containers, unique):
         runner_log = "\n".join(line for r in bob.cluster.runners for line in r.lines)
         claims = len(re.findall(rf"run {run_id}: claimed", runner_log))
         refusals = len(re.findall(rf"run {run_id}: (not claimed|duplicate delivery)", runner_log))
-        figures = Figures(
+        figures = Figures.of_one_run(
             "duplicate-delivery",
-            accepted=1,
-            terminal=int(status in TERMINAL),
-            passed=int(status == "passed"),
-            lost=int(status not in TERMINAL),
+            status,
             duplicated=max(0, executions - 1, output.count("executed") - 1),
             extra={
                 "deliveries": deliveries,

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from bob_common.topology import ENTITIES_EVENTS_QUEUE
-from tests.e2e.runner_cluster import TERMINAL, runner_cluster, runner_id
+from tests.e2e.runner_cluster import runner_cluster, runner_id
 from tests.faults.harness import (
     FAST,
     GROUP,
@@ -84,12 +84,9 @@ def test_entities_killed_while_a_step_prints_50000_lines_stores_every_line_once_
         expected = [str(i) for i in range(LINES)]
         counts = Counter(output)
         final = detail(bob, unique, run_id) or {}
-        figures = Figures(
+        figures = Figures.of_one_run(
             "entities-restart",
-            accepted=1,
-            terminal=int(status in TERMINAL),
-            passed=int(status == "passed"),
-            lost=int(status not in TERMINAL),
+            status,
             duplicated=int(final.get("attempt", 1) > 1),
             extra={
                 "attempt": final.get("attempt"),

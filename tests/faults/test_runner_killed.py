@@ -17,11 +17,11 @@ from tests.faults.harness import (
     FAST,
     GROUP,
     Figures,
-    containers_of,
     detail,
     output_of,
     pipeline,
 )
+from tests.support.containers import run_containers
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
@@ -81,19 +81,16 @@ def test_a_runner_killed_mid_step_has_its_run_retried_or_failed_and_leaves_no_co
 
         # And no container of the run is left, the dead runner's included
         try:
-            wait_until(lambda: not containers_of(docker_client, run_id), timeout=60,
+            wait_until(lambda: not run_containers(docker_client, run_id), timeout=60,
                        what="the run's containers to be removed")
         except AssertionError:
             pass
-        leftover = containers_of(docker_client, run_id)
+        leftover = run_containers(docker_client, run_id)
 
         output = output_of(lines)
-        figures = Figures(
+        figures = Figures.of_one_run(
             f"runner-sigkill-{max_attempts}-attempts",
-            accepted=1,
-            terminal=int(status in TERMINAL),
-            passed=int(status == "passed"),
-            lost=int(status not in TERMINAL),
+            status,
             duplicated=max(0, output.count("end") - 1),
             extra={
                 "outcome": status,

@@ -9,16 +9,16 @@ import docker.errors
 import pytest
 
 from tests.conftest import RABBIT_HOST, fresh_vhost
-from tests.e2e.runner_cluster import TERMINAL, runner_cluster, runner_id
+from tests.e2e.runner_cluster import runner_cluster, runner_id
 from tests.faults.harness import (
     FAST,
     GROUP,
     Figures,
-    containers_of,
     detail,
     output_of,
     pipeline,
 )
+from tests.support.containers import run_containers
 from tests.support.tcp_proxy import tcp_proxy
 from tests.waiting import wait_until
 
@@ -59,7 +59,7 @@ def test_a_stop_sent_while_the_runner_is_cut_off_from_the_broker_ends_the_run_st
             bob.wait_status(run_id, "running")
             wait_until(lambda: "started" in output_of(bob.log_lines(run_id)), timeout=30,
                        what="the step to start", describe=bob.logs_tail)
-            [container] = containers_of(docker_client, run_id)
+            [container] = run_containers(docker_client, run_id)
             assert _step_alive(container)
 
             # When its runner is cut off from the broker, and the run is stopped
@@ -86,17 +86,14 @@ def test_a_stop_sent_while_the_runner_is_cut_off_from_the_broker_ends_the_run_st
             final = detail(bob, unique, run_id) or {}
             output = output_of(bob.log_lines(run_id))
             try:
-                wait_until(lambda: not containers_of(docker_client, run_id), timeout=30,
+                wait_until(lambda: not run_containers(docker_client, run_id), timeout=30,
                            what="the run's container to be removed")
             except AssertionError:
                 pass
-            leftover = containers_of(docker_client, run_id)
-            figures = Figures(
+            leftover = run_containers(docker_client, run_id)
+            figures = Figures.of_one_run(
                 "stop-while-cut-off",
-                accepted=1,
-                terminal=int(status in TERMINAL),
-                passed=int(status == "passed"),
-                lost=int(status not in TERMINAL),
+                status,
                 duplicated=int(final.get("attempt", 1) > 1),
                 extra={
                     "outcome": status,

@@ -16,6 +16,7 @@ from runner_svc.docker_executor import (
     LABEL_RUNNER,
 )
 from tests.runner.harness import containers_of, entities_server, free_port, make_job, world
+from tests.support.containers import remove_quietly
 from tests.waiting import await_until
 
 
@@ -91,11 +92,7 @@ def test_the_sweep_removes_containers_of_runs_that_moved_on_and_keeps_live_ones(
     try:
         asyncio.run(scenario())
     finally:
-        for container in made:
-            try:
-                container.remove(force=True)
-            except Exception:  # noqa: BLE001 - removed by the sweep, as it should be
-                pass
+        remove_quietly(made)
 
 
 def test_while_entities_cannot_answer_the_sweep_removes_nothing(

@@ -14,6 +14,7 @@ from runner_svc.docker_entry import ENTRY
 from runner_svc.docker_executor import LABEL_ENTITIES, LABEL_RUNNER, LABEL_SPARE
 from runner_svc.docker_spares import STALE_S, run_container_name
 from tests.runner.harness import containers_of, entities_server, make_job, world
+from tests.support.containers import remove_quietly
 from tests.waiting import await_until
 
 
@@ -117,8 +118,4 @@ def test_the_sweep_removes_stale_spares_of_other_runners_and_orphans_that_took_o
     try:
         asyncio.run(scenario())
     finally:
-        for container in made:
-            try:
-                container.remove(force=True)
-            except Exception:  # noqa: BLE001 - removed by the sweep, as it should be
-                pass
+        remove_quietly(made)

@@ -16,3 +16,12 @@ def run_containers(docker_client, run_id: str) -> list:
     prefix = run_container_name(run_id, 0)[: -len("0")]
     named = docker_client.containers.list(all=True, sparse=True, filters={"name": f"^/{prefix}"})
     return list({c.id: c for c in [*labelled, *named]}.values())
+
+
+def remove_quietly(containers) -> None:
+    """Removes what a test made, whether or not the code under test removed it already."""
+    for container in containers:
+        try:
+            container.remove(force=True)
+        except Exception:  # noqa: BLE001 - gone already, as the sweep should have done
+            pass
