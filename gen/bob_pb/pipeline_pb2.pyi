@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Pipeline(_message.Message):
-    __slots__ = ("image", "steps", "vars", "resources", "timeout")
+    __slots__ = ("image", "steps", "vars", "resources", "timeout", "quotas")
     class VarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -20,12 +20,36 @@ class Pipeline(_message.Message):
     VARS_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
     image: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     vars: _containers.ScalarMap[str, str]
     resources: _containers.RepeatedCompositeFieldContainer[Resource]
     timeout: int
-    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ...) -> None: ...
+    quotas: Quotas
+    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ...) -> None: ...
+
+class Quotas(_message.Message):
+    __slots__ = ("limits", "requests")
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    limits: QuotaLimits
+    requests: QuotaRequests
+    def __init__(self, limits: _Optional[_Union[QuotaLimits, _Mapping]] = ..., requests: _Optional[_Union[QuotaRequests, _Mapping]] = ...) -> None: ...
+
+class QuotaLimits(_message.Message):
+    __slots__ = ("cpu", "mem")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    MEM_FIELD_NUMBER: _ClassVar[int]
+    cpu: float
+    mem: str
+    def __init__(self, cpu: _Optional[float] = ..., mem: _Optional[str] = ...) -> None: ...
+
+class QuotaRequests(_message.Message):
+    __slots__ = ("mem",)
+    MEM_FIELD_NUMBER: _ClassVar[int]
+    mem: str
+    def __init__(self, mem: _Optional[str] = ...) -> None: ...
 
 class Step(_message.Message):
     __slots__ = ("cmd", "needs_resource", "produces_artifact", "vars", "timeout")
