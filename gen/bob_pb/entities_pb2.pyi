@@ -32,14 +32,16 @@ class PipelineRef(_message.Message):
     def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class PutPipelineRequest(_message.Message):
-    __slots__ = ("group", "name", "pipeline")
+    __slots__ = ("group", "name", "pipeline", "document")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     group: str
     name: str
     pipeline: _pipeline_pb2.Pipeline
-    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ...) -> None: ...
+    document: str
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., document: _Optional[str] = ...) -> None: ...
 
 class PutPipelineResponse(_message.Message):
     __slots__ = ("created",)
@@ -48,18 +50,20 @@ class PutPipelineResponse(_message.Message):
     def __init__(self, created: _Optional[bool] = ...) -> None: ...
 
 class StoredPipeline(_message.Message):
-    __slots__ = ("group", "name", "pipeline", "paused", "last_run")
+    __slots__ = ("group", "name", "pipeline", "document", "paused", "last_run")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     LAST_RUN_FIELD_NUMBER: _ClassVar[int]
     group: str
     name: str
     pipeline: _pipeline_pb2.Pipeline
+    document: str
     paused: bool
     last_run: Run
-    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., paused: _Optional[bool] = ..., last_run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., document: _Optional[str] = ..., paused: _Optional[bool] = ..., last_run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
 
 class ListPipelinesRequest(_message.Message):
     __slots__ = ("group", "name", "status")
@@ -108,14 +112,16 @@ class ListPluginsResponse(_message.Message):
     def __init__(self, plugins: _Optional[_Iterable[_Union[Plugin, _Mapping]]] = ...) -> None: ...
 
 class CreateRunRequest(_message.Message):
-    __slots__ = ("group", "name", "runner_type")
+    __slots__ = ("group", "name", "runner_type", "logger")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LOGGER_FIELD_NUMBER: _ClassVar[int]
     group: str
     name: str
     runner_type: str
-    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., runner_type: _Optional[str] = ...) -> None: ...
+    logger: str
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., runner_type: _Optional[str] = ..., logger: _Optional[str] = ...) -> None: ...
 
 class RunRef(_message.Message):
     __slots__ = ("run_id",)
@@ -154,7 +160,7 @@ class StepResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps")
+    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps", "logger", "initiated_at_ms", "initialized_at_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +173,9 @@ class Run(_message.Message):
     STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    LOGGER_FIELD_NUMBER: _ClassVar[int]
+    INITIATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    INITIALIZED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     id: str
     group: str
     name: str
@@ -179,7 +188,10 @@ class Run(_message.Message):
     started_at_ms: int
     completed_at_ms: int
     steps: _containers.RepeatedCompositeFieldContainer[StepResult]
-    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ...) -> None: ...
+    logger: str
+    initiated_at_ms: int
+    initialized_at_ms: int
+    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs",)
@@ -212,18 +224,20 @@ class StopRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., broadcast: _Optional[bool] = ...) -> None: ...
 
 class RunnerInfo(_message.Message):
-    __slots__ = ("runner_id", "runner_type", "capacity", "run_ids", "last_seen_ms")
+    __slots__ = ("runner_id", "runner_type", "capacity", "run_ids", "last_seen_ms", "node")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     runner_type: str
     capacity: int
     run_ids: _containers.RepeatedScalarFieldContainer[str]
     last_seen_ms: int
-    def __init__(self, runner_id: _Optional[str] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ..., last_seen_ms: _Optional[int] = ...) -> None: ...
+    node: _messages_pb2.NodeInfo
+    def __init__(self, runner_id: _Optional[str] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ..., last_seen_ms: _Optional[int] = ..., node: _Optional[_Union[_messages_pb2.NodeInfo, _Mapping]] = ...) -> None: ...
 
 class ListRunnersResponse(_message.Message):
     __slots__ = ("runners",)
@@ -301,3 +315,35 @@ class ReleaseRunRequest(_message.Message):
     runner_id: str
     reason: str
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., runner_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListEventsRequest(_message.Message):
+    __slots__ = ("after_id", "limit", "wait_ms")
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    after_id: int
+    limit: int
+    wait_ms: int
+    def __init__(self, after_id: _Optional[int] = ..., limit: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class ClusterEvent(_message.Message):
+    __slots__ = ("id", "at_ms", "type", "reason", "kind", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    at_ms: int
+    type: str
+    reason: str
+    kind: str
+    message: str
+    def __init__(self, id: _Optional[int] = ..., at_ms: _Optional[int] = ..., type: _Optional[str] = ..., reason: _Optional[str] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ListEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[ClusterEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ...) -> None: ...

@@ -91,6 +91,21 @@ class EntitiesStub:
                 request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.ListPluginsResponse.FromString,
                 _registered_method=True)
+        self.PutLogger = channel.unary_unary(
+                '/bob.v1.Entities/PutLogger',
+                request_serializer=bob__pb_dot_entities__pb2.Plugin.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.DeleteLogger = channel.unary_unary(
+                '/bob.v1.Entities/DeleteLogger',
+                request_serializer=bob__pb_dot_entities__pb2.PluginRef.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListLoggers = channel.unary_unary(
+                '/bob.v1.Entities/ListLoggers',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListPluginsResponse.FromString,
+                _registered_method=True)
         self.CreateRun = channel.unary_unary(
                 '/bob.v1.Entities/CreateRun',
                 request_serializer=bob__pb_dot_entities__pb2.CreateRunRequest.SerializeToString,
@@ -145,6 +160,11 @@ class EntitiesStub:
                 '/bob.v1.Entities/GetStats',
                 request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.Stats.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/bob.v1.Entities/ListEvents',
+                request_serializer=bob__pb_dot_entities__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -220,6 +240,26 @@ class EntitiesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListArtifactStores(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutLogger(self, request, context):
+        """Registers (or re-points) a logger: Bob's logger plugin, which receives a copy of the
+        log of every run started with it (PUT {url}/bob_logs/{run_id}).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLogger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLoggers(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -316,6 +356,15 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEvents(self, request, context):
+        """The cluster's event journal (Bob's GET /events), oldest first: events with an id
+        greater than after_id. With wait_ms, an empty answer waits up to that long for the
+        next event, so a follower needs no tight polling.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitiesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -374,6 +423,21 @@ def add_EntitiesServicer_to_server(servicer, server):
                     request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.ListPluginsResponse.SerializeToString,
             ),
+            'PutLogger': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutLogger,
+                    request_deserializer=bob__pb_dot_entities__pb2.Plugin.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DeleteLogger': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLogger,
+                    request_deserializer=bob__pb_dot_entities__pb2.PluginRef.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListLoggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLoggers,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListPluginsResponse.SerializeToString,
+            ),
             'CreateRun': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRun,
                     request_deserializer=bob__pb_dot_entities__pb2.CreateRunRequest.FromString,
@@ -428,6 +492,11 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.Stats.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=bob__pb_dot_entities__pb2.ListEventsRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -738,6 +807,87 @@ class Entities:
             _registered_method=True)
 
     @staticmethod
+    def PutLogger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/PutLogger',
+            bob__pb_dot_entities__pb2.Plugin.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLogger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/DeleteLogger',
+            bob__pb_dot_entities__pb2.PluginRef.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLoggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ListLoggers',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            bob__pb_dot_entities__pb2.ListPluginsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateRun(request,
             target,
             options=(),
@@ -1024,6 +1174,33 @@ class Entities:
             '/bob.v1.Entities/GetStats',
             google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             bob__pb_dot_entities__pb2.Stats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ListEvents',
+            bob__pb_dot_entities__pb2.ListEventsRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,33 +25,35 @@ _sym_db = _symbol_database.Default()
 from bob_pb import pipeline_pb2 as bob__pb_dot_pipeline__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62ob_pb/messages.proto\x12\x06\x62ob.v1\x1a\x15\x62ob_pb/pipeline.proto\"\xab\x01\n\x03Job\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\"\n\x08pipeline\x18\x04 \x01(\x0b\x32\x10.bob.v1.Pipeline\x12\x13\n\x0brunner_type\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x16\n\x0e\x65nqueued_at_ms\x18\x07 \x01(\x03\x12\x15\n\rfirst_line_no\x18\x08 \x01(\x04\"@\n\x07\x43ontrol\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12%\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x15.bob.v1.ControlAction\"\xd3\x01\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x11\n\trunner_id\x18\x04 \x01(\t\x12\r\n\x05\x61t_ms\x18\x05 \x01(\x03\x12\'\n\x06status\x18\n \x01(\x0b\x32\x15.bob.v1.StatusChangedH\x00\x12 \n\x04logs\x18\x0b \x01(\x0b\x32\x10.bob.v1.LogBatchH\x00\x12$\n\x04step\x18\x0c \x01(\x0b\x32\x14.bob.v1.StepFinishedH\x00\x42\x06\n\x04\x62ody\"B\n\rStatusChanged\x12!\n\x06status\x18\x01 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\x08LogBatch\x12\x1e\n\x05lines\x18\x01 \x03(\x0b\x32\x0f.bob.v1.LogLine\"K\n\x07LogLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x04\x12\x0c\n\x04text\x18\x02 \x01(\t\x12!\n\x06stream\x18\x03 \x01(\x0e\x32\x11.bob.v1.LogStream\"E\n\x0cStepFinished\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\"k\n\x0fRunnerHeartbeat\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x13\n\x0brunner_type\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0f\n\x07run_ids\x18\x04 \x03(\t\x12\r\n\x05\x61t_ms\x18\x05 \x01(\x03*\x84\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x10\n\x0cINITIALIZING\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\n\n\x06PAUSED\x10\x04\x12\n\n\x06PASSED\x10\x05\x12\n\n\x06\x46\x41ILED\x10\x06\x12\x0b\n\x07STOPPED\x10\x07*P\n\rControlAction\x12\x1e\n\x1a\x43ONTROL_ACTION_UNSPECIFIED\x10\x00\x12\x08\n\x04STOP\x10\x01\x12\t\n\x05PAUSE\x10\x02\x12\n\n\x06RESUME\x10\x03*K\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x12\n\n\x06SYSTEM\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62ob_pb/messages.proto\x12\x06\x62ob.v1\x1a\x15\x62ob_pb/pipeline.proto\"\xbb\x01\n\x03Job\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\"\n\x08pipeline\x18\x04 \x01(\x0b\x32\x10.bob.v1.Pipeline\x12\x13\n\x0brunner_type\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x16\n\x0e\x65nqueued_at_ms\x18\x07 \x01(\x03\x12\x15\n\rfirst_line_no\x18\x08 \x01(\x04\x12\x0e\n\x06logger\x18\t \x01(\t\"@\n\x07\x43ontrol\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12%\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x15.bob.v1.ControlAction\"\xd3\x01\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x11\n\trunner_id\x18\x04 \x01(\t\x12\r\n\x05\x61t_ms\x18\x05 \x01(\x03\x12\'\n\x06status\x18\n \x01(\x0b\x32\x15.bob.v1.StatusChangedH\x00\x12 \n\x04logs\x18\x0b \x01(\x0b\x32\x10.bob.v1.LogBatchH\x00\x12$\n\x04step\x18\x0c \x01(\x0b\x32\x14.bob.v1.StepFinishedH\x00\x42\x06\n\x04\x62ody\"B\n\rStatusChanged\x12!\n\x06status\x18\x01 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\x08LogBatch\x12\x1e\n\x05lines\x18\x01 \x03(\x0b\x32\x0f.bob.v1.LogLine\"K\n\x07LogLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x04\x12\x0c\n\x04text\x18\x02 \x01(\t\x12!\n\x06stream\x18\x03 \x01(\x0e\x32\x11.bob.v1.LogStream\"E\n\x0cStepFinished\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\"\x8b\x01\n\x0fRunnerHeartbeat\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x13\n\x0brunner_type\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0f\n\x07run_ids\x18\x04 \x03(\t\x12\r\n\x05\x61t_ms\x18\x05 \x01(\x03\x12\x1e\n\x04node\x18\x06 \x01(\x0b\x32\x10.bob.v1.NodeInfo\"x\n\x08NodeInfo\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x11\n\tcpu_count\x18\x02 \x01(\r\x12\x10\n\x08\x63pu_load\x18\x03 \x01(\x01\x12\x19\n\x11memory_free_bytes\x18\x04 \x01(\x04\x12\x1a\n\x12memory_total_bytes\x18\x05 \x01(\x04*\x95\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x10\n\x0cINITIALIZING\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\n\n\x06PAUSED\x10\x04\x12\n\n\x06PASSED\x10\x05\x12\n\n\x06\x46\x41ILED\x10\x06\x12\x0b\n\x07STOPPED\x10\x07\x12\x0f\n\x0bINITIALIZED\x10\x08*P\n\rControlAction\x12\x1e\n\x1a\x43ONTROL_ACTION_UNSPECIFIED\x10\x00\x12\x08\n\x04STOP\x10\x01\x12\t\n\x05PAUSE\x10\x02\x12\n\n\x06RESUME\x10\x03*K\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x12\n\n\x06SYSTEM\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bob_pb.messages_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNSTATUS']._serialized_start=880
-  _globals['_RUNSTATUS']._serialized_end=1012
-  _globals['_CONTROLACTION']._serialized_start=1014
-  _globals['_CONTROLACTION']._serialized_end=1094
-  _globals['_LOGSTREAM']._serialized_start=1096
-  _globals['_LOGSTREAM']._serialized_end=1171
+  _globals['_RUNSTATUS']._serialized_start=1051
+  _globals['_RUNSTATUS']._serialized_end=1200
+  _globals['_CONTROLACTION']._serialized_start=1202
+  _globals['_CONTROLACTION']._serialized_end=1282
+  _globals['_LOGSTREAM']._serialized_start=1284
+  _globals['_LOGSTREAM']._serialized_end=1359
   _globals['_JOB']._serialized_start=57
-  _globals['_JOB']._serialized_end=228
-  _globals['_CONTROL']._serialized_start=230
-  _globals['_CONTROL']._serialized_end=294
-  _globals['_RUNEVENT']._serialized_start=297
-  _globals['_RUNEVENT']._serialized_end=508
-  _globals['_STATUSCHANGED']._serialized_start=510
-  _globals['_STATUSCHANGED']._serialized_end=576
-  _globals['_LOGBATCH']._serialized_start=578
-  _globals['_LOGBATCH']._serialized_end=620
-  _globals['_LOGLINE']._serialized_start=622
-  _globals['_LOGLINE']._serialized_end=697
-  _globals['_STEPFINISHED']._serialized_start=699
-  _globals['_STEPFINISHED']._serialized_end=768
-  _globals['_RUNNERHEARTBEAT']._serialized_start=770
-  _globals['_RUNNERHEARTBEAT']._serialized_end=877
+  _globals['_JOB']._serialized_end=244
+  _globals['_CONTROL']._serialized_start=246
+  _globals['_CONTROL']._serialized_end=310
+  _globals['_RUNEVENT']._serialized_start=313
+  _globals['_RUNEVENT']._serialized_end=524
+  _globals['_STATUSCHANGED']._serialized_start=526
+  _globals['_STATUSCHANGED']._serialized_end=592
+  _globals['_LOGBATCH']._serialized_start=594
+  _globals['_LOGBATCH']._serialized_end=636
+  _globals['_LOGLINE']._serialized_start=638
+  _globals['_LOGLINE']._serialized_end=713
+  _globals['_STEPFINISHED']._serialized_start=715
+  _globals['_STEPFINISHED']._serialized_end=784
+  _globals['_RUNNERHEARTBEAT']._serialized_start=787
+  _globals['_RUNNERHEARTBEAT']._serialized_end=926
+  _globals['_NODEINFO']._serialized_start=928
+  _globals['_NODEINFO']._serialized_end=1048
 # @@protoc_insertion_point(module_scope)

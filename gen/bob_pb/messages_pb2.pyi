@@ -18,6 +18,7 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PASSED: _ClassVar[RunStatus]
     FAILED: _ClassVar[RunStatus]
     STOPPED: _ClassVar[RunStatus]
+    INITIALIZED: _ClassVar[RunStatus]
 
 class ControlAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -40,6 +41,7 @@ PAUSED: RunStatus
 PASSED: RunStatus
 FAILED: RunStatus
 STOPPED: RunStatus
+INITIALIZED: RunStatus
 CONTROL_ACTION_UNSPECIFIED: ControlAction
 STOP: ControlAction
 PAUSE: ControlAction
@@ -50,7 +52,7 @@ STDERR: LogStream
 SYSTEM: LogStream
 
 class Job(_message.Message):
-    __slots__ = ("run_id", "group", "name", "pipeline", "runner_type", "attempt", "enqueued_at_ms", "first_line_no")
+    __slots__ = ("run_id", "group", "name", "pipeline", "runner_type", "attempt", "enqueued_at_ms", "first_line_no", "logger")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +61,7 @@ class Job(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ENQUEUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     FIRST_LINE_NO_FIELD_NUMBER: _ClassVar[int]
+    LOGGER_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     group: str
     name: str
@@ -67,7 +70,8 @@ class Job(_message.Message):
     attempt: int
     enqueued_at_ms: int
     first_line_no: int
-    def __init__(self, run_id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., runner_type: _Optional[str] = ..., attempt: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ..., first_line_no: _Optional[int] = ...) -> None: ...
+    logger: str
+    def __init__(self, run_id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., runner_type: _Optional[str] = ..., attempt: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ..., first_line_no: _Optional[int] = ..., logger: _Optional[str] = ...) -> None: ...
 
 class Control(_message.Message):
     __slots__ = ("run_id", "action")
@@ -132,15 +136,31 @@ class StepFinished(_message.Message):
     def __init__(self, index: _Optional[int] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class RunnerHeartbeat(_message.Message):
-    __slots__ = ("runner_id", "runner_type", "capacity", "run_ids", "at_ms")
+    __slots__ = ("runner_id", "runner_type", "capacity", "run_ids", "at_ms", "node")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     AT_MS_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     runner_type: str
     capacity: int
     run_ids: _containers.RepeatedScalarFieldContainer[str]
     at_ms: int
-    def __init__(self, runner_id: _Optional[str] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ..., at_ms: _Optional[int] = ...) -> None: ...
+    node: NodeInfo
+    def __init__(self, runner_id: _Optional[str] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ..., at_ms: _Optional[int] = ..., node: _Optional[_Union[NodeInfo, _Mapping]] = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ("hostname", "cpu_count", "cpu_load", "memory_free_bytes", "memory_total_bytes")
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    CPU_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CPU_LOAD_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    hostname: str
+    cpu_count: int
+    cpu_load: float
+    memory_free_bytes: int
+    memory_total_bytes: int
+    def __init__(self, hostname: _Optional[str] = ..., cpu_count: _Optional[int] = ..., cpu_load: _Optional[float] = ..., memory_free_bytes: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ...) -> None: ...
