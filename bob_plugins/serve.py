@@ -1,4 +1,4 @@
-"""What both plugins share: their settings, safe names, and serving on 127.0.0.1."""
+"""What the plugins share: their settings, safe names, and serving on 127.0.0.1."""
 
 from __future__ import annotations
 

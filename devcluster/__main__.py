@@ -1,6 +1,7 @@
 """`make run`: entities, the API server on :7777, one runner and the reference plugins
-(git resource provider on :8001, local artifact store on :8002), in the foreground, their
-logs interleaved and prefixed by service. Ctrl-C stops them all cleanly."""
+(git resource provider on :8001, local artifact store on :8002, local logger on :8003), in
+the foreground, their logs interleaved and prefixed by service. Ctrl-C stops them all
+cleanly."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from bob_common.config import ApiSettings
-from bob_plugins import artifact_local, resource_git
+from bob_plugins import artifact_local, logger_local, resource_git
 
 STOP_GRACE_S = 15.0
 
@@ -92,8 +92,10 @@ class Service:
 class Cluster:
     """Entities, the API server and `runners` runners (or one per `runner_env`, each with
     those variables on top), configured by BOB_* variables; with `plugins`, the reference
-    git resource provider and local artifact store too (BOB_GIT_PROVIDER_PORT,
-    BOB_ARTIFACT_STORE_PORT, BOB_ARTIFACT_DIR)."""
+    git resource provider, local artifact store and local logger too
+    (BOB_GIT_PROVIDER_PORT, BOB_ARTIFACT_STORE_PORT, BOB_ARTIFACT_DIR, BOB_LOGGER_PORT,
+    BOB_LOGGER_DIR). `plugin_urls` maps the name each is registered by in the README to
+    its URL."""
 
     def __init__(
         self,
@@ -121,15 +123,19 @@ class Cluster:
         if plugins:
             git_port = base.get("BOB_GIT_PROVIDER_PORT") or str(resource_git.DEFAULT_PORT)
             store_port = base.get("BOB_ARTIFACT_STORE_PORT") or str(artifact_local.DEFAULT_PORT)
+            logger_port = base.get("BOB_LOGGER_PORT") or str(logger_local.DEFAULT_PORT)
             self.plugins = [
                 Service("resources", "bob_plugins.resource_git",
                         {**base, "BOB_GIT_PROVIDER_PORT": git_port}),
                 Service("artifacts", "bob_plugins.artifact_local",
                         {**base, "BOB_ARTIFACT_STORE_PORT": store_port}),
+                Service("logger", "bob_plugins.logger_local",
+                        {**base, "BOB_LOGGER_PORT": logger_port}),
             ]
             self.plugin_urls = {
                 "git": f"http://127.0.0.1:{git_port}",
                 "local": f"http://127.0.0.1:{store_port}",
+                "logger-local": f"http://127.0.0.1:{logger_port}",
             }
 
     @property

@@ -96,6 +96,8 @@ def runner_cluster(
             "BOB_GIT_PROVIDER_PORT": str(free_port()),
             "BOB_ARTIFACT_STORE_PORT": str(free_port()),
             "BOB_ARTIFACT_DIR": str(tmp / "artifacts"),
+            "BOB_LOGGER_PORT": str(free_port()),
+            "BOB_LOGGER_DIR": str(tmp / "logs"),
             **(env or {}),
         }
         log_path = tmp / "cluster.log"

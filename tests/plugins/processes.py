@@ -67,6 +67,18 @@ def artifact_store(tmp_path: Path, directory: Path) -> Iterator[str]:
         yield url
 
 
+@contextlib.contextmanager
+def logger(tmp_path: Path, directory: Path, **env: str) -> Iterator[str]:
+    with plugin_process(
+        "bob_plugins.logger_local",
+        "BOB_LOGGER_PORT",
+        tmp_path / "logger.log",
+        BOB_LOGGER_DIR=str(directory),
+        **env,
+    ) as url:
+        yield url
+
+
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
