@@ -1,7 +1,7 @@
 """The runner's heartbeat: every few seconds, and once at start-up, a RunnerHeartbeat on
 bob.events (routing key runner.<id>.heartbeat) says it is alive, its type and capacity,
-and which runs it executes; and, on its own clock, the leases of those runs are renewed
-over gRPC (leases.py).
+which runs it executes, and its node's cores, load and memory (node.py); and, on its own
+clock, the leases of those runs are renewed over gRPC (leases.py).
 
 The two go separately: a publish may wait seconds for a broker that is away, and the
 leases, which keep the runs this runner's, must not wait for it.
@@ -21,6 +21,7 @@ from bob_common.config import RunnerSettings
 from bob_common.topology import runner_heartbeat_key
 from bob_pb import messages_pb2
 from runner_svc.leases import Leases
+from runner_svc.node import node_info
 from runner_svc.reporter import CONFIRM_TIMEOUT_S, PUBLISH_ERRORS
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Heartbeat:
             capacity=s.capacity,
             run_ids=[run_id for run_id, _ in self._executing()],
             at_ms=int(time.time() * 1000),
+            node=node_info(),
         )
         try:
             await self._exchange.publish(

@@ -4,6 +4,8 @@ runner executes."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -41,6 +43,10 @@ def test_heartbeats_say_who_the_runner_is_and_which_runs_it_executes(rabbit_url,
                 w.settings.runner_id, "docker", 3
             )
             assert beat.at_ms > 0
+            # And the node it runs on, for Bob's cluster info
+            assert beat.node.hostname == socket.gethostname()
+            assert beat.node.cpu_count == os.cpu_count()
+            assert 0 < beat.node.memory_free_bytes <= beat.node.memory_total_bytes
 
             await w.control(job.run_id, messages_pb2.STOP)
             await w.tap.terminal(job.run_id)
