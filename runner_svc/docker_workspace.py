@@ -82,11 +82,15 @@ class DockerWorkspace:
         self._halted = False
 
     async def exec(
-        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False
+        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False,
+        cwd: str = "",
     ) -> int:
-        if last and (given := final_step_input(cmd, {**self._env, **env}, self._workdir)):
+        # The container confines the step, so a directory a step replaced with a link
+        # leads nowhere outside it.
+        workdir = posixpath.join(self._workdir, cwd) if cwd else self._workdir
+        if last and (given := final_step_input(cmd, {**self._env, **env}, workdir)):
             return await self._executor.stream(self._final, given, output)
-        return await self._executor.stream(self._exec, cmd, env, output)
+        return await self._executor.stream(self._exec, cmd, env, output, workdir)
 
     def _await_thaw(self) -> None:
         """Under the lock: waits out a pause that came between the run's last look and
@@ -96,14 +100,14 @@ class DockerWorkspace:
         if self._halted:
             raise StepFailed("the run is being stopped")
 
-    def _start(self, cmd: str, env: Mapping[str, str]) -> tuple[str, Any]:
+    def _start(self, cmd: str, env: Mapping[str, str], workdir: str) -> tuple[str, Any]:
         with self._lock:
             self._await_thaw()
             exec_id = self._api.exec_create(
                 self._container.id,
                 ["/bin/sh", "-c", cmd],
                 environment={**self._env, **env} or None,
-                workdir=self._workdir,
+                workdir=workdir,
             )["Id"]
             chunks = self._api.exec_start(exec_id, stream=True, demux=True)
             self._starting = exec_id
@@ -126,9 +130,9 @@ class DockerWorkspace:
         self._log.warning("exec %s not seen running after %.0f s", exec_id[:12],
                           EXEC_START_WAIT_S)
 
-    def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
+    def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink, workdir: str) -> int:
         try:
-            exec_id, chunks = self._start(cmd, env)
+            exec_id, chunks = self._start(cmd, env, workdir)
             try:
                 for stdout, stderr in chunks:
                     if stdout:

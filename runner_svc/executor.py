@@ -31,9 +31,11 @@ class Workspace(Protocol):
     """One run's isolated place where its steps execute in order, sharing a file system."""
 
     async def exec(
-        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False
+        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False,
+        cwd: str = "",
     ) -> int:
-        """Runs `/bin/sh -c cmd` and returns its exit code; its stdout and stderr go to
+        """Runs `/bin/sh -c cmd` in `cwd` (relative to the working directory; "" is the
+        working directory itself) and returns its exit code; its stdout and stderr go to
         `output`, which is closed exactly once whatever happens. Raises StepFailed when
         the command could not be run at all. `last`: no step follows, so the workspace
         may run this one in a way that leaves it unable to run another (Docker: as the

@@ -201,7 +201,9 @@ class Run:
             return f"step {number} exited with {exit_code}"
         if step.produces_artifact is not None and not self._halt:
             try:
-                await self._transfers.upload(workspace, step.produces_artifact)
+                await self._transfers.upload(
+                    workspace, step.produces_artifact, step.artifact_source()
+                )
             except TransferFailed as exc:
                 return (f"step {number} produces artifact {step.produces_artifact.name!r}: "
                         f"{exc}")
@@ -214,7 +216,9 @@ class Run:
         )
         started = time.monotonic()
         last = index == len(self.spec.steps) - 1
-        execution = asyncio.ensure_future(workspace.exec(step.cmd, step.vars, sink, last=last))
+        execution = asyncio.ensure_future(
+            workspace.exec(step.cmd, step.vars, sink, last=last, cwd=step.directory)
+        )
         execution.add_done_callback(lambda _: sink.ensure_ended())
         self._current = execution
         try:

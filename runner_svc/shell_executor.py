@@ -125,11 +125,12 @@ class ShellWorkspace:
         self._halted = False
 
     async def exec(
-        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False
+        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False,
+        cwd: str = "",
     ) -> int:
-        return await self._executor.run(self._exec, cmd, env, output)
+        return await self._executor.run(self._exec, cmd, env, output, cwd)
 
-    def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink) -> int:
+    def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink, cwd: str) -> int:
         try:
             with self._lock:
                 # A pause may have come between the run's last look and now: wait it out.
@@ -140,7 +141,8 @@ class ShellWorkspace:
                 try:
                     process = subprocess.Popen(
                         [SHELL, "-c", cmd],
-                        cwd=self.path,
+                        # Not checked to stay inside: the shell runner confines nothing.
+                        cwd=os.path.join(self.path, cwd),
                         env={**self._env, **env},
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.PIPE,

@@ -3,6 +3,7 @@ edge, and checked before anything is started."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,9 +38,22 @@ class StepSpec:
     cmd: str
     # Overrides the run's vars for this step.
     vars: Mapping[str, str] = field(default_factory=dict)
+    # "" (what proto3 and the Terraform provider send for none): no resource.
     needs_resource: str = ""
     produces_artifact: ArtifactSpec | None = None
     timeout_s: int = 0  # 0: none
+
+    @property
+    def directory(self) -> str:
+        """The step's working directory, relative to the workspace's: as in Bob, a step
+        that needs a resource runs inside it (<name>/), any other in the workspace ("")."""
+        return self.needs_resource
+
+    def artifact_source(self) -> str:
+        """Where its artifact is, relative to the workspace: the artifact's path is
+        relative to the step's own working directory."""
+        assert self.produces_artifact is not None
+        return posixpath.join(self.directory, self.produces_artifact.path)
 
 
 @dataclass(frozen=True)

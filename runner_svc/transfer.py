@@ -122,13 +122,13 @@ class Transfers:
         self._placed.add(name)
         self._log.info("resource %s placed", name)
 
-    async def upload(self, workspace: Workspace, artifact: ArtifactSpec) -> None:
+    async def upload(self, workspace: Workspace, artifact: ArtifactSpec, path: str) -> None:
+        """Uploads a tar of `path` (relative to the workspace, so that the workspace's
+        checks keep it inside) as the artifact."""
         spec = self._spec
         store_url = await self._plugins.artifact_store(artifact.store)
         url = artifact_url(store_url, spec.group, spec.name, spec.run_id, artifact.name)
-        await self._say(
-            f"uploading artifact {artifact.name} ({artifact.path}) to store {artifact.store}"
-        )
+        await self._say(f"uploading artifact {artifact.name} ({path}) to store {artifact.store}")
         http, abort = self._http, self._abort
-        await workspace.get_archive(artifact.path, lambda chunks: http.upload(url, chunks, abort))
+        await workspace.get_archive(path, lambda chunks: http.upload(url, chunks, abort))
         self._log.info("artifact %s uploaded", artifact.name)

@@ -1,5 +1,6 @@
-"""Resources: fetched by the runner (builds are offline), checked, and placed in the
-working directory as <name>/ before the step that needs them; on both executors."""
+"""Resources: fetched by the runner (the build itself never talks to a plugin), checked,
+and placed in the working directory as <name>/ before the step that needs them, which
+runs inside that directory, as in Bob; on both executors."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def test_a_git_resource_is_in_its_directory_when_the_step_runs(runner_type, rabb
             w.entities.providers["git"] = plugins.git_url
             job = make_job(
                 IMAGE,
-                [Step(cmd="cat src/README; sh src/build.sh; ls src", needs_resource="src")],
+                [Step(cmd="cat README; sh build.sh; ls", needs_resource="src"),
+                 Step(cmd="ls src")],
                 resources=[_git(plugins)],
                 runner_type=runner_type,
             )
@@ -39,9 +41,13 @@ def test_a_git_resource_is_in_its_directory_when_the_step_runs(runner_type, rabb
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
 
-            # Then the step saw the repository's files under src/
+            # Then the step ran among the repository's files (its build wrote there), and
+            # the next one found them under src/
             assert final.status == messages_pb2.PASSED, w.tap.describe()
-            assert w.tap.texts(job.run_id, OUT) == ["hello from git", "README", "build.sh"]
+            assert w.tap.texts(job.run_id, OUT) == [
+                "hello from git", "README", "app.bin", "build.sh",
+                "README", "app.bin", "build.sh",
+            ]
             assert "[bob] fetching resource src from provider git" in w.tap.texts(job.run_id)
 
     asyncio.run(scenario())
@@ -57,9 +63,8 @@ def test_a_resource_is_fetched_once_per_run_with_its_params_url_encoded(runner_t
                                     params={"path": "/a dir/x", "q": "a&b=c"})
                 job = make_job(
                     IMAGE,
-                    [Step(cmd="cat res/data.txt", needs_resource="res"),
-                     Step(cmd="echo more >> res/data.txt; cat res/data.txt",
-                          needs_resource="res")],
+                    [Step(cmd="cat data.txt", needs_resource="res"),
+                     Step(cmd="echo more >> data.txt; cat data.txt", needs_resource="res")],
                     resources=[resource],
                     runner_type=runner_type,
                 )
@@ -88,11 +93,11 @@ def test_an_internal_resource_is_an_artifact_of_another_run(runner_type, rabbit_
             resource = Resource(name="lib", type="internal", provider="local",
                                 params={"group": "dev", "name": "lib", "run_id": earlier,
                                         "artifact": "dist"})
-            job = make_job(IMAGE, [Step(cmd="cat lib/dist/lib.so", needs_resource="lib")],
+            job = make_job(IMAGE, [Step(cmd="cat dist/lib.so", needs_resource="lib")],
                            resources=[resource], runner_type=runner_type)
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
-            # Then it finds the artifact's files under lib/
+            # Then it finds the artifact's files in lib/, where it runs
             assert final.status == messages_pb2.PASSED, w.tap.describe()
             assert w.tap.texts(job.run_id, OUT) == ["shared object"]
 
