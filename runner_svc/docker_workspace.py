@@ -19,6 +19,7 @@ from docker.models.containers import Container
 from docker.utils.socket import STDERR, STDOUT, frames_iter
 
 from bob_pb import messages_pb2
+from runner_svc import docker_limits
 from runner_svc.docker_entry import final_step_input
 from runner_svc.errors import RunnerError, StepFailed, TransferFailed
 from runner_svc.logsink import LogSink
@@ -91,6 +92,16 @@ class DockerWorkspace:
         if last and (given := final_step_input(cmd, {**self._env, **env}, workdir)):
             return await self._executor.stream(self._final, given, output)
         return await self._executor.stream(self._exec, cmd, env, output, workdir)
+
+    async def out_of_memory(self, exit_code: int) -> bool:
+        try:
+            return await self._executor.call(
+                docker_limits.oom_killed, self._api, self._container.id, exit_code
+            )
+        except DOCKER_ERRORS as exc:
+            self._log.warning("could not tell whether the step ran out of memory: %s",
+                              explain(exc))
+            return False
 
     def _await_thaw(self) -> None:
         """Under the lock: waits out a pause that came between the run's last look and

@@ -16,6 +16,7 @@ from runner_svc.docker_executor import DockerExecutor
 from runner_svc.errors import UnknownRunnerType
 from runner_svc.logsink import LogSink
 from runner_svc.shell_executor import ShellExecutor
+from runner_svc.spec import NO_LIMITS, Limits
 
 # Writes a "[bob] ..." line to the run's log.
 Say = Callable[[str], Awaitable[None]]
@@ -40,6 +41,12 @@ class Workspace(Protocol):
         the command could not be run at all. `last`: no step follows, so the workspace
         may run this one in a way that leaves it unable to run another (Docker: as the
         container's own process)."""
+        ...
+
+    async def out_of_memory(self, exit_code: int) -> bool:
+        """Whether a process of the workspace was killed for going over its memory limit,
+        asked after a step ended with `exit_code`. Never raises: False when it cannot
+        tell, or the workspace has no memory limit."""
         ...
 
     async def terminate(self) -> None:
@@ -80,9 +87,12 @@ class Executor(Protocol):
         ...
 
     async def prepare(
-        self, run_id: str, image: str, env: Mapping[str, str], say: Say, *, attempt: int
+        self, run_id: str, image: str, env: Mapping[str, str], say: Say, *, attempt: int,
+        limits: Limits = NO_LIMITS,
     ) -> Workspace:
-        """A started workspace for one run; raises PrepareFailed with the reason."""
+        """A started workspace for one run, held to `limits` where the executor can (a
+        container can, a local process is not; it says so); raises PrepareFailed with the
+        reason."""
         ...
 
     async def sweep(self, orphaned: Orphaned) -> int:

@@ -21,6 +21,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Protocol
 
+from bob_common.quantities import format_memory
 from bob_pb import messages_pb2
 from runner_svc import spec as specs
 from runner_svc.errors import PrepareFailed, RunnerError, StepFailed, TransferFailed
@@ -35,6 +36,8 @@ from runner_svc.tuning import Tuning
 log = logging.getLogger(__name__)
 
 STOPPED_REASON = "stopped by request"
+# How a shell reports a step ended by SIGKILL, which is what the out-of-memory killer sends.
+KILLED = 128 + 9
 TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED})
 
 
@@ -72,6 +75,7 @@ class Run:
         self._flush_s = flush_s
         self._tuning = tuning
         self._workspace: Workspace | None = None
+        self._limits = specs.NO_LIMITS
         self._state = messages_pb2.INITIALIZING
         # Set by the first stop or timeout: how the run ends.
         self._halt: Outcome | None = None
@@ -145,11 +149,13 @@ class Run:
         spec = self.spec
         if problem := specs.problem(spec):
             return Outcome(messages_pb2.FAILED, problem)
+        self._limits = specs.limits(spec.quotas)  # problem() found them well-formed
         if self._halt:
             return self._halt
         try:
             self._workspace = await self._executor.prepare(
-                spec.run_id, spec.image, spec.vars, self._report.say, attempt=spec.attempt
+                spec.run_id, spec.image, spec.vars, self._report.say, attempt=spec.attempt,
+                limits=self._limits,
             )
         except PrepareFailed as exc:
             return Outcome(messages_pb2.FAILED, str(exc))
@@ -198,7 +204,7 @@ class Run:
             if timer is not None:
                 timer.cancel()
         if exit_code != 0:
-            return f"step {number} exited with {exit_code}"
+            return await self._exit_reason(workspace, number, exit_code)
         if step.produces_artifact is not None and not self._halt:
             try:
                 await self._transfers.upload(
@@ -208,6 +214,17 @@ class Run:
                 return (f"step {number} produces artifact {step.produces_artifact.name!r}: "
                         f"{exc}")
         return ""
+
+    async def _exit_reason(self, workspace: Workspace, number: int, exit_code: int) -> str:
+        # Asked only under a memory limit: an out-of-memory kill is the reason people
+        # otherwise hunt for behind a bare 137.
+        if self._limits.mem_bytes and await workspace.out_of_memory(exit_code):
+            limit = format_memory(self._limits.mem_bytes)
+            if exit_code == KILLED:
+                return f"step {number} killed: out of memory (limit {limit})"
+            return (f"step {number} exited with {exit_code} after a process of it was "
+                    f"killed: out of memory (limit {limit})")
+        return f"step {number} exited with {exit_code}"
 
     async def _step(self, workspace: Workspace, index: int, step: StepSpec) -> int:
         await self._report.say(f"step {index + 1}/{len(self.spec.steps)}: {step.cmd}")

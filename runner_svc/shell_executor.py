@@ -5,7 +5,8 @@ group of its own (so a stop, a pause or a timeout reaches everything the step st
 NOT isolated: steps run as the runner's user and see the host's file system, network and
 processes. Only their environment is the run's own: PATH, HOME and TMPDIR (both the run's
 directory) and the pipeline's and step's vars; the runner's own variables, which hold
-the queue's password, are not passed on. The pipeline's image is ignored.
+the queue's password, are not passed on. The pipeline's image is ignored, and so are its
+quotas: there is no container to hold a step to them (the run's log says so).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from runner_svc.errors import (
 )
 from runner_svc.logsink import LogSink
 from runner_svc.runlog import run_logger
+from runner_svc.spec import NO_LIMITS, Limits
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,10 +83,13 @@ class ShellExecutor:
 
     async def prepare(
         self, run_id: str, image: str, env: Mapping[str, str],
-        say: Callable[[str], Awaitable[None]], *, attempt: int,
+        say: Callable[[str], Awaitable[None]], *, attempt: int, limits: Limits = NO_LIMITS,
     ) -> ShellWorkspace:
         await say(f"shell runner: steps run as local processes, not isolated; "
                   f"the image {image} is ignored")
+        if limits:
+            await say("shell runner: the pipeline's quotas do not apply (no container "
+                      "to limit)")
         try:
             path = tempfile.mkdtemp(prefix=f"{self._prefix}{_safe(run_id)}-", dir=self._root)
         except OSError as exc:
@@ -129,6 +134,9 @@ class ShellWorkspace:
         cwd: str = "",
     ) -> int:
         return await self._executor.run(self._exec, cmd, env, output, cwd)
+
+    async def out_of_memory(self, exit_code: int) -> bool:
+        return False  # no memory limit here
 
     def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink, cwd: str) -> int:
         try:

@@ -3,10 +3,12 @@ edge, and checked before anything is started."""
 
 from __future__ import annotations
 
+import math
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bob_common.quantities import format_memory, parse_memory
 from bob_pb import messages_pb2
 
 EXTERNAL = "external"  # fetched from a resource provider
@@ -14,6 +16,8 @@ INTERNAL = "internal"  # an artifact of another run, fetched from an artifact st
 # Params of an internal resource that select the artifact; "artifact" defaults to the
 # resource's own name.
 INTERNAL_PARAMS = ("group", "name", "run_id")
+# The smallest memory limit Docker gives a container; below it the engine refuses.
+MIN_MEMORY_BYTES = 6 << 20
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,56 @@ class StepSpec:
 
 
 @dataclass(frozen=True)
+class Quotas:
+    """The pipeline's quotas as given (Bob HEAD's `quotas`); limits() reads them."""
+
+    cpu: float = 0.0  # a fraction of all the node's cores; 0: no limit
+    mem: str = ""  # e.g. "512Mi" (bob_common.quantities); "": no limit
+    mem_request: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a run's container may use of the node; 0: no limit. Only containers have
+    them: the shell runner says so and runs without."""
+
+    cpu: float = 0.0  # a fraction of all the node's cores, at most 1
+    mem_bytes: int = 0  # swap included: going over it gets the process killed
+    mem_request_bytes: int = 0  # the soft limit the engine reclaims down to first
+
+    def __bool__(self) -> bool:
+        return bool(self.cpu or self.mem_bytes or self.mem_request_bytes)
+
+
+NO_LIMITS = Limits()
+
+
+def limits(quotas: Quotas) -> Limits:
+    """The limits the quotas ask for; ValueError saying which quota is wrong and why."""
+    if not math.isfinite(quotas.cpu) or quotas.cpu < 0:
+        raise ValueError(f"quotas.limits.cpu {quotas.cpu} must be a fraction of the node's "
+                         "cores, 0 (no limit) or more")
+    named = (("quotas.limits.mem", quotas.mem), ("quotas.requests.mem", quotas.mem_request))
+    mem, request = (_memory(name, text) for name, text in named)
+    if mem and mem < MIN_MEMORY_BYTES:
+        raise ValueError(f"quotas.limits.mem {quotas.mem!r} is below the smallest limit a "
+                         f"container can have ({format_memory(MIN_MEMORY_BYTES)})")
+    if mem and request > mem:
+        raise ValueError(f"quotas.requests.mem {quotas.mem_request!r} is above "
+                         f"quotas.limits.mem {quotas.mem!r}")
+    return Limits(cpu=min(quotas.cpu, 1.0), mem_bytes=mem, mem_request_bytes=request)
+
+
+def _memory(name: str, text: str) -> int:
+    if not text:
+        return 0
+    try:
+        return parse_memory(text)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+@dataclass(frozen=True)
 class RunSpec:
     run_id: str
     attempt: int
@@ -67,6 +121,7 @@ class RunSpec:
     name: str = ""
     resources: tuple[ResourceSpec, ...] = ()
     timeout_s: int = 0  # for the whole run, from its first step; 0: none
+    quotas: Quotas = field(default_factory=Quotas)
 
     def resource(self, name: str) -> ResourceSpec | None:
         return next((r for r in self.resources if r.name == name), None)
@@ -74,6 +129,7 @@ class RunSpec:
 
 def from_job(job: messages_pb2.Job) -> RunSpec:
     pipeline = job.pipeline
+    quotas = pipeline.quotas
     return RunSpec(
         run_id=job.run_id,
         attempt=job.attempt,
@@ -82,6 +138,7 @@ def from_job(job: messages_pb2.Job) -> RunSpec:
         image=pipeline.image,
         vars=dict(pipeline.vars),
         timeout_s=pipeline.timeout,
+        quotas=Quotas(quotas.limits.cpu, quotas.limits.mem, quotas.requests.mem),
         resources=tuple(
             ResourceSpec(r.name, r.type, r.provider, dict(r.params)) for r in pipeline.resources
         ),
@@ -115,6 +172,10 @@ def problem(spec: RunSpec) -> str:
     workspace is made, so a broken pipeline fails at once and costs nothing."""
     if not spec.image:
         return "the pipeline has no image"
+    try:
+        limits(spec.quotas)
+    except ValueError as exc:
+        return str(exc)
     for resource in spec.resources:
         if resource.name in ("", ".", "..") or "/" in resource.name:
             return f"resource name {resource.name!r} is not a plain directory name"
