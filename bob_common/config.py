@@ -117,7 +117,8 @@ class RunnerSettings:
     capacity: int
     # Working directory of the steps inside the build container.
     workdir: str
-    # Docker network mode of build containers; "none" keeps builds off the network.
+    # Docker network mode of build containers. Docker's default bridge, as in Bob: a build
+    # may fetch its dependencies. "none" keeps builds off the network (offline builds).
     network: str
     # Log lines per LogBatch event at most, and the longest a line waits before it is sent.
     log_batch_lines: int
@@ -147,7 +148,7 @@ class RunnerSettings:
             runner_id=_get(env, "BOB_RUNNER_ID", default_id),
             capacity=_get(env, "BOB_RUNNER_CAPACITY", 2),
             workdir=_get(env, "BOB_RUNNER_WORKDIR", "/workspace"),
-            network=_get(env, "BOB_RUNNER_NETWORK", "none"),
+            network=_get(env, "BOB_RUNNER_NETWORK", "bridge"),
             log_batch_lines=_get(env, "BOB_LOG_BATCH_LINES", 1000),
             log_flush_s=_get(env, "BOB_LOG_FLUSH_S", 0.1),
             drain_s=_get(env, "BOB_RUNNER_DRAIN_S", 30.0),

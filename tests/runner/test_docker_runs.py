@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from bob_pb import messages_pb2, pipeline_pb2
 from runner_svc.docker_spares import run_container_name
-from tests.runner.harness import make_job, no_container_left, world
+from tests.runner.harness import containers_of, make_job, no_container_left, world
 
 
 def test_steps_share_the_file_system_and_see_their_vars(rabbit_url, test_image, docker_client):
@@ -162,16 +164,30 @@ def test_the_last_step_is_the_containers_own_process_and_earlier_ones_execs(
     asyncio.run(scenario())
 
 
-def test_builds_are_off_the_network(rabbit_url, test_image, docker_client):
+@pytest.mark.parametrize(
+    ("settings", "mode", "interfaces"),
+    [({}, "bridge", ["eth0", "lo"]), ({"runner_network": "none"}, "none", ["lo"])],
+    ids=["default", "none"],
+)
+def test_builds_are_on_dockers_default_network_unless_told_none(
+    rabbit_url, test_image, docker_client, settings, mode, interfaces
+):
+    # Only the interfaces are looked at: no traffic leaves the machine.
     async def scenario() -> None:
-        async with world(rabbit_url) as w:
-            job = make_job(test_image, ["ls /sys/class/net"])
+        async with world(rabbit_url, **settings) as w:
+            job = make_job(test_image, ["ls /sys/class/net; sleep 30"])
             await w.publish(job)
-            final = await w.tap.terminal(job.run_id)
+            await w.tap.wait_for(lambda: w.tap.texts(job.run_id, messages_pb2.STDOUT),
+                                 "the interfaces listed")
+            [container] = await containers_of(docker_client, job.run_id)
+            attrs = await asyncio.to_thread(docker_client.api.inspect_container, container.id)
+            await w.control(job.run_id, messages_pb2.STOP)
+            await w.tap.terminal(job.run_id)
 
-            assert final.status == messages_pb2.PASSED, w.tap.describe()
-            # Only the loopback interface: network mode "none".
-            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["lo"]
+            # By default Docker's bridge, as in Bob; with BOB_RUNNER_NETWORK=none, only
+            # the loopback interface
+            assert attrs["HostConfig"]["NetworkMode"] == mode
+            assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == interfaces
 
     asyncio.run(scenario())
 
