@@ -22,6 +22,7 @@ from bob_pb import messages_pb2
 from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesUnavailable, EventsUnavailable, RunnerError
 from runner_svc.executor import Executor
+from runner_svc.logger_copy import LogCopies
 from runner_svc.plugins import PluginDirectory
 from runner_svc.reporter import RunReporter
 from runner_svc.run import Run
@@ -66,6 +67,8 @@ class JobConsumer:
         self._claims = claims
         self._plugins = plugins
         self._http = PluginHttp(tuning.plugin_timeout_s)
+        # Copies of the logs of runs started with a logger.
+        self._copies = LogCopies(plugins.logger, timeout_s=tuning.plugin_timeout_s)
         self._tuning = tuning
         self._events = events
         self._channel = channel  # for dead letters and error reports
@@ -102,6 +105,7 @@ class JobConsumer:
         finally:
             self._stopping.set()
             await self._release_the_rest()
+            await self._copies.close()
             self.finished.set()
 
     def _tasks(self) -> set[asyncio.Task[None]]:
@@ -187,13 +191,13 @@ class JobConsumer:
         return Run(
             from_job(job),
             self._executor,
-            RunReporter(
+            self._copies.reporter(job.logger, job.run_id, RunReporter(
                 self._events,
                 run_id=job.run_id,
                 attempt=job.attempt,
                 runner_id=self._settings.runner_id,
                 first_line_no=job.first_line_no,
-            ),
+            )),
             plugins=self._plugins,
             http=self._http,
             batch_lines=self._settings.log_batch_lines,

@@ -4,19 +4,20 @@ meanwhile is found at its new address), and Bob's HTTP contracts give the rest:
 
 - resource provider: `GET {url}/bob_resource?{params}` answers a tar;
 - artifact store: `POST|GET|DELETE {url}/bob_artifact/{group}/{name}/{run_id}/{artifact}`
-  carries a tar of the artifact's path.
+  carries a tar of the artifact's path;
+- logger: `PUT {url}/bob_logs/{run_id}` appends log lines (logger_copy.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import grpc
 from google.protobuf import empty_pb2
 
-from bob_pb import entities_pb2_grpc
+from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import TransferFailed
 from runner_svc.spec import EXTERNAL, ResourceSpec
 
@@ -41,9 +42,14 @@ class PluginDirectory:
         self._stub = entities_pb2_grpc.EntitiesStub(channel)
         self._timeout_s = timeout_s
 
-    async def _url(self, kind: str, rpc: str, name: str) -> str:
+    async def _url(
+        self,
+        kind: str,
+        rpc: Callable[..., Awaitable[entities_pb2.ListPluginsResponse]],
+        name: str,
+    ) -> str:
         try:
-            reply = await getattr(self._stub, rpc)(empty_pb2.Empty(), timeout=self._timeout_s)
+            reply = await rpc(empty_pb2.Empty(), timeout=self._timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise TransferFailed(
                 f"could not look up {kind} {name!r}: {exc.code().name} {exc.details()}"
@@ -54,10 +60,13 @@ class PluginDirectory:
         raise TransferFailed(f"{kind} {name!r} is not registered")
 
     async def resource_provider(self, name: str) -> str:
-        return await self._url("resource provider", "ListResourceProviders", name)
+        return await self._url("resource provider", self._stub.ListResourceProviders, name)
 
     async def artifact_store(self, name: str) -> str:
-        return await self._url("artifact store", "ListArtifactStores", name)
+        return await self._url("artifact store", self._stub.ListArtifactStores, name)
+
+    async def logger(self, name: str) -> str:
+        return await self._url("logger", self._stub.ListLoggers, name)
 
     async def source(self, resource: ResourceSpec) -> Source:
         """Where to GET the resource's tar from. TransferFailed for an unknown plugin."""

@@ -1,8 +1,9 @@
 """What the runner tests share: the one stand-in (an entities server that knows the rpcs a
-runner calls: ClaimRun, RenewLeases, ReleaseRun, GetRun and the plugin lists), a tap on
-bob.events, job and control publishing, a look at the job queue from the broker's side,
-and a runner in the test's event loop. Everything else is real: RabbitMQ on the test's
-vhost, Docker (or local processes for the shell runner), and plugins as HTTP servers."""
+runner calls: ClaimRun, RenewLeases, ReleaseRun, GetRun and the plugin and logger lists),
+a tap on bob.events, job and control publishing, a look at the job queue from the
+broker's side, and a runner in the test's event loop. Everything else is real: RabbitMQ on
+the test's vhost, Docker (or local processes for the shell runner), and plugins as HTTP
+servers."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class StandInEntities(entities_pb2_grpc.EntitiesServicer):
         self.requests: list[entities_pb2.ClaimRunRequest] = []
         self.providers: dict[str, str] = {}
         self.stores: dict[str, str] = {}
+        self.loggers: dict[str, str] = {}
         self.orders: dict[str, int] = {}
         self.renew_error: grpc.StatusCode | None = None
         self.renewals: list[entities_pb2.RenewLeasesRequest] = []
@@ -62,6 +64,9 @@ class StandInEntities(entities_pb2_grpc.EntitiesServicer):
 
     async def ListArtifactStores(self, request, context):  # noqa: N802
         return _plugins(self.stores)
+
+    async def ListLoggers(self, request, context):  # noqa: N802
+        return _plugins(self.loggers)
 
     async def ClaimRun(self, request, context):  # noqa: N802 - the rpc's name
         self.requests.append(request)
@@ -215,6 +220,7 @@ def make_job(
     timeout: int = 0,
     runner_type: str = RUNNER_TYPE,
     first_line_no: int = 0,
+    logger: str = "",
 ) -> messages_pb2.Job:
     pipeline = pipeline_pb2.Pipeline(
         image=image, vars=vars or {}, resources=list(resources), timeout=timeout
@@ -229,6 +235,7 @@ def make_job(
         runner_type=runner_type,
         attempt=attempt,
         first_line_no=first_line_no,
+        logger=logger,
     )
 
 
