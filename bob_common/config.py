@@ -71,6 +71,9 @@ class EntitiesSettings:
     max_attempts: int
     # How often entities looks for expired leases and for jobs it still has to queue.
     sweep_s: float
+    # Events the cluster's journal (GET /events) keeps at most; older ones are pruned, as
+    # are those older than 7 days.
+    events_keep: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
@@ -83,9 +86,12 @@ class EntitiesSettings:
             lease_s=_get(env, "BOB_LEASE_S", 30.0),
             max_attempts=_get(env, "BOB_MAX_ATTEMPTS", 3),
             sweep_s=_get(env, "BOB_SWEEP_S", 5.0),
+            events_keep=_get(env, "BOB_EVENTS_KEEP", 100_000),
         )
         if settings.max_attempts < 1:
             raise ConfigError("BOB_MAX_ATTEMPTS must be at least 1")
+        if settings.events_keep < 1:
+            raise ConfigError("BOB_EVENTS_KEEP must be at least 1")
         if settings.lease_s <= 0 or settings.sweep_s <= 0:
             raise ConfigError("BOB_LEASE_S and BOB_SWEEP_S must be positive")
         return settings

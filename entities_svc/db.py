@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 from peewee import Database
 from playhouse import db_url
 
-from entities_svc import models
+from entities_svc import models, schema
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,8 +31,8 @@ SQLITE_PRAGMAS = {
 
 
 def open_database(url: str) -> Database:
-    """Connects, creates missing tables and binds the models. Call it, and every query
-    after it, from the one thread that owns the database."""
+    """Connects, binds the models and brings the schema up to them (schema.py). Call it,
+    and every query after it, from the one thread that owns the database."""
     scheme = urlparse(url).scheme
     params: dict[str, object] = {}
     if scheme.startswith("sqlite"):
@@ -43,7 +43,7 @@ def open_database(url: str) -> Database:
     database = db_url.connect(url, **params)
     models.database.initialize(database)
     database.connect(reuse_if_open=True)
-    database.create_tables(models.MODELS, safe=True)
+    schema.upgrade(database)
     log.info("database ready (%s)", scheme)
     return database
 
@@ -62,10 +62,20 @@ class DatabaseThread:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entities-db")
         self._database: Database | None = None
+        # Called on the event loop after every call, once its transaction is over: every
+        # write goes through here, so this is where waiters learn of what was committed.
+        self._after_call: list[Callable[[], None]] = []
+
+    def after_each_call(self, callback: Callable[[], None]) -> None:
+        self._after_call.append(callback)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        finally:
+            for callback in self._after_call:
+                callback()
 
     async def open(self, url: str) -> None:
         self._database = await self.call(open_database, url)

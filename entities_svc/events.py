@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
 import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
@@ -42,8 +43,20 @@ def _heartbeat(message: AbstractIncomingMessage) -> runners.Heartbeat:
     beat = amqp.decode(message, messages_pb2.RunnerHeartbeat)
     if not beat.runner_id or not beat.runner_type or beat.at_ms > MAX_INT64:
         raise amqp.MessageDecodeError("RunnerHeartbeat without runner id or type", message.body)
+    node = None
+    if beat.HasField("node"):
+        n = beat.node
+        # uint64 on the wire, signed 64-bit in the database; and SQLite stores a NaN as
+        # NULL, which the column refuses.
+        node = runners.Node(
+            n.hostname,
+            n.cpu_count,
+            n.cpu_load if math.isfinite(n.cpu_load) else 0.0,
+            min(n.memory_free_bytes, MAX_INT64),
+            min(n.memory_total_bytes, MAX_INT64),
+        )
     return runners.Heartbeat(
-        beat.runner_id, beat.runner_type, beat.capacity, tuple(beat.run_ids), beat.at_ms
+        beat.runner_id, beat.runner_type, beat.capacity, tuple(beat.run_ids), beat.at_ms, node
     )
 
 

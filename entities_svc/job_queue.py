@@ -42,6 +42,7 @@ def job_of(info: RunInfo) -> messages_pb2.Job:
         attempt=info.attempt,
         enqueued_at_ms=info.created_at_ms,
         first_line_no=info.first_line_no,
+        logger=info.logger,
     )
 
 

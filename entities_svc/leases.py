@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from entities_svc import runs
+from entities_svc import run_status, runs
+from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid
 from entities_svc.lifecycle import CLAIMED, Order, RunStatus, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
@@ -59,7 +60,7 @@ def renew(runner_id: str, reported: list[tuple[str, int]], lease_ms: int) -> lis
 
     kept = [run_id for run_id, attempt in reported if owned(run_id, attempt)]
     if kept:
-        Run.update(lease_expires_ms=runs.now_ms() + lease_ms).where(
+        Run.update(lease_expires_ms=now_ms() + lease_ms).where(
             Run.id.in_(kept) & (Run.runner_id == runner_id) & Run.status.in_(_CLAIMED)
         ).execute()
     orders = []
@@ -87,7 +88,7 @@ def release(run_id: str, attempt: int, runner_id: str, reason: str) -> runs.RunI
 def expire(lease_ms: int, max_attempts: int) -> list[Lost]:
     """Runs whose lease has expired are lost: each is retried as a new attempt, or failed
     once `max_attempts` executions of it were lost."""
-    now = runs.now_ms()
+    now = now_ms()
     expired = Run.select().where(Run.status.in_(_CLAIMED) & (Run.lease_expires_ms < now))
     found = []
     for row in expired:
@@ -119,7 +120,7 @@ def requeue_dead_job(run_id: str, attempt: int, why: str, max_attempts: int) -> 
         text = f"the job of attempt {attempt} was dead-lettered ({why})"
         if row.lost_attempts < max_attempts:
             _say(row, _next_line(row), f"{text}; queued again")
-            row.requeue_at_ms = runs.now_ms()
+            row.requeue_at_ms = now_ms()
             row.save()
         else:
             _fail(row, f"{text} ({row.lost_attempts} of {max_attempts} attempts lost)")
@@ -134,17 +135,18 @@ def _next_attempt(row: Run, why: str, *, lost: bool) -> int:
         _end(row, RunStatus.STOPPED, f"stopped by request; {why}")
         return 0
     line_no = _next_line(row)
-    _say(row, line_no, f"{why}; retrying as attempt {row.attempt + 1}")
+    retrying = f"{why}; retrying as attempt {row.attempt + 1}"
+    _say(row, line_no, retrying)
     StepResult.delete().where(StepResult.run == row.id).execute()
     previous = row.attempt
-    row.status = int(RunStatus.PENDING)
     row.attempt += 1
+    run_status.change(row, RunStatus.PENDING, why=retrying)
     row.runner_id = ""
     row.last_seq = 0
     row.lease_expires_ms = 0
     row.desired = int(Order.UNSPECIFIED)
     row.first_line_no = line_no + 1
-    row.requeue_at_ms = runs.now_ms()
+    row.requeue_at_ms = now_ms()
     row.save()
     log.warning("run %s: %s; attempt %d %s", row.id, why, previous,
                 "lost" if lost else "handed back")
@@ -157,9 +159,7 @@ def _fail(row: Run, reason: str) -> None:
 
 
 def _end(row: Run, status: RunStatus, reason: str) -> None:
-    row.status = int(status)
-    row.reason = reason
-    row.completed_at_ms = runs.now_ms()
+    run_status.change(row, status, reason=reason)
     row.lease_expires_ms = 0
     row.requeue_at_ms = 0
     row.save()

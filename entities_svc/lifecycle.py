@@ -19,6 +19,8 @@ class RunStatus(enum.IntEnum):
     PASSED = 5
     FAILED = 6
     STOPPED = 7
+    # The runner has the image and the container; steps start next (Bob's "initialized").
+    INITIALIZED = 8
 
 
 class Order(enum.IntEnum):
@@ -34,20 +36,43 @@ class Order(enum.IntEnum):
 
 TERMINAL = frozenset({RunStatus.PASSED, RunStatus.FAILED, RunStatus.STOPPED})
 # Runs in these states may still change, so their pipeline cannot be deleted.
-ACTIVE = frozenset({RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.RUNNING, RunStatus.PAUSED})
-# Runs a runner has claimed and holds with its lease.
+ACTIVE = frozenset(
+    {
+        RunStatus.PENDING,
+        RunStatus.INITIALIZING,
+        RunStatus.INITIALIZED,
+        RunStatus.RUNNING,
+        RunStatus.PAUSED,
+    }
+)
+# Runs a runner has claimed and holds with its lease; a pause or a stop of any of them is
+# the runner's to carry out.
 CLAIMED = ACTIVE - {RunStatus.PENDING}
 
 # Terminal states have no entry: nothing leaves them. One move is entities' own and not in
 # this table: a claimed run whose runner is lost or hands it back becomes PENDING again as
-# a new attempt (see leases.py).
+# a new attempt (see leases.py). INITIALIZING -> RUNNING stays allowed for runners that
+# never report INITIALIZED.
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PENDING: frozenset({RunStatus.INITIALIZING, RunStatus.FAILED, RunStatus.STOPPED}),
-    RunStatus.INITIALIZING: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}),
+    RunStatus.INITIALIZING: frozenset(
+        {RunStatus.INITIALIZED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}
+    ),
+    RunStatus.INITIALIZED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}),
     RunStatus.RUNNING: frozenset(
         {RunStatus.PAUSED, RunStatus.PASSED, RunStatus.FAILED, RunStatus.STOPPED}
     ),
     RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}),
+}
+
+
+# The Run column stamped when the current attempt first enters a status: Bob's
+# initiated-at, initialized-at, started-at (steps started) and completed-at.
+STAMPS: dict[RunStatus, str] = {
+    RunStatus.INITIALIZING: "initiated_at_ms",
+    RunStatus.INITIALIZED: "initialized_at_ms",
+    RunStatus.RUNNING: "started_at_ms",
+    **{status: "completed_at_ms" for status in TERMINAL},
 }
 
 

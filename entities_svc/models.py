@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     CompositeKey,
     DatabaseProxy,
+    FloatField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -30,6 +32,10 @@ class Pipeline(BaseModel):
     name = CharField()
     # bob.v1.Pipeline as JSON (protobuf's JSON mapping, proto field names).
     definition = TextField()
+    # The JSON object as the client posted it, so that a read answers what was sent;
+    # empty for pipelines stored before documents were kept (readers fall back to
+    # the definition).
+    document = TextField(default="")
     paused = BooleanField(default=False)
 
     class Meta:
@@ -53,6 +59,16 @@ class ArtifactStore(BaseModel):
         table_name = "artifact_stores"
 
 
+class Logger(BaseModel):
+    """Bob's logger plugin: receives a copy of the log of the runs started with it."""
+
+    name = CharField(primary_key=True)
+    url = CharField()
+
+    class Meta:
+        table_name = "loggers"
+
+
 class Run(BaseModel):
     # Insertion order: runs created within the same millisecond still list oldest first.
     number = AutoField()
@@ -64,10 +80,16 @@ class Run(BaseModel):
     runner_type = CharField()
     runner_id = CharField(default="")
     attempt = IntegerField(default=1)
-    # Milliseconds since the Unix epoch; 0 when not reached yet.
+    # Milliseconds since the Unix epoch; 0 when not reached yet (by the current attempt).
+    # As Bob's: initiated = claimed (INITIALIZING), initialized = INITIALIZED, started =
+    # first RUNNING (steps started), completed = ended. lifecycle.STAMPS says which.
     created_at_ms = IntegerField()
+    initiated_at_ms = BigIntegerField(default=0)
+    initialized_at_ms = BigIntegerField(default=0)
     started_at_ms = IntegerField(default=0)
     completed_at_ms = IntegerField(default=0)
+    # Name of the logger the run was started with; empty for none.
+    logger = CharField(default="")
     # Highest RunEvent.seq applied for the current attempt; 0 before the first event.
     last_seq = IntegerField(default=0)
     # Until when the claiming runner owns the run without renewing (ms since the epoch).
@@ -128,9 +150,41 @@ class Runner(BaseModel):
     # JSON list of the run ids it reported executing in its last heartbeat.
     run_ids = TextField(default="[]")
     last_seen_ms = IntegerField()
+    # Its node, as the last heartbeat that described it said (Bob's cluster info).
+    hostname = CharField(default="")
+    cpu_count = IntegerField(default=0)
+    cpu_load = FloatField(default=0.0)
+    memory_free_bytes = BigIntegerField(default=0)
+    memory_total_bytes = BigIntegerField(default=0)
 
     class Meta:
         table_name = "runners"
 
 
-MODELS = (Pipeline, ResourceProvider, ArtifactStore, Run, StepResult, LogLine, Runner)
+class ClusterEvent(BaseModel):
+    """The cluster's event journal (Bob's GET /events), appended in the transaction of the
+    change it describes; journal.py writes, reads and prunes it."""
+
+    # Increasing: followers resume after the last id they saw.
+    id = AutoField()
+    at_ms = BigIntegerField(index=True)
+    type = CharField()
+    reason = CharField()
+    kind = CharField()
+    message = TextField()
+
+    class Meta:
+        table_name = "cluster_events"
+
+
+MODELS = (
+    Pipeline,
+    ResourceProvider,
+    ArtifactStore,
+    Logger,
+    Run,
+    StepResult,
+    LogLine,
+    Runner,
+    ClusterEvent,
+)

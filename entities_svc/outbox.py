@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from entities_svc import runs
+from entities_svc.clock import now_ms
 from entities_svc.lifecycle import RunStatus
 from entities_svc.models import Run, database
 
@@ -38,7 +39,7 @@ def due(limit: int) -> list[runs.RunInfo]:
         .where(
             (Run.status == int(RunStatus.PENDING))
             & (Run.requeue_at_ms > 0)
-            & (Run.requeue_at_ms <= runs.now_ms())
+            & (Run.requeue_at_ms <= now_ms())
         )
         .order_by(Run.requeue_at_ms)
         .limit(limit)

@@ -7,17 +7,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from entities_svc import journal, plugins, run_status
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import ACTIVE, RunStatus, parse_status
-from entities_svc.models import (
-    ArtifactStore,
-    LogLine,
-    Pipeline,
-    ResourceProvider,
-    Run,
-    StepResult,
-    database,
-)
+from entities_svc.models import LogLine, Pipeline, Run, StepResult, database
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +22,14 @@ class StoredPipeline:
     # bob.v1.Pipeline in protobuf's JSON mapping with proto field names.
     definition: dict[str, Any]
     paused: bool
+    # The JSON object as posted; empty for a pipeline stored before documents were kept.
+    document: str = ""
 
 
 def _to_domain(row: Pipeline) -> StoredPipeline:
-    return StoredPipeline(row.group, row.name, json.loads(row.definition), row.paused)
+    return StoredPipeline(
+        row.group, row.name, json.loads(row.definition), row.paused, row.document
+    )
 
 
 def _check_ref(group: str, name: str) -> None:
@@ -57,8 +54,9 @@ def _first_duplicate(names: list[str]) -> str | None:
 
 
 def check_definition(definition: dict[str, Any]) -> None:
-    """The rules a definition must follow beyond its shape: Invalid for a definition that
-    contradicts itself, FailedPrecondition for one naming plugins that are not registered."""
+    """The rules a definition must follow beyond its shape: Invalid for one that
+    contradicts itself. The plugins it names may be registered later (manifests are
+    applied in any order, as in Bob): a start checks them (plugin_uses)."""
     if not definition.get("image"):
         raise Invalid("A pipeline needs an image")
     steps = definition.get("steps", [])
@@ -72,6 +70,7 @@ def check_definition(definition: dict[str, Any]) -> None:
     for number, step in enumerate(steps, start=1):
         if not step.get("cmd"):
             raise Invalid(f"Step {number} has no cmd")
+        # An empty needs_resource means none (Bob's Terraform provider sends "").
         needed = step.get("needs_resource")
         if needed and needed not in declared:
             raise Invalid(f"Step {number} needs resource {needed!r}, which is not declared")
@@ -85,45 +84,59 @@ def check_definition(definition: dict[str, Any]) -> None:
             raise Invalid(
                 f"Resource {resource.get('name')!r} has type {kind!r}, not external or internal"
             )
+
+
+def plugin_uses(definition: dict[str, Any]) -> list[tuple[plugins.Registry, str, str]]:
+    """Each plugin the definition names, in order: (registry, plugin name, what names it)."""
+    uses = []
+    for resource in definition.get("resources", []):
         # An internal resource is an artifact of another run, served by an artifact store.
-        model = ResourceProvider if kind == "external" else ArtifactStore
-        label = "Resource provider" if kind == "external" else "Artifact store"
-        provider = resource.get("provider", "")
-        if not model.select().where(model.name == provider).exists():
-            raise FailedPrecondition(
-                f"{label} {provider!r} of resource {resource.get('name')!r} is not registered"
-            )
-    for step in steps:
-        store = (step.get("produces_artifact") or {}).get("store")
-        if (
-            store is not None
-            and not ArtifactStore.select().where(ArtifactStore.name == store).exists()
-        ):
-            artifact = step["produces_artifact"].get("name")
-            raise FailedPrecondition(
-                f"Artifact store {store!r} of artifact {artifact!r} is not registered"
-            )
+        registry = plugins.PROVIDERS if resource.get("type") == "external" else plugins.STORES
+        what = f"resource {resource.get('name')!r}"
+        uses.append((registry, resource.get("provider", ""), what))
+    for step in definition.get("steps", []):
+        artifact = step.get("produces_artifact") or {}
+        if artifact.get("store"):
+            uses.append((plugins.STORES, artifact["store"], f"artifact {artifact.get('name')!r}"))
+    return uses
 
 
-def put_pipeline(group: str, name: str, definition: dict[str, Any]) -> bool:
-    """Creates the pipeline or replaces its definition (paused stays as it was); True when
-    it was created. Runs already accepted keep their own snapshot. A definition that breaks
-    a rule (check_definition) is refused and the stored one stays."""
+def _check_document(document: str) -> None:
+    if not document:
+        return
+    try:
+        parsed = json.loads(document)
+    except ValueError:
+        raise Invalid("Pipeline document is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise Invalid("Pipeline document must be a JSON object")
+
+
+def put_pipeline(group: str, name: str, definition: dict[str, Any], document: str = "") -> bool:
+    """Creates the pipeline or replaces its definition and document (paused stays as it
+    was); True when it was created. Runs already accepted keep their own snapshot. A
+    definition that breaks a rule (check_definition) is refused and the stored one stays.
+    `document` is the JSON object as the client posted it, kept for reads."""
     _check_ref(group, name)
+    check_definition(definition)
+    _check_document(document)
     text = json.dumps(definition, sort_keys=True)
     with database.atomic():
-        check_definition(definition)
         updated = (
-            Pipeline.update(definition=text)
+            Pipeline.update(definition=text, document=document)
             .where((Pipeline.group == group) & (Pipeline.name == name))
             .execute()
         )
-        if updated:
-            log.info("replaced pipeline %s/%s", group, name)
-            return False
-        Pipeline.create(group=group, name=name, definition=text)
-    log.info("created pipeline %s/%s", group, name)
-    return True
+        if not updated:
+            Pipeline.create(group=group, name=name, definition=text, document=document)
+        what = "updated" if updated else "created"
+        _journal(f"Pipeline{what.title()}", f"Pipeline {group}/{name} {what}")
+    log.info("%s pipeline %s/%s", what, group, name)
+    return not updated
+
+
+def _journal(reason: str, message: str) -> None:
+    journal.append(run_status.KIND, reason, message)
 
 
 def get_pipeline(group: str, name: str) -> StoredPipeline:
@@ -157,14 +170,15 @@ def count_pipelines() -> int:
 
 
 def set_paused(group: str, name: str, paused: bool) -> None:
-    updated = (
-        Pipeline.update(paused=paused)
-        .where((Pipeline.group == group) & (Pipeline.name == name))
-        .execute()
-    )
-    if not updated:
-        raise NotFound(f"Pipeline {group}/{name} not found")
-    log.info("%s pipeline %s/%s", "paused" if paused else "unpaused", group, name)
+    """Pauses or unpauses the pipeline; journaled only when that changes something."""
+    what = "paused" if paused else "unpaused"
+    with database.atomic():
+        row = find_row(group, name)
+        if row.paused == paused:
+            return
+        Pipeline.update(paused=paused).where(Pipeline.id == row.id).execute()
+        _journal(f"Pipeline{what.title()}", f"Pipeline {group}/{name} {what}")
+    log.info("%s pipeline %s/%s", what, group, name)
 
 
 def delete_pipeline(group: str, name: str) -> None:
@@ -187,4 +201,5 @@ def delete_pipeline(group: str, name: str) -> None:
         StepResult.delete().where(StepResult.run.in_(run_ids)).execute()
         runs = Run.delete().where(of_pipeline).execute()
         row.delete_instance()
+        _journal("PipelineDeleted", f"Pipeline {group}/{name} deleted")
     log.info("deleted pipeline %s/%s with %d runs and %d log lines", group, name, runs, lines)

@@ -1,18 +1,18 @@
-"""Resource providers and artifact stores: HTTP services known by name."""
+"""Plugins: HTTP services known by name. Resource providers, artifact stores and loggers
+are three registries of the same shape; a Registry names one of them."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from entities_svc import journal
 from entities_svc.errors import Invalid, NotFound
-from entities_svc.models import ArtifactStore, ResourceProvider
+from entities_svc.models import ArtifactStore, Logger, ResourceProvider, database
 
 log = logging.getLogger(__name__)
-
-PluginModel = type[ResourceProvider] | type[ArtifactStore]
-_LABEL = {ResourceProvider: "Resource provider", ArtifactStore: "Artifact store"}
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,20 @@ class Plugin:
     name: str
     # Base URL, e.g. "http://127.0.0.1:8001".
     url: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    model: type[ResourceProvider] | type[ArtifactStore] | type[Logger]
+    # "Resource provider": how messages name one.
+    label: str
+    # "ResourceProvider": the kind of its events in the journal (Bob's).
+    kind: str
+
+
+PROVIDERS = Registry(ResourceProvider, "Resource provider", "ResourceProvider")
+STORES = Registry(ArtifactStore, "Artifact store", "ArtifactStore")
+LOGGERS = Registry(Logger, "Logger", "Logger")
 
 
 def _check(plugin: Plugin) -> None:
@@ -34,43 +48,40 @@ def _check(plugin: Plugin) -> None:
         raise Invalid(f"Plugin url must be an http(s) URL, got {plugin.url!r}")
 
 
-def _put(model: PluginModel, plugin: Plugin) -> None:
+def put(registry: Registry, plugin: Plugin) -> None:
+    """Registers the plugin, or re-points it to a new URL."""
     _check(plugin)
-    model.insert(name=plugin.name, url=plugin.url).on_conflict(
-        conflict_target=[model.name], update={model.url: plugin.url}
-    ).execute()
-    log.info("registered %s %s at %s", _LABEL[model].lower(), plugin.name, plugin.url)
+    model = registry.model
+    with database.atomic():
+        model.insert(name=plugin.name, url=plugin.url).on_conflict(
+            conflict_target=[model.name], update={model.url: plugin.url}
+        ).execute()
+        # The URL stays out of the journal: it may carry credentials.
+        message = f"{registry.label} {plugin.name} registered"
+        journal.append(registry.kind, f"{registry.kind}Registered", message)
+    log.info("registered %s %s at %s", registry.label.lower(), plugin.name, plugin.url)
 
 
-def _delete(model: PluginModel, name: str) -> None:
-    if not model.delete().where(model.name == name).execute():
-        raise NotFound(f"{_LABEL[model]} {name} not found")
-    log.info("deleted %s %s", _LABEL[model].lower(), name)
+def delete(registry: Registry, name: str) -> None:
+    model = registry.model
+    with database.atomic():
+        if not model.delete().where(model.name == name).execute():
+            raise NotFound(f"{registry.label} {name} not found")
+        journal.append(
+            registry.kind, f"{registry.kind}Deleted", f"{registry.label} {name} deleted"
+        )
+    log.info("deleted %s %s", registry.label.lower(), name)
 
 
-def _list(model: PluginModel) -> list[Plugin]:
+def list_all(registry: Registry) -> list[Plugin]:
+    model = registry.model
     return [Plugin(row.name, row.url) for row in model.select().order_by(model.name)]
 
 
-def put_resource_provider(plugin: Plugin) -> None:
-    _put(ResourceProvider, plugin)
-
-
-def delete_resource_provider(name: str) -> None:
-    _delete(ResourceProvider, name)
-
-
-def list_resource_providers() -> list[Plugin]:
-    return _list(ResourceProvider)
-
-
-def put_artifact_store(plugin: Plugin) -> None:
-    _put(ArtifactStore, plugin)
-
-
-def delete_artifact_store(name: str) -> None:
-    _delete(ArtifactStore, name)
-
-
-def list_artifact_stores() -> list[Plugin]:
-    return _list(ArtifactStore)
+def registered(registry: Registry, names: Iterable[str]) -> set[str]:
+    """Those of `names` that are registered."""
+    model = registry.model
+    wanted = set(names)
+    if not wanted:
+        return set()
+    return {name for (name,) in model.select(model.name).where(model.name.in_(wanted)).tuples()}

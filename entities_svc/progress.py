@@ -14,10 +14,9 @@ from typing import NamedTuple
 
 from peewee import chunked
 
-from entities_svc import runners
-from entities_svc.lifecycle import TERMINAL, RunStatus, can_transition, status_name
+from entities_svc import run_status, runners
+from entities_svc.lifecycle import RunStatus, can_transition, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
-from entities_svc.runs import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -172,16 +171,10 @@ def _change_status(row: Run, event: RunEvent, change: StatusChange) -> None:
             event.seq,
         )
         return
-    at_ms = event.at_ms or now_ms()
-    row.status = int(change.status)
-    if change.reason:
-        row.reason = change.reason
     if not row.runner_id:
         row.runner_id = event.runner_id
-    if not row.started_at_ms and change.status in (RunStatus.INITIALIZING, RunStatus.RUNNING):
-        row.started_at_ms = at_ms
-    if change.status in TERMINAL:
-        row.completed_at_ms = at_ms
+    # The runner's time of the change, in the run's times and its journal event.
+    run_status.change(row, change.status, reason=change.reason, at_ms=event.at_ms)
     log.info(
         "run %s: %s -> %s%s",
         row.id,

@@ -15,12 +15,29 @@ DEFAULT_RUNNER_TYPE = "docker"
 
 
 @dataclass(frozen=True)
+class Node:
+    """The machine a runner runs on, as its heartbeat describes it."""
+
+    hostname: str
+    cpu_count: int
+    # One-minute load average per core (1.0 = every core busy).
+    cpu_load: float
+    memory_free_bytes: int
+    memory_total_bytes: int
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     runner_id: str
     runner_type: str
     capacity: int
     run_ids: tuple[str, ...]
     at_ms: int
+    # None when the runner does not describe its node (an older runner).
+    node: Node | None = None
+
+
+_NODE_COLUMNS = ("hostname", "cpu_count", "cpu_load", "memory_free_bytes", "memory_total_bytes")
 
 
 def record_heartbeats(beats: list[Heartbeat]) -> int:
@@ -36,6 +53,8 @@ def record_heartbeats(beats: list[Heartbeat]) -> int:
             "run_ids": json.dumps(list(beat.run_ids)),
             "last_seen_ms": beat.at_ms,
         }
+        if beat.node is not None:
+            row.update({column: getattr(beat.node, column) for column in _NODE_COLUMNS})
         updated = (
             Runner.update(**row)
             .where((Runner.runner_id == beat.runner_id) & (Runner.last_seen_ms <= beat.at_ms))
@@ -56,6 +75,8 @@ def list_runners() -> list[Heartbeat]:
             row.capacity,
             tuple(json.loads(row.run_ids)),
             row.last_seen_ms,
+            # Every heartbeat that describes a node names its host.
+            Node(*(getattr(row, column) for column in _NODE_COLUMNS)) if row.hostname else None,
         )
         for row in Runner.select().order_by(Runner.last_seen_ms.desc())
     ]

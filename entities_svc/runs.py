@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -14,7 +13,8 @@ from typing import Any
 
 from peewee import fn
 
-from entities_svc import pipelines, runners
+from entities_svc import pipelines, plugins, run_status, runners
+from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import CLAIMED, TERMINAL, Order, RunStatus, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
@@ -31,10 +31,6 @@ MAX_LOG_LINES = 10_000
 # The runner type becomes a routing key and part of a queue name.
 _RUNNER_TYPE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_SQL_INT = 2**63 - 1
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +59,12 @@ class RunInfo:
     pipeline: dict[str, Any] | None = None
     # Where the current attempt's log starts.
     first_line_no: int = 0
+    # The logger the run was started with; empty for none.
+    logger: str = ""
+    # When the current attempt was claimed (INITIALIZING) and had its container ready
+    # (INITIALIZED); started_at_ms is when its steps started (RUNNING).
+    initiated_at_ms: int = 0
+    initialized_at_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = Fals
         steps=steps,
         pipeline=json.loads(row.pipeline) if with_pipeline else None,
         first_line_no=row.first_line_no,
+        logger=row.logger,
+        initiated_at_ms=row.initiated_at_ms,
+        initialized_at_ms=row.initialized_at_ms,
     )
 
 
@@ -111,8 +116,26 @@ def find_row(run_id: str) -> Run:
     return row
 
 
-def create_run(group: str, name: str, runner_type: str = "") -> RunInfo:
-    """Records a PENDING run (attempt 1) with a snapshot of the pipeline's definition."""
+def _unregistered(definition: dict[str, Any], logger: str) -> list[str]:
+    """What the run would need that is not registered, one sentence each."""
+    uses = pipelines.plugin_uses(definition)
+    if logger:
+        uses.append((plugins.LOGGERS, logger, ""))
+    found = {
+        registry: plugins.registered(registry, [name for r, name, _ in uses if r is registry])
+        for registry in {registry for registry, _, _ in uses}
+    }
+    return [
+        f"{registry.label} {name!r}" + (f" of {what}" if what else "") + " is not registered"
+        for registry, name, what in uses
+        if name not in found[registry]
+    ]
+
+
+def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -> RunInfo:
+    """Records a PENDING run (attempt 1) with a snapshot of the pipeline's definition.
+    Refused while a plugin it needs (its pipeline's providers and stores, its logger)
+    is not registered: a run that cannot fetch or keep what it needs would only fail."""
     runner_type = runner_type or DEFAULT_RUNNER_TYPE
     if not _RUNNER_TYPE.match(runner_type):
         raise Invalid(f"Runner type {runner_type!r} is not a valid name")
@@ -126,21 +149,26 @@ def create_run(group: str, name: str, runner_type: str = "") -> RunInfo:
                 f"No runner of type {runner_type!r} has been seen; "
                 f"known types: {', '.join(sorted(known))}"
             )
+        if missing := _unregistered(json.loads(pipeline.definition), logger):
+            raise FailedPrecondition("; ".join(missing))
+        now = now_ms()
         row = Run.create(
             id=f"r-{uuid.uuid4()}",
             group=group,
             name=name,
             status=int(RunStatus.PENDING),
             runner_type=runner_type,
-            created_at_ms=now_ms(),
+            created_at_ms=now,
             pipeline=pipeline.definition,
-            requeue_at_ms=now_ms() + UNCONFIRMED_GRACE_MS,
+            requeue_at_ms=now + UNCONFIRMED_GRACE_MS,
+            logger=logger,
         )
+        run_status.entered(row, RunStatus.UNSPECIFIED, at_ms=now)
     log.info("run %s of %s/%s is pending for %s runners", row.id, group, name, runner_type)
     return to_domain(row, with_pipeline=True)
 
 
-def discard_run(run_id: str) -> None:
+def discard_run(run_id: str, why: str = "its job could not be queued") -> None:
     """Removes a PENDING run whose job could not be published."""
     with database.atomic():
         row = find_row(run_id)
@@ -151,6 +179,7 @@ def discard_run(run_id: str) -> None:
         LogLine.delete().where(LogLine.run == run_id).execute()
         StepResult.delete().where(StepResult.run == run_id).execute()
         row.delete_instance()
+        run_status.discarded(row, why)
     log.info("run %s discarded", run_id)
 
 
@@ -162,20 +191,24 @@ def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim
     # One conditional UPDATE: the database decides between concurrent claimers, and the
     # row count says who won, whatever the isolation level or number of processes.
     now = now_ms()
-    won = (
-        Run.update(
-            status=int(RunStatus.INITIALIZING),
-            runner_id=runner_id,
-            started_at_ms=now,
-            lease_expires_ms=now + lease_ms,
-            # A job claimed was queued, whether or not its confirm was recorded.
-            requeue_at_ms=0,
+    with database.atomic():
+        won = (
+            Run.update(
+                status=int(RunStatus.INITIALIZING),
+                runner_id=runner_id,
+                lease_expires_ms=now + lease_ms,
+                # A job claimed was queued, whether or not its confirm was recorded.
+                requeue_at_ms=0,
+            )
+            .where(
+                (Run.id == run_id)
+                & (Run.status == int(RunStatus.PENDING))
+                & (Run.attempt == attempt)
+            )
+            .execute()
         )
-        .where(
-            (Run.id == run_id) & (Run.status == int(RunStatus.PENDING)) & (Run.attempt == attempt)
-        )
-        .execute()
-    )
+        if won:
+            _entered(run_id, RunStatus.PENDING, at_ms=now)
     if won:
         log.info("run %s attempt %d claimed by %s", run_id, attempt, runner_id)
         return Claim(True, "", RunStatus.INITIALIZING)
@@ -191,7 +224,14 @@ def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim
     return Claim(False, reason, status)
 
 
-# Columns of RunInfo, in its field order (without steps and pipeline), then first_line_no.
+def _entered(run_id: str, old: RunStatus, at_ms: int) -> None:
+    """After a compare-and-set UPDATE changed the run's status: its stamps and journal."""
+    row = Run.get(Run.id == run_id)
+    run_status.entered(row, old, at_ms=at_ms)
+    row.save(only=row.dirty_fields)
+
+
+# Columns of RunInfo read by get_run (all but steps and pipeline), by field name.
 _INFO_COLUMNS = (
     Run.id,
     Run.group,
@@ -205,8 +245,12 @@ _INFO_COLUMNS = (
     Run.started_at_ms,
     Run.completed_at_ms,
     Run.first_line_no,
+    Run.logger,
+    Run.initiated_at_ms,
+    Run.initialized_at_ms,
 )
-_NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING)
+_INFO_NAMES = tuple(column.name for column in _INFO_COLUMNS)
+_NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.INITIALIZED)
 _compiled_sql: dict[tuple[int, str], str] = {}
 
 
@@ -226,7 +270,8 @@ def get_run(run_id: str) -> RunInfo:
     found = database.execute_sql(by_id, (run_id,)).fetchone()
     if found is None:
         raise NotFound(f"Run {run_id} not found")
-    info = RunInfo(*found[:3], RunStatus(found[3]), *found[4:11], first_line_no=found[11])
+    columns = dict(zip(_INFO_NAMES, found, strict=True))
+    info = RunInfo(**{**columns, "status": RunStatus(columns["status"])})
     if info.status in _NO_STEPS_YET:
         return info
     steps_of = _compiled(
@@ -276,18 +321,20 @@ class StopRequest:
 def stop_run(run_id: str) -> StopRequest:
     """A PENDING run becomes STOPPED at once, so its job is refused at claim and never
     starts; an active run is left to its runner, which the caller tells to stop."""
-    stopped_pending = (
-        Run.update(
-            status=int(RunStatus.STOPPED), reason=STOPPED_BEFORE_START, completed_at_ms=now_ms()
+    with database.atomic():
+        # Conditional, like a claim: of a stop and a claim racing, one wins.
+        stopped_pending = (
+            Run.update(status=int(RunStatus.STOPPED), reason=STOPPED_BEFORE_START)
+            .where((Run.id == run_id) & (Run.status == int(RunStatus.PENDING)))
+            .execute()
         )
-        .where((Run.id == run_id) & (Run.status == int(RunStatus.PENDING)))
-        .execute()
-    )
-    if not stopped_pending:
-        # Kept for the runner's lease renewal, in case the broadcast does not reach it.
-        Run.update(desired=int(Order.STOP)).where(
-            (Run.id == run_id) & Run.status.in_([int(s) for s in CLAIMED])
-        ).execute()
+        if stopped_pending:
+            _entered(run_id, RunStatus.PENDING, at_ms=now_ms())
+        else:
+            # Kept for the runner's lease renewal, in case the broadcast does not reach it.
+            Run.update(desired=int(Order.STOP)).where(
+                (Run.id == run_id) & Run.status.in_([int(s) for s in CLAIMED])
+            ).execute()
     info = get_run(run_id)
     if stopped_pending:
         log.info("run %s stopped before it started", run_id)

@@ -4,7 +4,7 @@ database thread, and maps domain errors to status codes in one table."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -12,10 +12,11 @@ import peewee
 from google.protobuf import empty_pb2, json_format
 
 from bob_common.broker_link import QueueFull, QueueUnavailable
-from bob_pb import entities_pb2, entities_pb2_grpc, pipeline_pb2
-from entities_svc import leases, pipelines, plugins, runners, runs
+from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
+from entities_svc import journal, leases, pipelines, plugins, runners, runs
 from entities_svc.db import DatabaseThread
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
+from entities_svc.feed import EventFeed
 from entities_svc.job_queue import JobQueue, job_of, pipeline_from_dict
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def _stored_pipeline(
         group=stored.group,
         name=stored.name,
         pipeline=pipeline_from_dict(stored.definition),
+        document=stored.document,
         paused=stored.paused,
         last_run=_run(last_run) if last_run else None,
     )
@@ -70,6 +72,9 @@ def _run(info: runs.RunInfo) -> entities_pb2.Run:
         created_at_ms=info.created_at_ms,
         started_at_ms=info.started_at_ms,
         completed_at_ms=info.completed_at_ms,
+        logger=info.logger,
+        initiated_at_ms=info.initiated_at_ms,
+        initialized_at_ms=info.initialized_at_ms,
         steps=[
             entities_pb2.StepResult(
                 index=step.index, exit_code=step.exit_code, duration_ms=step.duration_ms
@@ -86,13 +91,19 @@ def _plugins(found: list[plugins.Plugin]) -> entities_pb2.ListPluginsResponse:
 
 
 def _runner(beat: runners.Heartbeat) -> entities_pb2.RunnerInfo:
+    node = beat.node
     return entities_pb2.RunnerInfo(
         runner_id=beat.runner_id,
         runner_type=beat.runner_type,
         capacity=beat.capacity,
         run_ids=beat.run_ids,
         last_seen_ms=beat.at_ms,
+        node=messages_pb2.NodeInfo(**vars(node)) if node else None,
     )
+
+
+def _event(event: journal.Event) -> entities_pb2.ClusterEvent:
+    return entities_pb2.ClusterEvent(**vars(event))
 
 
 def _list_with_latest_runs(group: str, name: str, status: int):
@@ -104,6 +115,23 @@ def _list_with_latest_runs(group: str, name: str, status: int):
 def _stats() -> tuple[dict[str, int], int, int]:
     by_status = {status.name.lower(): count for status, count in runs.count_by_status().items()}
     return by_status, pipelines.count_pipelines(), runs.count_log_lines()
+
+
+def _plugin_rpcs(registry: plugins.Registry) -> tuple[Callable[..., Any], ...]:
+    """The Put, Delete and List rpcs of one plugin registry."""
+
+    async def put(self: EntitiesServicer, request, context):
+        await self._call(context, plugins.put, registry, plugins.Plugin(request.name, request.url))
+        return _EMPTY
+
+    async def delete(self: EntitiesServicer, request, context):
+        await self._call(context, plugins.delete, registry, request.name)
+        return _EMPTY
+
+    async def list_all(self: EntitiesServicer, request, context):
+        return _plugins(await self._call(context, plugins.list_all, registry))
+
+    return put, delete, list_all
 
 
 class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
@@ -122,10 +150,15 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._events_applied = events_applied
         # Tells the sweep a run's job is due now (a run was handed back).
         self._job_due = job_due
+        self._feed = EventFeed(db)
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
+        return await self._mapped(context, self._db.call(fn, *args))
+
+    async def _mapped(self, context: grpc.aio.ServicerContext, pending: Awaitable[T]) -> T:
+        """The result, or the call aborted with the status code of the domain error."""
         try:
-            return await self._db.call(fn, *args)
+            return await pending
         except Exception as exc:
             code = status_code(exc)
             if code is None:
@@ -139,6 +172,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             request.group,
             request.name,
             pipeline_to_dict(request.pipeline),
+            request.document,
         )
         return entities_pb2.PutPipelineResponse(created=created)
 
@@ -162,56 +196,46 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         await self._call(context, pipelines.set_paused, request.group, request.name, request.paused)
         return _EMPTY
 
-    async def PutResourceProvider(self, request, context):
-        plugin = plugins.Plugin(request.name, request.url)
-        await self._call(context, plugins.put_resource_provider, plugin)
-        return _EMPTY
-
-    async def DeleteResourceProvider(self, request, context):
-        await self._call(context, plugins.delete_resource_provider, request.name)
-        return _EMPTY
-
-    async def ListResourceProviders(self, request, context):
-        return _plugins(await self._call(context, plugins.list_resource_providers))
-
-    async def PutArtifactStore(self, request, context):
-        plugin = plugins.Plugin(request.name, request.url)
-        await self._call(context, plugins.put_artifact_store, plugin)
-        return _EMPTY
-
-    async def DeleteArtifactStore(self, request, context):
-        await self._call(context, plugins.delete_artifact_store, request.name)
-        return _EMPTY
-
-    async def ListArtifactStores(self, request, context):
-        return _plugins(await self._call(context, plugins.list_artifact_stores))
+    # Resource providers, artifact stores and loggers: one registry each, the same rpcs.
+    PutResourceProvider, DeleteResourceProvider, ListResourceProviders = _plugin_rpcs(
+        plugins.PROVIDERS
+    )
+    PutArtifactStore, DeleteArtifactStore, ListArtifactStores = _plugin_rpcs(plugins.STORES)
+    PutLogger, DeleteLogger, ListLoggers = _plugin_rpcs(plugins.LOGGERS)
 
     async def CreateRun(self, request, context):
         info = await self._call(
-            context, runs.create_run, request.group, request.name, request.runner_type
+            context,
+            runs.create_run,
+            request.group,
+            request.name,
+            request.runner_type,
+            request.logger,
         )
         job = job_of(info)
         try:
             await self._jobs.publish(job)
         except (QueueFull, QueueUnavailable) as exc:
-            if not await self._discard(info.id):
-                return job  # a runner claimed it: the job was queued after all
             if isinstance(exc, QueueFull):
+                why = f"the job queue for {info.runner_type} runners is full"
                 message = (
                     f"The job queue for {info.runner_type} runners is full "
                     "(BOB_QUEUE_MAX_JOBS); retry later"
                 )
             else:
+                why = "the job queue is unavailable"
                 message = f"The job queue is unavailable, the run was not started: {exc}"
+            if not await self._discard(info.id, why):
+                return job  # a runner claimed it: the job was queued after all
             await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
         return job
 
-    async def _discard(self, run_id: str) -> bool:
+    async def _discard(self, run_id: str, why: str) -> bool:
         """Removes a run whose job was not confirmed; False when the run stays, because a
         runner has claimed it meanwhile (the confirm was only late) or it could not be
         removed (the sweep will queue it)."""
         try:
-            await self._db.call(runs.discard_run, run_id)
+            await self._db.call(runs.discard_run, run_id, why)
         except FailedPrecondition:
             return False
         except Exception:
@@ -290,6 +314,11 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             events_applied=self._events_applied(),
             log_lines=log_lines,
         )
+
+    async def ListEvents(self, request, context):
+        reading = self._feed.read(request.after_id, request.limit, request.wait_ms / 1000)
+        found = await self._mapped(context, reading)
+        return entities_pb2.ListEventsResponse(events=[_event(event) for event in found])
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:

@@ -1,5 +1,6 @@
 """The sweep, every BOB_SWEEP_S: marks confirmed jobs queued, turns runs whose lease
-expired into new attempts (or failures), and publishes the jobs still owed.
+expired into new attempts (or failures), publishes the jobs still owed, and prunes the
+event journal.
 
 Nothing here is urgent to the millisecond, and everything is idempotent: a sweep that
 fails half-way is simply done again next time.
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 
 from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_common.config import EntitiesSettings
-from entities_svc import leases, outbox
+from entities_svc import journal, leases, outbox
+from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
 from entities_svc.job_queue import JobQueue, job_of
 
@@ -23,12 +25,17 @@ log = logging.getLogger(__name__)
 
 # Jobs published per sweep at most; the rest wait for the next one.
 PUBLISH_BATCH = 500
+# Journal events pruned per transaction, and transactions per sweep at most: other calls
+# get the database thread between batches, and what is left waits for the next sweep.
+PRUNE_BATCH = 1000
+PRUNE_BATCHES = 10
 
 
 @dataclass
 class SweepOutcome:
     lost: list[leases.Lost] = field(default_factory=list)
     published: int = 0
+    pruned: int = 0
 
 
 class Sweeper:
@@ -38,6 +45,7 @@ class Sweeper:
         self._lease_ms = int(settings.lease_s * 1000)
         self._max_attempts = settings.max_attempts
         self._interval_s = settings.sweep_s
+        self._events_keep = settings.events_keep
         # Leases are only judged once runners have had a whole lease to renew with this
         # process: while entities was down, nobody could renew.
         self._judge_after = time.monotonic() + settings.lease_s
@@ -71,10 +79,22 @@ class Sweeper:
             outcome.lost = await self._db.call(leases.expire, self._lease_ms, self._max_attempts)
         outcome.published = await self._publish_due()
         await self._mark_queued()
+        outcome.pruned = await self._prune_journal()
         if outcome.lost or outcome.published:
             log.info("sweep: %d run(s) lost, %d job(s) queued", len(outcome.lost),
                      outcome.published)
         return outcome
+
+    async def _prune_journal(self) -> int:
+        pruned = 0
+        for _ in range(PRUNE_BATCHES):
+            deleted = await self._db.call(
+                journal.prune, now_ms(), self._events_keep, PRUNE_BATCH
+            )
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
+                break
+        return pruned
 
     async def _mark_queued(self) -> None:
         confirmed = self._jobs.take_confirmed()

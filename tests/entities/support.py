@@ -28,7 +28,12 @@ def make_settings(
         grpc_timeout_s=5.0,
         queue_max_jobs=100,
     )
-    settings: dict[str, Any] = {"lease_s": 30.0, "max_attempts": 3, "sweep_s": 5.0}
+    settings: dict[str, Any] = {
+        "lease_s": 30.0,
+        "max_attempts": 3,
+        "sweep_s": 5.0,
+        "events_keep": 100_000,
+    }
     return EntitiesSettings(
         common=common,
         db_url=db_url,

@@ -242,14 +242,18 @@ def test_grpc_serves_while_the_broker_is_unreachable_and_stops_promptly(db_url):
 def test_runner_heartbeats_register_runners_and_their_types(db_url, rabbit_url):
     async def main() -> None:
         async with running_service(db_url, rabbit_url) as bob:
-            # Given a shell runner's heartbeats, an older one arriving last
-            for at_ms, run_ids in ((2_000, ["r-2"]), (1_000, ["r-1"])):
+            # Given a shell runner's heartbeats, an older one arriving last, the newest
+            # describing its node (with a load it could not measure)
+            node = M.NodeInfo(hostname="build-1", cpu_count=4, cpu_load=float("nan"),
+                              memory_free_bytes=2**31, memory_total_bytes=2**64 - 1)
+            for at_ms, run_ids, of in ((2_000, ["r-2"], node), (1_000, ["r-1"], None)):
                 beat = M.RunnerHeartbeat(
                     runner_id="shell-1",
                     runner_type="shell",
                     capacity=3,
                     run_ids=run_ids,
                     at_ms=at_ms,
+                    node=of,
                 )
                 await bob.events.publish(
                     amqp.encode(beat), routing_key=topology.runner_heartbeat_key("shell-1")
@@ -263,6 +267,10 @@ def test_runner_heartbeats_register_runners_and_their_types(db_url, rabbit_url):
             [runner] = await await_until(listed, what="runner listed")
             assert (runner.runner_type, runner.capacity, runner.last_seen_ms) == ("shell", 3, 2_000)
             assert list(runner.run_ids) == ["r-2"]
+            assert runner.node == M.NodeInfo(
+                hostname="build-1", cpu_count=4, cpu_load=0.0,
+                memory_free_bytes=2**31, memory_total_bytes=2**63 - 1,
+            )
             # and runs may now be routed to its type
             await bob.claimed_run()
             job = await bob.stub.CreateRun(

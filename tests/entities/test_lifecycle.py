@@ -6,6 +6,8 @@ from bob_pb import messages_pb2
 from entities_svc.errors import Invalid
 from entities_svc.lifecycle import (
     ACTIVE,
+    CLAIMED,
+    STAMPS,
     TERMINAL,
     TRANSITIONS,
     RunStatus,
@@ -28,7 +30,9 @@ def test_domain_status_mirrors_the_proto_enum_value_for_value():
     ("current", "allowed"),
     [
         (S.PENDING, {S.INITIALIZING, S.FAILED, S.STOPPED}),
-        (S.INITIALIZING, {S.RUNNING, S.FAILED, S.STOPPED}),
+        # INITIALIZED may be skipped by a runner that never reports it.
+        (S.INITIALIZING, {S.INITIALIZED, S.RUNNING, S.FAILED, S.STOPPED}),
+        (S.INITIALIZED, {S.RUNNING, S.FAILED, S.STOPPED}),
         (S.RUNNING, {S.PAUSED, S.PASSED, S.FAILED, S.STOPPED}),
         (S.PAUSED, {S.RUNNING, S.FAILED, S.STOPPED}),
     ],
@@ -45,6 +49,13 @@ def test_terminal_status_never_changes(terminal):
 def test_every_status_is_either_active_or_terminal():
     assert set(TRANSITIONS) == ACTIVE
     assert ACTIVE | TERMINAL == set(RunStatus) - {S.UNSPECIFIED}
+
+
+def test_initialized_is_active_and_claimed_and_stamps_its_time():
+    assert S.INITIALIZED in ACTIVE and S.INITIALIZED in CLAIMED
+    assert STAMPS[S.INITIALIZING] == "initiated_at_ms"
+    assert STAMPS[S.INITIALIZED] == "initialized_at_ms"
+    assert STAMPS[S.RUNNING] == "started_at_ms"
 
 
 def test_unknown_status_value_is_invalid():

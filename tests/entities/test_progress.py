@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from entities_svc import runs
-from entities_svc.lifecycle import TERMINAL, RunStatus
+from entities_svc import leases, runs
+from entities_svc.lifecycle import TERMINAL, Order, RunStatus
 from entities_svc.progress import Outcome, apply_events
 from tests.entities.support import LEASE_MS, log_event, status_event, step_event
 
@@ -110,3 +110,38 @@ def test_pause_and_resume_round_trip(claimed):
 
     run = runs.get_run(claimed)
     assert run.status is S.RUNNING and run.completed_at_ms == 0
+
+
+def test_a_runner_that_never_reports_initialized_goes_straight_to_running(claimed):
+    apply_events([status_event(claimed, 1, S.RUNNING)])
+
+    run = runs.get_run(claimed)
+    assert run.status is S.RUNNING
+    assert (run.initialized_at_ms, run.started_at_ms) == (0, 1_000)
+
+
+def test_an_initialized_run_is_claimed_like_an_initializing_one(claimed):
+    # Given a run whose container is ready
+    apply_events([status_event(claimed, 1, S.INITIALIZED)])
+
+    # When it is paused, then stopped
+    paused = runs.set_paused(claimed, True)
+    stop = runs.stop_run(claimed)
+
+    # Then its runner is told, by broadcast and lease renewal, as for INITIALIZING
+    assert paused.status is S.INITIALIZED and stop.broadcast
+    assert leases.renew("runner-1", [(claimed, 1)], LEASE_MS) == [Order.STOP]
+    assert runs.count_by_status() == {S.INITIALIZED: 1}
+    apply_events([status_event(claimed, 2, S.STOPPED, "stopped by request")])
+    assert runs.get_run(claimed).status is S.STOPPED
+
+
+def test_an_initialized_run_may_fail_and_never_goes_back(claimed):
+    apply_events([
+        status_event(claimed, 1, S.INITIALIZED),
+        status_event(claimed, 2, S.INITIALIZING),  # backwards: ignored
+        status_event(claimed, 3, S.FAILED, "image not found"),
+    ])
+
+    run = runs.get_run(claimed)
+    assert (run.status, run.reason, run.started_at_ms) == (S.FAILED, "image not found", 0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from entities_svc import pipelines, plugins
+from entities_svc import journal, pipelines, plugins, runs
 from entities_svc.errors import FailedPrecondition, Invalid
+from entities_svc.lifecycle import RunStatus
 from tests.entities.support import PIPELINE
 
 
@@ -13,10 +14,14 @@ def _with(**changes):
     return {**PIPELINE, **changes}
 
 
+GIT = plugins.Plugin("git", "http://127.0.0.1:8001")
+LOCAL = plugins.Plugin("local", "http://127.0.0.1:8002")
+
+
 @pytest.fixture
 def registered(database):
-    plugins.put_resource_provider(plugins.Plugin("git", "http://127.0.0.1:8001"))
-    plugins.put_artifact_store(plugins.Plugin("local", "http://127.0.0.1:8002"))
+    plugins.put(plugins.PROVIDERS, GIT)
+    plugins.put(plugins.STORES, LOCAL)
 
 
 SRC = {"name": "src", "type": "external", "provider": "git"}
@@ -58,25 +63,63 @@ def test_a_self_contradicting_definition_is_invalid_and_nothing_is_stored(
     assert pipelines.list_pipelines(name="rules") == []
 
 
-def test_an_unregistered_resource_provider_is_refused(database):
-    definition = _with(resources=[SRC], steps=[{"cmd": "ls", "needs_resource": "src"}])
-
-    with pytest.raises(FailedPrecondition, match="Resource provider 'git' of resource 'src'"):
-        pipelines.put_pipeline("dev", "rules", definition)
-
-
-def test_an_internal_resource_needs_a_registered_artifact_store(database):
-    internal = {"name": "bin", "type": "internal", "provider": "local"}
-
-    with pytest.raises(FailedPrecondition, match="Artifact store 'local' of resource 'bin'"):
-        pipelines.put_pipeline("dev", "rules", _with(resources=[internal]))
+NEEDY = _with(
+    resources=[SRC, {"name": "bin", "type": "internal", "provider": "cache"}],
+    steps=[
+        {"cmd": "make", "needs_resource": "src"},
+        {"cmd": "ls", "produces_artifact": {"name": "out", "path": "o", "store": "local"}},
+    ],
+)
 
 
-def test_an_unregistered_artifact_store_is_refused(database):
-    step = {"cmd": "make", "produces_artifact": {"name": "bin", "path": "out", "store": "s3"}}
+def test_a_pipeline_may_name_plugins_that_are_not_registered_yet(database):
+    assert pipelines.put_pipeline("dev", "rules", NEEDY) is True
 
-    with pytest.raises(FailedPrecondition, match="Artifact store 's3' of artifact 'bin'"):
-        pipelines.put_pipeline("dev", "rules", _with(steps=[step]))
+
+def test_a_start_names_each_missing_plugin_and_records_nothing(database):
+    pipelines.put_pipeline("dev", "rules", NEEDY)
+    plugins.put(plugins.PROVIDERS, GIT)
+
+    with pytest.raises(FailedPrecondition) as refused:
+        runs.create_run("dev", "rules", logger="elk")
+
+    assert str(refused.value).split("; ") == [
+        "Artifact store 'cache' of resource 'bin' is not registered",
+        "Artifact store 'local' of artifact 'out' is not registered",
+        "Logger 'elk' is not registered",
+    ]
+    assert runs.list_runs("dev", "rules") == []
+    assert [e.reason for e in journal.read_after(0, 10)][-1] == "ResourceProviderRegistered"
+
+
+def test_a_start_succeeds_once_its_plugins_are_registered(database):
+    pipelines.put_pipeline("dev", "rules", NEEDY)
+    for registry, plugin in [
+        (plugins.PROVIDERS, GIT),
+        (plugins.STORES, LOCAL),
+        (plugins.STORES, plugins.Plugin("cache", "http://127.0.0.1:8003")),
+        (plugins.LOGGERS, plugins.Plugin("elk", "http://127.0.0.1:8004")),
+    ]:
+        plugins.put(registry, plugin)
+
+    run = runs.create_run("dev", "rules", logger="elk")
+
+    assert runs.get_run(run.id).logger == "elk"
+
+
+def test_a_missing_provider_is_named_with_its_resource(database):
+    pipelines.put_pipeline("dev", "rules", _with(resources=[SRC]))
+
+    missing = r"^Resource provider 'git' of resource 'src' is not registered$"
+    with pytest.raises(FailedPrecondition, match=missing):
+        runs.create_run("dev", "rules")
+
+
+def test_an_empty_needs_resource_means_none(database):
+    steps = [{"cmd": "make", "needs_resource": ""}]
+
+    assert pipelines.put_pipeline("dev", "rules", _with(steps=steps)) is True
+    assert runs.create_run("dev", "rules").status is RunStatus.PENDING
 
 
 def test_a_refused_replacement_keeps_the_stored_definition(registered):

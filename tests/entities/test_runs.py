@@ -125,7 +125,9 @@ def test_claim_turns_a_pending_run_initializing_and_owned(pipeline):
     assert claim == runs.Claim(True, "", RunStatus.INITIALIZING)
     run = runs.get_run(run_id)
     assert (run.status, run.runner_id) == (RunStatus.INITIALIZING, "runner-1")
-    assert run.started_at_ms >= run.created_at_ms
+    # Claimed is Bob's initiated-at; started-at waits for the steps (RUNNING).
+    assert run.initiated_at_ms >= run.created_at_ms
+    assert run.started_at_ms == 0
 
 
 def test_second_claim_is_refused_naming_the_owner(pipeline):

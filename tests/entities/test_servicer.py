@@ -71,7 +71,7 @@ def with_stub(
     async def main() -> None:
         async with serving(db_url, rabbit_url) as channel:
             stub = entities_pb2_grpc.EntitiesStub(channel)
-            # PIPELINE names these plugins; a pipeline may only name registered ones.
+            # PIPELINE names these plugins; a run starts only once they are registered.
             await stub.PutResourceProvider(E.Plugin(name="git", url="http://127.0.0.1:8001"))
             await stub.PutArtifactStore(E.Plugin(name="s3", url="http://127.0.0.1:8002"))
             await stub.PutPipeline(E.PutPipelineRequest(group="dev", name="app", pipeline=PIPELINE))
@@ -199,6 +199,9 @@ def test_claim_is_a_compare_and_set(db_url, rabbit_url):
         assert unknown.code() == grpc.StatusCode.NOT_FOUND
         run = await stub.GetRun(E.RunRef(run_id=job.run_id))
         assert (run.runner_id, run.status) == ("runner-1", messages_pb2.INITIALIZING)
+        # Claimed is Bob's initiated-at; started-at waits for the steps (RUNNING).
+        assert run.initiated_at_ms >= run.created_at_ms > 0
+        assert (run.initialized_at_ms, run.started_at_ms) == (0, 0)
 
     with_stub(db_url, rabbit_url, scenario)
 
@@ -404,5 +407,113 @@ def test_pause_is_recorded_for_a_started_run_only(db_url, rabbit_url):
         assert pending.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert [i.order for i in paused.instructions] == [E.ORDER_PAUSE]
         assert [i.order for i in resumed.instructions] == [E.ORDER_RUN]
+
+    with_stub(db_url, rabbit_url, scenario)
+
+
+def test_a_pipeline_reads_back_the_document_it_was_posted_with(db_url, rabbit_url):
+    async def scenario(stub):
+        document = '{"image": "busybox:musl", "steps": [{"cmd": "true", "needs_resource": ""}]}'
+        await stub.PutPipeline(E.PutPipelineRequest(
+            group="dev", name="doc", pipeline=PIPELINE, document=document
+        ))
+        bad = await rpc_error(stub.PutPipeline(E.PutPipelineRequest(
+            group="dev", name="doc", pipeline=PIPELINE, document="[1, 2]"
+        )))
+
+        got = await stub.GetPipeline(E.PipelineRef(group="dev", name="doc"))
+        listed = await stub.ListPipelines(E.ListPipelinesRequest(group="dev"))
+
+        assert (got.document, got.pipeline) == (document, PIPELINE)
+        assert {p.name: p.document for p in listed.pipelines} == {"app": "", "doc": document}
+        assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    with_stub(db_url, rabbit_url, scenario)
+
+
+def test_loggers_are_registered_and_a_run_carries_its_logger_to_the_job(db_url, rabbit_url):
+    async def scenario(stub):
+        unknown = await rpc_error(
+            stub.CreateRun(E.CreateRunRequest(group="dev", name="app", logger="elk"))
+        )
+        await stub.PutLogger(E.Plugin(name="elk", url="http://127.0.0.1:8004"))
+        loggers = await stub.ListLoggers(empty_pb2.Empty())
+
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app", logger="elk"))
+        run = await stub.GetRun(E.RunRef(run_id=job.run_id))
+        await stub.DeleteLogger(E.PluginRef(name="elk"))
+        missing = await rpc_error(stub.DeleteLogger(E.PluginRef(name="elk")))
+
+        assert unknown.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert unknown.details() == "Logger 'elk' is not registered"
+        assert list(loggers.plugins) == [E.Plugin(name="elk", url="http://127.0.0.1:8004")]
+        assert (job.logger, run.logger) == ("elk", "elk")
+        assert await queued_jobs(rabbit_url) == [job]
+        assert missing.code() == grpc.StatusCode.NOT_FOUND
+
+    with_stub(db_url, rabbit_url, scenario)
+
+
+def test_a_start_needing_a_missing_plugin_is_refused_and_nothing_is_queued(db_url, rabbit_url):
+    async def scenario(stub):
+        await stub.DeleteArtifactStore(E.PluginRef(name="s3"))
+
+        refused = await rpc_error(stub.CreateRun(E.CreateRunRequest(group="dev", name="app")))
+        listed = await stub.ListRuns(REF)
+
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert refused.details() == "Artifact store 's3' of artifact 'out' is not registered"
+        assert list(listed.runs) == []
+        # No run recorded, in any status.
+        assert (await stub.GetStats(empty_pb2.Empty())).runs_by_status == {}
+
+    with_stub(db_url, rabbit_url, scenario)
+
+
+def test_list_events_answers_the_journal_oldest_first_in_pages(db_url, rabbit_url):
+    async def scenario(stub):
+        everything = await stub.ListEvents(E.ListEventsRequest())
+        page = await stub.ListEvents(E.ListEventsRequest(limit=2))
+        rest = await stub.ListEvents(E.ListEventsRequest(after_id=page.events[-1].id))
+        beyond = await stub.ListEvents(E.ListEventsRequest(after_id=2**64 - 1))
+
+        assert [(e.kind, e.reason) for e in everything.events] == [
+            ("ResourceProvider", "ResourceProviderRegistered"),
+            ("ArtifactStore", "ArtifactStoreRegistered"),
+            ("Pipeline", "PipelineCreated"),
+        ]
+        assert list(page.events) + list(rest.events) == list(everything.events)
+        first = everything.events[0]
+        assert first.type == "Normal" and first.message == "Resource provider git registered"
+        assert first.at_ms > 0 and first.id > 0
+        assert list(beyond.events) == []
+
+    with_stub(db_url, rabbit_url, scenario)
+
+
+def test_list_events_waits_for_the_next_event_or_answers_empty(db_url, rabbit_url):
+    async def scenario(stub):
+        seen = (await stub.ListEvents(E.ListEventsRequest())).events[-1].id
+
+        # Given a follower waiting for what comes after the last event
+        waiting = asyncio.ensure_future(
+            stub.ListEvents(E.ListEventsRequest(after_id=seen, wait_ms=10_000))
+        )
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        # When a run starts, it learns of it at once
+        job = await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
+        woken = await asyncio.wait_for(waiting, 5)
+        # And a follower with nothing new waits its time and answers empty
+        began = asyncio.get_running_loop().time()
+        idle = await stub.ListEvents(
+            E.ListEventsRequest(after_id=woken.events[-1].id, wait_ms=300)
+        )
+        waited = asyncio.get_running_loop().time() - began
+
+        assert [(e.reason, e.message) for e in woken.events] == [
+            ("StartPipelineRun", f"Pipeline dev/app run {job.run_id} started")
+        ]
+        assert list(idle.events) == [] and 0.25 <= waited < 3
 
     with_stub(db_url, rabbit_url, scenario)

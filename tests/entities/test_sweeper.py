@@ -96,3 +96,21 @@ def test_a_dead_lettered_job_is_queued_again_and_reported(db_url, rabbit_url):
             )
 
     asyncio.run(main())
+
+
+def test_the_sweep_prunes_the_journal_to_its_bound(db_url, rabbit_url):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url, events_keep=2, sweep_s=0.1) as bob:
+            # Given more events than the journal keeps
+            for name in ("a", "b", "c", "d"):
+                await bob.stub.PutLogger(E.Plugin(name=name, url="http://127.0.0.1:9"))
+
+            async def pruned():
+                events = (await bob.stub.ListEvents(E.ListEventsRequest())).events
+                return events if len(events) == 2 else None
+
+            # Then a sweep leaves the newest two
+            kept = await await_until(pruned, what="the journal pruned to 2 events")
+            assert [e.message for e in kept] == ["Logger c registered", "Logger d registered"]
+
+    asyncio.run(main())

@@ -1,0 +1,95 @@
+"""The cluster's event journal (Bob's GET /events): what changed, in Bob's shape.
+
+Every change appends its event in the transaction of the change itself, so the journal
+never tells of a change that was rolled back and never misses one that committed. Ids
+increase: a follower asks for the events after the last id it saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peewee import fn
+
+from entities_svc.clock import now_ms
+from entities_svc.models import ClusterEvent
+
+NORMAL = "Normal"
+WARNING = "Warning"
+# Most events one read answers: with MESSAGE_MAX, a page stays far below gRPC's 4 MiB.
+PAGE_MAX = 1000
+MESSAGE_MAX = 1024
+# As Bob's event stream: events older than this go, whatever their number.
+KEEP_MS = 7 * 24 * 3600 * 1000
+_MAX_ID = 2**63 - 1
+
+# Events appended by this process: the asyncio side compares it before and after a
+# database call to know whether waiting readers have something new (see feed.py).
+_appended = 0
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    at_ms: int
+    type: str
+    reason: str
+    kind: str
+    message: str
+
+
+def appended() -> int:
+    return _appended
+
+
+def append(kind: str, reason: str, message: str, type_: str = NORMAL, at_ms: int = 0) -> None:
+    """Records an event (at at_ms, or now); call it inside the transaction of the change
+    it describes."""
+    global _appended
+    if len(message) > MESSAGE_MAX:
+        message = message[: MESSAGE_MAX - 3] + "..."
+    ClusterEvent.create(
+        at_ms=at_ms or now_ms(), type=type_, reason=reason, kind=kind, message=message
+    )
+    _appended += 1
+
+
+def read_after(after_id: int, limit: int) -> list[Event]:
+    """Up to `limit` (at most PAGE_MAX) events with an id above after_id, oldest first."""
+    limit = min(limit or PAGE_MAX, PAGE_MAX)
+    query = (
+        ClusterEvent.select()
+        .where(ClusterEvent.id > min(after_id, _MAX_ID))
+        .order_by(ClusterEvent.id)
+        .limit(limit)
+    )
+    return [
+        Event(row.id, row.at_ms, row.type, row.reason, row.kind, row.message) for row in query
+    ]
+
+
+def prune(now: int, keep_rows: int, batch: int) -> int:
+    """Deletes up to `batch` of the oldest events that are older than KEEP_MS (at `now`, ms
+    since the epoch) or beyond
+    the newest keep_rows; returns how many. The newest event always stays: SQLite gives a
+    new row the highest id plus one, so an emptied table would hand out ids again that
+    followers have already seen."""
+    newest = ClusterEvent.select(fn.MAX(ClusterEvent.id)).scalar()
+    if newest is None:
+        return 0
+    # Ids may have gaps (PostgreSQL sequences skip rolled-back ones), so this keeps at
+    # most keep_rows, and only an index range is read.
+    beyond_count = ClusterEvent.id <= newest - max(keep_rows, 1)
+    too_old = (ClusterEvent.at_ms < now - KEEP_MS) & (ClusterEvent.id < newest)
+    deleted = 0
+    for condition in (beyond_count, too_old):
+        oldest = (
+            ClusterEvent.select(ClusterEvent.id)
+            .where(condition)
+            .order_by(ClusterEvent.id)
+            .limit(batch - deleted)
+        )
+        deleted += ClusterEvent.delete().where(ClusterEvent.id.in_(oldest)).execute()
+        if deleted >= batch:
+            break
+    return deleted
