@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 
 import connexion
 from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.validators import JSONResponseBodyValidator
 from starlette.exceptions import HTTPException
 
 from api_server import handlers, problems
 from api_server.backends import open_backends
+from api_server.body_limit import BodyLimit
 from api_server.resolver import HandlerResolver
 from bob_common.config import ApiSettings
 
@@ -32,6 +35,13 @@ def create_app(settings: ApiSettings) -> connexion.AsyncApp:
         validate_responses=settings.validate_responses,
         pythonic_params=True,
         swagger_ui_options=connexion.options.SwaggerUIOptions(swagger_ui_path="/ui"),
+        # Responses are validated as JSON only: Connexion's text/plain validator holds the
+        # whole body before sending it, which a followed log never finishes (and a
+        # `type: string` schema has nothing to check).
+        validator_map={"response": {"*/*json": JSONResponseBodyValidator}},
+    )
+    app.add_middleware(
+        BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes
     )
     app.add_error_handler(problems.ApiError, problems.handle_api_error)
     app.add_error_handler(ProblemException, problems.handle_problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,19 +12,66 @@ from bob_pb import entities_pb2, messages_pb2, pipeline_pb2
 
 # Runs in these states may still change; those in TERMINAL never do.
 ACTIVE = frozenset(
-    {messages_pb2.PENDING, messages_pb2.INITIALIZING, messages_pb2.RUNNING, messages_pb2.PAUSED}
+    {
+        messages_pb2.PENDING,
+        messages_pb2.INITIALIZING,
+        messages_pb2.INITIALIZED,
+        messages_pb2.RUNNING,
+        messages_pb2.PAUSED,
+    }
 )
 TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED})
 
 
+# Keys of a posted pipeline that identify it rather than define it.
+IDENTITY_KEYS = ("group", "name")
+
+
+def scalar_text(value: Any) -> str:
+    """The string form of a YAML/JSON scalar, as a shell sees it: `PORT: 8080` is "8080"
+    and `DEBUG: true` is "true" (not Python's "True")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _texts(mapping: dict[str, Any] | None) -> dict[str, str]:
+    return {key: scalar_text(value) for key, value in (mapping or {}).items()}
+
+
 def pipeline_from_json(body: dict[str, Any]) -> pipeline_pb2.Pipeline:
-    # The OpenAPI document has validated the shape; field names are Bob's on both sides.
-    return json_format.ParseDict(body, pipeline_pb2.Pipeline())
+    """The pipeline to run from a body as Bob's clients post it: vars and params as
+    strings, `needs_resource: ""` as no resource, group and name left out. The OpenAPI
+    document has validated the shape; field names are Bob's on both sides."""
+    definition = {k: v for k, v in body.items() if k not in IDENTITY_KEYS}
+    if "vars" in definition:
+        definition["vars"] = _texts(definition["vars"])
+    definition["steps"] = [
+        {
+            **{k: v for k, v in step.items() if not (k == "needs_resource" and not v)},
+            **({"vars": _texts(step["vars"])} if "vars" in step else {}),
+        }
+        for step in definition.get("steps", [])
+    ]
+    definition["resources"] = [
+        {**resource, **({"params": _texts(resource["params"])} if "params" in resource else {})}
+        for resource in definition.get("resources", [])
+    ]
+    return json_format.ParseDict(definition, pipeline_pb2.Pipeline())
 
 
 def pipeline_to_json(stored: entities_pb2.StoredPipeline) -> dict[str, Any]:
-    body = json_format.MessageToDict(stored.pipeline, preserving_proto_field_name=True)
-    return {"group": stored.group, "name": stored.name, "paused": stored.paused, **body}
+    """A pipeline as its client posted it, with its group and name, and `paused` only
+    while it is paused: what a client sent is what it reads (wendy and the Terraform
+    provider reconcile by comparing the two)."""
+    if stored.document:
+        body = json.loads(stored.document)
+    else:  # stored before documents were kept
+        body = json_format.MessageToDict(stored.pipeline, preserving_proto_field_name=True)
+    body.update(group=stored.group, name=stored.name)
+    if stored.paused:
+        body["paused"] = True
+    return body
 
 
 def status_name(status: int) -> str:
@@ -41,12 +89,25 @@ def timestamp(ms: int) -> str | None:
 
 
 def run_summary(run: entities_pb2.Run) -> dict[str, Any]:
+    """A run in the keys of both of Bob's generations and ours: Bob's clients each read
+    their own."""
+    created, started, completed = (
+        timestamp(run.created_at_ms),
+        timestamp(run.started_at_ms),
+        timestamp(run.completed_at_ms),
+    )
     return {
         "run-id": run.id,
+        "run_id": run.id,
         "status": status_name(run.status),
-        "created-at": timestamp(run.created_at_ms),
-        "started-at": timestamp(run.started_at_ms),
-        "completed-at": timestamp(run.completed_at_ms),
+        "created-at": created,
+        "scheduled-at": created,
+        "initiated-at": timestamp(run.initiated_at_ms),
+        "initialized-at": timestamp(run.initialized_at_ms),
+        "started-at": started,
+        "completed-at": completed,
+        "started": started,
+        "completed": completed,
     }
 
 
@@ -58,6 +119,7 @@ def run_detail(run: entities_pb2.Run) -> dict[str, Any]:
         "reason": run.reason,
         "runner-type": run.runner_type,
         "runner-id": run.runner_id,
+        "logger": run.logger,
         "attempt": run.attempt,
         "steps": [
             {"index": s.index, "exit-code": s.exit_code, "duration-ms": s.duration_ms}
@@ -66,11 +128,20 @@ def run_detail(run: entities_pb2.Run) -> dict[str, Any]:
     }
 
 
-def runner(info: entities_pb2.RunnerInfo) -> dict[str, Any]:
+def node(info: entities_pb2.RunnerInfo) -> dict[str, Any]:
+    """A runner in Bob's cluster-info keys (its node's cpu and memory, its runs) and ours."""
+    runs = list(info.run_ids)
     return {
+        "cpu/count": info.node.cpu_count,
+        "cpu/load": info.node.cpu_load,
+        "mem/free": info.node.memory_free_bytes,
+        "mem/total": info.node.memory_total_bytes,
+        "bob/node-type": f"runner/{info.runner_type}",
+        "bob/runs": runs,
+        "hostname": info.node.hostname,
         "runner-id": info.runner_id,
         "runner-type": info.runner_type,
         "capacity": info.capacity,
-        "runs": list(info.run_ids),
+        "runs": runs,
         "last-seen": timestamp(info.last_seen_ms),
     }

@@ -58,18 +58,22 @@ class Publisher:
 
     async def queued_jobs(self, runner_types: set[str]) -> dict[str, int]:
         """Jobs waiting in the queue of each runner type that has one."""
+        names = {topology.job_queue_name(t): t for t in runner_types}
+        depths = await self.queue_depths(set(names))
+        return {names[queue]: depth for queue, depth in depths.items()}
+
+    async def queue_depths(self, queues: set[str]) -> dict[str, int]:
+        """Messages ready in each of these queues that exists."""
 
         async def count() -> dict[str, int]:
             connection = self._link.connection
             depths: dict[str, int] = {}
-            for runner_type in sorted(runner_types):
+            for name in sorted(queues):
                 # A passive declare of a missing queue closes its channel: one channel each.
                 channel = await connection.channel(publisher_confirms=False)
                 try:
-                    queue = await channel.declare_queue(
-                        topology.job_queue_name(runner_type), passive=True
-                    )
-                    depths[runner_type] = queue.declaration_result.message_count or 0
+                    queue = await channel.declare_queue(name, passive=True)
+                    depths[name] = queue.declaration_result.message_count or 0
                 except aio_pika.exceptions.ChannelClosed:
                     continue
                 finally:

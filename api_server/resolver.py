@@ -11,7 +11,8 @@ from connexion.resolver import Resolution, Resolver
 
 
 def snake_case(operation_id: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()
+    """PipelineStart -> pipeline_start; an acronym stays one word: CCTray -> cc_tray."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", operation_id).lower()
 
 
 class HandlerResolver(Resolver):

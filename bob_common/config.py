@@ -104,15 +104,31 @@ class ApiSettings:
     port: int
     # Validate every response against openapi.yaml (on in tests; costs time per request).
     validate_responses: bool
+    # A followed log (GET /pipelines/logs/runs/{id}?follow=true) of a run that has ended
+    # stays open this long without new lines, then closes: Bob keeps it open until the
+    # client leaves, which wendy needs, but an abandoned stream must not live for ever.
+    follow_idle_s: float
+    # How often a followed log looks for new lines while there are none.
+    follow_poll_s: float
+    # Largest request body; a larger one is refused with 413 before it is read.
+    max_body_bytes: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
-        return cls(
+        settings = cls(
             common=CommonSettings.from_env(env),
             host=_get(env, "BOB_API_HOST", "127.0.0.1"),
             port=_get(env, "BOB_API_PORT", 7777),
             validate_responses=_get(env, "BOB_API_VALIDATE_RESPONSES", False),
+            follow_idle_s=_get(env, "BOB_API_FOLLOW_IDLE_S", 300.0),
+            follow_poll_s=_get(env, "BOB_API_FOLLOW_POLL_S", 0.25),
+            max_body_bytes=_get(env, "BOB_API_MAX_BODY_BYTES", 1 << 20),
         )
+        if settings.follow_idle_s < 0 or settings.follow_poll_s <= 0:
+            raise ConfigError("BOB_API_FOLLOW_IDLE_S must be >= 0 and BOB_API_FOLLOW_POLL_S > 0")
+        if settings.max_body_bytes < 1024:
+            raise ConfigError("BOB_API_MAX_BODY_BYTES must be at least 1024")
+        return settings
 
 
 @dataclass(frozen=True)

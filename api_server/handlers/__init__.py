@@ -1,5 +1,15 @@
 """Handlers, one function per operationId (snake_case): parse, call, translate, return."""
 
-from api_server.handlers import api, artifacts, cluster, observability, pipeline, plugins
+from api_server.handlers import (
+    api,
+    artifacts,
+    cluster,
+    events,
+    logs,
+    observability,
+    pipeline,
+    plugins,
+    runs,
+)
 
-MODULES = [api, artifacts, cluster, observability, pipeline, plugins]
+MODULES = [api, artifacts, cluster, events, logs, observability, pipeline, plugins, runs]

@@ -10,7 +10,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from api_server import backends
-from api_server.handlers.pipeline import run_of
+from api_server.handlers.runs import run_of
 from api_server.problems import ApiError, unavailable
 
 log = logging.getLogger(__name__)

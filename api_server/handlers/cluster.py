@@ -22,13 +22,16 @@ async def _plugin_healthy(b: backends.Backends, url: str) -> bool:
 
 
 async def _unhealthy_plugins(b: backends.Backends) -> list[str]:
-    """Providers and stores whose GET /ping fails, pinged concurrently."""
+    """Providers, stores and loggers whose GET /ping fails, pinged concurrently."""
     empty = empty_pb2.Empty()
-    providers, stores = await asyncio.gather(
-        b.rpc("ListResourceProviders", empty), b.rpc("ListArtifactStores", empty)
+    providers, stores, loggers = await asyncio.gather(
+        b.rpc("ListResourceProviders", empty),
+        b.rpc("ListArtifactStores", empty),
+        b.rpc("ListLoggers", empty),
     )
     plugins = [(f"resource provider {p.name}", p.url) for p in providers.plugins]
     plugins += [(f"artifact store {p.name}", p.url) for p in stores.plugins]
+    plugins += [(f"logger {p.name}", p.url) for p in loggers.plugins]
     results = await asyncio.gather(*(_plugin_healthy(b, url) for _, url in plugins))
     return [label for (label, _), healthy in zip(plugins, results, strict=True) if not healthy]
 
@@ -51,5 +54,6 @@ async def health_check():
 
 
 async def cluster_info():
+    """Bob's per-node shape, keyed by runner id (several runners may share a host)."""
     reply = await backends.current().rpc("ListRunners", empty_pb2.Empty())
-    return {"message": {"runners": [convert.runner(r) for r in reply.runners]}}, 200
+    return {"message": {r.runner_id: convert.node(r) for r in reply.runners}}, 200

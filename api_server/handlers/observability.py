@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from api_server import backends, convert
 from api_server.problems import unavailable
+from bob_common import runner_types, topology
 from bob_common.broker_link import QueueUnavailable
 from bob_pb import entities_pb2, messages_pb2
 
@@ -24,23 +25,63 @@ CCTRAY_STATUS = {
 }
 
 
+# What GET /error answers when the queue is empty, as Bob does.
+NO_MORE_ERRORS = "No more errors"
+
+# Bob's gauges of runs: one per status it has, counting runs in that status.
+BOB_RUN_GAUGES = {
+    "bob_running_jobs": "running",
+    "bob_initializing_jobs": "initializing",
+    "bob_passed_jobs": "passed",
+    "bob_failed_jobs": "failed",
+    "bob_stopped_jobs": "stopped",
+}
+
+
 async def get_error():
     try:
         text = await backends.current().publisher.pop_error()
     except QueueUnavailable as exc:
         raise unavailable(f"Queue unavailable: {exc}") from exc
-    return {"message": text or ""}, 200
+    return {"message": text or NO_MORE_ERRORS}, 200
 
 
 class _Snapshot:
     """A one-shot collector: the figures gathered for one scrape."""
 
-    def __init__(self, stats: entities_pb2.Stats, runners, queued: dict[str, int]) -> None:
+    def __init__(
+        self,
+        stats: entities_pb2.Stats,
+        runners,
+        queued: dict[str, int],
+        depths: dict[str, int],
+    ) -> None:
         self._stats = stats
         self._runners = runners
         self._queued = queued
+        self._depths = depths
+
+    def _bob_gauges(self):
+        """Bob's own gauges, under Bob's names, for dashboards made for Bob."""
+        yield GaugeMetricFamily(
+            "bob_queued_jobs", "Jobs waiting in the queues", value=sum(self._queued.values())
+        )
+        yield GaugeMetricFamily(
+            "bob_queued_entities",
+            "Run events waiting for entities",
+            value=self._depths.get(topology.ENTITIES_EVENTS_QUEUE, 0),
+        )
+        yield GaugeMetricFamily(
+            "bob_errors",
+            "System errors waiting in bob.errors",
+            value=self._depths.get(topology.ERRORS_QUEUE, 0),
+        )
+        for metric, status in BOB_RUN_GAUGES.items():
+            count = self._stats.runs_by_status.get(status, 0)
+            yield GaugeMetricFamily(metric, f"Runs {status}", value=count)
 
     def collect(self):
+        yield from self._bob_gauges()
         runs = GaugeMetricFamily("bob_runs", "Runs by status", labels=["status"])
         for status in messages_pb2.RunStatus.keys()[1:]:
             runs.add_metric([status.lower()], self._stats.runs_by_status.get(status.lower(), 0))
@@ -53,7 +94,9 @@ class _Snapshot:
             value=self._stats.events_applied,
         )
         queued = GaugeMetricFamily(
-            "bob_queued_jobs", "Jobs waiting in the queue, by runner type", labels=["runner_type"]
+            "bob_queued_jobs_by_type",
+            "Jobs waiting in the queue, by runner type",
+            labels=["runner_type"],
         )
         for runner_type, depth in sorted(self._queued.items()):
             queued.add_metric([runner_type], depth)
@@ -74,13 +117,16 @@ async def get_metrics():
     stats, runners = await asyncio.gather(
         b.rpc("GetStats", empty_pb2.Empty()), b.rpc("ListRunners", empty_pb2.Empty())
     )
-    types = {r.runner_type for r in runners.runners} | {"docker"}
+    types = {r.runner_type for r in runners.runners} | {runner_types.DEFAULT}
     try:
         queued = await b.publisher.queued_jobs(types)
+        depths = await b.publisher.queue_depths(
+            {topology.ENTITIES_EVENTS_QUEUE, topology.ERRORS_QUEUE}
+        )
     except QueueUnavailable as exc:
         raise unavailable(f"Queue unavailable: {exc}") from exc
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(stats, list(runners.runners), queued))
+    registry.register(_Snapshot(stats, list(runners.runners), queued, depths))
     return ConnexionResponse(
         status_code=200, body=generate_latest(registry), content_type=CONTENT_TYPE_LATEST
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 from connexion.exceptions import ResolverError
@@ -25,6 +27,8 @@ class _RpcError(grpc.aio.AioRpcError):
 
 def test_operation_ids_become_snake_case_handler_names():
     assert snake_case("PipelineCreate") == "pipeline_create"
+    assert snake_case("CCTray") == "cc_tray"
+    assert snake_case("GetApiSpec") == "get_api_spec"
     assert snake_case("GetApiSpec") == "get_api_spec"
 
 
@@ -82,27 +86,67 @@ def test_pipeline_json_round_trips_through_protobuf_with_bobs_field_names():
             {"name": "src", "type": "external", "provider": "git", "params": {"ref": "main"}}
         ],
     }
+    # A pipeline stored before documents were kept reads back from its definition.
     stored = entities_pb2.StoredPipeline(
         group="dev", name="x", pipeline=convert.pipeline_from_json(body)
     )
-    assert convert.pipeline_to_json(stored) == {
+    assert convert.pipeline_to_json(stored) == {"group": "dev", "name": "x", **body}
+
+
+def test_a_pipeline_reads_back_exactly_as_posted_and_paused_only_when_it_is():
+    # Given the body the Terraform provider sends: every field present, empty ones too
+    body = {
+        "image": "busybox:musl",
+        "vars": {},
+        "resources": [],
+        "steps": [{"cmd": "echo hi", "needs_resource": "", "vars": {}}],
+    }
+    document = json.dumps(body)
+    stored = entities_pb2.StoredPipeline(
+        group="dev", name="x", pipeline=convert.pipeline_from_json(body), document=document
+    )
+    # Then it reads back with its group and name and nothing else added or dropped
+    assert convert.pipeline_to_json(stored) == {"group": "dev", "name": "x", **body}
+    stored.paused = True
+    assert convert.pipeline_to_json(stored)["paused"] is True
+
+
+def test_yaml_scalars_run_as_their_string_form_and_an_empty_resource_means_none():
+    body = {
         "group": "dev",
         "name": "x",
-        "paused": False,
-        **body,
+        "image": "busybox:musl",
+        "vars": {"PORT": 8080, "DEBUG": True, "RATIO": 0.5, "NAME": "bob"},
+        "steps": [{"cmd": "env", "needs_resource": "", "vars": {"OFF": False}}],
+        "resources": [{"name": "s", "type": "external", "provider": "git", "params": {"n": 1}}],
     }
+    pipeline = convert.pipeline_from_json(body)
+    assert dict(pipeline.vars) == {"PORT": "8080", "DEBUG": "true", "RATIO": "0.5", "NAME": "bob"}
+    assert dict(pipeline.steps[0].vars) == {"OFF": "false"}
+    assert pipeline.steps[0].needs_resource == ""
+    assert dict(pipeline.resources[0].params) == {"n": "1"}
 
 
-def test_run_summary_uses_bobs_keys_lowercase_status_and_iso_times():
+def test_run_summary_carries_both_of_bobs_generations_of_keys_and_ours():
     run = entities_pb2.Run(
-        id="r-1", status=messages_pb2.PASSED, created_at_ms=1_700_000_000_000, started_at_ms=0
+        id="r-1",
+        status=messages_pb2.PASSED,
+        created_at_ms=1_700_000_000_000,
+        initiated_at_ms=1_700_000_001_000,
+        started_at_ms=0,
     )
     assert convert.run_summary(run) == {
         "run-id": "r-1",
+        "run_id": "r-1",
         "status": "passed",
         "created-at": "2023-11-14T22:13:20.000+00:00",
+        "scheduled-at": "2023-11-14T22:13:20.000+00:00",
+        "initiated-at": "2023-11-14T22:13:21.000+00:00",
+        "initialized-at": None,
         "started-at": None,
         "completed-at": None,
+        "started": None,
+        "completed": None,
     }
 
 

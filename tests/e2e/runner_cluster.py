@@ -123,7 +123,7 @@ def runner_cluster(
 
 def _seen(bob: Bob) -> set[str]:
     r = bob.http.get("/cluster/info")
-    return {runner["runner-id"] for runner in r.json()["message"]["runners"]}
+    return set(r.json()["message"])
 
 
 def runner_id(kind: str) -> str:

@@ -1,0 +1,93 @@
+"""A run's log: a window of lines (Bob's older API), the whole log as plain text, or the
+log followed live (Bob's current API)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from starlette.responses import StreamingResponse
+
+from api_server import backends, convert
+from api_server.problems import ApiError
+from bob_pb import entities_pb2
+
+# Lines asked of entities at a time: a long log is streamed, never held whole.
+PAGE_LINES = 2000
+
+
+async def _page(b: backends.Backends, run_id: str, offset: int) -> list[str]:
+    reply = await b.rpc(
+        "GetLogs", entities_pb2.GetLogsRequest(run_id=run_id, offset=offset, limit=PAGE_LINES)
+    )
+    return list(reply.lines)
+
+
+async def pipeline_log_lines(id_: str, offset: int, lines: int):
+    reply = await backends.current().rpc(
+        "GetLogs", entities_pb2.GetLogsRequest(run_id=id_, offset=offset, limit=lines)
+    )
+    return {"message": list(reply.lines)}, 200
+
+
+async def pipeline_logs(id_: str, follow: bool = False, until_end: bool = False):
+    b = backends.current()
+    # The first page is read before answering, so that an unknown run is a JSON 404.
+    first = await _page(b, id_, 0)
+    body = _follow(b, id_, first, until_end) if follow else _whole(b, id_, first)
+    return StreamingResponse(
+        body,
+        media_type="text/plain; charset=utf-8",
+        # Lines are sent as they come; no proxy should sit on them.
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _chunk(lines: list[str]) -> bytes:
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+
+async def _whole(b: backends.Backends, run_id: str, page: list[str]) -> AsyncIterator[bytes]:
+    offset = 0
+    while page:
+        yield _chunk(page)
+        offset += len(page)
+        if len(page) < PAGE_LINES:
+            return
+        page = await _page(b, run_id, offset)
+
+
+async def _follow(
+    b: backends.Backends, run_id: str, page: list[str], until_end: bool
+) -> AsyncIterator[bytes]:
+    """Every line as entities stores it. The stream outlives the run, as Bob's does
+    (wendy reports a closed stream as an error), until the client leaves or it has been
+    idle for BOB_API_FOLLOW_IDLE_S after the run ended; `until_end` ends it with the run."""
+    settings = b.settings
+    offset = 0
+    idle_since = time.monotonic()
+    while True:
+        if page:
+            yield _chunk(page)
+            offset += len(page)
+            idle_since = time.monotonic()
+            if len(page) == PAGE_LINES:
+                page = await _page(b, run_id, offset)
+                continue
+        try:
+            # Entities applies a run's events in order, so once the run shows an ended
+            # status, every line it printed before that is already stored.
+            run = await b.rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
+            ended = run.status in convert.TERMINAL
+            page = await _page(b, run_id, offset)
+        except ApiError as err:
+            if err.status != 503:
+                return  # the run is gone (its pipeline was deleted)
+            # Entities is restarting: the follower waits for it rather than breaking off.
+            ended, page = False, []
+        if page:
+            continue
+        if ended and (until_end or time.monotonic() - idle_since >= settings.follow_idle_s):
+            return
+        await asyncio.sleep(settings.follow_poll_s if not ended else 1.0)

@@ -1,0 +1,128 @@
+"""Runs: start (with or without a logger), stop (by run id or by pipeline), pause,
+status, detail and the runs of a pipeline."""
+
+from __future__ import annotations
+
+import logging
+
+from api_server import backends, convert
+from api_server.problems import ApiError, unavailable
+from bob_common import runner_types
+from bob_common.broker_link import QueueFull, QueueUnavailable
+from bob_pb import entities_pb2, messages_pb2
+
+log = logging.getLogger(__name__)
+
+OK = {"message": "Ok"}
+
+
+async def _start(group: str, name: str, logger: str, body: dict | None):
+    runner_type = runner_types.canonical((body or {}).get("runner/type", ""))
+    # Entities records the run and queues its job; a full queue or an unreachable broker
+    # comes back as 503 with nothing recorded, a missing plugin or logger as 422.
+    job = await backends.current().rpc(
+        "CreateRun",
+        entities_pb2.CreateRunRequest(
+            group=group, name=name, runner_type=runner_type, logger=logger
+        ),
+    )
+    log.info("run %s: started %s/%s on %s", job.run_id, group, name, runner_type)
+    return {"message": job.run_id}, 202
+
+
+async def pipeline_start(group: str, name: str, logger: str, body: dict | None = None):
+    return await _start(group, name, logger, body)
+
+
+async def pipeline_start_at(group: str, name: str, body: dict | None = None):
+    return await _start(group, name, "", body)
+
+
+async def run_of(group: str, name: str, run_id: str) -> entities_pb2.Run:
+    run = await backends.current().rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
+    if (run.group, run.name) != (group, name):
+        raise ApiError(404, f"Run {run_id} is not a run of pipeline {group}/{name}")
+    return run
+
+
+async def _stop(run_id: str):
+    b = backends.current()
+    try:
+        # Entities stops a pending run itself (it will never start).
+        reply = await b.rpc("StopRun", entities_pb2.RunRef(run_id=run_id))
+    except ApiError as err:
+        if err.status != 422:
+            raise
+        # The run has already ended: as in Bob, stopping it is accepted ("Ok") and
+        # changes nothing.
+        log.info("run %s: stop of an ended run: %s", run_id, err.message)
+        return OK, 202
+    if reply.broadcast:
+        await _control(run_id, messages_pb2.STOP)
+    return OK, 202
+
+
+async def pipeline_stop(run_id: str):
+    return await _stop(run_id)
+
+
+async def pipeline_stop_at(group: str, name: str, id_: str):
+    await run_of(group, name, id_)
+    return await _stop(id_)
+
+
+async def _control(run_id: str, action: int) -> None:
+    try:
+        await backends.current().publisher.publish_control(
+            messages_pb2.Control(run_id=run_id, action=action)
+        )
+    except (QueueFull, QueueUnavailable) as exc:
+        what = messages_pb2.ControlAction.Name(action).lower()
+        raise unavailable(f"Queue unavailable, the {what} was not sent: {exc}") from exc
+
+
+async def run_pause(group: str, name: str, id_: str):
+    run = await run_of(group, name, id_)
+    if run.status != messages_pb2.RUNNING:
+        raise ApiError(422, f"Run {id_} is {convert.status_name(run.status)}, not running")
+    await _set_run_paused(id_, True)
+    return OK, 202
+
+
+async def run_unpause(group: str, name: str, id_: str):
+    run = await run_of(group, name, id_)
+    if run.status != messages_pb2.PAUSED:
+        raise ApiError(422, f"Run {id_} is {convert.status_name(run.status)}, not paused")
+    await _set_run_paused(id_, False)
+    return OK, 202
+
+
+async def _set_run_paused(run_id: str, paused: bool) -> None:
+    """Recorded in entities first, so the runner learns it when it renews its lease even
+    if the broadcast does not reach it."""
+    await backends.current().rpc(
+        "SetRunPaused", entities_pb2.SetRunPausedRequest(run_id=run_id, paused=paused)
+    )
+    await _control(run_id, messages_pb2.PAUSE if paused else messages_pb2.RESUME)
+
+
+async def run_get(group: str, name: str, id_: str):
+    return {"message": convert.run_detail(await run_of(group, name, id_))}, 200
+
+
+async def pipeline_status(run_id: str):
+    b = backends.current()
+    status = b.ended.status(run_id)
+    if status is None:
+        run = await b.rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
+        b.ended.remember(run)
+        status = run.status
+    return {"message": convert.status_name(status)}, 200
+
+
+async def pipeline_runs(group: str, name: str):
+    # ListRuns answers NOT_FOUND (404) for an unknown pipeline, not an empty list.
+    reply = await backends.current().rpc(
+        "ListRuns", entities_pb2.PipelineRef(group=group, name=name)
+    )
+    return {"message": [convert.run_summary(r) for r in reply.runs]}, 200
