@@ -5,6 +5,7 @@ database and vhost."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,14 @@ from bob_common.config import ApiSettings
 from bob_plugins import artifact_local, logger_local, resource_git
 
 STOP_GRACE_S = 15.0
+
+# Each service is started through util-linux's setpriv, which asks the kernel to send it
+# SIGTERM when the launcher dies, however it dies (SIGKILL, a closed terminal): no
+# service outlives `make run` holding its port. (Not preexec_fn, which is unsafe beside
+# the log pump threads.) The services' own session keeps Ctrl-C for the launcher, which
+# stops them in order.
+_SETPRIV = shutil.which("setpriv")
+DIE_WITH_LAUNCHER = [_SETPRIV, "--pdeathsig", "TERM", "--"] if _SETPRIV else []
 
 
 def free_port() -> int:
@@ -40,7 +49,7 @@ class Service:
 
     def start(self, sink: TextIO, lock: threading.Lock) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module],
+            [*DIE_WITH_LAUNCHER, sys.executable, "-m", self.module],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

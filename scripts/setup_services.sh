@@ -31,7 +31,9 @@ rabbitmqctl -q await_startup >/dev/null
 if ! docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd"
   mkdir -p /var/log
-  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  # A session of its own: Ctrl-C in the terminal of `make run` (which ran this script)
+  # stops Bob, never the engine that other work on this machine uses.
+  setsid nohup dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
