@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bob_common.quantities import format_memory, parse_memory
@@ -23,7 +23,7 @@ MIN_MEMORY_BYTES = 6 << 20
 @dataclass(frozen=True)
 class ArtifactSpec:
     name: str
-    # Relative to the working directory.
+    # Relative to the working directory of the step that produces it.
     path: str
     store: str
 
@@ -46,12 +46,9 @@ class StepSpec:
     needs_resource: str = ""
     produces_artifact: ArtifactSpec | None = None
     timeout_s: int = 0  # 0: none
-
-    @property
-    def directory(self) -> str:
-        """The step's working directory, relative to the workspace's: as in Bob, a step
-        that needs a resource runs inside it (<name>/), any other in the workspace ("")."""
-        return self.needs_resource
+    # Where the step runs, relative to the workspace ("": the workspace itself); see
+    # directories().
+    directory: str = ""
 
     def artifact_source(self) -> str:
         """Where its artifact is, relative to the workspace: the artifact's path is
@@ -127,6 +124,19 @@ class RunSpec:
         return next((r for r in self.resources if r.name == name), None)
 
 
+def directories(needs: Iterable[str]) -> list[str]:
+    """The working directory of each step, from the resource each needs ("" for none), as
+    in Bob: a step that needs a resource runs inside it (<name>/), and any other where the
+    step before it ran, the workspace for the first ones. (Bob commits each step's
+    container as the next one's image, and a commit keeps the working directory: so its
+    own example goes on building in `source-code` after the step that needs it.)"""
+    found, here = [], ""
+    for need in needs:
+        here = need or here
+        found.append(here)
+    return found
+
+
 def from_job(job: messages_pb2.Job) -> RunSpec:
     pipeline = job.pipeline
     quotas = pipeline.quotas
@@ -155,8 +165,12 @@ def from_job(job: messages_pb2.Job) -> RunSpec:
                 if step.HasField("produces_artifact") and step.produces_artifact.name
                 else None,
                 timeout_s=step.timeout,
+                directory=directory,
             )
-            for step in pipeline.steps
+            for step, directory in zip(
+                pipeline.steps, directories(s.needs_resource for s in pipeline.steps),
+                strict=True,
+            )
         ),
     )
 

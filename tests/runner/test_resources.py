@@ -1,6 +1,6 @@
 """Resources: fetched by the runner (the build itself never talks to a plugin), checked,
 and placed in the working directory as <name>/ before the step that needs them, which
-runs inside that directory, as in Bob; on both executors."""
+runs inside that directory (test_step_directories.py); on both executors."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_a_git_resource_is_in_its_directory_when_the_step_runs(runner_type, rabb
             job = make_job(
                 IMAGE,
                 [Step(cmd="cat README; sh build.sh; ls", needs_resource="src"),
-                 Step(cmd="ls src")],
+                 Step(cmd="ls ../src")],
                 resources=[_git(plugins)],
                 runner_type=runner_type,
             )
@@ -42,7 +42,7 @@ def test_a_git_resource_is_in_its_directory_when_the_step_runs(runner_type, rabb
             final = await w.tap.terminal(job.run_id)
 
             # Then the step ran among the repository's files (its build wrote there), and
-            # the next one found them under src/
+            # so did the next one
             assert final.status == messages_pb2.PASSED, w.tap.describe()
             assert w.tap.texts(job.run_id, OUT) == [
                 "hello from git", "README", "app.bin", "build.sh",
