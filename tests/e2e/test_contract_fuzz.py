@@ -57,10 +57,6 @@ def test_every_operation_holds_the_contract_under_fuzzing(bob, tmp_path):
             # parsing) on this document; examples, fuzzing and stateful cover every operation.
             "--phases",
             "examples,fuzzing,stateful",
-            # GET /events streams until the client leaves, as Bob's does: every request
-            # would run into the timeout. tests/e2e/test_bob_api.py holds it to its contract.
-            "--exclude-operation-id",
-            "GetEvents",
             "--request-timeout",
             "30",
             "--no-color",
