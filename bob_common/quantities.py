@@ -1,9 +1,10 @@
 """Memory quantities of Bob's pipeline quotas ("512Mi", "1G"), read in this one place: the
-API can check them when a pipeline is posted, the runner turns them into container limits.
+runner turns them into container limits.
 
-The notation is Kubernetes', which Bob's quotas follow: digits, then optionally a suffix.
-K (or k), M, G, T, P, E are powers of 1000 and Ki, Mi, Gi, Ti, Pi, Ei powers of 1024, so
-"512M" is 512 000 000 bytes and "512Mi" 536 870 912; digits alone are bytes. Fractions
+The notation is Bob's (`common.capacity/->bytes`): digits, then a suffix K, M, G, T, P or E,
+with or without "i", each a power of 1024 either way: "512M" and "512Mi" are both
+536 870 912 bytes, so a pipeline means on this server what it meant on Bob's. (Bob's
+OpenAPI document requires the suffix; digits alone are taken here as bytes.) Fractions
 ("1.5Gi") and exponents ("1e9") are refused rather than rounded: say "1536Mi".
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-_QUANTITY = re.compile(r"([0-9]+)([kKMGTPE]i?)?")
+_QUANTITY = re.compile(r"([0-9]+)([KMGTPE]i?)?")
 _POWERS = {"K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
 # Docker keeps memory sizes in a signed 64-bit integer.
 MAX_BYTES = (1 << 63) - 1
@@ -21,17 +22,15 @@ def parse_memory(text: str) -> int:
     """The number of bytes `text` means; ValueError naming the text when it is not a
     quantity of the notation above, or is too large."""
     found = _QUANTITY.fullmatch(text)
-    if found is None or found.group(2) == "ki":  # Kubernetes has "k" and "Ki" only
+    if found is None:
         raise ValueError(
-            f"{text!r} is not a memory quantity: digits with an optional suffix "
-            "K, M, G, T, P, E (powers of 1000) or Ki, Mi, Gi, Ti, Pi, Ei (powers of 1024), "
-            "e.g. '512Mi'"
+            f"{text!r} is not a memory quantity: digits with a suffix K, M, G, T, P or E "
+            "(with or without i; powers of 1024), e.g. '512Mi'"
         )
     digits, suffix = found.groups()
     value = int(digits)
     if suffix:
-        base = 1024 if suffix.endswith("i") else 1000
-        value *= base ** _POWERS[suffix[0].upper()]
+        value *= 1024 ** _POWERS[suffix[0]]
     if value > MAX_BYTES:
         raise ValueError(f"memory quantity {text!r} is too large")
     return value

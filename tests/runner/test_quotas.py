@@ -38,7 +38,8 @@ def test_quotas_read_as_limits_and_no_quotas_as_none():
     assert specs.limits(specs.Quotas()) == specs.NO_LIMITS
     assert not specs.NO_LIMITS
     assert specs.limits(specs.Quotas(cpu=0.7, mem="512Mi", mem_request="256M")) == (
-        specs.Limits(cpu=0.7, mem_bytes=512 << 20, mem_request_bytes=256_000_000)
+        # "256M" is "256Mi", as in Bob
+        specs.Limits(cpu=0.7, mem_bytes=512 << 20, mem_request_bytes=256 << 20)
     )
     # More than all the cores is all of them.
     assert specs.limits(specs.Quotas(cpu=3)).cpu == 1.0
@@ -52,13 +53,12 @@ def test_quotas_read_as_limits_and_no_quotas_as_none():
         (specs.Quotas(cpu=float("nan")), "quotas.limits.cpu nan must be a fraction of the "
                                          "node's cores, 0 (no limit) or more"),
         (specs.Quotas(mem="lots"), "quotas.limits.mem: 'lots' is not a memory quantity: "
-                                   "digits with an optional suffix K, M, G, T, P, E (powers "
-                                   "of 1000) or Ki, Mi, Gi, Ti, Pi, Ei (powers of 1024), "
-                                   "e.g. '512Mi'"),
+                                   "digits with a suffix K, M, G, T, P or E (with or "
+                                   "without i; powers of 1024), e.g. '512Mi'"),
         (specs.Quotas(mem_request="1.5Gi"), "quotas.requests.mem: '1.5Gi' is not a memory "
-                                            "quantity: digits with an optional suffix K, M, "
-                                            "G, T, P, E (powers of 1000) or Ki, Mi, Gi, Ti, "
-                                            "Pi, Ei (powers of 1024), e.g. '512Mi'"),
+                                            "quantity: digits with a suffix K, M, G, T, P or "
+                                            "E (with or without i; powers of 1024), "
+                                            "e.g. '512Mi'"),
         (specs.Quotas(mem="1Mi"), "quotas.limits.mem '1Mi' is below the smallest limit a "
                                   "container can have (6 MiB)"),
         (specs.Quotas(mem="64Mi", mem_request="1Gi"), "quotas.requests.mem '1Gi' is above "
