@@ -161,6 +161,8 @@ class Run:
             return Outcome(messages_pb2.FAILED, str(exc))
         if self._halt:  # asked while the image was pulled or the workspace made
             return self._halt
+        # Bob's "initialized": the image and the container are ready, no step has run yet.
+        await self._report.status(messages_pb2.INITIALIZED)
         async with self._control:
             self._state = messages_pb2.RUNNING
             await self._report.status(messages_pb2.RUNNING)

@@ -78,6 +78,7 @@ def test_pause_freezes_the_container_and_resume_lets_the_run_finish(
 
             assert final.status == messages_pb2.PASSED, w.tap.describe()
             assert w.tap.statuses(job.run_id) == [
+                messages_pb2.INITIALIZED,
                 messages_pb2.RUNNING,
                 messages_pb2.PAUSED,
                 messages_pb2.RUNNING,

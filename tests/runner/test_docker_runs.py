@@ -77,6 +77,7 @@ def test_events_are_numbered_gap_free_and_come_in_lifecycle_order(
                         for ln in e.logs.lines
                     )
             assert shape == [
+                "INITIALIZED",
                 "RUNNING",
                 "[bob] step 1/2: seq 1 10",
                 *["out"] * 10,

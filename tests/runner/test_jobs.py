@@ -44,7 +44,9 @@ def test_a_duplicate_delivery_executes_once(capacity, rabbit_url, test_image, ca
             await w.stopped()
 
             # Then the run executed once, and neither delivery went back to the queue
-            assert w.tap.statuses(job.run_id) == [messages_pb2.RUNNING, messages_pb2.PASSED]
+            assert w.tap.statuses(job.run_id) == [
+                messages_pb2.INITIALIZED, messages_pb2.RUNNING, messages_pb2.PASSED
+            ]
             assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["once"]
             assert await jobs_waiting(w.channel) == 0
             if capacity == 1:  # one after the other: the claim turns the second away

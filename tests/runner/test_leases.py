@@ -82,13 +82,16 @@ def test_pause_and_run_orders_pause_and_resume_the_run(rabbit_url, test_image, d
             await w.tap.wait_for(
                 lambda: len(w.entities.renewed(job.run_id)) > seen + 1, "two more renewals"
             )
-            assert w.tap.statuses(job.run_id) == [messages_pb2.RUNNING, messages_pb2.PAUSED]
+            assert w.tap.statuses(job.run_id) == [
+                messages_pb2.INITIALIZED, messages_pb2.RUNNING, messages_pb2.PAUSED
+            ]
 
             # When a renewal answers RUN, it resumes and finishes
             w.entities.orders[job.run_id] = entities_pb2.ORDER_RUN
             final = await w.tap.terminal(job.run_id)
             assert final.status == messages_pb2.PASSED
             assert w.tap.statuses(job.run_id) == [
+                messages_pb2.INITIALIZED,
                 messages_pb2.RUNNING,
                 messages_pb2.PAUSED,
                 messages_pb2.RUNNING,
