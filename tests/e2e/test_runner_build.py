@@ -60,8 +60,9 @@ def _build(repo: Path) -> dict:
         "vars": {"WHO": "bob"},
         "resources": [_checkout(repo)],
         "steps": [
-            {"cmd": "ls source", "needs_resource": "source"},
-            {"cmd": "sh source/build.sh && cat dist/hello.txt",
+            # As in Bob, a step runs inside the resource it needs, and the next one stays.
+            {"cmd": "ls", "needs_resource": "source"},
+            {"cmd": "sh build.sh && cat dist/hello.txt",
              "produces_artifact": {"name": "hello", "path": "dist", "store": "local"}},
         ],
     }
@@ -94,7 +95,7 @@ def test_a_build_checks_out_from_git_and_its_artifact_comes_back_through_the_api
     lines = bob.log_lines(run_id)
     assert "[bob] fetching resource source from provider git" in lines
     assert lines.index("README") < lines.index("hello, bob")
-    assert "[bob] uploading artifact hello (dist) to store local" in lines
+    assert "[bob] uploading artifact hello (source/dist) to store local" in lines
     # And the artifact is fetched through the API
     assert _files(_artifact(bob, unique, run_id, "hello")) == {"dist/hello.txt": b"hello, bob\n"}
 
@@ -111,7 +112,7 @@ def test_a_later_pipeline_uses_an_earlier_runs_artifact_as_an_internal_resource(
         "resources": [{"name": "prebuilt", "type": "internal", "provider": "local",
                        "params": {"group": "dev", "name": unique, "run_id": built,
                                   "artifact": "hello"}}],
-        "steps": [{"cmd": "cat prebuilt/dist/hello.txt", "needs_resource": "prebuilt"}],
+        "steps": [{"cmd": "cat dist/hello.txt", "needs_resource": "prebuilt"}],
     })
     run_id = bob.start("dev", f"{unique}-use")
 
