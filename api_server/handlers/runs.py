@@ -82,28 +82,25 @@ async def _control(run_id: str, action: int) -> None:
 
 
 async def run_pause(group: str, name: str, id_: str):
-    run = await run_of(group, name, id_)
-    if run.status != messages_pb2.RUNNING:
-        raise ApiError(422, f"Run {id_} is {convert.status_name(run.status)}, not running")
-    await _set_run_paused(id_, True)
-    return OK, 202
+    return await _set_run_paused(group, name, id_, True)
 
 
 async def run_unpause(group: str, name: str, id_: str):
-    run = await run_of(group, name, id_)
-    if run.status != messages_pb2.PAUSED:
-        raise ApiError(422, f"Run {id_} is {convert.status_name(run.status)}, not paused")
-    await _set_run_paused(id_, False)
-    return OK, 202
+    return await _set_run_paused(group, name, id_, False)
 
 
-async def _set_run_paused(run_id: str, paused: bool) -> None:
+async def _set_run_paused(group: str, name: str, run_id: str, paused: bool):
     """Recorded in entities first, so the runner learns it when it renews its lease even
     if the broadcast does not reach it."""
+    run = await run_of(group, name, run_id)
+    needed, word = (messages_pb2.RUNNING, "running") if paused else (messages_pb2.PAUSED, "paused")
+    if run.status != needed:
+        raise ApiError(422, f"Run {run_id} is {convert.status_name(run.status)}, not {word}")
     await backends.current().rpc(
         "SetRunPaused", entities_pb2.SetRunPausedRequest(run_id=run_id, paused=paused)
     )
     await _control(run_id, messages_pb2.PAUSE if paused else messages_pb2.RESUME)
+    return OK, 202
 
 
 async def run_get(group: str, name: str, id_: str):

@@ -51,6 +51,18 @@ def _pipeline(group: str, name: str, repo, provider: str, store: str) -> dict:
     }
 
 
+def _passed_run(bob, wendy, plugins, unique: str) -> str:
+    """A one-step pipeline created and started with a logger through wendy, and passed."""
+    logger = f"logger-{unique}"
+    register(bob, "loggers", logger, plugins["logger-local"])
+    spec = {"group": "dev", "name": unique, "image": IMAGE, "steps": [{"cmd": "echo hi"}]}
+    ok(wendy.run("pipelines", "create", "--spec", json.dumps(spec)))
+    run_id = ok(wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
+                          "--logger", logger)).printed
+    assert bob.wait_terminal(run_id) == "passed"
+    return run_id
+
+
 def test_wendy_pings_the_cluster_and_shows_its_info(wendy):
     ping = ok(wendy.run("cluster", "ping"))
     info = ok(wendy.run("cluster", "info"))
@@ -137,13 +149,7 @@ def test_wendy_creates_starts_and_fetches_the_artifact_of_a_pipeline(
 
 def test_wendy_lists_runs_with_bobs_keys_of_both_generations(bob, wendy, plugins, unique):
     # Given a run that has passed
-    logger = f"logger-{unique}"
-    register(bob, "loggers", logger, plugins["logger-local"])
-    spec = {"group": "dev", "name": unique, "image": IMAGE, "steps": [{"cmd": "echo hi"}]}
-    ok(wendy.run("pipelines", "create", "--spec", json.dumps(spec)))
-    run_id = ok(wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
-                          "--logger", logger)).printed
-    assert bob.wait_terminal(run_id) == "passed"
+    run_id = _passed_run(bob, wendy, plugins, unique)
 
     # When wendy lists the pipeline's runs
     runs = ok(wendy.run("pipelines", "runs", "--group", "dev", "--name", unique)).printed
@@ -227,13 +233,7 @@ def test_wendy_streams_events_without_crashing(bob, wendy, plugins, unique):
     # Given wendy streaming events
     with wendy.stream("events", "stream") as events:
         # When a pipeline is created and run
-        logger = f"logger-{unique}"
-        register(bob, "loggers", logger, plugins["logger-local"])
-        spec = {"group": "dev", "name": unique, "image": IMAGE, "steps": [{"cmd": "echo hi"}]}
-        ok(wendy.run("pipelines", "create", "--spec", json.dumps(spec)))
-        run_id = ok(wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
-                              "--logger", logger)).printed
-        assert bob.wait_terminal(run_id) == "passed"
+        run_id = _passed_run(bob, wendy, plugins, unique)
 
         # Then wendy prints events as they come, and is still reading
         wait_until(events.until(lambda lines: any(run_id in line for line in lines)),
