@@ -1,7 +1,6 @@
-"""Publishes control commands to the queue, with broker confirms, and reads what the
-operators look at there (the error queue, the depth of the job queues).
-
-Jobs are not published here: entities queues a run's job when it records the run.
+"""Reads what the operators look at on the queue: the error queue, the depth of the job
+queues. The API publishes nothing: entities sends every command (jobs, stop, pause and
+resume), from its outbox.
 """
 
 from __future__ import annotations
@@ -10,10 +9,9 @@ import socket
 
 import aio_pika
 
-from bob_common import amqp, topology
+from bob_common import topology
 from bob_common.broker_link import BrokerLink, QueueUnavailable
 from bob_common.config import CommonSettings
-from bob_pb import messages_pb2
 
 
 class Publisher:
@@ -22,12 +20,7 @@ class Publisher:
             settings.queue_url,
             f"api-{socket.gethostname()}",
             settings.grpc_timeout_s,
-            on_channel=self._declare,
         )
-        self._control: aio_pika.abc.AbstractExchange | None = None
-
-    async def _declare(self, channel: aio_pika.abc.AbstractChannel) -> None:
-        self._control = await topology.declare_control(channel)
 
     async def start(self) -> None:
         await self._link.start()
@@ -35,16 +28,6 @@ class Publisher:
     @property
     def connected(self) -> bool:
         return self._link.connected
-
-    async def publish_control(self, control: messages_pb2.Control) -> None:
-        async def publish() -> None:
-            self._link.channel()
-            assert self._control is not None
-            await self._control.publish(
-                amqp.encode(control, headers={"run_id": control.run_id}), routing_key=""
-            )
-
-        await self._link.bounded(publish)
 
     async def pop_error(self) -> str | None:
         """The oldest message on bob.errors, removed from it; None when there is none."""

@@ -74,6 +74,11 @@ class JobQueue:
     def connected(self) -> bool:
         return self._link.connected
 
+    @property
+    def link(self) -> BrokerLink:
+        """The broker link, which entities' controls are published on too."""
+        return self._link
+
     async def publish(self, job: messages_pb2.Job) -> None:
         """Returns once the broker has confirmed the job; QueueFull when the job queue is
         at its bound, QueueUnavailable when the broker cannot be reached in time."""

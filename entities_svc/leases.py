@@ -145,6 +145,7 @@ def _next_attempt(row: Run, why: str, *, lost: bool) -> int:
     row.last_seq = 0
     row.lease_expires_ms = 0
     row.desired = int(Order.UNSPECIFIED)
+    row.control_owed = int(Order.UNSPECIFIED)
     row.first_line_no = line_no + 1
     row.requeue_at_ms = now_ms()
     row.save()

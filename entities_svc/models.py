@@ -97,6 +97,9 @@ class Run(BaseModel):
     # What the user asked for: a RunOrder value (run, pause or stop), so that a runner
     # that missed the broadcast learns it when it renews its lease.
     desired = SmallIntegerField(default=0)
+    # The order entities still owes the bob.control fanout (a RunOrder value, set with
+    # `desired` and in its transaction); 0 once the broker has confirmed it, or none owed.
+    control_owed = SmallIntegerField(default=0)
     # >0 while the broker has not confirmed the current attempt's job: from this time on,
     # entities (re)publishes it. 0 once it is queued.
     requeue_at_ms = IntegerField(default=0)

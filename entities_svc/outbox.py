@@ -1,10 +1,16 @@
-"""Which PENDING runs still need their job queued.
+"""What entities still owes the broker: the jobs of PENDING runs, and the controls (stop,
+pause, resume) of claimed runs.
 
 A run is recorded before its job is published, so the two can part: entities may die
 between them, a retried attempt needs a new job, a dead-lettered job needs another. A
 PENDING run with `requeue_at_ms` set has no confirmed job for its current attempt; from
 that time on the sweep publishes one. Publishing twice is harmless (the claim is a
 compare-and-set); never publishing would leave the run pending forever.
+
+Likewise a stop or pause is recorded (`desired`, and `control_owed` in the same
+transaction) before its control is broadcast; the control stays owed until the broker has
+confirmed it. Broadcasting twice is harmless (the runner's commands are idempotent), and
+one never broadcast still reaches the runner through its lease renewal, only later.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections import defaultdict
 
 from entities_svc import runs
 from entities_svc.clock import now_ms
-from entities_svc.lifecycle import RunStatus
+from entities_svc.lifecycle import CLAIMED, Order, RunStatus
 from entities_svc.models import Run, database
 
 
@@ -45,3 +51,23 @@ def due(limit: int) -> list[runs.RunInfo]:
         .limit(limit)
     )
     return [runs.to_domain(row, with_pipeline=True) for row in query]
+
+
+def controls_due(limit: int) -> list[tuple[str, Order]]:
+    """(run_id, order) of the claimed runs whose control is owed to the fanout."""
+    query = (
+        Run.select(Run.id, Run.control_owed)
+        .where(Run.status.in_([int(s) for s in CLAIMED]) & (Run.control_owed != 0))
+        .limit(limit)
+        .tuples()
+    )
+    return [(run_id, Order(order)) for run_id, order in query]
+
+
+def mark_controls_sent(confirmed: list[tuple[str, Order]]) -> None:
+    """The broker confirmed each (run_id, order); an order recorded since stays owed."""
+    with database.atomic():
+        for run_id, order in confirmed:
+            Run.update(control_owed=0).where(
+                (Run.id == run_id) & (Run.control_owed == int(order))
+            ).execute()

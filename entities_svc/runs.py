@@ -314,13 +314,15 @@ def get_logs(run_id: str, offset: int, limit: int) -> list[str]:
 @dataclass(frozen=True)
 class StopRequest:
     run: RunInfo
-    # True when a runner executes the run and must be told to stop it.
+    # True when a runner executes the run and is told to stop it: entities owes the
+    # control fanout a stop (controls.py), and the lease renewal answers it too.
     broadcast: bool
 
 
 def stop_run(run_id: str) -> StopRequest:
     """A PENDING run becomes STOPPED at once, so its job is refused at claim and never
-    starts; an active run is left to its runner, which the caller tells to stop."""
+    starts; an active run is left to its runner, to which a stop is owed (desired and
+    control_owed, in the same transaction)."""
     with database.atomic():
         # Conditional, like a claim: of a stop and a claim racing, one wins.
         stopped_pending = (
@@ -331,8 +333,9 @@ def stop_run(run_id: str) -> StopRequest:
         if stopped_pending:
             _entered(run_id, RunStatus.PENDING, at_ms=now_ms())
         else:
-            # Kept for the runner's lease renewal, in case the broadcast does not reach it.
-            Run.update(desired=int(Order.STOP)).where(
+            # Kept for the runner's lease renewal, in case the broadcast does not reach it,
+            # and owed to the control fanout, which entities broadcasts it on (controls.py).
+            Run.update(desired=int(Order.STOP), control_owed=int(Order.STOP)).where(
                 (Run.id == run_id) & Run.status.in_([int(s) for s in CLAIMED])
             ).execute()
     info = get_run(run_id)
@@ -346,10 +349,12 @@ def stop_run(run_id: str) -> StopRequest:
 
 
 def set_paused(run_id: str, paused: bool) -> RunInfo:
-    """Records that the user wants a claimed run paused (or running again); the runner
-    learns it from the broadcast or, failing that, when it renews its lease."""
+    """Records that the user wants a claimed run paused (or running again), and owes the
+    control fanout the command; the runner learns it from that broadcast or, failing
+    that, when it renews its lease."""
+    order = int(Order.PAUSE if paused else Order.RUN)
     updated = (
-        Run.update(desired=int(Order.PAUSE if paused else Order.RUN))
+        Run.update(desired=order, control_owed=order)
         .where(
             (Run.id == run_id)
             & Run.status.in_([int(s) for s in CLAIMED])

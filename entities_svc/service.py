@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health
 
 from bob_common.config import EntitiesSettings
+from entities_svc.controls import ControlSender
 from entities_svc.db import DatabaseThread
 from entities_svc.dead_jobs import DeadJobs
 from entities_svc.events import EventConsumer
@@ -38,7 +39,8 @@ class EntitiesService:
             settings.event_batch_max,
         )
         self.jobs = JobQueue(settings.common)
-        self.sweeper = Sweeper(self.db, self.jobs, settings)
+        self.controls = ControlSender(self.db, self.jobs.link)
+        self.sweeper = Sweeper(self.db, self.jobs, self.controls, settings)
         self.dead_jobs = DeadJobs(self.db, self.jobs, settings.max_attempts, self.sweeper.wake)
         self.jobs.on_channel = self.dead_jobs.attach
         self._sweeper_task: asyncio.Task[None] | None = None
@@ -57,6 +59,7 @@ class EntitiesService:
             lease_ms=int(self.settings.lease_s * 1000),
             events_applied=lambda: self.consumer.events_applied,
             job_due=self.sweeper.wake,
+            control_owed=self.controls.send_soon,
         )
         try:
             self._server, self.port, self._health = await start_server(
@@ -103,6 +106,7 @@ class EntitiesService:
             if self._health is not None:
                 await self._health.enter_graceful_shutdown()
             await self._server.stop(self.grace_s)
+        await self.controls.close()
         await self.jobs.close()
         await self.db.close()
         log.info("stopped")

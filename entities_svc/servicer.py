@@ -143,6 +143,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         lease_ms: int,
         events_applied: Callable[[], int] = lambda: 0,
         job_due: Callable[[], None] = lambda: None,
+        control_owed: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._jobs = jobs
@@ -150,6 +151,8 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._events_applied = events_applied
         # Tells the sweep a run's job is due now (a run was handed back).
         self._job_due = job_due
+        # Sends the controls owed now (a stop or pause was recorded); never waited for.
+        self._control_owed = control_owed
         self._feed = EventFeed(db)
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
@@ -272,10 +275,14 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
 
     async def StopRun(self, request, context):
         stop = await self._call(context, runs.stop_run, request.run_id)
+        if stop.broadcast:
+            self._control_owed()
         return entities_pb2.StopRunResponse(run=_run(stop.run), broadcast=stop.broadcast)
 
     async def SetRunPaused(self, request, context):
-        return _run(await self._call(context, runs.set_paused, request.run_id, request.paused))
+        info = await self._call(context, runs.set_paused, request.run_id, request.paused)
+        self._control_owed()
+        return _run(info)
 
     async def RenewLeases(self, request, context):
         reported = [(run.run_id, run.attempt) for run in request.runs]

@@ -1,6 +1,6 @@
 """The sweep, every BOB_SWEEP_S: marks confirmed jobs queued, turns runs whose lease
-expired into new attempts (or failures), publishes the jobs still owed, and prunes the
-event journal.
+expired into new attempts (or failures), publishes the jobs and controls still owed, and
+prunes the event journal.
 
 Nothing here is urgent to the millisecond, and everything is idempotent: a sweep that
 fails half-way is simply done again next time.
@@ -18,6 +18,7 @@ from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_common.config import EntitiesSettings
 from entities_svc import journal, leases, outbox
 from entities_svc.clock import now_ms
+from entities_svc.controls import ControlSender
 from entities_svc.db import DatabaseThread
 from entities_svc.job_queue import JobQueue, job_of
 
@@ -35,13 +36,22 @@ PRUNE_BATCHES = 10
 class SweepOutcome:
     lost: list[leases.Lost] = field(default_factory=list)
     published: int = 0
+    # Controls broadcast that an rpc could not send.
+    broadcast: int = 0
     pruned: int = 0
 
 
 class Sweeper:
-    def __init__(self, db: DatabaseThread, jobs: JobQueue, settings: EntitiesSettings) -> None:
+    def __init__(
+        self,
+        db: DatabaseThread,
+        jobs: JobQueue,
+        controls: ControlSender,
+        settings: EntitiesSettings,
+    ) -> None:
         self._db = db
         self._jobs = jobs
+        self._controls = controls
         self._lease_ms = int(settings.lease_s * 1000)
         self._max_attempts = settings.max_attempts
         self._interval_s = settings.sweep_s
@@ -79,10 +89,11 @@ class Sweeper:
             outcome.lost = await self._db.call(leases.expire, self._lease_ms, self._max_attempts)
         outcome.published = await self._publish_due()
         await self._mark_queued()
+        outcome.broadcast = await self._controls.send_owed()
         outcome.pruned = await self._prune_journal()
-        if outcome.lost or outcome.published:
-            log.info("sweep: %d run(s) lost, %d job(s) queued", len(outcome.lost),
-                     outcome.published)
+        if outcome.lost or outcome.published or outcome.broadcast:
+            log.info("sweep: %d run(s) lost, %d job(s) queued, %d control(s) broadcast",
+                     len(outcome.lost), outcome.published, outcome.broadcast)
         return outcome
 
     async def _prune_journal(self) -> int:

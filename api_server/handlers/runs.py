@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 
 from api_server import backends, convert
-from api_server.problems import ApiError, unavailable
+from api_server.problems import ApiError
 from bob_common import runner_types
-from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_pb import entities_pb2, messages_pb2
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ async def _stop(run_id: str):
     b = backends.current()
     try:
         # Entities stops a pending run itself (it will never start).
-        reply = await b.rpc("StopRun", entities_pb2.RunRef(run_id=run_id))
+        await b.rpc("StopRun", entities_pb2.RunRef(run_id=run_id))
     except ApiError as err:
         if err.status != 422:
             raise
@@ -57,8 +56,7 @@ async def _stop(run_id: str):
         # changes nothing.
         log.info("run %s: stop of an ended run: %s", run_id, err.message)
         return OK, 202
-    if reply.broadcast:
-        await _control(run_id, messages_pb2.STOP)
+    # Entities tells the runner executing it (control fanout, lease renewal).
     return OK, 202
 
 
@@ -71,16 +69,6 @@ async def pipeline_stop_at(group: str, name: str, id_: str):
     return await _stop(id_)
 
 
-async def _control(run_id: str, action: int) -> None:
-    try:
-        await backends.current().publisher.publish_control(
-            messages_pb2.Control(run_id=run_id, action=action)
-        )
-    except (QueueFull, QueueUnavailable) as exc:
-        what = messages_pb2.ControlAction.Name(action).lower()
-        raise unavailable(f"Queue unavailable, the {what} was not sent: {exc}") from exc
-
-
 async def run_pause(group: str, name: str, id_: str):
     return await _set_run_paused(group, name, id_, True)
 
@@ -90,8 +78,8 @@ async def run_unpause(group: str, name: str, id_: str):
 
 
 async def _set_run_paused(group: str, name: str, run_id: str, paused: bool):
-    """Recorded in entities first, so the runner learns it when it renews its lease even
-    if the broadcast does not reach it."""
+    """Recorded in entities, which tells the runner: on the control fanout, and when the
+    runner renews its lease, should the broadcast not reach it."""
     run = await run_of(group, name, run_id)
     needed, word = (messages_pb2.RUNNING, "running") if paused else (messages_pb2.PAUSED, "paused")
     if run.status != needed:
@@ -99,7 +87,6 @@ async def _set_run_paused(group: str, name: str, run_id: str, paused: bool):
     await backends.current().rpc(
         "SetRunPaused", entities_pb2.SetRunPausedRequest(run_id=run_id, paused=paused)
     )
-    await _control(run_id, messages_pb2.PAUSE if paused else messages_pb2.RESUME)
     return OK, 202
 
 

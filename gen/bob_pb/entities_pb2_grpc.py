@@ -307,16 +307,19 @@ class EntitiesServicer:
 
     def StopRun(self, request, context):
         """Asks for a run to stop. A PENDING run becomes STOPPED at once and will never start
-        (its job is refused at claim); an active run is marked for stopping and the caller
-        broadcasts the stop to runners. FAILED_PRECONDITION when the run has already ended.
+        (its job is refused at claim); an active run is marked for stopping, and entities
+        broadcasts the stop to runners (bob.control, from its outbox) and answers it to the
+        runner's lease renewal. Answers once recorded, without waiting for the broker.
+        FAILED_PRECONDITION when the run has already ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetRunPaused(self, request, context):
-        """Records whether an active run should be paused; the caller broadcasts the command.
-        FAILED_PRECONDITION when the run is pending or has ended.
+        """Records whether an active run should be paused; entities broadcasts the pause or
+        resume (bob.control, from its outbox) and answers it to the runner's lease renewal.
+        Answers once recorded. FAILED_PRECONDITION when the run is pending or has ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
