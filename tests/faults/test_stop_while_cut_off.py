@@ -1,7 +1,9 @@
 """A stop sent while the run's runner is cut off from the broker: the broadcast on
 bob.control never reaches it, but the runner renews its leases with entities over gRPC,
 and the answer orders the stop; the runner ends the step at once and reports the run
-STOPPED once the broker is reachable again."""
+STOPPED once the broker is reachable again. And a pause and a stop sent while entities
+and the API are cut off from it: answered 202 all the same (entities owes the broadcast,
+from its outbox), and obeyed by the runner through its lease renewals."""
 
 from __future__ import annotations
 
@@ -113,3 +115,60 @@ def test_a_stop_sent_while_the_runner_is_cut_off_from_the_broker_ends_the_run_st
             assert final.get("attempt") == 1, message
             assert "never" not in output, message
             assert leftover == [], message
+
+
+def _state(container) -> str:
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return "gone"
+    return container.status
+
+
+def test_a_pause_and_a_stop_sent_while_entities_and_the_api_are_cut_off_from_the_broker_are_answered_202_and_obeyed(  # noqa: E501
+    tmp_path, docker_client, unique
+):
+    host, port = RABBIT_HOST.split(":")
+    with fresh_vhost() as queue_url, tcp_proxy(host, int(port)) as proxy:
+        vhost = queue_url.rsplit("/", 1)[1]
+        runner = {
+            "BOB_RUNNER_ID": runner_id("docker"),
+            "BOB_RUNNER_CAPACITY": "1",
+            # The runner alone reaches the broker directly.
+            "BOB_QUEUE_URL": queue_url,
+        }
+        proxied = {"BOB_QUEUE_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}"}
+        with runner_cluster(
+            tmp_path, [runner], env={**FAST, **proxied}, queue_url=queue_url
+        ) as bob:
+            pipeline(bob, unique, f"echo started; {STEP}", "echo never")
+            run_id = bob.start(GROUP, unique)
+            runs = f"groups/{GROUP}/names/{unique}/runs/{run_id}"
+
+            # Given the run busy in a long step
+            bob.wait_status(run_id, "running")
+            wait_until(lambda: "started" in output_of(bob.log_lines(run_id)), timeout=30,
+                       what="the step to start", describe=bob.logs_tail)
+            [container] = run_containers(docker_client, run_id)
+
+            # When entities and the API are cut off from the broker
+            proxy.cut()
+            try:
+                # Then a pause is answered 202, and the runner pauses the run
+                r = bob.http.post(f"/pipelines/pause/{runs}")
+                assert r.status_code == 202, r.text
+                wait_until(lambda: _state(container) == "paused", timeout=60,
+                           what="the container to be paused", describe=bob.logs_tail)
+                # And a stop is answered 202, and the runner ends the step
+                r = bob.http.post(f"/pipelines/stop/{runs}")
+                assert r.status_code == 202, r.text
+                wait_until(lambda: _state(container) not in ("running", "paused"), timeout=60,
+                           what="the step to be stopped", describe=bob.logs_tail)
+            finally:
+                proxy.restore()
+
+            # And once entities hears the runner's events again, the run is stopped
+            assert bob.wait_terminal(run_id, timeout=120) == "stopped", bob.logs_tail()
+            final = detail(bob, unique, run_id) or {}
+            assert final.get("reason") == "stopped by request", final
+            assert "never" not in output_of(bob.log_lines(run_id))
