@@ -5,7 +5,7 @@
 | bob.jobs            | direct exchange | routing key = runner type             |
 | bob.jobs.<type>     | quorum queue    | jobs for one runner type; bounded     |
 | bob.control         | fanout exchange | stop/pause/resume; a queue per runner |
-| bob.events          | topic exchange  | run.<run_id>.<kind>, runner.<id>.*    |
+| bob.events          | topic exchange  | run.<run_id>.<kind>                   |
 | bob.entities.events | quorum queue    | bound to bob.events, for entities     |
 | bob.errors          | durable queue   | system errors as text; GET /error     |
 | bob.dead            | fanout + queue  | poison messages, raw, for inspection  |
@@ -43,10 +43,6 @@ def job_queue_name(runner_type: str) -> str:
 
 def run_event_key(run_id: str, kind: str) -> str:
     return f"run.{run_id}.{kind}"
-
-
-def runner_heartbeat_key(runner_id: str) -> str:
-    return f"runner.{runner_id}.heartbeat"
 
 
 def _quorum_arguments(**extra: object) -> dict[str, object]:
@@ -137,5 +133,4 @@ async def declare_entities_events(channel: AbstractChannel) -> AbstractQueue:
         ENTITIES_EVENTS_QUEUE, durable=True, arguments=_quorum_arguments()
     )
     await queue.bind(exchange, routing_key="run.#")
-    await queue.bind(exchange, routing_key="runner.#")
     return queue

@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 
 import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from bob_common import amqp, topology
 from bob_pb import messages_pb2
-from entities_svc import progress, runners
+from entities_svc import progress
 from entities_svc.db import DatabaseThread
 from entities_svc.lifecycle import RunStatus
 
 log = logging.getLogger(__name__)
-Item = progress.RunEvent | runners.Heartbeat
 
 SERVICE = "entities"
 # How long a batch waits for more deliveries once its first one has arrived.
@@ -36,34 +34,8 @@ RETRY_MAX_S = 30.0
 MAX_INT64 = 2**63 - 1
 
 
-HEARTBEAT_TYPE = messages_pb2.RunnerHeartbeat.DESCRIPTOR.full_name
-
-
-def _heartbeat(message: AbstractIncomingMessage) -> runners.Heartbeat:
-    beat = amqp.decode(message, messages_pb2.RunnerHeartbeat)
-    if not beat.runner_id or not beat.runner_type or beat.at_ms > MAX_INT64:
-        raise amqp.MessageDecodeError("RunnerHeartbeat without runner id or type", message.body)
-    node = None
-    if beat.HasField("node"):
-        n = beat.node
-        # uint64 on the wire, signed 64-bit in the database; and SQLite stores a NaN as
-        # NULL, which the column refuses.
-        node = runners.Node(
-            n.hostname,
-            n.cpu_count,
-            n.cpu_load if math.isfinite(n.cpu_load) else 0.0,
-            min(n.memory_free_bytes, MAX_INT64),
-            min(n.memory_total_bytes, MAX_INT64),
-        )
-    return runners.Heartbeat(
-        beat.runner_id, beat.runner_type, beat.capacity, tuple(beat.run_ids), beat.at_ms, node
-    )
-
-
-def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent | runners.Heartbeat:
+def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent:
     """Decodes a delivery; MessageDecodeError for anything that is not a usable event."""
-    if message.type == HEARTBEAT_TYPE:
-        return _heartbeat(message)
     event = amqp.decode(message, messages_pb2.RunEvent)
     kind = event.WhichOneof("body")
     if not event.run_id or event.seq == 0 or kind is None:
@@ -196,7 +168,7 @@ class EventConsumer:
         return batch
 
     async def _handle(self, channel: AbstractChannel, batch: list[AbstractIncomingMessage]) -> None:
-        decoded: list[tuple[AbstractIncomingMessage, Item]] = []
+        decoded: list[tuple[AbstractIncomingMessage, progress.RunEvent]] = []
         for message in batch:
             try:
                 decoded.append((message, to_domain(message)))
@@ -205,7 +177,7 @@ class EventConsumer:
         if not decoded:
             return
         try:
-            outcome = await self._db.call(progress.apply_batch, [e for _, e in decoded])
+            outcome = await self._db.call(progress.apply_events, [e for _, e in decoded])
         except Exception as exc:  # noqa: BLE001 - the consumer must outlive any one batch
             log.exception("applying a batch of %d deliveries failed", len(decoded))
             if len(decoded) == 1:
@@ -222,13 +194,13 @@ class EventConsumer:
     async def _apply_one_by_one(
         self,
         channel: AbstractChannel,
-        decoded: list[tuple[AbstractIncomingMessage, Item]],
+        decoded: list[tuple[AbstractIncomingMessage, progress.RunEvent]],
     ) -> None:
         """Isolates a poison event, so that it alone is requeued (and, after the broker's
         delivery limit, dead-lettered) instead of the whole batch with it."""
         for message, event in decoded:
             try:
-                outcome = await self._db.call(progress.apply_batch, [event])
+                outcome = await self._db.call(progress.apply_events, [event])
             except Exception as exc:  # noqa: BLE001 - see above
                 await self._give_back(channel, message, event, exc)
             else:
@@ -239,17 +211,13 @@ class EventConsumer:
         self,
         channel: AbstractChannel,
         message: AbstractIncomingMessage,
-        event: Item,
+        event: progress.RunEvent,
         exc: Exception,
     ) -> None:
         """Requeues a delivery that failed to apply. The broker dead-letters it once it
         has failed DELIVERY_LIMIT times; bob.errors hears about it then, not before."""
         deliveries = _deliveries(message)
-        what = (
-            f"runner {event.runner_id}: heartbeat"
-            if isinstance(event, runners.Heartbeat)
-            else f"run {event.run_id}: event seq {event.seq}"
-        )
+        what = f"run {event.run_id}: event seq {event.seq}"
         log.error("%s not applied (redelivered %d times): %r", what, deliveries, exc)
         if deliveries >= topology.DELIVERY_LIMIT:
             await amqp.report_error(

@@ -1,8 +1,9 @@
 """Leases: a runner owns a claimed run only as long as it renews its lease.
 
 The queue delivers jobs, but runs are owned here. A claim gives the runner a lease of
-`lease_ms`; its heartbeat renews it and learns, in the same answer, what the user wants
-done with the run (go on, pause, stop) or that the run is no longer its own. A run whose
+`lease_ms`; its heartbeat, the lease renewal, renews it (and records the runner) and
+learns, in the same answer, what the user wants done with the run (go on, pause, stop)
+or that the run is no longer its own. A run whose
 lease expires is lost: it becomes PENDING again as a new attempt, queued by entities, up
 to `max_attempts` lost executions, and then fails with the reason "runner lost". A run a
 runner hands back on shutdown becomes a new attempt too, without counting as lost.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from entities_svc import run_status, runs
+from entities_svc import run_status, runners, runs
 from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid
 from entities_svc.lifecycle import CLAIMED, Order, RunStatus, status_name
@@ -38,12 +39,25 @@ class Lost:
     retried_as: int
 
 
-def renew(runner_id: str, reported: list[tuple[str, int]], lease_ms: int) -> list[Order]:
+def renew(
+    runner_id: str,
+    reported: list[tuple[str, int]],
+    lease_ms: int,
+    seen: runners.Heartbeat | None = None,
+) -> list[Order]:
     """Extends the lease of each (run_id, attempt) the runner still owns and answers an
     order for each, in the same order. A run it does not own (another attempt, another
-    runner, ended, unknown) is to be abandoned."""
+    runner, ended, unknown) is to be abandoned. The renewal is the runner's one liveness
+    signal: what it says of itself, `seen`, is recorded in the same transaction."""
     if not runner_id:
         raise Invalid("runner_id must not be empty")
+    with database.atomic():
+        if seen is not None:
+            runners.record_heartbeats([seen])
+        return _renew(runner_id, reported, lease_ms)
+
+
+def _renew(runner_id: str, reported: list[tuple[str, int]], lease_ms: int) -> list[Order]:
     ids = [run_id for run_id, _ in reported]
     rows = {
         row.id: row

@@ -145,15 +145,15 @@ class LogLine(BaseModel):
 
 
 class Runner(BaseModel):
-    """A runner seen through its heartbeats."""
+    """A runner seen through its lease renewals (runners.py)."""
 
     runner_id = CharField(primary_key=True)
     runner_type = CharField()
     capacity = IntegerField()
-    # JSON list of the run ids it reported executing in its last heartbeat.
+    # JSON list of the run ids it reported executing in its last renewal.
     run_ids = TextField(default="[]")
     last_seen_ms = IntegerField()
-    # Its node, as the last heartbeat that described it said (Bob's cluster info).
+    # Its node, as the last renewal that described it said (Bob's cluster info).
     hostname = CharField(default="")
     cpu_count = IntegerField(default=0)
     cpu_load = FloatField(default=0.0)

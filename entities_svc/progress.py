@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from peewee import chunked
 
-from entities_svc import run_status, runners
+from entities_svc import run_status
 from entities_svc.lifecycle import RunStatus, can_transition, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 
@@ -183,11 +183,3 @@ def _change_status(row: Run, event: RunEvent, change: StatusChange) -> None:
         f" ({change.reason})" if change.reason else "",
     )
 
-
-def apply_batch(items: list[RunEvent | runners.Heartbeat]) -> Outcome:
-    """Applies run events and runner heartbeats of one batch in one transaction."""
-    with database.atomic():
-        beats = [item for item in items if isinstance(item, runners.Heartbeat)]
-        if beats:
-            runners.record_heartbeats(beats)
-        return apply_events([item for item in items if isinstance(item, RunEvent)])

@@ -1,4 +1,5 @@
-"""Runners, as their heartbeats describe them: which exist, of which type, doing what."""
+"""Runners, as their lease renewals describe them (the runner's one liveness signal, its
+heartbeat): which exist, of which type, doing what."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ DEFAULT_RUNNER_TYPE = "docker"
 
 @dataclass(frozen=True)
 class Node:
-    """The machine a runner runs on, as its heartbeat describes it."""
+    """The machine a runner runs on, as its renewals describe it."""
 
     hostname: str
     cpu_count: int
@@ -28,6 +29,8 @@ class Node:
 
 @dataclass(frozen=True)
 class Heartbeat:
+    """What a runner says of itself with a lease renewal, at `at_ms` (entities' clock)."""
+
     runner_id: str
     runner_type: str
     capacity: int

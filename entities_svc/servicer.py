@@ -4,6 +4,7 @@ database thread, and maps domain errors to status codes in one table."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -14,6 +15,7 @@ from google.protobuf import empty_pb2, json_format
 from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc import journal, leases, pipelines, plugins, runners, runs
+from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.feed import EventFeed
@@ -99,6 +101,35 @@ def _runner(beat: runners.Heartbeat) -> entities_pb2.RunnerInfo:
         run_ids=beat.run_ids,
         last_seen_ms=beat.at_ms,
         node=messages_pb2.NodeInfo(**vars(node)) if node else None,
+    )
+
+
+MAX_INT64 = 2**63 - 1
+
+
+def _seen(request: entities_pb2.RenewLeasesRequest) -> runners.Heartbeat | None:
+    """What a renewing runner says of itself; None when it says nothing (no type)."""
+    if not request.runner_type:
+        return None
+    node = None
+    if request.HasField("node"):
+        n = request.node
+        # uint64 on the wire, signed 64-bit in the database; and SQLite stores a NaN as
+        # NULL, which the column refuses.
+        node = runners.Node(
+            n.hostname,
+            n.cpu_count,
+            n.cpu_load if math.isfinite(n.cpu_load) else 0.0,
+            min(n.memory_free_bytes, MAX_INT64),
+            min(n.memory_total_bytes, MAX_INT64),
+        )
+    return runners.Heartbeat(
+        request.runner_id,
+        request.runner_type,
+        request.capacity,
+        tuple(run.run_id for run in request.runs),
+        now_ms(),
+        node,
     )
 
 
@@ -287,7 +318,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
     async def RenewLeases(self, request, context):
         reported = [(run.run_id, run.attempt) for run in request.runs]
         orders = await self._call(
-            context, leases.renew, request.runner_id, reported, self._lease_ms
+            context, leases.renew, request.runner_id, reported, self._lease_ms, _seen(request)
         )
         return entities_pb2.RenewLeasesResponse(
             instructions=[

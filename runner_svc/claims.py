@@ -1,7 +1,7 @@
 """What the runner asks entities about the runs it owns. Runs are owned in the database,
 not in the queue: a claim (a compare-and-set on the run) makes a duplicate delivery
-harmless, a lease renewed every heartbeat keeps the run this runner's, and a release hands
-it back at shutdown."""
+harmless, a lease renewed every heartbeat keeps the run this runner's (and, the runner's
+one liveness signal, says who it is), and a release hands it back at shutdown."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import grpc
 
 from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
+from runner_svc.node import node_info
 
 # Answers that say nothing about the run, only that entities could not decide: try later.
 _TRANSIENT = {
@@ -50,10 +51,21 @@ class Renewal:
 
 
 class RunClaims:
-    def __init__(self, channel: grpc.aio.Channel, *, runner_id: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        runner_id: str,
+        timeout_s: float,
+        runner_type: str = "",
+        capacity: int = 0,
+    ) -> None:
         self._stub = entities_pb2_grpc.EntitiesStub(channel)
         self._runner_id = runner_id
         self._timeout_s = timeout_s
+        # Said with every renewal, for the cluster info; without a type, nothing is.
+        self._runner_type = runner_type
+        self._capacity = capacity
 
     async def claim(self, run_id: str, attempt: int) -> Claim:
         """Raises EntitiesUnavailable when entities cannot answer now."""
@@ -68,10 +80,14 @@ class RunClaims:
         return Claim(response.claimed, response.reason)
 
     async def renew(self, runs: Sequence[tuple[str, int]]) -> Renewal:
-        """Renews the leases of these (run id, attempt) and says what to do with each."""
+        """Renews the leases of these (run id, attempt), none for an idle runner, and says
+        what to do with each; entities records the runner as it describes itself here."""
         request = entities_pb2.RenewLeasesRequest(
             runner_id=self._runner_id,
             runs=[entities_pb2.RunAttempt(run_id=r, attempt=a) for r, a in runs],
+            runner_type=self._runner_type,
+            capacity=self._capacity,
+            node=node_info(),
         )
         response = await self._call("RenewLeases", request)
         return Renewal(

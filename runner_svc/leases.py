@@ -1,5 +1,5 @@
-"""Lease renewal: every heartbeat, the runner tells entities (over gRPC) which runs it
-executes, which keeps them its own, and does what entities answers for each.
+"""Lease renewal: every heartbeat, the runner tells entities (over gRPC) who it is and
+which runs it executes, which keeps them its own, and does what entities answers for each.
 
 It is also how a command reaches a run when the control fanout could not: a runner cut off
 from the broker has lost its exclusive control queue, and the stop or pause sent then with

@@ -1,5 +1,5 @@
-"""The node a runner runs on, as its heartbeat describes it (Bob's cluster info): host
-name, cores, load and memory, read from the OS at each beat."""
+"""The node a runner runs on, as its lease renewals describe it (Bob's cluster info): host
+name, cores, load and memory, read from the OS at each renewal."""
 
 from __future__ import annotations
 

@@ -75,7 +75,13 @@ class RunnerService:
                     timeout_s = s.common.grpc_timeout_s
                     await self._serve(
                         connection,
-                        RunClaims(entities, runner_id=s.runner_id, timeout_s=timeout_s),
+                        RunClaims(
+                            entities,
+                            runner_id=s.runner_id,
+                            timeout_s=timeout_s,
+                            runner_type=s.runner_type,
+                            capacity=s.capacity,
+                        ),
                         PluginDirectory(entities, timeout_s=timeout_s),
                     )
         finally:
@@ -115,7 +121,7 @@ class RunnerService:
         self._consumer = consumer
         control = ControlListener(consumer.run_of, control_channel)
         leases = Leases(claims, lookup=consumer.run_of, executing=consumer.executing)
-        heartbeat = Heartbeat(events, s, consumer.executing, leases, self._tuning.heartbeat_s)
+        heartbeat = Heartbeat(leases, self._tuning.heartbeat_s)
         sweeper = OrphanSweeper(
             self._executor, claims, runner_id=s.runner_id, executing=consumer.executing,
             interval_s=s.orphan_sweep_s,
@@ -136,7 +142,7 @@ class RunnerService:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(consumer.serve(self._stop, self._hurry))
                 tasks.create_task(control.serve(until=consumer.finished))
-                # Beats and renews while runs drain too: they are still this runner's.
+                # Renews while runs drain too: they are still this runner's.
                 tasks.create_task(heartbeat.serve(until=consumer.finished))
                 tasks.create_task(sweeper.serve(until=consumer.finished))
         finally:

@@ -281,12 +281,18 @@ class RunAttempt(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class RenewLeasesRequest(_message.Message):
-    __slots__ = ("runner_id", "runs")
+    __slots__ = ("runner_id", "runs", "runner_type", "capacity", "node")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     runs: _containers.RepeatedCompositeFieldContainer[RunAttempt]
-    def __init__(self, runner_id: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[RunAttempt, _Mapping]]] = ...) -> None: ...
+    runner_type: str
+    capacity: int
+    node: _messages_pb2.NodeInfo
+    def __init__(self, runner_id: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[RunAttempt, _Mapping]]] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., node: _Optional[_Union[_messages_pb2.NodeInfo, _Mapping]] = ...) -> None: ...
 
 class RunInstruction(_message.Message):
     __slots__ = ("run_id", "order")

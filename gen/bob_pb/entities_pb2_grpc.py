@@ -326,11 +326,12 @@ class EntitiesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RenewLeases(self, request, context):
-        """A runner's lease renewal, every BOB_HEARTBEAT_S: extends the lease of each run it
-        still owns and answers, run by run, what the runner must do with it. A run whose lease
-        expires is lost: entities retries it as a new attempt or fails it ("runner lost").
-        The answer is also how a stop or pause sent while the runner was cut off from the
-        broker still reaches it.
+        """A runner's lease renewal, at start-up and every BOB_HEARTBEAT_S, with runs or without:
+        its one liveness signal. Records the runner as it describes itself (ListRunners),
+        extends the lease of each run it still owns and answers, run by run, what the runner
+        must do with it. A run whose lease expires is lost: entities retries it as a new
+        attempt or fails it ("runner lost"). The answer is also how a stop or pause sent
+        while the runner was cut off from the broker still reaches it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -346,7 +347,7 @@ class EntitiesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRunners(self, request, context):
-        """Runners that have sent a heartbeat, most recently seen first.
+        """Runners that have renewed their leases, most recently seen first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

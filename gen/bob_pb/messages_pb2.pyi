@@ -135,22 +135,6 @@ class StepFinished(_message.Message):
     duration_ms: int
     def __init__(self, index: _Optional[int] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
-class RunnerHeartbeat(_message.Message):
-    __slots__ = ("runner_id", "runner_type", "capacity", "run_ids", "at_ms", "node")
-    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
-    RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
-    CAPACITY_FIELD_NUMBER: _ClassVar[int]
-    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
-    AT_MS_FIELD_NUMBER: _ClassVar[int]
-    NODE_FIELD_NUMBER: _ClassVar[int]
-    runner_id: str
-    runner_type: str
-    capacity: int
-    run_ids: _containers.RepeatedScalarFieldContainer[str]
-    at_ms: int
-    node: NodeInfo
-    def __init__(self, runner_id: _Optional[str] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ..., at_ms: _Optional[int] = ..., node: _Optional[_Union[NodeInfo, _Mapping]] = ...) -> None: ...
-
 class NodeInfo(_message.Message):
     __slots__ = ("hostname", "cpu_count", "cpu_load", "memory_free_bytes", "memory_total_bytes")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]

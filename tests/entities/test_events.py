@@ -239,34 +239,24 @@ def test_grpc_serves_while_the_broker_is_unreachable_and_stops_promptly(db_url):
     asyncio.run(main())
 
 
-def test_runner_heartbeats_register_runners_and_their_types(db_url, rabbit_url):
+def test_lease_renewals_register_runners_and_their_types(db_url, rabbit_url):
     async def main() -> None:
         async with running_service(db_url, rabbit_url) as bob:
-            # Given a shell runner's heartbeats, an older one arriving last, the newest
-            # describing its node (with a load it could not measure)
+            # Given an idle shell runner's lease renewal, describing its node (with a load
+            # it could not measure)
             node = M.NodeInfo(hostname="build-1", cpu_count=4, cpu_load=float("nan"),
                               memory_free_bytes=2**31, memory_total_bytes=2**64 - 1)
-            for at_ms, run_ids, of in ((2_000, ["r-2"], node), (1_000, ["r-1"], None)):
-                beat = M.RunnerHeartbeat(
-                    runner_id="shell-1",
-                    runner_type="shell",
-                    capacity=3,
-                    run_ids=run_ids,
-                    at_ms=at_ms,
-                    node=of,
-                )
-                await bob.events.publish(
-                    amqp.encode(beat), routing_key=topology.runner_heartbeat_key("shell-1")
-                )
+            before_ms = int(time.time() * 1000)
+            await bob.stub.RenewLeases(E.RenewLeasesRequest(
+                runner_id="shell-1", runner_type="shell", capacity=3, node=node
+            ))
 
-            async def listed():
-                reply = await bob.stub.ListRunners(empty_pb2.Empty())
-                return list(reply.runners) if reply.runners else None
-
-            # Then entities lists the runner as of its newest heartbeat
-            [runner] = await await_until(listed, what="runner listed")
-            assert (runner.runner_type, runner.capacity, runner.last_seen_ms) == ("shell", 3, 2_000)
-            assert list(runner.run_ids) == ["r-2"]
+            # Then entities lists the runner as of that renewal
+            reply = await bob.stub.ListRunners(empty_pb2.Empty())
+            [runner] = reply.runners
+            assert (runner.runner_type, runner.capacity) == ("shell", 3)
+            assert runner.last_seen_ms >= before_ms
+            assert list(runner.run_ids) == []
             assert runner.node == M.NodeInfo(
                 hostname="build-1", cpu_count=4, cpu_load=0.0,
                 memory_free_bytes=2**31, memory_total_bytes=2**63 - 1,
@@ -277,5 +267,13 @@ def test_runner_heartbeats_register_runners_and_their_types(db_url, rabbit_url):
                 E.CreateRunRequest(group="dev", name="app", runner_type="shell")
             )
             assert job.runner_type == "shell"
+            # and a later renewal, naming its runs, is what the list shows next
+            await bob.stub.RenewLeases(E.RenewLeasesRequest(
+                runner_id="shell-1", runner_type="shell", capacity=3,
+                runs=[E.RunAttempt(run_id=job.run_id, attempt=1)],
+            ))
+            [runner] = (await bob.stub.ListRunners(empty_pb2.Empty())).runners
+            assert list(runner.run_ids) == [job.run_id]
+            assert runner.node.hostname == "build-1"
 
     asyncio.run(main())

@@ -382,8 +382,8 @@ class World:
         await publish_job(self.channel, job, self.settings.common.queue_max_jobs)
 
     async def control(self, run_id: str, action: int) -> None:
-        """What the API does: entities records the wish (so lease renewals answer it),
-        then the command is broadcast."""
+        """What entities does for a stop or pause: records the wish (so lease renewals
+        answer it), then broadcasts the command."""
         if self.entities is not None:
             self.entities.orders[run_id] = _ORDER_OF[action]
         await send_control(self.channel, run_id, action)
