@@ -1,4 +1,5 @@
-"""What handlers talk to: the entities service over gRPC and the queue publisher.
+"""What handlers talk to: the entities service over gRPC and, for reading only (errors,
+queue depths, health), the queue.
 
 The app's lifespan owns one Backends; handlers reach it through request state.
 """
