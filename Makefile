@@ -26,6 +26,7 @@ gen-check: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m devcluster.gen --check
 
 test: setup

@@ -40,8 +40,10 @@ def format_memory(size: int) -> str:
     """`size` bytes for a person, in the unit (binary or decimal) that divides it into the
     smallest whole number: "64 MiB", "512 MB", "1001 bytes"."""
     best = (size, "bytes")
-    for base, units in ((1024, ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")),
-                        (1000, ("kB", "MB", "GB", "TB", "PB", "EB"))):
+    for base, units in (
+        (1024, ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")),
+        (1000, ("kB", "MB", "GB", "TB", "PB", "EB")),
+    ):
         for power, unit in enumerate(units, start=1):
             if size and size % base**power == 0 and size // base**power < best[0]:
                 best = (size // base**power, unit)

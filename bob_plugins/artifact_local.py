@@ -100,12 +100,14 @@ class Store:
 def create_app(root: Path) -> Starlette:
     store = Store(root)
     artifact = "/bob_artifact/{group}/{name}/{run_id}/{artifact}"
-    return Starlette(routes=[
-        Route("/ping", store.ping, methods=["GET"]),
-        Route(artifact, store.upload, methods=["POST"]),
-        Route(artifact, store.download, methods=["GET"]),
-        Route(artifact, store.delete, methods=["DELETE"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/ping", store.ping, methods=["GET"]),
+            Route(artifact, store.upload, methods=["POST"]),
+            Route(artifact, store.download, methods=["GET"]),
+            Route(artifact, store.delete, methods=["DELETE"]),
+        ]
+    )
 
 
 def main() -> int:

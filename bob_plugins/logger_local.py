@@ -147,9 +147,7 @@ class Logs:
         `timeout`."""
         async with self._news:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._news.wait_for(lambda: self._changes != seen), timeout
-                )
+                await asyncio.wait_for(self._news.wait_for(lambda: self._changes != seen), timeout)
 
     async def _follow(self, path: Path) -> AsyncIterator[bytes]:
         """The log's whole lines so far, then each line appended, until the log is deleted
@@ -176,8 +174,7 @@ class Logs:
                     return
                 idle = loop.time() - idle_since
                 if idle >= self.follow_idle_s:
-                    log.info("closing the follow of %s: nothing new for %.0f s",
-                             path.name, idle)
+                    log.info("closing the follow of %s: nothing new for %.0f s", path.name, idle)
                     return
                 await self._news_after(seen, min(FOLLOW_POLL_S, self.follow_idle_s - idle))
 
@@ -206,8 +203,10 @@ async def _receive(request: Request, partial: Path) -> tuple[int, bytes]:
 
 
 async def _append(partial: Path, path: Path, *, newline: bool) -> None:
-    async with await anyio.open_file(partial, "rb") as src, \
-            await anyio.open_file(path, "ab") as out:
+    async with (
+        await anyio.open_file(partial, "rb") as src,
+        await anyio.open_file(path, "ab") as out,
+    ):
         while chunk := await src.read(CHUNK):
             await out.write(chunk)
         if newline:
@@ -225,12 +224,14 @@ def _too_large() -> Response:
 def create_app(root: Path, *, follow_idle_s: float = DEFAULT_FOLLOW_IDLE_S) -> Starlette:
     logs = Logs(root, follow_idle_s=follow_idle_s)
     run = "/bob_logs/{run_id}"
-    return Starlette(routes=[
-        Route("/ping", logs.ping, methods=["GET"]),
-        Route(run, logs.put, methods=["PUT"]),
-        Route(run, logs.get, methods=["GET"]),
-        Route(run, logs.delete, methods=["DELETE"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/ping", logs.ping, methods=["GET"]),
+            Route(run, logs.put, methods=["PUT"]),
+            Route(run, logs.get, methods=["GET"]),
+            Route(run, logs.delete, methods=["DELETE"]),
+        ]
+    )
 
 
 def main() -> int:
@@ -244,8 +245,10 @@ def main() -> int:
     except ValueError:
         follow_idle_s = -1.0
     if not follow_idle_s > 0:
-        print(f"BOB_LOGGER_FOLLOW_IDLE_S={raw_idle!r} is not a positive number of seconds",
-              file=sys.stderr)
+        print(
+            f"BOB_LOGGER_FOLLOW_IDLE_S={raw_idle!r} is not a positive number of seconds",
+            file=sys.stderr,
+        )
         return RET_CONFIG
     root = Path(os.environ.get("BOB_LOGGER_DIR") or DEFAULT_DIR).resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,9 @@ class GitFailed(Exception):
 
 async def _git(*args: str, status: int = 404, what: str) -> str:
     process = await asyncio.create_subprocess_exec(
-        "git", *args, env=_GIT_ENV,
+        "git",
+        *args,
+        env=_GIT_ENV,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -90,21 +92,46 @@ async def bob_resource(request: Request) -> Response:
         if _URL.match(repo):
             scratch = tempfile.mkdtemp(prefix="bob-git-")
             await _git("init", "-q", scratch, status=500, what="git init")
-            await _git("-C", scratch, "fetch", "-q", "--depth", "1", "--", repo, ref,
-                       status=404, what=f"could not fetch {ref} from {repo}")
+            await _git(
+                "-C",
+                scratch,
+                "fetch",
+                "-q",
+                "--depth",
+                "1",
+                "--",
+                repo,
+                ref,
+                status=404,
+                what=f"could not fetch {ref} from {repo}",
+            )
             where, rev = scratch, "FETCH_HEAD"
         elif Path(repo).is_dir():
             where, rev = repo, ref
         else:
             return message(f"No repository at {repo}", 404)
-        commit = await _git("-C", where, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",
-                            status=404, what=f"no commit {ref} in {repo}")
+        commit = await _git(
+            "-C",
+            where,
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            f"{rev}^{{commit}}",
+            status=404,
+            what=f"no commit {ref} in {repo}",
+        )
     except GitFailed as exc:
         _remove(scratch)
         return message(exc.text, exc.status)
     log.info("serving %s at %s (%s)", repo, ref, commit[:12])
     archive = await asyncio.create_subprocess_exec(
-        "git", "-C", where, "archive", "--format=tar", commit, env=_GIT_ENV,
+        "git",
+        "-C",
+        where,
+        "archive",
+        "--format=tar",
+        commit,
+        env=_GIT_ENV,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -134,10 +161,12 @@ def _remove(scratch: str | None) -> None:
 
 
 def create_app() -> Starlette:
-    return Starlette(routes=[
-        Route("/ping", ping, methods=["GET"]),
-        Route("/bob_resource", bob_resource, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/bob_resource", bob_resource, methods=["GET"]),
+        ]
+    )
 
 
 def main() -> int:

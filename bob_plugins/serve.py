@@ -51,6 +51,7 @@ def start_logging(service: str) -> None:
 def serve(service: str, app: Starlette, port: int) -> int:
     log.info("%s serving on http://%s:%d", service, HOST, port)
     # uvicorn handles SIGINT/SIGTERM: it stops accepting and finishes requests.
-    uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app, host=HOST, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
+    )
     return RET_OK

@@ -134,12 +134,19 @@ class Cluster:
             store_port = base.get("BOB_ARTIFACT_STORE_PORT") or str(artifact_local.DEFAULT_PORT)
             logger_port = base.get("BOB_LOGGER_PORT") or str(logger_local.DEFAULT_PORT)
             self.plugins = [
-                Service("resources", "bob_plugins.resource_git",
-                        {**base, "BOB_GIT_PROVIDER_PORT": git_port}),
-                Service("artifacts", "bob_plugins.artifact_local",
-                        {**base, "BOB_ARTIFACT_STORE_PORT": store_port}),
-                Service("logger", "bob_plugins.logger_local",
-                        {**base, "BOB_LOGGER_PORT": logger_port}),
+                Service(
+                    "resources",
+                    "bob_plugins.resource_git",
+                    {**base, "BOB_GIT_PROVIDER_PORT": git_port},
+                ),
+                Service(
+                    "artifacts",
+                    "bob_plugins.artifact_local",
+                    {**base, "BOB_ARTIFACT_STORE_PORT": store_port},
+                ),
+                Service(
+                    "logger", "bob_plugins.logger_local", {**base, "BOB_LOGGER_PORT": logger_port}
+                ),
             ]
             self.plugin_urls = {
                 "git": f"http://127.0.0.1:{git_port}",

@@ -1,7 +1,7 @@
 """Generates gen/bob_pb from protos/bob_pb (`make gen`), or checks that it is current.
 
-    python -m devcluster.gen           # write gen/
-    python -m devcluster.gen --check   # exit 1 when gen/ differs from what protos/ gives
+python -m devcluster.gen           # write gen/
+python -m devcluster.gen --check   # exit 1 when gen/ differs from what protos/ gives
 """
 
 from __future__ import annotations

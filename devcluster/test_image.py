@@ -53,7 +53,7 @@ def ensure_image(client: docker.DockerClient | None = None) -> str:
     except docker.errors.ImageNotFound:
         repo, tag = IMAGE.rsplit(":", 1)
         client.api.import_image_from_data(
-            rootfs_tar(), repository=repo, tag=tag, changes=["ENV PATH=/bin", "CMD [\"/bin/sh\"]"]
+            rootfs_tar(), repository=repo, tag=tag, changes=["ENV PATH=/bin", 'CMD ["/bin/sh"]']
         )
         print(f"built {IMAGE}")
     return IMAGE

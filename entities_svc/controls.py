@@ -89,8 +89,9 @@ class ControlSender:
             )
 
         await self._link.bounded(publish)
-        log.info("run %s: %s broadcast", control.run_id,
-                 messages_pb2.ControlAction.Name(control.action))
+        log.info(
+            "run %s: %s broadcast", control.run_id, messages_pb2.ControlAction.Name(control.action)
+        )
 
     async def close(self) -> None:
         """Cancels a pass under way: what it did not send stays owed."""

@@ -64,8 +64,9 @@ class DeadJobs:
         except amqp.MessageDecodeError as exc:
             # Poison from the start: the runner that rejected it has reported it already.
             # Kept raw on bob.dead, with the other poison messages.
-            log.warning("undecodable dead job moved to %s: %s", topology.DEAD_LETTER_QUEUE,
-                        exc.reason)
+            log.warning(
+                "undecodable dead job moved to %s: %s", topology.DEAD_LETTER_QUEUE, exc.reason
+            )
             await self._keep_raw(message)
             await message.ack()
             return

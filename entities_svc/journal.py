@@ -63,9 +63,7 @@ def read_after(after_id: int, limit: int) -> list[Event]:
         .order_by(ClusterEvent.id)
         .limit(limit)
     )
-    return [
-        Event(row.id, row.at_ms, row.type, row.reason, row.kind, row.message) for row in query
-    ]
+    return [Event(row.id, row.at_ms, row.type, row.reason, row.kind, row.message) for row in query]
 
 
 def prune(now: int, keep_rows: int, batch: int) -> int:

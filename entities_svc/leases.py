@@ -163,8 +163,9 @@ def _next_attempt(row: Run, why: str, *, lost: bool) -> int:
     row.first_line_no = line_no + 1
     row.requeue_at_ms = now_ms()
     row.save()
-    log.warning("run %s: %s; attempt %d %s", row.id, why, previous,
-                "lost" if lost else "handed back")
+    log.warning(
+        "run %s: %s; attempt %d %s", row.id, why, previous, "lost" if lost else "handed back"
+    )
     return row.attempt
 
 

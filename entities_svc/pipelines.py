@@ -27,9 +27,7 @@ class StoredPipeline:
 
 
 def _to_domain(row: Pipeline) -> StoredPipeline:
-    return StoredPipeline(
-        row.group, row.name, json.loads(row.definition), row.paused, row.document
-    )
+    return StoredPipeline(row.group, row.name, json.loads(row.definition), row.paused, row.document)
 
 
 def _check_ref(group: str, name: str) -> None:

@@ -67,9 +67,7 @@ def delete(registry: Registry, name: str) -> None:
     with database.atomic():
         if not model.delete().where(model.name == name).execute():
             raise NotFound(f"{registry.label} {name} not found")
-        journal.append(
-            registry.kind, f"{registry.kind}Deleted", f"{registry.label} {name} deleted"
-        )
+        journal.append(registry.kind, f"{registry.kind}Deleted", f"{registry.label} {name} deleted")
     log.info("deleted %s %s", registry.label.lower(), name)
 
 

@@ -182,4 +182,3 @@ def _change_status(row: Run, event: RunEvent, change: StatusChange) -> None:
         status_name(change.status),
         f" ({change.reason})" if change.reason else "",
     )
-

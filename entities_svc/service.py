@@ -71,9 +71,7 @@ class EntitiesService:
         log.info("serving bob.v1.Entities on port %d", self.port)
         await self.jobs.start()
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
-        self._sweeper_task = asyncio.create_task(
-            self.sweeper.serve(), name="sweeper"
-        )
+        self._sweeper_task = asyncio.create_task(self.sweeper.serve(), name="sweeper")
 
     async def wait(self, stopping: asyncio.Event) -> None:
         """Returns when `stopping` is set; raises if the consumer fails."""

@@ -92,16 +92,18 @@ class Sweeper:
         outcome.broadcast = await self._controls.send_owed()
         outcome.pruned = await self._prune_journal()
         if outcome.lost or outcome.published or outcome.broadcast:
-            log.info("sweep: %d run(s) lost, %d job(s) queued, %d control(s) broadcast",
-                     len(outcome.lost), outcome.published, outcome.broadcast)
+            log.info(
+                "sweep: %d run(s) lost, %d job(s) queued, %d control(s) broadcast",
+                len(outcome.lost),
+                outcome.published,
+                outcome.broadcast,
+            )
         return outcome
 
     async def _prune_journal(self) -> int:
         pruned = 0
         for _ in range(PRUNE_BATCHES):
-            deleted = await self._db.call(
-                journal.prune, now_ms(), self._events_keep, PRUNE_BATCH
-            )
+            deleted = await self._db.call(journal.prune, now_ms(), self._events_keep, PRUNE_BATCH)
             pruned += deleted
             if deleted < PRUNE_BATCH:
                 break
@@ -131,8 +133,9 @@ class Sweeper:
             except QueueFull:
                 # Waits for room: the run stays PENDING and due.
                 full.add(info.runner_type)
-                log.warning("job queue of %s runners is full; run %s waits",
-                            info.runner_type, info.id)
+                log.warning(
+                    "job queue of %s runners is full; run %s waits", info.runner_type, info.id
+                )
             except QueueUnavailable as exc:
                 log.warning("cannot queue jobs now (%s); next sweep", exc)
                 break

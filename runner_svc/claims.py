@@ -90,9 +90,7 @@ class RunClaims:
             node=node_info(),
         )
         response = await self._call("RenewLeases", request)
-        return Renewal(
-            {i.run_id: i.order for i in response.instructions}, response.lease_ms
-        )
+        return Renewal({i.run_id: i.order for i in response.instructions}, response.lease_ms)
 
     async def release(self, run_id: str, attempt: int, reason: str) -> None:
         """Hands a claimed run back: entities queues it again as the next attempt."""

@@ -115,8 +115,11 @@ class JobConsumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.drain_s
         if self._tasks():
-            log.info("waiting up to %.1f s for %d running job(s)",
-                     self._settings.drain_s, len(self._tasks()))
+            log.info(
+                "waiting up to %.1f s for %d running job(s)",
+                self._settings.drain_s,
+                len(self._tasks()),
+            )
         while (tasks := self._tasks()) and not hurry.is_set() and loop.time() < deadline:
             hurried = asyncio.create_task(hurry.wait())
             try:
@@ -141,9 +144,9 @@ class JobConsumer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(
-            self._release(run) for run in claimed if not run.ended and not run.abandoned
-        ))
+        await asyncio.gather(
+            *(self._release(run) for run in claimed if not run.ended and not run.abandoned)
+        )
 
     async def _release(self, run: Run) -> None:
         spec = run.spec
@@ -152,8 +155,9 @@ class JobConsumer:
         try:
             await self._claims.release(spec.run_id, spec.attempt, reason)
         except RunnerError as exc:
-            rlog.warning("could not release attempt %d (%s); its lease will expire",
-                         spec.attempt, exc)
+            rlog.warning(
+                "could not release attempt %d (%s); its lease will expire", spec.attempt, exc
+            )
             return
         rlog.info("released attempt %d; entities queues the run again", spec.attempt)
 
@@ -191,13 +195,17 @@ class JobConsumer:
         return Run(
             from_job(job),
             self._executor,
-            self._copies.reporter(job.logger, job.run_id, RunReporter(
-                self._events,
-                run_id=job.run_id,
-                attempt=job.attempt,
-                runner_id=self._settings.runner_id,
-                first_line_no=job.first_line_no,
-            )),
+            self._copies.reporter(
+                job.logger,
+                job.run_id,
+                RunReporter(
+                    self._events,
+                    run_id=job.run_id,
+                    attempt=job.attempt,
+                    runner_id=self._settings.runner_id,
+                    first_line_no=job.first_line_no,
+                ),
+            ),
             plugins=self._plugins,
             http=self._http,
             batch_lines=self._settings.log_batch_lines,
@@ -241,8 +249,7 @@ class JobConsumer:
         run = active.run
         spec = run.spec
         rlog = run_logger(log, spec.run_id)
-        rlog.info("claimed attempt %d: %d step(s) in %s",
-                  spec.attempt, len(spec.steps), spec.image)
+        rlog.info("claimed attempt %d: %d step(s) in %s", spec.attempt, len(spec.steps), spec.image)
         try:
             outcome = await run.execute()
         except asyncio.CancelledError:
@@ -265,8 +272,11 @@ class JobConsumer:
         if run.abandoned:
             rlog.info("abandoned run ended; nothing published")
             return
-        rlog.info("finished %s%s", messages_pb2.RunStatus.Name(outcome.status),
-                  f" ({outcome.reason})" if outcome.reason else "")
+        rlog.info(
+            "finished %s%s",
+            messages_pb2.RunStatus.Name(outcome.status),
+            f" ({outcome.reason})" if outcome.reason else "",
+        )
 
 
 async def _settle(action: Awaitable[None], message: AbstractIncomingMessage) -> None:

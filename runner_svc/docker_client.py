@@ -29,11 +29,14 @@ def engine_client(max_pool_size: int) -> docker.DockerClient:
     api = client.api
     adapter = api.adapters.get(MOUNT)
     if isinstance(adapter, UnixHTTPAdapter):
-        api.mount(MOUNT, _OnePoolAdapter(
-            f"http+unix://{adapter.socket_path}", timeout=adapter.timeout,
-            max_pool_size=adapter.max_pool_size,
-        ))
+        api.mount(
+            MOUNT,
+            _OnePoolAdapter(
+                f"http+unix://{adapter.socket_path}",
+                timeout=adapter.timeout,
+                max_pool_size=adapter.max_pool_size,
+            ),
+        )
         adapter.close()
         api.trust_env = False
     return client
-

@@ -65,8 +65,7 @@ class DockerExecutor:
         self._calls = ThreadPoolExecutor(settings.capacity + 4, thread_name_prefix="docker-call")
         self._streams = ThreadPoolExecutor(settings.capacity, thread_name_prefix="docker-exec")
         self._spares = (
-            SparePool(self._make_spare, self.discard, per_image=2,
-                      max_images=settings.capacity)
+            SparePool(self._make_spare, self.discard, per_image=2, max_images=settings.capacity)
             if settings.spare_containers
             else None
         )
@@ -109,9 +108,7 @@ class DockerExecutor:
         label = f"{LABEL_RUNNER}={self._runner_id}"
         # Sparse: the list alone, without inspecting each container, which an engine in
         # trouble with one of them may never answer.
-        containers = self._client.containers.list(
-            all=True, filters={"label": label}, sparse=True
-        )
+        containers = self._client.containers.list(all=True, filters={"label": label}, sparse=True)
         for container in containers:
             log.info(
                 "removing container %s of run %s",
@@ -125,8 +122,14 @@ class DockerExecutor:
         return len(containers)
 
     async def prepare(
-        self, run_id: str, image: str, env: Mapping[str, str],
-        say: Callable[[str], Awaitable[None]], *, attempt: int, limits: Limits = NO_LIMITS,
+        self,
+        run_id: str,
+        image: str,
+        env: Mapping[str, str],
+        say: Callable[[str], Awaitable[None]],
+        *,
+        attempt: int,
+        limits: Limits = NO_LIMITS,
     ) -> DockerWorkspace:
         image_id = await self._ensure_image(image, say)
         rlog = run_logger(log, run_id)
@@ -227,14 +230,16 @@ class DockerExecutor:
             pulled = await self.call(self._client.images.pull, repository, tag=tag or "latest")
         except DOCKER_ERRORS as exc:
             raise PrepareFailed(
-                f"image {image} is not available locally and could not be pulled: "
-                f"{explain(exc)}"
+                f"image {image} is not available locally and could not be pulled: {explain(exc)}"
             ) from exc
         # A tag's pull gives one image; pulling every tag of a repository gives a list.
         return (pulled[0] if isinstance(pulled, list) else pulled).id
 
     def _create(
-        self, image: str, labels: dict[str, str], name: str,
+        self,
+        image: str,
+        labels: dict[str, str],
+        name: str,
         limits: dict[str, int] | None = None,
     ) -> Container:
         # The low-level call: the SDK's containers.create() inspects the new container
@@ -268,7 +273,9 @@ class DockerExecutor:
         try:
             # Sparse, as in _remove_own_containers; labels and names come with the list.
             containers = await self.call(
-                self._client.containers.list, all=True, sparse=True,
+                self._client.containers.list,
+                all=True,
+                sparse=True,
                 filters={"label": [entities]},
             )
         except DOCKER_ERRORS as exc:
@@ -284,7 +291,9 @@ class DockerExecutor:
                     continue
                 run_logger(log, run_id).warning(
                     "removing orphan container %s (attempt %s, runner %s)",
-                    container.short_id, attempt or "?", runner,
+                    container.short_id,
+                    attempt or "?",
+                    runner,
                 )
             else:
                 # A spare nobody took: ours are in the pool, another's go once stale.
@@ -293,8 +302,9 @@ class DockerExecutor:
                     continue
                 if time.time() - int(made) < STALE_S:
                     continue
-                log.info("removing stale spare container %s of runner %s",
-                         container.short_id, runner)
+                log.info(
+                    "removing stale spare container %s of runner %s", container.short_id, runner
+                )
             removed += await self.discard(container)
         return removed
 

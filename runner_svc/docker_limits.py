@@ -58,7 +58,9 @@ def oom_killed(api: Any, container_id: str, exit_code: int) -> bool:
     deadline = time.monotonic() + (OOM_EVENT_WAIT_S if exit_code == _KILLED else 0.0)
     while True:
         events = api.events(
-            since=0, until=time.time(), decode=True,
+            since=0,
+            until=time.time(),
+            decode=True,
             filters={"container": container_id, "event": "oom"},
         )
         try:

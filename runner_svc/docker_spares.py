@@ -92,8 +92,9 @@ class SparePool:
         """Removes every spare (and waits for those being started)."""
         spares = [spare for kept in self._spares.values() for spare in kept]
         self._spares = {}
-        await asyncio.gather(*(self._drop(s) for s in spares), *self._chores,
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(self._drop(s) for s in spares), *self._chores, return_exceptions=True
+        )
 
     async def _drop(self, spare: _Spare) -> None:
         with contextlib.suppress(Exception):  # failed to start: nothing to remove

@@ -83,7 +83,12 @@ class DockerWorkspace:
         self._halted = False
 
     async def exec(
-        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False,
+        self,
+        cmd: str,
+        env: Mapping[str, str],
+        output: LogSink,
+        *,
+        last: bool = False,
         cwd: str = "",
     ) -> int:
         # The container confines the step, so a directory a step replaced with a link
@@ -99,8 +104,7 @@ class DockerWorkspace:
                 docker_limits.oom_killed, self._api, self._container.id, exit_code
             )
         except DOCKER_ERRORS as exc:
-            self._log.warning("could not tell whether the step ran out of memory: %s",
-                              explain(exc))
+            self._log.warning("could not tell whether the step ran out of memory: %s", explain(exc))
             return False
 
     def _await_thaw(self) -> None:
@@ -138,8 +142,7 @@ class DockerWorkspace:
             if info.get("Pid") or info.get("ExitCode") is not None:
                 return
             time.sleep(0.005)
-        self._log.warning("exec %s not seen running after %.0f s", exec_id[:12],
-                          EXEC_START_WAIT_S)
+        self._log.warning("exec %s not seen running after %.0f s", exec_id[:12], EXEC_START_WAIT_S)
 
     def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink, workdir: str) -> int:
         try:
@@ -205,8 +208,9 @@ class DockerWorkspace:
     async def terminate(self) -> None:
         try:
             await self._executor.call(self._terminate)
-            self._log.info("SIGTERM sent to the processes in container %s",
-                           self._container.short_id)
+            self._log.info(
+                "SIGTERM sent to the processes in container %s", self._container.short_id
+            )
         except DOCKER_ERRORS as exc:  # kill() follows anyway
             self._log.warning("could not send SIGTERM: %s", explain(exc))
 
@@ -266,9 +270,7 @@ class DockerWorkspace:
             if failure:
                 raise failure[0] from None
             if isinstance(exc, DOCKER_ERRORS):
-                raise TransferFailed(
-                    f"could not copy into the container: {explain(exc)}"
-                ) from exc
+                raise TransferFailed(f"could not copy into the container: {explain(exc)}") from exc
             raise
         if failure:
             raise failure[0]

@@ -32,7 +32,12 @@ class Workspace(Protocol):
     """One run's isolated place where its steps execute in order, sharing a file system."""
 
     async def exec(
-        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False,
+        self,
+        cmd: str,
+        env: Mapping[str, str],
+        output: LogSink,
+        *,
+        last: bool = False,
         cwd: str = "",
     ) -> int:
         """Runs `/bin/sh -c cmd` in `cwd` (relative to the working directory; "" is the
@@ -87,7 +92,13 @@ class Executor(Protocol):
         ...
 
     async def prepare(
-        self, run_id: str, image: str, env: Mapping[str, str], say: Say, *, attempt: int,
+        self,
+        run_id: str,
+        image: str,
+        env: Mapping[str, str],
+        say: Say,
+        *,
+        attempt: int,
         limits: Limits = NO_LIMITS,
     ) -> Workspace:
         """A started workspace for one run, held to `limits` where the executor can (a

@@ -26,8 +26,9 @@ class Heartbeat:
             await self._renew()
             waits = [asyncio.ensure_future(e.wait()) for e in (until, self._renew_now)]
             try:
-                await asyncio.wait(waits, timeout=self._interval_s,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    waits, timeout=self._interval_s, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 for waiting in waits:
                     waiting.cancel()

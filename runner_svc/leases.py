@@ -69,10 +69,12 @@ class Leases:
         except RunnerError as exc:
             log.warning("could not renew the leases of %d run(s): %s", len(runs), exc)
             return
-        await asyncio.gather(*(
-            self._apply(run_id, attempt, renewal.orders.get(run_id), sent[run_id])
-            for run_id, attempt in runs
-        ))
+        await asyncio.gather(
+            *(
+                self._apply(run_id, attempt, renewal.orders.get(run_id), sent[run_id])
+                for run_id, attempt in runs
+            )
+        )
 
     def _commands(self, run_id: str) -> int:
         run = self._lookup(run_id)

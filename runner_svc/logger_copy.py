@@ -115,8 +115,10 @@ class LogCopy:
         first_drop = False
         for text in texts:
             if self._dropped and self._fits(_MARKER_ROOM + len(text)):
-                self._push(f"{SYSTEM_PREFIX}{self._dropped} lines of this run's log are "
-                           "missing here: the logger was down, slow or refused them")
+                self._push(
+                    f"{SYSTEM_PREFIX}{self._dropped} lines of this run's log are "
+                    "missing here: the logger was down, slow or refused them"
+                )
                 self._dropped = 0
             if self._fits(len(text)):
                 self._push(text)
@@ -126,8 +128,7 @@ class LogCopy:
             self._dropped_total += 1
         self._wake.set()
         if first_drop:
-            self._warn(f"buffer full ({self._failing or 'the logger is slow'}); "
-                       "dropping lines")
+            self._warn(f"buffer full ({self._failing or 'the logger is slow'}); dropping lines")
             self._tell("is down or slow")
         said, self._to_tell = self._to_tell, ""
         return said
@@ -162,8 +163,10 @@ class LogCopy:
         """Has the run's log say, once, that the copy is incomplete."""
         if not self._told:
             self._told = True
-            self._to_tell = (f"logger {self.logger} {what}: its copy of this log is "
-                             "incomplete (this log is complete)")
+            self._to_tell = (
+                f"logger {self.logger} {what}: its copy of this log is "
+                "incomplete (this log is complete)"
+            )
 
     def _warn(self, why: str) -> None:
         if not self._warned:
@@ -182,8 +185,10 @@ class LogCopy:
                 await self._drain()
         except TimeoutError:
             if self._lines:
-                self._warn(f"{len(self._lines)} lines not sent {self._end_flush_s:.0f} s "
-                           f"after the run's end ({self._failing or 'no answer'})")
+                self._warn(
+                    f"{len(self._lines)} lines not sent {self._end_flush_s:.0f} s "
+                    f"after the run's end ({self._failing or 'no answer'})"
+                )
         except Exception:  # noqa: BLE001 - a copy is never worth the runner
             self._log.exception("logger %s: copy of the log given up", self.logger)
 
@@ -318,8 +323,9 @@ class LogCopies:
             return inner
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout_s))
-        copy = LogCopy(run_id=run_id, logger=logger, lookup=self._lookup, http=self._http,
-                       spawn=self._spawn)
+        copy = LogCopy(
+            run_id=run_id, logger=logger, lookup=self._lookup, http=self._http, spawn=self._spawn
+        )
         return CopyingReporter(inner, copy)
 
     def _spawn(self, copy: LogCopy) -> asyncio.Task[None]:
@@ -341,4 +347,3 @@ class LogCopies:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-

@@ -24,7 +24,6 @@ from runner_svc.runlog import run_logger
 log = logging.getLogger(__name__)
 
 
-
 class OrphanSweeper:
     def __init__(
         self,

@@ -73,13 +73,15 @@ class PluginDirectory:
         if resource.type == EXTERNAL:
             url = await self.resource_provider(resource.provider)
             # Sorted: the same resource is always the same URL (a protobuf map has no order).
-            return Source(f"{url.rstrip('/')}/bob_resource", dict(sorted(resource.params.items())),
-                          f"provider {resource.provider}")
+            return Source(
+                f"{url.rstrip('/')}/bob_resource",
+                dict(sorted(resource.params.items())),
+                f"provider {resource.provider}",
+            )
         params = resource.params
         artifact = params.get("artifact") or resource.name
         url = await self.artifact_store(resource.provider)
         return Source(
             artifact_url(url, params["group"], params["name"], params["run_id"], artifact),
-            described=f"artifact {artifact} of run {params['run_id']} in store "
-                      f"{resource.provider}",
+            described=f"artifact {artifact} of run {params['run_id']} in store {resource.provider}",
         )

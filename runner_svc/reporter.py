@@ -66,9 +66,7 @@ class RunReporter:
             await self._send("status", status=body)
 
     async def step_finished(self, index: int, exit_code: int, duration_ms: int) -> None:
-        body = messages_pb2.StepFinished(
-            index=index, exit_code=exit_code, duration_ms=duration_ms
-        )
+        body = messages_pb2.StepFinished(index=index, exit_code=exit_code, duration_ms=duration_ms)
         async with self._lock:
             await self._send("step", step=body)
 
@@ -118,8 +116,9 @@ class RunReporter:
                     raise EventsUnavailable(
                         f"could not publish event {event.seq} ({kind}): {exc!r}"
                     ) from exc
-                self._log.warning("publishing event %d (%s) failed, retrying: %r",
-                                  event.seq, kind, exc)
+                self._log.warning(
+                    "publishing event %d (%s) failed, retrying: %r", event.seq, kind, exc
+                )
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 5.0)
         self._seq = event.seq

@@ -88,8 +88,12 @@ class Run:
         # Set with _halt; read by transfers on worker threads.
         self._abort = threading.Event()
         self._transfers = Transfers(
-            spec, plugins=plugins, http=http, abort=self._abort,
-            max_bytes=tuning.archive_max_bytes, say=reporter.say,
+            spec,
+            plugins=plugins,
+            http=http,
+            abort=self._abort,
+            max_bytes=tuning.archive_max_bytes,
+            say=reporter.say,
         )
         # Cleared while paused: the next step waits for it.
         self._resumed = asyncio.Event()
@@ -154,7 +158,11 @@ class Run:
             return self._halt
         try:
             self._workspace = await self._executor.prepare(
-                spec.run_id, spec.image, spec.vars, self._report.say, attempt=spec.attempt,
+                spec.run_id,
+                spec.image,
+                spec.vars,
+                self._report.say,
+                attempt=spec.attempt,
                 limits=self._limits,
             )
         except PrepareFailed as exc:
@@ -167,10 +175,13 @@ class Run:
             self._state = messages_pb2.RUNNING
             await self._report.status(messages_pb2.RUNNING)
         if spec.timeout_s:
-            self._after(spec.timeout_s, lambda: (
-                f"the run exceeded the pipeline timeout of {spec.timeout_s} s "
-                f"during step {self._step_number}"
-            ))
+            self._after(
+                spec.timeout_s,
+                lambda: (
+                    f"the run exceeded the pipeline timeout of {spec.timeout_s} s "
+                    f"during step {self._step_number}"
+                ),
+            )
         for index, step in enumerate(spec.steps):
             self._step_number = index + 1
             await self._resumed.wait()
@@ -195,9 +206,9 @@ class Run:
                 return ""
         timer = None
         if step.timeout_s:
-            timer = self._after(step.timeout_s, lambda: (
-                f"step {number} exceeded its timeout of {step.timeout_s} s"
-            ))
+            timer = self._after(
+                step.timeout_s, lambda: f"step {number} exceeded its timeout of {step.timeout_s} s"
+            )
         try:
             exit_code = await self._step(workspace, index, step)
         except StepFailed as exc:
@@ -213,8 +224,7 @@ class Run:
                     workspace, step.produces_artifact, step.artifact_source()
                 )
             except TransferFailed as exc:
-                return (f"step {number} produces artifact {step.produces_artifact.name!r}: "
-                        f"{exc}")
+                return f"step {number} produces artifact {step.produces_artifact.name!r}: {exc}"
         return ""
 
     async def _exit_reason(self, workspace: Workspace, number: int, exit_code: int) -> str:
@@ -226,8 +236,10 @@ class Run:
             limit = format_memory(self._limits.mem_bytes)
             if exit_code == KILLED:
                 return f"step {number} killed: out of memory (limit {limit})"
-            return (f"step {number} exited with {exit_code} after a process of it was "
-                    f"killed: out of memory (limit {limit})")
+            return (
+                f"step {number} exited with {exit_code} after a process of it was "
+                f"killed: out of memory (limit {limit})"
+            )
         return f"step {number} exited with {exit_code}"
 
     async def _step(self, workspace: Workspace, index: int, step: StepSpec) -> int:
@@ -254,8 +266,13 @@ class Run:
                 execution.cancel()
         duration_ms = int((time.monotonic() - started) * 1000)
         await self._report.step_finished(index, exit_code, duration_ms)
-        self._log.info("step %d/%d exited with %d after %d ms",
-                       index + 1, len(self.spec.steps), exit_code, duration_ms)
+        self._log.info(
+            "step %d/%d exited with %d after %d ms",
+            index + 1,
+            len(self.spec.steps),
+            exit_code,
+            duration_ms,
+        )
         return exit_code
 
     async def _finish(self, outcome: Outcome) -> None:
@@ -311,8 +328,10 @@ class Run:
             await asyncio.wait({step}, timeout=self._tuning.stop_grace_s)
             if step.done():
                 return
-            self._log.info("the step is still running %.1f s after SIGTERM: killing it",
-                           self._tuning.stop_grace_s)
+            self._log.info(
+                "the step is still running %.1f s after SIGTERM: killing it",
+                self._tuning.stop_grace_s,
+            )
         await workspace.kill()
 
     # --- control commands, called while execute() runs ------------------------------

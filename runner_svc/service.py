@@ -61,8 +61,9 @@ class RunnerService:
 
     async def run(self) -> None:
         s = self._settings
-        log.info("runner %s (type %s, capacity %d) starting", s.runner_id, s.runner_type,
-                 s.capacity)
+        log.info(
+            "runner %s (type %s, capacity %d) starting", s.runner_id, s.runner_type, s.capacity
+        )
         if not await self._retry("the executor backend", self._start_executor):
             await self._executor.close()
             return
@@ -123,7 +124,10 @@ class RunnerService:
         leases = Leases(claims, lookup=consumer.run_of, executing=consumer.executing)
         heartbeat = Heartbeat(leases, self._tuning.heartbeat_s)
         sweeper = OrphanSweeper(
-            self._executor, claims, runner_id=s.runner_id, executing=consumer.executing,
+            self._executor,
+            claims,
+            runner_id=s.runner_id,
+            executing=consumer.executing,
             interval_s=s.orphan_sweep_s,
         )
 

@@ -71,25 +71,36 @@ class ShellExecutor:
             raise ExecutorUnavailable(f"{SHELL} is not executable")
         removed = await asyncio.to_thread(self._remove_own_directories)
         if removed:
-            log.warning("removed %d directory(ies) left by runner %s", removed,
-                        self._settings.runner_id)
+            log.warning(
+                "removed %d directory(ies) left by runner %s", removed, self._settings.runner_id
+            )
 
     def _remove_own_directories(self) -> int:
-        found = [e.path for e in os.scandir(self._root)
-                 if e.name.startswith(self._prefix) and e.is_dir(follow_symlinks=False)]
+        found = [
+            e.path
+            for e in os.scandir(self._root)
+            if e.name.startswith(self._prefix) and e.is_dir(follow_symlinks=False)
+        ]
         for path in found:
             _rmtree(path)
         return len(found)
 
     async def prepare(
-        self, run_id: str, image: str, env: Mapping[str, str],
-        say: Callable[[str], Awaitable[None]], *, attempt: int, limits: Limits = NO_LIMITS,
+        self,
+        run_id: str,
+        image: str,
+        env: Mapping[str, str],
+        say: Callable[[str], Awaitable[None]],
+        *,
+        attempt: int,
+        limits: Limits = NO_LIMITS,
     ) -> ShellWorkspace:
-        await say(f"shell runner: steps run as local processes, not isolated; "
-                  f"the image {image} is ignored")
+        await say(
+            f"shell runner: steps run as local processes, not isolated; "
+            f"the image {image} is ignored"
+        )
         if limits:
-            await say("shell runner: the pipeline's quotas do not apply (no container "
-                      "to limit)")
+            await say("shell runner: the pipeline's quotas do not apply (no container to limit)")
         try:
             path = tempfile.mkdtemp(prefix=f"{self._prefix}{_safe(run_id)}-", dir=self._root)
         except OSError as exc:
@@ -130,7 +141,12 @@ class ShellWorkspace:
         self._halted = False
 
     async def exec(
-        self, cmd: str, env: Mapping[str, str], output: LogSink, *, last: bool = False,
+        self,
+        cmd: str,
+        env: Mapping[str, str],
+        output: LogSink,
+        *,
+        last: bool = False,
         cwd: str = "",
     ) -> int:
         return await self._executor.run(self._exec, cmd, env, output, cwd)
@@ -251,8 +267,10 @@ def _pump(process: subprocess.Popen[bytes], output: LogSink) -> None:
     """Copies the process's stdout and stderr to `output` until both end, or until the
     process has exited and they are quiet."""
     assert process.stdout is not None and process.stderr is not None
-    streams = {process.stdout.fileno(): messages_pb2.STDOUT,
-               process.stderr.fileno(): messages_pb2.STDERR}
+    streams = {
+        process.stdout.fileno(): messages_pb2.STDOUT,
+        process.stderr.fileno(): messages_pb2.STDERR,
+    }
     with selectors.DefaultSelector() as selector:
         for fd, stream in streams.items():
             selector.register(fd, selectors.EVENT_READ, stream)

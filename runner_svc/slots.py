@@ -103,8 +103,7 @@ class JobSlot:
             self._consuming = asyncio.create_task(self._consume())
 
     async def _hand_back(self, message: AbstractIncomingMessage) -> None:
-        log.info("slot %d hands delivery %s back to the queue", self._number,
-                 message.delivery_tag)
+        log.info("slot %d hands delivery %s back to the queue", self._number, message.delivery_tag)
         # Cancelled first, so the requeued job does not come straight back here.
         if message.consumer_tag:
             await cancel_consuming(self._queue, message.consumer_tag)

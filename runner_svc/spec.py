@@ -85,16 +85,21 @@ NO_LIMITS = Limits()
 def limits(quotas: Quotas) -> Limits:
     """The limits the quotas ask for; ValueError saying which quota is wrong and why."""
     if not math.isfinite(quotas.cpu) or quotas.cpu < 0:
-        raise ValueError(f"quotas.limits.cpu {quotas.cpu} must be a fraction of the node's "
-                         "cores, 0 (no limit) or more")
+        raise ValueError(
+            f"quotas.limits.cpu {quotas.cpu} must be a fraction of the node's "
+            "cores, 0 (no limit) or more"
+        )
     named = (("quotas.limits.mem", quotas.mem), ("quotas.requests.mem", quotas.mem_request))
     mem, request = (_memory(name, text) for name, text in named)
     if mem and mem < MIN_MEMORY_BYTES:
-        raise ValueError(f"quotas.limits.mem {quotas.mem!r} is below the smallest limit a "
-                         f"container can have ({format_memory(MIN_MEMORY_BYTES)})")
+        raise ValueError(
+            f"quotas.limits.mem {quotas.mem!r} is below the smallest limit a "
+            f"container can have ({format_memory(MIN_MEMORY_BYTES)})"
+        )
     if mem and request > mem:
-        raise ValueError(f"quotas.requests.mem {quotas.mem_request!r} is above "
-                         f"quotas.limits.mem {quotas.mem!r}")
+        raise ValueError(
+            f"quotas.requests.mem {quotas.mem_request!r} is above quotas.limits.mem {quotas.mem!r}"
+        )
     return Limits(cpu=min(quotas.cpu, 1.0), mem_bytes=mem, mem_request_bytes=request)
 
 
@@ -168,7 +173,8 @@ def from_job(job: messages_pb2.Job) -> RunSpec:
                 directory=directory,
             )
             for step, directory in zip(
-                pipeline.steps, directories(s.needs_resource for s in pipeline.steps),
+                pipeline.steps,
+                directories(s.needs_resource for s in pipeline.steps),
                 strict=True,
             )
         ),
@@ -194,20 +200,28 @@ def problem(spec: RunSpec) -> str:
         if resource.name in ("", ".", "..") or "/" in resource.name:
             return f"resource name {resource.name!r} is not a plain directory name"
         if resource.type not in (EXTERNAL, INTERNAL):
-            return (f"resource {resource.name!r} has type {resource.type!r}; "
-                    f"it must be {EXTERNAL!r} or {INTERNAL!r}")
+            return (
+                f"resource {resource.name!r} has type {resource.type!r}; "
+                f"it must be {EXTERNAL!r} or {INTERNAL!r}"
+            )
         if resource.type == INTERNAL:
             missing = [p for p in INTERNAL_PARAMS if not resource.params.get(p)]
             if missing:
-                return (f"internal resource {resource.name!r} needs the params "
-                        f"{', '.join(INTERNAL_PARAMS)} (missing: {', '.join(missing)})")
+                return (
+                    f"internal resource {resource.name!r} needs the params "
+                    f"{', '.join(INTERNAL_PARAMS)} (missing: {', '.join(missing)})"
+                )
     for number, step in enumerate(spec.steps, start=1):
         if step.needs_resource and spec.resource(step.needs_resource) is None:
-            return (f"step {number} needs resource {step.needs_resource!r}, "
-                    "which the pipeline does not declare")
+            return (
+                f"step {number} needs resource {step.needs_resource!r}, "
+                "which the pipeline does not declare"
+            )
         artifact = step.produces_artifact
         if artifact is not None and not relative_inside(artifact.path):
-            return (f"step {number} produces artifact {artifact.name!r} from "
-                    f"{artifact.path!r}: the path must be relative and stay inside the "
-                    "working directory")
+            return (
+                f"step {number} produces artifact {artifact.name!r} from "
+                f"{artifact.path!r}: the path must be relative and stay inside the "
+                "working directory"
+            )
     return ""

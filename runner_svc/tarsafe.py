@@ -109,8 +109,9 @@ class Checker:
         return name
 
 
-def _header(name: str, kind: bytes, mode: int, mtime: float, size: int = 0,
-            linkname: str = "") -> bytes:
+def _header(
+    name: str, kind: bytes, mode: int, mtime: float, size: int = 0, linkname: str = ""
+) -> bytes:
     # Always a fresh TarInfo: a source entry's pax headers (which may carry its own path,
     # or extended attributes such as file capabilities) are never passed on.
     info = tarfile.TarInfo(name)
@@ -157,19 +158,31 @@ def rewrite(
                 if name == ".":
                     continue  # the archive's root is the prefix directory
                 if member.isreg():
-                    yield _header(f"{prefix}/{name}", tarfile.REGTYPE, member.mode,
-                                  member.mtime, member.size)
+                    yield _header(
+                        f"{prefix}/{name}", tarfile.REGTYPE, member.mode, member.mtime, member.size
+                    )
                     yield from _member_data(source, member)
                 elif member.islnk():
                     target = f"{prefix}/{safe_name(member.linkname)}"
-                    yield _header(f"{prefix}/{name}", tarfile.LNKTYPE, member.mode,
-                                  member.mtime, linkname=target)
+                    yield _header(
+                        f"{prefix}/{name}",
+                        tarfile.LNKTYPE,
+                        member.mode,
+                        member.mtime,
+                        linkname=target,
+                    )
                 elif member.issym():
-                    yield _header(f"{prefix}/{name}", tarfile.SYMTYPE, 0o777, member.mtime,
-                                  linkname=member.linkname)
+                    yield _header(
+                        f"{prefix}/{name}",
+                        tarfile.SYMTYPE,
+                        0o777,
+                        member.mtime,
+                        linkname=member.linkname,
+                    )
                 else:
-                    yield _header(f"{prefix}/{name}", tarfile.DIRTYPE, member.mode | 0o700,
-                                  member.mtime)
+                    yield _header(
+                        f"{prefix}/{name}", tarfile.DIRTYPE, member.mode | 0o700, member.mtime
+                    )
     except tarfile.TarError as exc:
         raise ArchiveRejected(f"not a readable tar archive: {exc}") from exc
     yield _END

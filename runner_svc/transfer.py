@@ -53,9 +53,7 @@ class PluginHttp:
         # No overall deadline: a large archive may take long; a silent plugin may not.
         self._timeout = httpx.Timeout(timeout_s)
 
-    def fetch(
-        self, url: str, params: Mapping[str, str], abort: threading.Event
-    ) -> Iterator[bytes]:
+    def fetch(self, url: str, params: Mapping[str, str], abort: threading.Event) -> Iterator[bytes]:
         """The body of `GET url?params`, chunk by chunk; TransferFailed when the plugin
         cannot be reached or does not answer 200."""
         try:

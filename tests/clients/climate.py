@@ -196,12 +196,16 @@ def _param_type(spec: dict, param: dict, operation_id: str) -> str:
     kind = schema.get("type") if isinstance(schema, dict) else None
     if isinstance(kind, list):
         if not kind:
-            raise ClimatePanic(f"index out of range [0] with length 0 ({operation_id}: "
-                               f"parameter {param.get('name')!r} has an empty type)")
+            raise ClimatePanic(
+                f"index out of range [0] with length 0 ({operation_id}: "
+                f"parameter {param.get('name')!r} has an empty type)"
+            )
         kind = kind[0]
     if kind is None:
-        raise ClimatePanic(f"index out of range [0] with length 0 ({operation_id}: "
-                           f"parameter {param.get('name')!r} has a schema without a type)")
+        raise ClimatePanic(
+            f"index out of range [0] with length 0 ({operation_id}: "
+            f"parameter {param.get('name')!r} has a schema without a type)"
+        )
     return str(kind)
 
 
@@ -284,21 +288,27 @@ def _parse_value(flag: Flag, text: str) -> Any:
     if flag.type == "integer":
         value = go_parse_int(text)
         if value is None:
-            raise ClimateError(f'invalid argument "{text}" for "--{flag.name}" flag: '
-                               f'strconv.ParseInt: parsing "{text}": invalid syntax')
+            raise ClimateError(
+                f'invalid argument "{text}" for "--{flag.name}" flag: '
+                f'strconv.ParseInt: parsing "{text}": invalid syntax'
+            )
         return value
     if flag.type == "number":
         try:
             return float(text)
         except ValueError:
-            raise ClimateError(f'invalid argument "{text}" for "--{flag.name}" flag: '
-                               f'strconv.ParseFloat: parsing "{text}": invalid syntax') from None
+            raise ClimateError(
+                f'invalid argument "{text}" for "--{flag.name}" flag: '
+                f'strconv.ParseFloat: parsing "{text}": invalid syntax'
+            ) from None
     if text in ("1", "t", "T", "TRUE", "true", "True"):
         return True
     if text in ("0", "f", "F", "FALSE", "false", "False"):
         return False
-    raise ClimateError(f'invalid argument "{text}" for "--{flag.name}" flag: '
-                       f'strconv.ParseBool: parsing "{text}": invalid syntax')
+    raise ClimateError(
+        f'invalid argument "{text}" for "--{flag.name}" flag: '
+        f'strconv.ParseBool: parsing "{text}": invalid syntax'
+    )
 
 
 def parse_flags(command: Command, argv: list[str]) -> tuple[dict[str, Any], set[str]]:
@@ -343,7 +353,7 @@ def _go_expand(template: str, match: re.Match) -> str:
             out.append(ch)
             i += 1
             continue
-        rest = template[i + 1:]
+        rest = template[i + 1 :]
         if rest.startswith("$"):
             out.append("$")
             i += 2

@@ -22,8 +22,9 @@ IMAGE = "bob-test/busybox:latest"
 def bob(rabbitmq_available, docker_client, tmp_path_factory) -> Iterator[Bob]:
     tmp = tmp_path_factory.mktemp("clients")
     logger = {"BOB_LOGGER_PORT": str(free_port()), "BOB_LOGGER_DIR": str(tmp / "logs")}
-    with runner_cluster(tmp, [{"BOB_RUNNER_ID": runner_id("clients")}], plugins=True,
-                        env=logger) as b:
+    with runner_cluster(
+        tmp, [{"BOB_RUNNER_ID": runner_id("clients")}], plugins=True, env=logger
+    ) as b:
         yield b
 
 
@@ -47,12 +48,17 @@ def wendy(bob, tmp_path) -> Wendy:
 def repo(tmp_path_factory) -> Path:
     """A project as Bob's example has it: tests to run and a jar to build."""
     path = tmp_path_factory.mktemp("repos") / "bob-example"
-    make_repo(path, {
-        "build.gradle": "// the build\n",
-        "test.sh": "test -f build.gradle && echo \"tests passed in $(basename $PWD)\"\n",
-        "build.sh": ("mkdir -p build/libs && echo \"jar of $(basename $PWD)\" "
-                     "> build/libs/bob-example-1.0-SNAPSHOT-all.jar\n"),
-    })
+    make_repo(
+        path,
+        {
+            "build.gradle": "// the build\n",
+            "test.sh": 'test -f build.gradle && echo "tests passed in $(basename $PWD)"\n',
+            "build.sh": (
+                'mkdir -p build/libs && echo "jar of $(basename $PWD)" '
+                "> build/libs/bob-example-1.0-SNAPSHOT-all.jar\n"
+            ),
+        },
+    )
     return path
 
 

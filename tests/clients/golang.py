@@ -38,9 +38,7 @@ def _reject_constant(name: str) -> Any:
     raise GoError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
-_DECODER = json.JSONDecoder(
-    parse_float=_Number, parse_int=_Number, parse_constant=_reject_constant
-)
+_DECODER = json.JSONDecoder(parse_float=_Number, parse_int=_Number, parse_constant=_reject_constant)
 _JSON_SPACE = " \t\n\r"
 
 
@@ -147,8 +145,11 @@ def _into(value: Any, target: Any, errors: _Errors) -> Any:
         errors.type_error(value, target)
         return ""
     if target == INT64:
-        if isinstance(value, _Number) and re.fullmatch(r"-?\d+", value) \
-                and -(2**63) <= int(value) < 2**63:
+        if (
+            isinstance(value, _Number)
+            and re.fullmatch(r"-?\d+", value)
+            and -(2**63) <= int(value) < 2**63
+        ):
             return int(value)
         errors.type_error(value, target)
         return 0
@@ -288,8 +289,9 @@ def marshal(value: Any, *, indent: str | None = None, _depth: int = 0) -> str:
         items = []
         for key in sorted(value):
             sep = ": " if indent is not None else ":"
-            items.append(_go_string(key) + sep + marshal(value[key], indent=indent,
-                                                          _depth=_depth + 1))
+            items.append(
+                _go_string(key) + sep + marshal(value[key], indent=indent, _depth=_depth + 1)
+            )
         return _wrap("{", "}", items, indent, _depth)
     raise GoError(f"json: unsupported type: {type(value).__name__}")
 
@@ -320,19 +322,26 @@ class _GoYamlLoader(yaml.SafeLoader):
 _GO_NUMBER = "tag:bob-clients:go-number"
 _GO_BOOL = "tag:bob-clients:go-bool"
 _GO_SPECIAL_FLOAT = "tag:bob-clients:go-special-float"
-_DROPPED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
-            "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
+_DROPPED = {
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:value",
+}
 _GoYamlLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in _DROPPED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _GoYamlLoader.add_implicit_resolver(
-    _GO_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    _GO_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _GoYamlLoader.add_implicit_resolver(
-    _GO_SPECIAL_FLOAT, re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+."))
-_GoYamlLoader.add_implicit_resolver(_GO_NUMBER, re.compile(r"^[-+.0-9].*$", re.S),
-                                    list("-+.0123456789"))
+    _GO_SPECIAL_FLOAT, re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+.")
+)
+_GoYamlLoader.add_implicit_resolver(
+    _GO_NUMBER, re.compile(r"^[-+.0-9].*$", re.S), list("-+.0123456789")
+)
 _YAML_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
@@ -378,8 +387,10 @@ def _go_special_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
 
 def _go_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
     loader.flatten_mapping(node)
-    pairs = [(loader.construct_object(k, deep=True), loader.construct_object(v, deep=True))
-             for k, v in node.value]
+    pairs = [
+        (loader.construct_object(k, deep=True), loader.construct_object(v, deep=True))
+        for k, v in node.value
+    ]
     target: dict = dict() if all(isinstance(k, str) for k, _ in pairs) else InterfaceKeyedMap()
     for key, value in pairs:
         target[key] = value
@@ -432,15 +443,25 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, list):
         if len(a) != len(b):
             return [f"{path or '.'}: {len(a)} items vs {len(b)} items ({a!r} vs {b!r})"]
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in differences(x, y, f"{path}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{path}[{i}]")
+        ]
     return [] if a == b else [f"{path or '.'}: {a!r} vs {b!r}"]
 
 
 def _go_type(value: Any) -> str:
-    return {bool: "bool", int: "int", float: "float64", str: "string", type(None): "nil",
-            list: "[]interface {}", dict: "map[string]interface {}",
-            InterfaceKeyedMap: "map[interface {}]interface {}"}.get(type(value), "?")
+    return {
+        bool: "bool",
+        int: "int",
+        float: "float64",
+        str: "string",
+        type(None): "nil",
+        list: "[]interface {}",
+        dict: "map[string]interface {}",
+        InterfaceKeyedMap: "map[interface {}]interface {}",
+    }.get(type(value), "?")
 
 
 # ---------------------------------------------------------------- fmt, strings, strconv
@@ -453,6 +474,7 @@ def sprint_map(mapping: dict[str, str]) -> str:
 
 def trim_space(text: str) -> str:
     """strings.TrimSpace: Unicode white space (unicode.IsSpace) at both ends."""
+
     def space(ch: str) -> bool:
         return ch in "\t\n\v\f\r \x85\xa0" or unicodedata.category(ch) in ("Zs", "Zl", "Zp")
 
@@ -515,9 +537,9 @@ def _unescape(text: str) -> str:
     data = text.encode("utf-8", "surrogateescape")
     while i < len(data):
         if data[i] == ord("%"):
-            pair = data[i + 1:i + 3].decode("ascii", "replace")
+            pair = data[i + 1 : i + 3].decode("ascii", "replace")
             if len(pair) != 2 or not all(c in "0123456789abcdefABCDEF" for c in pair):
-                raise GoError(f'invalid URL escape "{data[i:i + 3].decode(errors="replace")}"')
+                raise GoError(f'invalid URL escape "{data[i : i + 3].decode(errors="replace")}"')
             raw.append(int(pair, 16))
             i += 3
         else:
@@ -584,5 +606,6 @@ def join_path(base: str, *elems: str) -> str:
 
 def values_encode(values: dict[str, str]) -> str:
     """url.Values.Encode: keys sorted, each part query-escaped (space as +)."""
-    return "&".join(f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}"
-                    for k, v in sorted(values.items()))
+    return "&".join(
+        f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}" for k, v in sorted(values.items())
+    )

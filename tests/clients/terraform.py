@@ -114,16 +114,25 @@ def data_get(pipeline: Pipeline) -> dict[str, Any]:
         "image": pipeline.image,
         "vars": dict(pipeline.vars or {}),
         "resource": [
-            {"name": r.name, "type": r.type, "provider": r.provider,
-             "params": dict(r.params or {})}
+            {"name": r.name, "type": r.type, "provider": r.provider, "params": dict(r.params or {})}
             for r in pipeline.resources
         ],
         "step": [
-            {"cmd": s.cmd,
-             "needs_resource": s.needs_resource or "",
-             "produces_artifact": (
-                 [{"name": s.produces_artifact.name, "path": s.produces_artifact.path,
-                   "store": s.produces_artifact.store}] if s.produces_artifact else [])}
+            {
+                "cmd": s.cmd,
+                "needs_resource": s.needs_resource or "",
+                "produces_artifact": (
+                    [
+                        {
+                            "name": s.produces_artifact.name,
+                            "path": s.produces_artifact.path,
+                            "store": s.produces_artifact.store,
+                        }
+                    ]
+                    if s.produces_artifact
+                    else []
+                ),
+            }
             for s in pipeline.steps
         ],
     }
@@ -142,8 +151,14 @@ def _unwrap(attrs: dict[str, Any]) -> dict[str, Any]:
 def pipeline_attrs(pipeline: Pipeline) -> dict[str, Any]:
     """pipeline/resource.go `write`: the map that is POSTed."""
     got = data_get(pipeline)
-    return _unwrap({"image": got["image"], "steps": got["step"], "vars": got["vars"],
-                    "resources": got["resource"]})
+    return _unwrap(
+        {
+            "image": got["image"],
+            "steps": got["step"],
+            "vars": got["vars"],
+            "resources": got["resource"],
+        }
+    )
 
 
 def pipeline_body(pipeline: Pipeline) -> bytes:
@@ -169,8 +184,11 @@ class Exchange:
 
     def __str__(self) -> str:
         sent = "" if self.body is None else f" body={self.body[:800]!r}"
-        got = (f" -> {self.status} {self.response[:800]!r}" if self.status is not None
-               else f" -> {self.error}")
+        got = (
+            f" -> {self.status} {self.response[:800]!r}"
+            if self.status is not None
+            else f" -> {self.error}"
+        )
         return f"{self.method} {self.url}{sent}{got}"
 
 
@@ -185,10 +203,16 @@ class ReadResult:
 class Provider:
     """The configured provider: `url` may carry user-info (Basic credentials)."""
 
-    def __init__(self, url: str = "http://localhost:7777", *, timeout_ms: int = 10000,
-                 reconcile_retries: int = 10, reconcile_interval_ms: int = 1000,
-                 sleep: Callable[[float], None] = time.sleep,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "http://localhost:7777",
+        *,
+        timeout_ms: int = 10000,
+        reconcile_retries: int = 10,
+        reconcile_interval_ms: int = 1000,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url
         self.retries = reconcile_retries
         self.interval_s = reconcile_interval_ms / 1000
@@ -202,8 +226,9 @@ class Provider:
         host = parts.hostname or ""
         netloc = host + (f":{parts.port}" if parts.port else "")
         self._base = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-        self.client = httpx.Client(timeout=timeout_ms / 1000, follow_redirects=True,
-                                   transport=transport)
+        self.client = httpx.Client(
+            timeout=timeout_ms / 1000, follow_redirects=True, transport=transport
+        )
         self.client.headers.clear()
         self.client.headers.update(GO_HEADERS)
 
@@ -242,8 +267,10 @@ class Provider:
 
     def _fetch_all(self, entity: str) -> list[dict[str, str]]:
         exchange = self._do("GET", f"/{entity}s")
-        decoded = golang.decode_into(golang.decode_first(exchange.response),
-                                     golang.Map(golang.Slice(golang.Map(golang.STRING))))
+        decoded = golang.decode_into(
+            golang.decode_first(exchange.response),
+            golang.Map(golang.Slice(golang.Map(golang.STRING))),
+        )
         return list((decoded or {}).get("message") or [])
 
     def _present(self, entity: str, plugin: Plugin) -> bool:
@@ -251,8 +278,10 @@ class Provider:
             items = self._fetch_all(entity)
         except GoError:
             return False
-        return any((i or {}).get("name") == plugin.name and (i or {}).get("url") == plugin.url
-                   for i in items)
+        return any(
+            (i or {}).get("name") == plugin.name and (i or {}).get("url") == plugin.url
+            for i in items
+        )
 
     def create_plugin(self, entity: str, plugin: Plugin) -> dict[str, Any]:
         """CreateResource: POST, reconcile, SetId(name), read. Returns the state."""
@@ -289,8 +318,9 @@ class Provider:
     def _fetch_pipeline(self, group: str, name: str) -> dict[str, Any]:
         query = golang.values_encode({"group": group, "name": name})
         exchange = self._do("GET", f"/pipelines?{query}")
-        decoded = golang.decode_into(golang.decode_first(exchange.response),
-                                     golang.Map(golang.Slice(golang.Map(golang.ANY))))
+        decoded = golang.decode_into(
+            golang.decode_first(exchange.response), golang.Map(golang.Slice(golang.Map(golang.ANY)))
+        )
         pipelines = (decoded or {}).get("message") or []
         if not pipelines:
             raise GoError("no such pipeline")
@@ -349,12 +379,17 @@ class Provider:
         for step in found.get("steps") or []:
             if isinstance(step, dict):
                 step["produces_artifact"] = (
-                    [step["produces_artifact"]] if "produces_artifact" in step else [])
+                    [step["produces_artifact"]] if "produces_artifact" in step else []
+                )
         result = ReadResult(dict(state))
-        attributes = {"group": found.get("group"), "name": found.get("name"),
-                      "image": found.get("image"),
-                      "vars": found.get("vars", {}), "resource": found.get("resources", []),
-                      "step": found.get("steps")}
+        attributes = {
+            "group": found.get("group"),
+            "name": found.get("name"),
+            "image": found.get("image"),
+            "vars": found.get("vars", {}),
+            "resource": found.get("resources", []),
+            "step": found.get("steps"),
+        }
         for key, value in attributes.items():
             try:
                 result.state[key] = _set(PIPELINE_SCHEMA[key], value, [key])
@@ -387,8 +422,12 @@ ARTIFACT_SCHEMA = {"name": STRING, "path": STRING, "store": STRING}
 STEP_SCHEMA = {"cmd": STRING, "needs_resource": STRING, "produces_artifact": [ARTIFACT_SCHEMA]}
 RESOURCE_SCHEMA = {"name": STRING, "type": STRING, "provider": STRING, "params": MAP_OF_STRING}
 PIPELINE_SCHEMA: dict[str, Any] = {
-    "group": STRING, "name": STRING, "image": STRING, "vars": MAP_OF_STRING,
-    "resource": [RESOURCE_SCHEMA], "step": [STEP_SCHEMA],
+    "group": STRING,
+    "name": STRING,
+    "image": STRING,
+    "vars": MAP_OF_STRING,
+    "resource": [RESOURCE_SCHEMA],
+    "step": [STEP_SCHEMA],
 }
 
 
@@ -398,8 +437,10 @@ def _set(schema: Any, value: Any, where: list[str]) -> Any:
         if value is None:
             return ""
         if not isinstance(value, str):
-            raise GoError(f"{'.'.join(where)}: expected type 'string', got unconvertible "
-                          f"type '{golang._go_type(value)}', value: '{value!r}'")
+            raise GoError(
+                f"{'.'.join(where)}: expected type 'string', got unconvertible "
+                f"type '{golang._go_type(value)}', value: '{value!r}'"
+            )
         return value
     if schema == MAP_OF_STRING:
         if value is None:

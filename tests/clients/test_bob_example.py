@@ -33,12 +33,23 @@ def _example(repo) -> dict:
         "steps": [
             {"cmd": "echo build started."},
             {"needs_resource": "source-code", "cmd": "sh test.sh"},
-            {"cmd": "sh build.sh",
-             "produces_artifact": {"name": "uberjar", "path": f"build/libs/{JAR}",
-                                   "store": "local"}},
+            {
+                "cmd": "sh build.sh",
+                "produces_artifact": {
+                    "name": "uberjar",
+                    "path": f"build/libs/{JAR}",
+                    "store": "local",
+                },
+            },
         ],
-        "resources": [{"name": "source-code", "type": "external", "provider": "git",
-                       "params": {"repo": str(repo), "branch": "main"}}],
+        "resources": [
+            {
+                "name": "source-code",
+                "type": "external",
+                "provider": "git",
+                "params": {"repo": str(repo), "branch": "main"},
+            }
+        ],
     }
 
 
@@ -62,8 +73,9 @@ def test_bobs_example_pipeline_runs_unchanged_and_its_artifact_comes_back(
 
     # And its artifact comes back through the API: the jar built in the checkout, as the
     # container engine archives a file (under its own name)
-    r = bob.http.get(f"/pipelines/groups/dev/names/{unique}/runs/{run_id}"
-                     f"/artifact-stores/local/artifact/uberjar")
+    r = bob.http.get(
+        f"/pipelines/groups/dev/names/{unique}/runs/{run_id}/artifact-stores/local/artifact/uberjar"
+    )
     assert r.status_code == 200, r.text
     with tarfile.open(fileobj=io.BytesIO(r.content)) as archive:
         files = {m.name: archive.extractfile(m).read() for m in archive if m.isreg()}

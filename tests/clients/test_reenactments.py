@@ -113,11 +113,14 @@ class FakeBob:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         request.read()
-        answer = self.routes.get((request.method, request.url.raw_path.decode().split("?")[0]),
-                                 httpx.Response(404, json={"message": "no such route"}))
+        answer = self.routes.get(
+            (request.method, request.url.raw_path.decode().split("?")[0]),
+            httpx.Response(404, json={"message": "no such route"}),
+        )
         # A fresh, unread copy: the client streams it
-        return httpx.Response(answer.status_code, headers=answer.headers,
-                              stream=httpx.ByteStream(answer.content))
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, stream=httpx.ByteStream(answer.content)
+        )
 
     def wendy(self, tmp_path) -> Wendy:
         client = Wendy(BOB, cwd=tmp_path, transport=httpx.MockTransport(self))
@@ -158,7 +161,9 @@ def test_climate_names_commands_flags_and_the_body_flag_from_the_x_cli_extension
 
     assert listing.aliases == ("ls", "get")
     assert [(f.name, f.type, f.location, f.required) for f in listing.flags] == [
-        ("group", "string", "query", False), ("name", "string", "query", False)]
+        ("group", "string", "query", False),
+        ("name", "string", "query", False),
+    ]
     assert create.flags == () and create.body_flag == climate.Flag("spec", "string", "body", True)
     assert [f.name for f in delete.flags] == ["group", "name"]  # a $ref is resolved first
     assert logs.flag("follow") == climate.Flag("follow", "boolean", "query", False)
@@ -188,7 +193,8 @@ def test_climate_default_body_flag_is_climate_data_and_duplicates_and_untyped_pa
 
     twice = golang.yaml_decode_first(OPERATION_PARAMETERS)
     twice["paths"]["/pipelines"]["get"]["parameters"].append(
-        {"name": "name", "in": "header", "schema": {"type": "string"}})
+        {"name": "name", "in": "header", "schema": {"type": "string"}}
+    )
     with pytest.raises(climate.ClimatePanic, match="flag redefined: name"):
         climate.commands(twice)
 
@@ -213,10 +219,17 @@ def test_climate_fills_path_parameters_as_go_regexp_does():
 
 
 def test_wendy_events_skip_blank_lines_warn_on_id_lines_and_crash_on_short_ones(tmp_path):
-    event = {"at": 1700000000000, "type": "Normal", "reason": "R", "kind": "Pipeline",
-             "message": "m"}
-    stream = (b"data: " + json.dumps(event).encode() + b"\n\nid: 7\n\n"
-              b"data: " + json.dumps({**event, "at": 1.5}).encode() + b"\n\n:\n")
+    event = {
+        "at": 1700000000000,
+        "type": "Normal",
+        "reason": "R",
+        "kind": "Pipeline",
+        "message": "m",
+    }
+    stream = (
+        b"data: " + json.dumps(event).encode() + b"\n\nid: 7\n\n"
+        b"data: " + json.dumps({**event, "at": 1.5}).encode() + b"\n\n:\n"
+    )
     bob = FakeBob(OPERATION_PARAMETERS, {("GET", "/events"): httpx.Response(200, content=stream)})
 
     result = bob.wendy(tmp_path).run("events", "stream")
@@ -237,8 +250,10 @@ def test_wendy_events_crash_on_crlf_line_endings(tmp_path):
 
 
 def test_wendy_follow_reports_the_end_of_the_stream_as_an_error(tmp_path):
-    bob = FakeBob(OPERATION_PARAMETERS, {
-        ("GET", "/pipelines/logs/runs/r-1"): httpx.Response(200, content=b"a\n\n  b \nlast")})
+    bob = FakeBob(
+        OPERATION_PARAMETERS,
+        {("GET", "/pipelines/logs/runs/r-1"): httpx.Response(200, content=b"a\n\n  b \nlast")},
+    )
 
     result = bob.wendy(tmp_path).run("pipelines", "logs", "--id", "r-1", "--follow")
 
@@ -249,14 +264,23 @@ def test_wendy_follow_reports_the_end_of_the_stream_as_an_error(tmp_path):
 
 def test_wendy_apply_compares_yaml_integers_with_json_numbers_and_never_converges(tmp_path):
     # Given a store that reads back exactly what was posted, numbers and all
-    stored = {"name": "p", "group": "dev", "image": "i", "steps": [{"cmd": "c"}],
-              "vars": {"PORT": 8080}}
+    stored = {
+        "name": "p",
+        "group": "dev",
+        "image": "i",
+        "steps": [{"cmd": "c"}],
+        "vars": {"PORT": 8080},
+    }
     listing = httpx.Response(200, json={"message": [stored]})
-    bob = FakeBob(OPERATION_PARAMETERS, {("GET", "/pipelines"): listing,
-                                         ("POST", "/pipelines"): httpx.Response(202, json={})})
+    bob = FakeBob(
+        OPERATION_PARAMETERS,
+        {("GET", "/pipelines"): listing, ("POST", "/pipelines"): httpx.Response(202, json={})},
+    )
     wendy = bob.wendy(tmp_path)
-    manifest = ("kind: Pipeline\nidentifiedBy: [group, name]\nspec:\n  group: dev\n  name: p\n"
-                "  image: i\n  steps: [{cmd: c}]\n  vars: {PORT: %s}\n")
+    manifest = (
+        "kind: Pipeline\nidentifiedBy: [group, name]\nspec:\n  group: dev\n  name: p\n"
+        "  image: i\n  steps: [{cmd: c}]\n  vars: {PORT: %s}\n"
+    )
     (tmp_path / "int.yaml").write_text(manifest % "8080")
     (tmp_path / "str.yaml").write_text(manifest % '"8080"')
     stored_str = {**stored, "vars": {"PORT": "8080"}}
@@ -269,8 +293,9 @@ def test_wendy_apply_compares_yaml_integers_with_json_numbers_and_never_converge
     # Then the integer (int from YAML, float64 from JSON) is always "different"
     assert with_int.console.logs[-1][:2] == ("INFO", "Updated")
     assert with_int.exchanges[0].url == f"{BOB}/pipelines?group=dev&name=p"
-    assert with_int.exchanges[-1].body == (b'{"group":"dev","image":"i","name":"p",'
-                                           b'"steps":[{"cmd":"c"}],"vars":{"PORT":8080}}\n')
+    assert with_int.exchanges[-1].body == (
+        b'{"group":"dev","image":"i","name":"p","steps":[{"cmd":"c"}],"vars":{"PORT":8080}}\n'
+    )
     assert with_str.console.logs[-1][:2] == ("INFO", "Unchanged")
 
 
@@ -279,15 +304,25 @@ def test_wendy_apply_compares_yaml_integers_with_json_numbers_and_never_converge
 
 def test_terraform_pipeline_body_has_every_schema_field_with_its_zero_value():
     config = terraform.Pipeline(
-        group="dev", name="test", image="docker.io/library/golang:alpine",
+        group="dev",
+        name="test",
+        image="docker.io/library/golang:alpine",
         vars={"GOOS": "linux", "GOARCH": "amd64"},
-        resources=(terraform.Resource("source", "external", "resource-git",
-                                      {"repo": "https://github.com/lispyclouds/bob-example",
-                                       "branch": "main"}),),
-        steps=(terraform.Step("echo start"),
-               terraform.Step("go test", "source"),
-               terraform.Step("go build -o app", "source",
-                              terraform.Artifact("app", "app", "artifact-local"))),
+        resources=(
+            terraform.Resource(
+                "source",
+                "external",
+                "resource-git",
+                {"repo": "https://github.com/lispyclouds/bob-example", "branch": "main"},
+            ),
+        ),
+        steps=(
+            terraform.Step("echo start"),
+            terraform.Step("go test", "source"),
+            terraform.Step(
+                "go build -o app", "source", terraform.Artifact("app", "app", "artifact-local")
+            ),
+        ),
     )
 
     assert terraform.pipeline_body(config) == (
@@ -299,10 +334,12 @@ def test_terraform_pipeline_body_has_every_schema_field_with_its_zero_value():
         b'{"cmd":"go test","needs_resource":"source"},'
         b'{"cmd":"go build -o app","needs_resource":"source",'
         b'"produces_artifact":{"name":"app","path":"app","store":"artifact-local"}}],'
-        b'"vars":{"GOARCH":"amd64","GOOS":"linux"}}')
+        b'"vars":{"GOARCH":"amd64","GOOS":"linux"}}'
+    )
     bare = terraform.Pipeline("dev", "t", "img", (terraform.Step("true"),))
     assert terraform.pipeline_body(bare) == (
-        b'{"image":"img","resources":[],"steps":[{"cmd":"true","needs_resource":""}],"vars":{}}')
+        b'{"image":"img","resources":[],"steps":[{"cmd":"true","needs_resource":""}],"vars":{}}'
+    )
 
 
 def test_terraform_reconcile_fails_on_any_non_string_value_in_a_listed_plugin():
@@ -314,8 +351,9 @@ def test_terraform_reconcile_fails_on_any_non_string_value_in_a_listed_plugin():
             return httpx.Response(202, json={"message": "Ok"})
         return httpx.Response(200, json=next(answers, {"message": []}))
 
-    provider = terraform.Provider(BOB, reconcile_retries=2, sleep=lambda _s: None,
-                                  transport=httpx.MockTransport(bob))
+    provider = terraform.Provider(
+        BOB, reconcile_retries=2, sleep=lambda _s: None, transport=httpx.MockTransport(bob)
+    )
 
     with pytest.raises(terraform.TerraformError, match="timeout"):
         provider.create_plugin(terraform.RESOURCE_PROVIDER, plugin)
@@ -330,8 +368,12 @@ def test_terraform_sends_url_user_info_as_basic_credentials():
         seen.append(request)
         return httpx.Response(200, json={"message": []})
 
-    provider = terraform.Provider("http://ops:s3cret@bob.test:7777", reconcile_retries=1,
-                                  sleep=lambda _s: None, transport=httpx.MockTransport(bob))
+    provider = terraform.Provider(
+        "http://ops:s3cret@bob.test:7777",
+        reconcile_retries=1,
+        sleep=lambda _s: None,
+        transport=httpx.MockTransport(bob),
+    )
     provider.read_plugin(terraform.ARTIFACT_STORE, {"id": "x", "name": "x", "url": "u"})
 
     assert seen[0].headers["Authorization"] == "Basic b3BzOnMzY3JldA=="

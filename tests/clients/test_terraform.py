@@ -45,10 +45,15 @@ def test_terraform_creates_reads_and_deletes_a_plugin_without_drift(
     # Then the provider sent exactly its body and converged, and a plan shows nothing
     post = provider.exchanges[0]
     assert (post.method, post.url, post.body) == (
-        "POST", f"{bob.cluster.api_url}/{kind}s/{config.name}", f'{{"url":"{url}"}}'.encode())
+        "POST",
+        f"{bob.cluster.api_url}/{kind}s/{config.name}",
+        f'{{"url":"{url}"}}'.encode(),
+    )
     refreshed = provider.read_plugin(kind, state)
-    assert terraform.plan({"name": config.name, "url": config.url}, refreshed,
-                          terraform.PLUGIN_SCHEMA) == []
+    assert (
+        terraform.plan({"name": config.name, "url": config.url}, refreshed, terraform.PLUGIN_SCHEMA)
+        == []
+    )
 
     # When it is destroyed
     try:
@@ -69,13 +74,22 @@ def test_terraform_creates_updates_reads_and_deletes_a_pipeline_without_drift(
     for kind, plugin in ((terraform.RESOURCE_PROVIDER, git), (terraform.ARTIFACT_STORE, local)):
         provider.create_plugin(kind, plugin)
     config = Pipeline(
-        group="tf", name=unique, image=IMAGE, vars={"GOOS": "linux", "GOARCH": "amd64"},
-        resources=(Resource("source", "external", git.name,
-                            {"repo": str(repo), "branch": "main"}),),
-        steps=(Step("echo build started."),
-               Step("sh test.sh", needs_resource="source"),
-               Step("sh build.sh", needs_resource="source",
-                    produces_artifact=Artifact("app", "build/libs", local.name))),
+        group="tf",
+        name=unique,
+        image=IMAGE,
+        vars={"GOOS": "linux", "GOARCH": "amd64"},
+        resources=(
+            Resource("source", "external", git.name, {"repo": str(repo), "branch": "main"}),
+        ),
+        steps=(
+            Step("echo build started."),
+            Step("sh test.sh", needs_resource="source"),
+            Step(
+                "sh build.sh",
+                needs_resource="source",
+                produces_artifact=Artifact("app", "build/libs", local.name),
+            ),
+        ),
     )
 
     # When it is applied
@@ -86,20 +100,25 @@ def test_terraform_creates_updates_reads_and_deletes_a_pipeline_without_drift(
 
     # Then exactly this was posted, Bob converged, and a plan after apply shows no drift
     post = next(e for e in provider.exchanges if e.url.endswith(f"/names/{unique}"))
-    assert post.body == (
-        '{"image":"bob-test/busybox:latest",'
-        f'"resources":[{{"name":"source","params":{{"branch":"main","repo":"{repo}"}},'
-        f'"provider":"{git.name}","type":"external"}}],'
-        '"steps":[{"cmd":"echo build started.","needs_resource":""},'
-        '{"cmd":"sh test.sh","needs_resource":"source"},'
-        '{"cmd":"sh build.sh","needs_resource":"source",'
-        f'"produces_artifact":{{"name":"app","path":"build/libs","store":"{local.name}"}}}}],'
-        '"vars":{"GOARCH":"amd64","GOOS":"linux"}}').encode()
+    assert (
+        post.body
+        == (
+            '{"image":"bob-test/busybox:latest",'
+            f'"resources":[{{"name":"source","params":{{"branch":"main","repo":"{repo}"}},'
+            f'"provider":"{git.name}","type":"external"}}],'
+            '"steps":[{"cmd":"echo build started.","needs_resource":""},'
+            '{"cmd":"sh test.sh","needs_resource":"source"},'
+            '{"cmd":"sh build.sh","needs_resource":"source",'
+            f'"produces_artifact":{{"name":"app","path":"build/libs","store":"{local.name}"}}}}],'
+            '"vars":{"GOARCH":"amd64","GOOS":"linux"}}'
+        ).encode()
+    )
     assert created.set_errors == [], created.set_errors
     refreshed = provider.read_pipeline(created.state)
     assert refreshed.set_errors == [], refreshed.set_errors
-    assert terraform.plan(terraform.data_get(config), refreshed.state,
-                          terraform.PIPELINE_SCHEMA) == []
+    assert (
+        terraform.plan(terraform.data_get(config), refreshed.state, terraform.PIPELINE_SCHEMA) == []
+    )
 
     # When a variable changes and it is applied again
     changed = Pipeline(**{**config.__dict__, "vars": {"GOOS": "linux", "GOARCH": "arm64"}})
@@ -109,8 +128,9 @@ def test_terraform_creates_updates_reads_and_deletes_a_pipeline_without_drift(
         pytest.fail(f"terraform apply (update): {exc}\n{provider.report()}")
 
     # Then it converges again with no drift, and runs
-    assert terraform.plan(terraform.data_get(changed), updated.state,
-                          terraform.PIPELINE_SCHEMA) == []
+    assert (
+        terraform.plan(terraform.data_get(changed), updated.state, terraform.PIPELINE_SCHEMA) == []
+    )
     run_id = bob.start("tf", unique)
     assert bob.wait_terminal(run_id) == "passed", bob.log_lines(run_id)
 

@@ -42,12 +42,20 @@ def _pipeline(group: str, name: str, repo, provider: str, store: str) -> dict:
         "steps": [
             {"cmd": "echo build started."},
             {"needs_resource": "source", "cmd": "sh test.sh"},
-            {"needs_resource": "source",
-             "cmd": "sh build.sh && for i in 1 2 3; do echo tick $i; sleep 0.3; done",
-             "produces_artifact": {"name": "jar", "path": "build/libs", "store": store}},
+            {
+                "needs_resource": "source",
+                "cmd": "sh build.sh && for i in 1 2 3; do echo tick $i; sleep 0.3; done",
+                "produces_artifact": {"name": "jar", "path": "build/libs", "store": store},
+            },
         ],
-        "resources": [{"name": "source", "type": "external", "provider": provider,
-                       "params": {"repo": str(repo), "branch": "main"}}],
+        "resources": [
+            {
+                "name": "source",
+                "type": "external",
+                "provider": provider,
+                "params": {"repo": str(repo), "branch": "main"},
+            }
+        ],
     }
 
 
@@ -57,8 +65,9 @@ def _passed_run(bob, wendy, plugins, unique: str) -> str:
     register(bob, "loggers", logger, plugins["logger-local"])
     spec = {"group": "dev", "name": unique, "image": IMAGE, "steps": [{"cmd": "echo hi"}]}
     ok(wendy.run("pipelines", "create", "--spec", json.dumps(spec)))
-    run_id = ok(wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
-                          "--logger", logger)).printed
+    run_id = ok(
+        wendy.run("pipelines", "start", "--group", "dev", "--name", unique, "--logger", logger)
+    ).printed
     assert bob.wait_terminal(run_id) == "passed"
     return run_id
 
@@ -75,8 +84,11 @@ def test_wendy_pings_the_cluster_and_shows_its_info(wendy):
 
 @pytest.mark.parametrize("kind", ["resource-providers", "artifact-stores", "loggers"])
 def test_wendy_creates_lists_and_deletes_a_plugin(wendy, plugins, unique, kind, tmp_path):
-    url = {"resource-providers": plugins["git"], "artifact-stores": plugins["local"],
-           "loggers": plugins["logger-local"]}[kind]
+    url = {
+        "resource-providers": plugins["git"],
+        "artifact-stores": plugins["local"],
+        "loggers": plugins["logger-local"],
+    }[kind]
     name, other = f"{unique}-a", f"{unique}-b"
     (tmp_path / "spec.json").write_text(json.dumps({"name": name, "url": url}))
 
@@ -93,8 +105,11 @@ def test_wendy_creates_lists_and_deletes_a_plugin(wendy, plugins, unique, kind, 
 
     # When one is deleted, it leaves the list
     assert ok(wendy.run(kind, "delete", "--name", name)).stdout == '"Ok"\n'
-    wait_until(lambda: ok(wendy.run(kind, "list", "--name", name)).printed == [],
-               timeout=10, what=f"{name} to leave the {kind} list")
+    wait_until(
+        lambda: ok(wendy.run(kind, "list", "--name", name)).printed == [],
+        timeout=10,
+        what=f"{name} to leave the {kind} list",
+    )
     assert ok(wendy.run(kind, "delete", "--name", other)).stdout == '"Ok"\n'
 
 
@@ -111,8 +126,9 @@ def test_wendy_creates_starts_and_fetches_the_artifact_of_a_pipeline(
     # When it is created (the spec given inline), listed and started with the logger
     assert ok(wendy.run("pipelines", "create", "--spec", json.dumps(spec))).stdout == '"Ok"\n'
     listed = ok(wendy.run("pipelines", "list", "--group", "dev", "--name", unique)).printed
-    started = ok(wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
-                           "--logger", logger))
+    started = ok(
+        wendy.run("pipelines", "start", "--group", "dev", "--name", unique, "--logger", logger)
+    )
     run_id = started.printed
 
     # Then the pipeline reads back as it was sent, and the run id is printed
@@ -132,8 +148,22 @@ def test_wendy_creates_starts_and_fetches_the_artifact_of_a_pipeline(
     assert run["status"] == "passed", run
 
     # When its artifact is fetched
-    fetched = ok(wendy.run("pipelines", "fetch-artifact", "--group", "dev", "--name", unique,
-                           "--id", run_id, "--store-name", store, "--artifact-name", "jar"))
+    fetched = ok(
+        wendy.run(
+            "pipelines",
+            "fetch-artifact",
+            "--group",
+            "dev",
+            "--name",
+            unique,
+            "--id",
+            run_id,
+            "--store-name",
+            store,
+            "--artifact-name",
+            "jar",
+        )
+    )
 
     # Then jar.tar holds the jar built inside the checkout
     with tarfile.open(tmp_path / "jar.tar") as archive:
@@ -142,8 +172,9 @@ def test_wendy_creates_starts_and_fetches_the_artifact_of_a_pipeline(
     assert list(jars.values()) == [b"jar of source\n"], (files, fetched.report())
 
     # When the pipeline is deleted, it is gone
-    assert ok(wendy.run("pipelines", "delete", "--group", "dev", "--name", unique)).stdout \
-        == '"Ok"\n'
+    assert (
+        ok(wendy.run("pipelines", "delete", "--group", "dev", "--name", unique)).stdout == '"Ok"\n'
+    )
     assert ok(wendy.run("pipelines", "list", "--group", "dev", "--name", unique)).printed == []
 
 
@@ -157,9 +188,21 @@ def test_wendy_lists_runs_with_bobs_keys_of_both_generations(bob, wendy, plugins
     # Then the run carries Bob HEAD's keys and the older ones, each with its value
     assert len(runs) == 1, runs
     run = runs[0]
-    missing = [key for key in ("run-id", "run_id", "scheduled-at", "initiated-at",
-                               "initialized-at", "started-at", "completed-at", "started",
-                               "completed") if run.get(key) is None]
+    missing = [
+        key
+        for key in (
+            "run-id",
+            "run_id",
+            "scheduled-at",
+            "initiated-at",
+            "initialized-at",
+            "started-at",
+            "completed-at",
+            "started",
+            "completed",
+        )
+        if run.get(key) is None
+    ]
     assert not missing, f"no value for {missing} in {run}"
     assert run["run-id"] == run["run_id"] == run_id and run["status"] == "passed", run
 
@@ -175,8 +218,7 @@ def test_wendy_creates_a_pipeline_from_a_file(wendy, unique, tmp_path):
     # Then it is created as it was written
     assert created.exchanges[0].chunked
     assert ok(created).stdout == '"Ok"\n'
-    assert ok(wendy.run("pipelines", "list", "--group", "dev", "--name", unique)).printed \
-        == [spec]
+    assert ok(wendy.run("pipelines", "list", "--group", "dev", "--name", unique)).printed == [spec]
 
 
 def test_wendy_stops_a_running_pipeline_and_a_stop_after_the_end_is_accepted(
@@ -184,11 +226,18 @@ def test_wendy_stops_a_running_pipeline_and_a_stop_after_the_end_is_accepted(
 ):
     # Given a long run
     register(bob, "loggers", f"logger-{unique}", plugins["logger-local"])
-    spec = {"group": "dev", "name": unique, "image": IMAGE,
-            "steps": [{"cmd": "echo started; sleep 60"}]}
+    spec = {
+        "group": "dev",
+        "name": unique,
+        "image": IMAGE,
+        "steps": [{"cmd": "echo started; sleep 60"}],
+    }
     ok(wendy.run("pipelines", "create", "--spec", json.dumps(spec)))
-    run_id = ok(wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
-                          "--logger", f"logger-{unique}")).printed
+    run_id = ok(
+        wendy.run(
+            "pipelines", "start", "--group", "dev", "--name", unique, "--logger", f"logger-{unique}"
+        )
+    ).printed
     bob.wait_status(run_id, "running")
 
     # When wendy stops it, and stops it again once it has ended
@@ -211,8 +260,9 @@ def test_wendy_pauses_and_unpauses_a_pipeline(bob, wendy, plugins, unique):
     start = ("pipelines", "start", "--group", "dev", "--name", unique, "--logger", logger)
 
     # When it is paused, a start is refused and the pipeline says it is paused
-    assert ok(wendy.run("pipelines", "pause", "--group", "dev", "--name", unique)).stdout \
-        == '"Ok"\n'
+    assert (
+        ok(wendy.run("pipelines", "pause", "--group", "dev", "--name", unique)).stdout == '"Ok"\n'
+    )
     refused = wendy.run(*start)
     paused = ok(wendy.run("pipelines", "list", "--group", "dev", "--name", unique)).printed
 
@@ -220,13 +270,13 @@ def test_wendy_pauses_and_unpauses_a_pipeline(bob, wendy, plugins, unique):
     assert paused == [{**spec, "paused": True}]
 
     # When it is unpaused, it starts and runs, and reads back as sent
-    assert ok(wendy.run("pipelines", "unpause", "--group", "dev", "--name", unique)).stdout \
-        == '"Ok"\n'
+    assert (
+        ok(wendy.run("pipelines", "unpause", "--group", "dev", "--name", unique)).stdout == '"Ok"\n'
+    )
     run_id = ok(wendy.run(*start)).printed
 
     assert bob.wait_terminal(run_id) == "passed"
-    assert ok(wendy.run("pipelines", "list", "--group", "dev", "--name", unique)).printed \
-        == [spec]
+    assert ok(wendy.run("pipelines", "list", "--group", "dev", "--name", unique)).printed == [spec]
 
 
 def test_wendy_streams_events_without_crashing(bob, wendy, plugins, unique):
@@ -236,9 +286,12 @@ def test_wendy_streams_events_without_crashing(bob, wendy, plugins, unique):
         run_id = _passed_run(bob, wendy, plugins, unique)
 
         # Then wendy prints events as they come, and is still reading
-        wait_until(events.until(lambda lines: any(run_id in line for line in lines)),
-                   timeout=30, what="an event about the run",
-                   describe=lambda: events.result.report())
+        wait_until(
+            events.until(lambda lines: any(run_id in line for line in lines)),
+            timeout=30,
+            what="an event about the run",
+            describe=lambda: events.result.report(),
+        )
         assert not events.ended, events.result.report()
     result = events.result
     assert (result.exit_code, result.panic, result.error) == (0, None, None), result.report()
@@ -258,22 +311,37 @@ def test_wendy_follows_a_running_pipeline_to_its_last_line(bob, wendy, plugins, 
     # Given a pipeline that prints for a while, started with a logger
     logger = f"logger-{unique}"
     register(bob, "loggers", logger, plugins["logger-local"])
-    spec = {"group": "dev", "name": unique, "image": IMAGE,
-            "steps": [{"cmd": "for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.5; done"},
-                      {"cmd": "echo done"}]}
+    spec = {
+        "group": "dev",
+        "name": unique,
+        "image": IMAGE,
+        "steps": [
+            {"cmd": "for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.5; done"},
+            {"cmd": "echo done"},
+        ],
+    }
     ok(wendy.run("pipelines", "create", "--spec", json.dumps(spec)))
-    run_id = ok(wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
-                          "--logger", logger)).printed
+    run_id = ok(
+        wendy.run("pipelines", "start", "--group", "dev", "--name", unique, "--logger", logger)
+    ).printed
 
     # When its log is followed while it runs
     with wendy.stream("pipelines", "logs", "--id", run_id, "--follow") as follow:
-        wait_until(follow.until(lambda lines: "tick 1" in lines), timeout=30,
-                   what="a line while the run is running", describe=follow.result.report)
+        wait_until(
+            follow.until(lambda lines: "tick 1" in lines),
+            timeout=30,
+            what="a line while the run is running",
+            describe=follow.result.report,
+        )
         live = bob.status(run_id)
         assert bob.wait_terminal(run_id) == "passed", bob.log_lines(run_id)
         expected = [trim_space(line) for line in bob.log_lines(run_id) if line]
-        wait_until(follow.until(lambda lines: lines[-1:] == expected[-1:]), timeout=30,
-                   what="wendy to print the run's last line", describe=follow.result.report)
+        wait_until(
+            follow.until(lambda lines: lines[-1:] == expected[-1:]),
+            timeout=30,
+            what="wendy to print the run's last line",
+            describe=follow.result.report,
+        )
 
         # Then lines came while it ran, every line came, and the stream was still open
         # when wendy left
@@ -287,18 +355,27 @@ def test_a_follow_of_a_finished_run_replays_it_and_stays_open(bob, wendy, plugin
     # Given a run that has ended
     logger = f"logger-{unique}"
     register(bob, "loggers", logger, plugins["logger-local"])
-    spec = {"group": "dev", "name": unique, "image": IMAGE,
-            "steps": [{"cmd": "echo one"}, {"cmd": "echo two"}]}
+    spec = {
+        "group": "dev",
+        "name": unique,
+        "image": IMAGE,
+        "steps": [{"cmd": "echo one"}, {"cmd": "echo two"}],
+    }
     ok(wendy.run("pipelines", "create", "--spec", json.dumps(spec)))
-    run_id = ok(wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
-                          "--logger", logger)).printed
+    run_id = ok(
+        wendy.run("pipelines", "start", "--group", "dev", "--name", unique, "--logger", logger)
+    ).printed
     assert bob.wait_terminal(run_id) == "passed"
     expected = [trim_space(line) for line in bob.log_lines(run_id) if line]
 
     # When wendy follows its log
     with wendy.stream("pipelines", "logs", "--id", run_id, "--follow") as follow:
-        wait_until(follow.until(lambda lines: lines == expected), timeout=30,
-                   what="the whole log", describe=lambda: follow.result.report())
+        wait_until(
+            follow.until(lambda lines: lines == expected),
+            timeout=30,
+            what="the whole log",
+            describe=lambda: follow.result.report(),
+        )
 
         # Then it gets the whole log, and the stream does not end under it
         assert follow.lines == expected and not follow.ended, follow.result.report()
@@ -307,12 +384,14 @@ def test_a_follow_of_a_finished_run_replays_it_and_stays_open(bob, wendy, plugin
 
 def test_wendy_reports_bob_errors_as_invalid_calls(wendy, unique):
     missing = wendy.run("pipelines", "status", "--run-id", f"r-{unique}")
-    unknown = wendy.run("pipelines", "start", "--group", "dev", "--name", unique,
-                        "--logger", "none")
+    unknown = wendy.run(
+        "pipelines", "start", "--group", "dev", "--name", unique, "--logger", "none"
+    )
 
     assert missing.exit_code == 1 and "Status: 404" in (missing.error or ""), missing.report()
-    assert unknown.exit_code == 1 and re.search(r"Status: 4\d\d", unknown.error or ""), \
+    assert unknown.exit_code == 1 and re.search(r"Status: 4\d\d", unknown.error or ""), (
         unknown.report()
-    assert json.loads((missing.error or "").removeprefix("Invalid call: ")
-                      .rsplit(" Status:", 1)[0])["message"]
-
+    )
+    assert json.loads(
+        (missing.error or "").removeprefix("Invalid call: ").rsplit(" Status:", 1)[0]
+    )["message"]

@@ -62,12 +62,15 @@ def test_applying_the_same_manifests_twice_changes_nothing_the_second_time(
 ):
     # Given manifests of a pipeline and of the provider and store it names
     provider, store = f"git-{unique}", f"local-{unique}"
-    (tmp_path / "pipeline.yaml").write_text(PIPELINE.format(
-        name=unique, image=IMAGE, store=store, provider=provider, repo=repo))
-    (tmp_path / "provider.yaml").write_text(PLUGIN.format(
-        kind="ResourceProvider", name=provider, url=plugins["git"]))
-    (tmp_path / "store.yaml").write_text(PLUGIN.format(
-        kind="ArtifactStore", name=store, url=plugins["local"]))
+    (tmp_path / "pipeline.yaml").write_text(
+        PIPELINE.format(name=unique, image=IMAGE, store=store, provider=provider, repo=repo)
+    )
+    (tmp_path / "provider.yaml").write_text(
+        PLUGIN.format(kind="ResourceProvider", name=provider, url=plugins["git"])
+    )
+    (tmp_path / "store.yaml").write_text(
+        PLUGIN.format(kind="ArtifactStore", name=store, url=plugins["local"])
+    )
     manifests = ["pipeline.yaml", "provider.yaml", "store.yaml"]  # the pipeline first
 
     # When each is applied, then all of them again
@@ -87,12 +90,15 @@ def test_applying_the_same_manifests_twice_changes_nothing_the_second_time(
 def test_an_applied_pipeline_runs(bob, wendy, plugins, unique, repo, tmp_path):
     # Given a provider, a store and a pipeline applied from manifests
     provider, store = f"git-{unique}", f"local-{unique}"
-    (tmp_path / "provider.yaml").write_text(PLUGIN.format(
-        kind="ResourceProvider", name=provider, url=plugins["git"]))
-    (tmp_path / "store.yaml").write_text(PLUGIN.format(
-        kind="ArtifactStore", name=store, url=plugins["local"]))
-    (tmp_path / "pipeline.yaml").write_text(PIPELINE.format(
-        name=unique, image=IMAGE, store=store, provider=provider, repo=repo))
+    (tmp_path / "provider.yaml").write_text(
+        PLUGIN.format(kind="ResourceProvider", name=provider, url=plugins["git"])
+    )
+    (tmp_path / "store.yaml").write_text(
+        PLUGIN.format(kind="ArtifactStore", name=store, url=plugins["local"])
+    )
+    (tmp_path / "pipeline.yaml").write_text(
+        PIPELINE.format(name=unique, image=IMAGE, store=store, provider=provider, repo=repo)
+    )
     for manifest in ("provider.yaml", "store.yaml", "pipeline.yaml"):
         applied = wendy.run("apply", "-m", manifest)
         assert applied.exit_code == 0, applied.report()

@@ -87,9 +87,13 @@ APPLY_KINDS: dict[str, tuple[str, str]] = {
 }
 
 # pkg/consts.go, `Event`: Go field -> (json key, type).
-EVENT_FIELDS = {"At": ("at", golang.INT64), "Kind": ("kind", golang.STRING),
-                "Type": ("type", golang.STRING), "Reason": ("reason", golang.STRING),
-                "Message": ("message", golang.STRING)}
+EVENT_FIELDS = {
+    "At": ("at", golang.INT64),
+    "Kind": ("kind", golang.STRING),
+    "Type": ("type", golang.STRING),
+    "Reason": ("reason", golang.STRING),
+    "Message": ("message", golang.STRING),
+}
 
 
 class GoPanic(Exception):
@@ -158,8 +162,10 @@ class Result:
 
     @property
     def stderr(self) -> str:
-        lines = [f"{level} {msg}" + "".join(f" {k}={_slog_value(v)}" for k, v in attrs.items())
-                 for level, msg, attrs in self.console.logs]
+        lines = [
+            f"{level} {msg}" + "".join(f" {k}={_slog_value(v)}" for k, v in attrs.items())
+            for level, msg, attrs in self.console.logs
+        ]
         if self.error is not None:
             lines.append(f"Error: {self.error}")
         if self.panic is not None:
@@ -219,21 +225,29 @@ class _Http:
 
     READ_TIMEOUT_S = 60.0
 
-    def __init__(self, result: Result, interrupt: _Interrupt, *, streaming: bool,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        result: Result,
+        interrupt: _Interrupt,
+        *,
+        streaming: bool,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.result = result
         self.interrupt = interrupt
         read = None if streaming else self.READ_TIMEOUT_S
-        self.client = httpx.Client(follow_redirects=True, transport=transport,
-                                   timeout=httpx.Timeout(30, read=read))
+        self.client = httpx.Client(
+            follow_redirects=True, transport=transport, timeout=httpx.Timeout(30, read=read)
+        )
         self.client.headers.clear()
         self.client.headers.update(GO_HEADERS)
 
     def close(self) -> None:
         self.client.close()
 
-    def _send(self, method: str, url: str, body: bytes | Iterator[bytes] | None,
-              content_type: str | None) -> httpx.Response:
+    def _send(
+        self, method: str, url: str, body: bytes | Iterator[bytes] | None, content_type: str | None
+    ) -> httpx.Response:
         headers = {"Content-Type": content_type} if content_type else {}
         chunked = body is not None and not isinstance(body, bytes)
         sent = bytes(b"".join(body)) if chunked else body  # type: ignore[arg-type]
@@ -241,13 +255,15 @@ class _Http:
         self.result.exchanges.append(exchange)
         if method == "POST" and body is None:
             body = b""  # Go sends "Content-Length: 0" for a POST without a body
-        content = (iter([sent]) if chunked else body)  # chunked framing, as Go's client
+        content = iter([sent]) if chunked else body  # chunked framing, as Go's client
         request = self.client.build_request(method, url, content=content, headers=headers)
         try:
             response = self.client.send(request, stream=True)
         except httpx.TimeoutException:
-            raise GoError(f"(re-enactment) no answer to {method} {url} within "
-                          f"{self.READ_TIMEOUT_S}s; wendy would still be waiting") from None
+            raise GoError(
+                f"(re-enactment) no answer to {method} {url} within "
+                f"{self.READ_TIMEOUT_S}s; wendy would still be waiting"
+            ) from None
         except httpx.HTTPError as exc:
             raise GoError(f'{method.title()} "{url}": {exc}') from None
         self.interrupt.responses.append(response)
@@ -263,8 +279,10 @@ class _Http:
         try:
             body = response.read()
         except httpx.TimeoutException:
-            raise GoError(f"(re-enactment) the answer to {response.request.url} stalled for "
-                          f"{self.READ_TIMEOUT_S}s; wendy would still be waiting") from None
+            raise GoError(
+                f"(re-enactment) the answer to {response.request.url} stalled for "
+                f"{self.READ_TIMEOUT_S}s; wendy would still be waiting"
+            ) from None
         except httpx.HTTPError as exc:
             raise GoError(f"reading the answer: {exc}") from None
         response.close()
@@ -312,9 +330,14 @@ class _Http:
 class Wendy:
     """wendy configured with `endpoint`, working in `cwd` (where fetch-artifact writes)."""
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, cwd: Path | None = None,
-                 api_path: str = "/api.yaml",
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        cwd: Path | None = None,
+        api_path: str = "/api.yaml",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.transport = transport  # tests of the re-enactment itself put a fake Bob here
         self.endpoint = endpoint
         self.api_path = api_path
@@ -360,8 +383,9 @@ class Wendy:
         """Runs an endless command line in the background; leave it with `close()`."""
         return Stream(self, tuple(argv))
 
-    def _execute(self, argv: list[str], result: Result, interrupt: _Interrupt, *,
-                 streaming: bool) -> None:
+    def _execute(
+        self, argv: list[str], result: Result, interrupt: _Interrupt, *, streaming: bool
+    ) -> None:
         http = _Http(result, interrupt, streaming=streaming, transport=self.transport)
         try:
             self._dispatch(argv, result, http)
@@ -388,7 +412,7 @@ class Wendy:
             missing = words[1] if group and len(words) > 1 else (words[0] if words else "")
             raise GoError(f'unknown command "{missing}" for "{where}"')
         depth = 1 if command.group is None else 2
-        flags_argv = argv[argv.index(words[depth - 1]) + 1:]
+        flags_argv = argv[argv.index(words[depth - 1]) + 1 :]
         values, _given = climate.parse_flags(command, flags_argv)
         path = climate.invoke(command, values)
         handler = getattr(self, f"_h_{HANDLERS[command.operation_id]}")
@@ -398,8 +422,9 @@ class Wendy:
 
     def _show_message(self, body: bytes, result: Result) -> None:
         """pkg.ShowMessage."""
-        decoded = golang.decode_into(golang.decode_first(body), golang.Map(golang.ANY,
-                                                        "map[string]interface {}"))
+        decoded = golang.decode_into(
+            golang.decode_first(body), golang.Map(golang.ANY, "map[string]interface {}")
+        )
         message = None if decoded is None else decoded.get("message")
         result.console.print(golang.marshal(message, indent="  "))
 
@@ -418,8 +443,10 @@ class Wendy:
 
     def _h_create(self, command, values, path, result, http) -> None:
         if command.body_flag is None:
-            raise GoPanic("runtime error: invalid memory address or nil pointer dereference "
-                          f"({command.operation_id} has no request body)")
+            raise GoPanic(
+                "runtime error: invalid memory address or nil pointer dereference "
+                f"({command.operation_id} has no request body)"
+            )
         payload = values[command.body_flag.name]
         body: bytes | Iterator[bytes]
         if payload.startswith("@"):
@@ -459,17 +486,21 @@ class Wendy:
             if len(line) <= 1:
                 continue
             if len(line) < 6:
-                raise GoPanic(f"runtime error: slice bounds out of range [6:{len(line)}] "
-                              f"(line {line!r})")
+                raise GoPanic(
+                    f"runtime error: slice bounds out of range [6:{len(line)}] (line {line!r})"
+                )
             try:
                 event.unmarshal(line[6:])
             except GoError:
-                result.console.log("WARN", "Unexpected event format",
-                                   event=line.decode("utf-8", "replace"))
+                result.console.log(
+                    "WARN", "Unexpected event format", event=line.decode("utf-8", "replace")
+                )
                 continue
             v = event.values
-            result.console.print(f"{{At:{v['At']} Kind:{v['Kind']} Type:{v['Type']} "
-                                 f"Reason:{v['Reason']} Message:{v['Message']}}}")
+            result.console.print(
+                f"{{At:{v['At']} Kind:{v['Kind']} Type:{v['Type']} "
+                f"Reason:{v['Reason']} Message:{v['Message']}}}"
+            )
 
     def _h_artifact_fetch(self, command, values, path, result, http) -> None:
         target = f"{values.get('artifact-name', '')}.tar"
@@ -507,8 +538,10 @@ class Wendy:
         if manifest_file is None:
             raise GoError('required flag(s) "manifest" not set')
         if self.spec is None:
-            raise GoPanic("runtime error: invalid memory address or nil pointer dereference "
-                          "(wendy is not bootstrapped)")
+            raise GoPanic(
+                "runtime error: invalid memory address or nil pointer dereference "
+                "(wendy is not bootstrapped)"
+            )
         try:
             text = (self.cwd / manifest_file).read_text()
         except OSError:
@@ -524,13 +557,17 @@ class Wendy:
         for key in manifest.get("identifiedBy") or []:
             value = spec.get(key) if isinstance(spec, dict) else None
             if not isinstance(value, str):
-                raise GoPanic(f"interface conversion: interface {{}} is "
-                              f"{golang._go_type(value)}, not string (identifiedBy {key})")
+                raise GoPanic(
+                    f"interface conversion: interface {{}} is "
+                    f"{golang._go_type(value)}, not string (identifiedBy {key})"
+                )
             ids[key] = value
         list_op, create_op = APPLY_KINDS[kind]
         url = self.full_url(self._op_path(list_op)) + "?" + golang.values_encode(ids)
-        listed = golang.decode_into(golang.decode_first(http.read(http.get(url))),
-                                    golang.Map(golang.Slice(golang.Map(golang.ANY, "cmd.Object"))))
+        listed = golang.decode_into(
+            golang.decode_first(http.read(http.get(url))),
+            golang.Map(golang.Slice(golang.Map(golang.ANY, "cmd.Object"))),
+        )
         objects = (listed or {}).get("message") or []
         current = objects[0] if objects else None
         result.compared = (current, spec)
@@ -550,8 +587,11 @@ class Stream:
         self.result = Result(argv)
         self._interrupt = _Interrupt()
         self._thread = threading.Thread(
-            target=wendy._execute, args=(list(argv), self.result, self._interrupt),
-            kwargs={"streaming": True}, daemon=True)
+            target=wendy._execute,
+            args=(list(argv), self.result, self._interrupt),
+            kwargs={"streaming": True},
+            daemon=True,
+        )
         self._thread.start()
 
     @property

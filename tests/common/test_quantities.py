@@ -33,8 +33,25 @@ def test_a_quantity_means_its_digits_times_its_suffix(text, size):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "Mi", "512 Mi", " 512Mi", "512mi", "512m", "512MB", "512Mib", "1.5Gi", "1e9",
-     "-1Gi", "+1Gi", "512ki", "1k", "0x10", "512X", "١٢"],
+    [
+        "",
+        "Mi",
+        "512 Mi",
+        " 512Mi",
+        "512mi",
+        "512m",
+        "512MB",
+        "512Mib",
+        "1.5Gi",
+        "1e9",
+        "-1Gi",
+        "+1Gi",
+        "512ki",
+        "1k",
+        "0x10",
+        "512X",
+        "١٢",
+    ],
 )
 def test_anything_else_is_refused_naming_the_text_and_the_notation(text):
     with pytest.raises(ValueError) as refused:
@@ -53,8 +70,16 @@ def test_a_quantity_beyond_what_docker_can_hold_is_refused():
 
 @pytest.mark.parametrize(
     ("size", "text"),
-    [(64 << 20, "64 MiB"), (1 << 30, "1 GiB"), (1536 << 20, "1536 MiB"), (1024, "1 KiB"),
-     (512_000_000, "512 MB"), (1000, "1 kB"), (1001, "1001 bytes"), (0, "0 bytes")],
+    [
+        (64 << 20, "64 MiB"),
+        (1 << 30, "1 GiB"),
+        (1536 << 20, "1536 MiB"),
+        (1024, "1 KiB"),
+        (512_000_000, "512 MB"),
+        (1000, "1 kB"),
+        (1001, "1001 bytes"),
+        (0, "0 bytes"),
+    ],
 )
 def test_a_size_reads_in_the_largest_unit_that_divides_it(size, text):
     assert format_memory(size) == text

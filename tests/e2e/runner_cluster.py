@@ -113,7 +113,9 @@ def runner_cluster(
             try:
                 wait_until(
                     lambda: _seen(bob) >= {r["BOB_RUNNER_ID"] for r in runners},
-                    timeout=30, what="every runner's first heartbeat", describe=bob.logs_tail,
+                    timeout=30,
+                    what="every runner's first heartbeat",
+                    describe=bob.logs_tail,
                 )
                 yield bob
             finally:

@@ -147,9 +147,11 @@ def test_a_run_started_with_a_logger_sends_it_a_copy_of_its_log(bob, unique, tmp
         assert detail["message"]["logger"] == unique
         kept = bob.http.get(f"/pipelines/logs/runs/{run_id}").text.splitlines()
         copy = wait_until(
-            lambda: (got := httpx.get(f"{logger_url}/bob_logs/{run_id}")).status_code == 200
-            and got.text.splitlines() == kept
-            and got.text,
+            lambda: (
+                (got := httpx.get(f"{logger_url}/bob_logs/{run_id}")).status_code == 200
+                and got.text.splitlines() == kept
+                and got.text
+            ),
             what="the logger's copy of the whole log",
         )
         assert "one" in copy and "two" in copy

@@ -30,5 +30,9 @@ def test_an_idle_runner_appears_in_cluster_info_through_its_renewals_alone(
         assert (first["runner-type"], first["capacity"], first["runs"]) == ("shell", 2, [])
         assert first["hostname"] and first["cpu/count"] >= 1
         # Then it is seen again and again while it idles
-        wait_until(lambda: info()["last-seen"] > first["last-seen"], timeout=30,
-                   what="a later renewal of the idle runner", describe=bob.logs_tail)
+        wait_until(
+            lambda: info()["last-seen"] > first["last-seen"],
+            timeout=30,
+            what="a later renewal of the idle runner",
+            describe=bob.logs_tail,
+        )

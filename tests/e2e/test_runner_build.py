@@ -29,8 +29,7 @@ SHELL_START = {"json": {"runner/type": "shell"}}
 @pytest.fixture(scope="module")
 def bob(rabbitmq_available, docker_client, tmp_path_factory) -> Iterator[Bob]:
     tmp = tmp_path_factory.mktemp("build")
-    runners = [{"BOB_RUNNER_ID": DOCKER},
-               {"BOB_RUNNER_ID": SHELL, "BOB_RUNNER_TYPE": "shell"}]
+    runners = [{"BOB_RUNNER_ID": DOCKER}, {"BOB_RUNNER_ID": SHELL, "BOB_RUNNER_TYPE": "shell"}]
     with runner_cluster(tmp, runners, plugins=True) as bob:
         # Given the reference plugins registered, as the README's tour does
         for kind, name in (("resource-providers", "git"), ("artifact-stores", "local")):
@@ -42,16 +41,23 @@ def bob(rabbitmq_available, docker_client, tmp_path_factory) -> Iterator[Bob]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("repos") / "hello"
-    make_repo(path, {
-        "build.sh": "mkdir -p dist\necho \"hello, $WHO\" > dist/hello.txt\n",
-        "README": "a project\n",
-    })
+    make_repo(
+        path,
+        {
+            "build.sh": 'mkdir -p dist\necho "hello, $WHO" > dist/hello.txt\n',
+            "README": "a project\n",
+        },
+    )
     return path
 
 
 def _checkout(repo: Path) -> dict:
-    return {"name": "source", "type": "external", "provider": "git",
-            "params": {"repo": str(repo), "ref": "main"}}
+    return {
+        "name": "source",
+        "type": "external",
+        "provider": "git",
+        "params": {"repo": str(repo), "ref": "main"},
+    }
 
 
 def _build(repo: Path) -> dict:
@@ -62,8 +68,10 @@ def _build(repo: Path) -> dict:
         "steps": [
             # As in Bob, a step runs inside the resource it needs, and the next one stays.
             {"cmd": "ls", "needs_resource": "source"},
-            {"cmd": "sh build.sh && cat dist/hello.txt",
-             "produces_artifact": {"name": "hello", "path": "dist", "store": "local"}},
+            {
+                "cmd": "sh build.sh && cat dist/hello.txt",
+                "produces_artifact": {"name": "hello", "path": "dist", "store": "local"},
+            },
         ],
     }
 
@@ -74,8 +82,10 @@ def _files(tar: bytes) -> dict[str, bytes]:
 
 
 def _artifact(bob: Bob, name: str, run_id: str, artifact: str) -> bytes:
-    r = bob.http.get(f"/pipelines/groups/dev/names/{name}/runs/{run_id}"
-                     f"/artifact-stores/local/artifact/{artifact}")
+    r = bob.http.get(
+        f"/pipelines/groups/dev/names/{name}/runs/{run_id}"
+        f"/artifact-stores/local/artifact/{artifact}"
+    )
     assert r.status_code == 200, r.text
     return r.content
 
@@ -100,20 +110,32 @@ def test_a_build_checks_out_from_git_and_its_artifact_comes_back_through_the_api
     assert _files(_artifact(bob, unique, run_id, "hello")) == {"dist/hello.txt": b"hello, bob\n"}
 
 
-def test_a_later_pipeline_uses_an_earlier_runs_artifact_as_an_internal_resource(
-    bob, unique, repo
-):
+def test_a_later_pipeline_uses_an_earlier_runs_artifact_as_an_internal_resource(bob, unique, repo):
     bob.create_pipeline("dev", unique, _build(repo))
     built = bob.start("dev", unique)
     assert bob.wait_terminal(built) == "passed"
 
-    bob.create_pipeline("dev", f"{unique}-use", {
-        "image": IMAGE,
-        "resources": [{"name": "prebuilt", "type": "internal", "provider": "local",
-                       "params": {"group": "dev", "name": unique, "run_id": built,
-                                  "artifact": "hello"}}],
-        "steps": [{"cmd": "cat dist/hello.txt", "needs_resource": "prebuilt"}],
-    })
+    bob.create_pipeline(
+        "dev",
+        f"{unique}-use",
+        {
+            "image": IMAGE,
+            "resources": [
+                {
+                    "name": "prebuilt",
+                    "type": "internal",
+                    "provider": "local",
+                    "params": {
+                        "group": "dev",
+                        "name": unique,
+                        "run_id": built,
+                        "artifact": "hello",
+                    },
+                }
+            ],
+            "steps": [{"cmd": "cat dist/hello.txt", "needs_resource": "prebuilt"}],
+        },
+    )
     run_id = bob.start("dev", f"{unique}-use")
 
     assert bob.wait_terminal(run_id) == "passed"
@@ -133,18 +155,23 @@ def test_a_provider_tar_with_a_dotdot_entry_fails_the_run_and_writes_nothing_out
     with plugin_server() as provider:
         provider.routes["/bob_resource"] = Answer(200, evil.getvalue())
         bob.http.post(f"/resource-providers/{unique}", json={"url": provider.url})
-        bob.create_pipeline("dev", unique, {
-            "image": IMAGE,
-            "resources": [{"name": "res", "type": "external", "provider": unique}],
-            "steps": [{"cmd": "echo never", "needs_resource": "res"}],
-        })
+        bob.create_pipeline(
+            "dev",
+            unique,
+            {
+                "image": IMAGE,
+                "resources": [{"name": "res", "type": "external", "provider": unique}],
+                "steps": [{"cmd": "echo never", "needs_resource": "res"}],
+            },
+        )
         run_id = bob.start("dev", unique, **start)
         assert bob.wait_terminal(run_id) == "failed"
         bob.http.delete(f"/resource-providers/{unique}")
 
     reason = run_detail(bob, "dev", unique, run_id)["reason"]
-    assert reason == (f"step 1 needs resource 'res': entry '../../{escape}' leaves the "
-                      "directory with '..'")
+    assert reason == (
+        f"step 1 needs resource 'res': entry '../../{escape}' leaves the directory with '..'"
+    )
     assert "never" not in bob.log_lines(run_id)
     assert not (Path(tempfile.gettempdir()) / escape).exists()
 
@@ -159,16 +186,21 @@ def test_jobs_are_routed_to_the_runner_of_their_type(bob, unique):
     docker, shell = (run_detail(bob, "dev", unique, r) for r in (on_docker, on_shell))
     assert (docker["runner-type"], docker["runner-id"]) == ("docker", DOCKER)
     assert (shell["runner-type"], shell["runner-id"]) == ("shell", SHELL)
-    assert any(line.startswith("[bob] shell runner: steps run as local processes, not "
-                               "isolated") for line in bob.log_lines(on_shell))
+    assert any(
+        line.startswith("[bob] shell runner: steps run as local processes, not isolated")
+        for line in bob.log_lines(on_shell)
+    )
 
 
 def test_a_step_over_its_timeout_fails_the_run_naming_the_step_and_the_limit(bob, unique):
-    r = bob.http.post(f"/pipelines/groups/dev/names/{unique}", json={
-        "image": IMAGE,
-        "timeout": 60,
-        "steps": [{"cmd": "echo one"}, {"cmd": "sleep 300", "timeout": 1}],
-    })
+    r = bob.http.post(
+        f"/pipelines/groups/dev/names/{unique}",
+        json={
+            "image": IMAGE,
+            "timeout": 60,
+            "steps": [{"cmd": "echo one"}, {"cmd": "sleep 300", "timeout": 1}],
+        },
+    )
     assert r.status_code == 202, r.text
     run_id = bob.start("dev", unique)
 
@@ -185,20 +217,30 @@ def test_a_batch_of_passed_failed_and_stopped_runs_leaves_no_container_image_or_
         # Containers that are not another runner's (others may be at work on this engine).
         containers = docker_client.containers.list(all=True, sparse=True)
         # Spares kept for the next run do not count: they go when the runner stops.
-        return (len([c for c in containers
-                     if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, DOCKER)
-                     and LABEL_SPARE not in (c.attrs.get("Labels") or {})]),
-                len(docker_client.images.list(all=True)),
-                len(list(Path(tempfile.gettempdir()).glob(f"bob-{SHELL}-*"))))
+        return (
+            len(
+                [
+                    c
+                    for c in containers
+                    if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, DOCKER)
+                    and LABEL_SPARE not in (c.attrs.get("Labels") or {})
+                ]
+            ),
+            len(docker_client.images.list(all=True)),
+            len(list(Path(tempfile.gettempdir()).glob(f"bob-{SHELL}-*"))),
+        )
 
     before = counts()
     bob.create_pipeline("dev", f"{unique}-ok", _build(repo))
     bob.create_pipeline("dev", f"{unique}-bad", {"image": IMAGE, "steps": [{"cmd": "exit 3"}]})
-    bob.create_pipeline("dev", f"{unique}-long", {"image": IMAGE, "steps": [
-        {"cmd": "echo long; sleep 300"}
-    ]})
-    runs = [(name, bob.start("dev", f"{unique}-{name}", **start))
-            for name in ("ok", "bad", "long") for start in ({}, SHELL_START)]
+    bob.create_pipeline(
+        "dev", f"{unique}-long", {"image": IMAGE, "steps": [{"cmd": "echo long; sleep 300"}]}
+    )
+    runs = [
+        (name, bob.start("dev", f"{unique}-{name}", **start))
+        for name in ("ok", "bad", "long")
+        for start in ({}, SHELL_START)
+    ]
     for name, run_id in runs:
         if name == "long":
             bob.wait_status(run_id, "running")
@@ -209,8 +251,12 @@ def test_a_batch_of_passed_failed_and_stopped_runs_leaves_no_container_image_or_
 
     assert ends == [("ok", "passed")] * 2 + [("bad", "failed")] * 2 + [("long", "stopped")] * 2
     # A run reports its end, then removes what it used.
-    wait_until(lambda: counts() == before, timeout=30, what="nothing left",
-               describe=lambda: f"{counts()} != {before}")
+    wait_until(
+        lambda: counts() == before,
+        timeout=30,
+        what="nothing left",
+        describe=lambda: f"{counts()} != {before}",
+    )
 
 
 def test_the_readme_tour_of_a_complete_build_works_as_written(bob, tmp_path):
@@ -221,17 +267,24 @@ def test_the_readme_tour_of_a_complete_build_works_as_written(bob, tmp_path):
     # The tour reads the status once the run has had time; a script waits for the end.
     status = "curl -s localhost:7777/pipelines/status/runs/$RUN"
     assert status in block
-    script = (block.replace(status, f"sleep_until_done; {status}")
-              .replace("localhost:7777", bob.cluster.api_url.removeprefix("http://"))
-              .replace("http://127.0.0.1:8001", bob.cluster.plugin_urls["git"])
-              .replace("http://127.0.0.1:8002", bob.cluster.plugin_urls["local"])
-              .replace("/tmp/hello", str(tmp_path / "hello")))
+    script = (
+        block.replace(status, f"sleep_until_done; {status}")
+        .replace("localhost:7777", bob.cluster.api_url.removeprefix("http://"))
+        .replace("http://127.0.0.1:8001", bob.cluster.plugin_urls["git"])
+        .replace("http://127.0.0.1:8002", bob.cluster.plugin_urls["local"])
+        .replace("/tmp/hello", str(tmp_path / "hello"))
+    )
     wait = f"""sleep_until_done() {{ for _ in $(seq 1 300); do
       case "$(curl -s {bob.cluster.api_url}/pipelines/status/runs/$RUN)" in
         *passed*|*failed*|*stopped*) return;; esac; sleep 0.1; done; }}
     """
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", wait + script],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", wait + script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert '{"message": "passed"}' in done.stdout
     assert "hello from version 1.0" in done.stdout

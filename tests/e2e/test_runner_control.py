@@ -30,8 +30,11 @@ def _containers(docker_client, run_id: str) -> list:
 
 def _no_container_left(docker_client, run_id: str) -> None:
     # A run reports its end, then removes its container.
-    wait_until(lambda: not _containers(docker_client, run_id), timeout=30,
-               what=f"the container of {run_id} to be removed")
+    wait_until(
+        lambda: not _containers(docker_client, run_id),
+        timeout=30,
+        what=f"the container of {run_id} to be removed",
+    )
 
 
 def _post(bob: Bob, action: str, name: str, run_id: str) -> None:
@@ -43,9 +46,11 @@ def test_a_stop_during_a_long_step_ends_the_run_stopped_promptly_with_its_contai
     bob, unique, docker_client
 ):
     # Given a run busy in a long step
-    bob.create_pipeline("dev", unique, {"image": IMAGE, "steps": [
-        {"cmd": "echo started; sleep 300"}, {"cmd": "echo never"}
-    ]})
+    bob.create_pipeline(
+        "dev",
+        unique,
+        {"image": IMAGE, "steps": [{"cmd": "echo started; sleep 300"}, {"cmd": "echo never"}]},
+    )
     run_id = bob.start("dev", unique)
     bob.wait_status(run_id, "running")
     assert _containers(docker_client, run_id)
@@ -63,9 +68,9 @@ def test_a_stop_during_a_long_step_ends_the_run_stopped_promptly_with_its_contai
 
 
 def test_a_paused_run_can_be_stopped(bob, unique, docker_client):
-    bob.create_pipeline("dev", unique, {"image": IMAGE, "steps": [
-        {"cmd": "echo started; sleep 300"}
-    ]})
+    bob.create_pipeline(
+        "dev", unique, {"image": IMAGE, "steps": [{"cmd": "echo started; sleep 300"}]}
+    )
     run_id = bob.start("dev", unique)
     bob.wait_status(run_id, "running")
     _post(bob, "pause", unique, run_id)

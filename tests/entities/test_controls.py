@@ -76,9 +76,11 @@ def test_a_stop_recorded_while_the_broker_is_unreachable_is_broadcast_once_it_is
                 reply = await asyncio.wait_for(bob.stub.StopRun(E.RunRef(run_id=run_id)), 5)
                 assert reply.run.status == M.INITIALIZING and reply.broadcast
                 # (and the runner's lease renewal answers it meanwhile)
-                renewal = await bob.stub.RenewLeases(E.RenewLeasesRequest(
-                    runner_id="runner-1", runs=[E.RunAttempt(run_id=run_id, attempt=1)]
-                ))
+                renewal = await bob.stub.RenewLeases(
+                    E.RenewLeasesRequest(
+                        runner_id="runner-1", runs=[E.RunAttempt(run_id=run_id, attempt=1)]
+                    )
+                )
                 assert [i.order for i in renewal.instructions] == [E.ORDER_STOP]
                 # But nothing is broadcast while the broker is unreachable
                 await asyncio.sleep(2)

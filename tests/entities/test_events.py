@@ -244,12 +244,19 @@ def test_lease_renewals_register_runners_and_their_types(db_url, rabbit_url):
         async with running_service(db_url, rabbit_url) as bob:
             # Given an idle shell runner's lease renewal, describing its node (with a load
             # it could not measure)
-            node = M.NodeInfo(hostname="build-1", cpu_count=4, cpu_load=float("nan"),
-                              memory_free_bytes=2**31, memory_total_bytes=2**64 - 1)
+            node = M.NodeInfo(
+                hostname="build-1",
+                cpu_count=4,
+                cpu_load=float("nan"),
+                memory_free_bytes=2**31,
+                memory_total_bytes=2**64 - 1,
+            )
             before_ms = int(time.time() * 1000)
-            await bob.stub.RenewLeases(E.RenewLeasesRequest(
-                runner_id="shell-1", runner_type="shell", capacity=3, node=node
-            ))
+            await bob.stub.RenewLeases(
+                E.RenewLeasesRequest(
+                    runner_id="shell-1", runner_type="shell", capacity=3, node=node
+                )
+            )
 
             # Then entities lists the runner as of that renewal
             reply = await bob.stub.ListRunners(empty_pb2.Empty())
@@ -258,8 +265,11 @@ def test_lease_renewals_register_runners_and_their_types(db_url, rabbit_url):
             assert runner.last_seen_ms >= before_ms
             assert list(runner.run_ids) == []
             assert runner.node == M.NodeInfo(
-                hostname="build-1", cpu_count=4, cpu_load=0.0,
-                memory_free_bytes=2**31, memory_total_bytes=2**63 - 1,
+                hostname="build-1",
+                cpu_count=4,
+                cpu_load=0.0,
+                memory_free_bytes=2**31,
+                memory_total_bytes=2**63 - 1,
             )
             # and runs may now be routed to its type
             await bob.claimed_run()
@@ -268,10 +278,14 @@ def test_lease_renewals_register_runners_and_their_types(db_url, rabbit_url):
             )
             assert job.runner_type == "shell"
             # and a later renewal, naming its runs, is what the list shows next
-            await bob.stub.RenewLeases(E.RenewLeasesRequest(
-                runner_id="shell-1", runner_type="shell", capacity=3,
-                runs=[E.RunAttempt(run_id=job.run_id, attempt=1)],
-            ))
+            await bob.stub.RenewLeases(
+                E.RenewLeasesRequest(
+                    runner_id="shell-1",
+                    runner_type="shell",
+                    capacity=3,
+                    runs=[E.RunAttempt(run_id=job.run_id, attempt=1)],
+                )
+            )
             [runner] = (await bob.stub.ListRunners(empty_pb2.Empty())).runners
             assert list(runner.run_ids) == [job.run_id]
             assert runner.node.hostname == "build-1"

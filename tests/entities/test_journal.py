@@ -77,7 +77,10 @@ def test_a_passing_run_is_journaled_from_start_to_end_with_bobs_times(pipeline):
     info = runs.get_run(run_id)
     assert info.initiated_at_ms >= info.created_at_ms
     assert (info.initialized_at_ms, info.started_at_ms, info.completed_at_ms) == (
-        1_000, 2_000, 5_000)
+        1_000,
+        2_000,
+        5_000,
+    )
 
 
 def test_a_failure_is_a_warning_with_its_reason(pipeline):
@@ -85,11 +88,17 @@ def test_a_failure_is_a_warning_with_its_reason(pipeline):
     runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
     before = last_id()
 
-    apply_events([status_event(run_id, 1, S.RUNNING),
-                  status_event(run_id, 2, S.FAILED, "step 1 exited with 2")])
+    apply_events(
+        [
+            status_event(run_id, 1, S.RUNNING),
+            status_event(run_id, 2, S.FAILED, "step 1 exited with 2"),
+        ]
+    )
 
     assert events_since(before)[-1] == (
-        "Warning", "PipelineFailed", f"Pipeline dev/app run {run_id} failed: step 1 exited with 2"
+        "Warning",
+        "PipelineFailed",
+        f"Pipeline dev/app run {run_id} failed: step 1 exited with 2",
     )
 
 
@@ -99,10 +108,13 @@ def test_a_run_stopped_before_it_started_says_so(pipeline):
 
     runs.stop_run(run_id)
 
-    assert events_since(before) == [(
-        "Normal", "PipelineStopped",
-        f"Pipeline dev/app run {run_id} stopped: {runs.STOPPED_BEFORE_START}",
-    )]
+    assert events_since(before) == [
+        (
+            "Normal",
+            "PipelineStopped",
+            f"Pipeline dev/app run {run_id} stopped: {runs.STOPPED_BEFORE_START}",
+        )
+    ]
     assert runs.get_run(run_id).completed_at_ms > 0
 
 
@@ -128,10 +140,13 @@ def test_a_discarded_run_is_journaled_as_not_started(pipeline):
 
     runs.discard_run(run_id, "the job queue is full")
 
-    assert events_since(before) == [(
-        "Warning", "PipelineDiscarded",
-        f"Pipeline dev/app run {run_id} was not started: the job queue is full",
-    )]
+    assert events_since(before) == [
+        (
+            "Warning",
+            "PipelineDiscarded",
+            f"Pipeline dev/app run {run_id} was not started: the job queue is full",
+        )
+    ]
 
 
 def test_reads_are_oldest_first_after_an_id_and_capped_at_a_page(database):

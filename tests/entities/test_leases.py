@@ -19,11 +19,13 @@ def lost_run(pipeline, runner_id: str = "runner-1") -> str:
     run = runs.create_run(*pipeline)
     outbox.mark_queued([(run.id, 1)])
     assert runs.claim_run(run.id, 1, runner_id, EXPIRED).claimed
-    apply_events([
-        status_event(run.id, 1, RunStatus.RUNNING),
-        log_event(run.id, 2, 0, 3),
-        step_event(run.id, 3, 0),
-    ])
+    apply_events(
+        [
+            status_event(run.id, 1, RunStatus.RUNNING),
+            log_event(run.id, 2, 0, 3),
+            step_event(run.id, 3, 0),
+        ]
+    )
     return run.id
 
 
@@ -37,7 +39,9 @@ def test_a_lost_run_is_retried_as_a_new_attempt_that_continues_its_log(pipeline)
     assert (run.status, run.attempt, run.runner_id, run.steps) == (RunStatus.PENDING, 2, "", ())
     assert run.first_line_no == 4
     assert runs.get_logs(run_id, 0, 10) == [
-        "line 0", "line 1", "line 2",
+        "line 0",
+        "line 1",
+        "line 2",
         "[bob] runner lost: runner-1 did not renew its lease for 60 s during attempt 1; "
         "retrying as attempt 2",
     ]
@@ -89,7 +93,8 @@ def test_a_runner_is_told_to_abandon_what_it_no_longer_owns(pipeline):
     runs.claim_run(run_id, 2, "runner-2", LEASE_MS)
 
     assert leases.renew("runner-1", [(run_id, 1), ("r-unknown", 1)], LEASE_MS) == [
-        Order.ABANDON, Order.ABANDON
+        Order.ABANDON,
+        Order.ABANDON,
     ]
     assert leases.renew("runner-2", [(run_id, 2)], LEASE_MS) == [Order.RUN]
 

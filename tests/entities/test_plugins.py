@@ -64,5 +64,7 @@ def test_registering_and_deleting_are_journaled_without_the_url(database, regist
         (registry.kind, f"{registry.kind}Registered", "Normal"),
         (registry.kind, f"{registry.kind}Deleted", "Normal"),
     ]
-    assert [e.message for e in events] == [f"{registry.label} x registered",
-                                           f"{registry.label} x deleted"]
+    assert [e.message for e in events] == [
+        f"{registry.label} x registered",
+        f"{registry.label} x deleted",
+    ]

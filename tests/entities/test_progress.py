@@ -137,11 +137,13 @@ def test_an_initialized_run_is_claimed_like_an_initializing_one(claimed):
 
 
 def test_an_initialized_run_may_fail_and_never_goes_back(claimed):
-    apply_events([
-        status_event(claimed, 1, S.INITIALIZED),
-        status_event(claimed, 2, S.INITIALIZING),  # backwards: ignored
-        status_event(claimed, 3, S.FAILED, "image not found"),
-    ])
+    apply_events(
+        [
+            status_event(claimed, 1, S.INITIALIZED),
+            status_event(claimed, 2, S.INITIALIZING),  # backwards: ignored
+            status_event(claimed, 3, S.FAILED, "image not found"),
+        ]
+    )
 
     run = runs.get_run(claimed)
     assert (run.status, run.reason, run.started_at_ms) == (S.FAILED, "image not found", 0)

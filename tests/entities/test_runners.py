@@ -29,10 +29,12 @@ def test_a_heartbeat_without_a_node_keeps_the_node_last_described(database):
 
 def test_an_older_heartbeat_does_not_replace_the_node_of_a_newer_one(database):
     older = Node("build-1", 8, 0.9, 1, 2**34)
-    runners.record_heartbeats([
-        Heartbeat("docker-1", "docker", 2, (), 2_000, NODE),
-        Heartbeat("docker-1", "docker", 2, (), 1_000, older),
-    ])
+    runners.record_heartbeats(
+        [
+            Heartbeat("docker-1", "docker", 2, (), 2_000, NODE),
+            Heartbeat("docker-1", "docker", 2, (), 1_000, older),
+        ]
+    )
     runners.record_heartbeats([Heartbeat("docker-1", "docker", 2, (), 1_500, older)])
 
     assert runners.list_runners()[0].node == NODE

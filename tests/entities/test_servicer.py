@@ -48,6 +48,7 @@ async def serving(db_url: str, rabbit_url: str) -> AsyncIterator[grpc.aio.Channe
     await db.open(db_url)
     jobs = JobQueue(make_settings(db_url, rabbit_url).common)
     await jobs.start()
+
     async def connected() -> bool:
         return jobs.connected
 
@@ -335,9 +336,7 @@ def test_a_full_job_queue_refuses_the_run_and_leaves_no_trace(db_url, rabbit_url
         accepted = []
         while len(accepted) <= 101:
             try:
-                accepted.append(
-                    await stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))
-                )
+                accepted.append(await stub.CreateRun(E.CreateRunRequest(group="dev", name="app")))
             except grpc.aio.AioRpcError as exc:
                 refused = exc
                 break
@@ -359,27 +358,42 @@ def test_leases_answer_orders_and_a_released_run_is_queued_again(db_url, rabbit_
             await stub.ClaimRun(E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="r1"))
         await stub.StopRun(E.RunRef(run_id=second.run_id))
 
-        renewed = await stub.RenewLeases(E.RenewLeasesRequest(runner_id="r1", runs=[
-            E.RunAttempt(run_id=first.run_id, attempt=1),
-            E.RunAttempt(run_id=second.run_id, attempt=1),
-            E.RunAttempt(run_id=first.run_id, attempt=2),
-        ]))
-        released = await stub.ReleaseRun(E.ReleaseRunRequest(
-            run_id=first.run_id, attempt=1, runner_id="r1", reason="runner r1 shut down"
-        ))
-        again = await rpc_error(stub.ReleaseRun(E.ReleaseRunRequest(
-            run_id=first.run_id, attempt=1, runner_id="r1"
-        )))
-        stale = await stub.RenewLeases(E.RenewLeasesRequest(
-            runner_id="r1", runs=[E.RunAttempt(run_id=first.run_id, attempt=1)]
-        ))
+        renewed = await stub.RenewLeases(
+            E.RenewLeasesRequest(
+                runner_id="r1",
+                runs=[
+                    E.RunAttempt(run_id=first.run_id, attempt=1),
+                    E.RunAttempt(run_id=second.run_id, attempt=1),
+                    E.RunAttempt(run_id=first.run_id, attempt=2),
+                ],
+            )
+        )
+        released = await stub.ReleaseRun(
+            E.ReleaseRunRequest(
+                run_id=first.run_id, attempt=1, runner_id="r1", reason="runner r1 shut down"
+            )
+        )
+        again = await rpc_error(
+            stub.ReleaseRun(E.ReleaseRunRequest(run_id=first.run_id, attempt=1, runner_id="r1"))
+        )
+        stale = await stub.RenewLeases(
+            E.RenewLeasesRequest(
+                runner_id="r1", runs=[E.RunAttempt(run_id=first.run_id, attempt=1)]
+            )
+        )
         logs = await stub.GetLogs(E.GetLogsRequest(run_id=first.run_id, limit=10))
 
-        assert [i.order for i in renewed.instructions] == [E.ORDER_RUN, E.ORDER_STOP,
-                                                          E.ORDER_ABANDON]
+        assert [i.order for i in renewed.instructions] == [
+            E.ORDER_RUN,
+            E.ORDER_STOP,
+            E.ORDER_ABANDON,
+        ]
         assert renewed.lease_ms == LEASE_MS
         assert (released.status, released.attempt, released.runner_id) == (
-            messages_pb2.PENDING, 2, "")
+            messages_pb2.PENDING,
+            2,
+            "",
+        )
         assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert [i.order for i in stale.instructions] == [E.ORDER_ABANDON]
         assert logs.lines == ["[bob] runner r1 shut down; retrying as attempt 2"]
@@ -396,13 +410,13 @@ def test_pause_is_recorded_for_a_started_run_only(db_url, rabbit_url):
         await stub.ClaimRun(E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="r1"))
 
         await stub.SetRunPaused(E.SetRunPausedRequest(run_id=job.run_id, paused=True))
-        paused = await stub.RenewLeases(E.RenewLeasesRequest(
-            runner_id="r1", runs=[E.RunAttempt(run_id=job.run_id, attempt=1)]
-        ))
+        paused = await stub.RenewLeases(
+            E.RenewLeasesRequest(runner_id="r1", runs=[E.RunAttempt(run_id=job.run_id, attempt=1)])
+        )
         await stub.SetRunPaused(E.SetRunPausedRequest(run_id=job.run_id, paused=False))
-        resumed = await stub.RenewLeases(E.RenewLeasesRequest(
-            runner_id="r1", runs=[E.RunAttempt(run_id=job.run_id, attempt=1)]
-        ))
+        resumed = await stub.RenewLeases(
+            E.RenewLeasesRequest(runner_id="r1", runs=[E.RunAttempt(run_id=job.run_id, attempt=1)])
+        )
 
         assert pending.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert [i.order for i in paused.instructions] == [E.ORDER_PAUSE]
@@ -414,12 +428,14 @@ def test_pause_is_recorded_for_a_started_run_only(db_url, rabbit_url):
 def test_a_pipeline_reads_back_the_document_it_was_posted_with(db_url, rabbit_url):
     async def scenario(stub):
         document = '{"image": "busybox:musl", "steps": [{"cmd": "true", "needs_resource": ""}]}'
-        await stub.PutPipeline(E.PutPipelineRequest(
-            group="dev", name="doc", pipeline=PIPELINE, document=document
-        ))
-        bad = await rpc_error(stub.PutPipeline(E.PutPipelineRequest(
-            group="dev", name="doc", pipeline=PIPELINE, document="[1, 2]"
-        )))
+        await stub.PutPipeline(
+            E.PutPipelineRequest(group="dev", name="doc", pipeline=PIPELINE, document=document)
+        )
+        bad = await rpc_error(
+            stub.PutPipeline(
+                E.PutPipelineRequest(group="dev", name="doc", pipeline=PIPELINE, document="[1, 2]")
+            )
+        )
 
         got = await stub.GetPipeline(E.PipelineRef(group="dev", name="doc"))
         listed = await stub.ListPipelines(E.ListPipelinesRequest(group="dev"))
@@ -506,9 +522,7 @@ def test_list_events_waits_for_the_next_event_or_answers_empty(db_url, rabbit_ur
         woken = await asyncio.wait_for(waiting, 5)
         # And a follower with nothing new waits its time and answers empty
         began = asyncio.get_running_loop().time()
-        idle = await stub.ListEvents(
-            E.ListEventsRequest(after_id=woken.events[-1].id, wait_ms=300)
-        )
+        idle = await stub.ListEvents(E.ListEventsRequest(after_id=woken.events[-1].id, wait_ms=300))
         waited = asyncio.get_running_loop().time() - began
 
         assert [(e.reason, e.message) for e in woken.events] == [

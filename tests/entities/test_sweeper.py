@@ -79,17 +79,19 @@ def test_a_dead_lettered_job_is_queued_again_and_reported(db_url, rabbit_url):
             dead = await bob.channel.get_exchange(topology.DEAD_JOBS_EXCHANGE)
 
             await dead.publish(
-                amqp.encode(first, headers={
-                    "x-death": [{"reason": "delivery_limit", "queue": "bob.jobs.docker"}]
-                }),
+                amqp.encode(
+                    first,
+                    headers={"x-death": [{"reason": "delivery_limit", "queue": "bob.jobs.docker"}]},
+                ),
                 routing_key="",
             )
 
             again = await take_job(bob.channel, job.run_id, attempt=1)
             assert again == job
             errors = await bob.channel.get_queue(topology.ERRORS_QUEUE)
-            error = await await_until(lambda: errors.get(no_ack=True, fail=False),
-                                      what="an error report")
+            error = await await_until(
+                lambda: errors.get(no_ack=True, fail=False), what="an error report"
+            )
             assert error.body.decode() == (
                 f"entities: run {job.run_id}: job of attempt 1 "
                 f"delivered {topology.DELIVERY_LIMIT} times without being claimed"

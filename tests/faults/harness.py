@@ -225,9 +225,7 @@ def deliver_twice(queue_url: str, runner_type: str = "docker") -> bytes:
         connection = await aio_pika.connect(queue_url, timeout=5)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
-            queue = await channel.declare_queue(
-                topology.job_queue_name(runner_type), passive=True
-            )
+            queue = await channel.declare_queue(topology.job_queue_name(runner_type), passive=True)
             original = await queue.get(no_ack=False, timeout=5)
             assert original is not None, "no job in the queue to deliver twice"
             for _ in range(2):
@@ -239,7 +237,8 @@ def deliver_twice(queue_url: str, runner_type: str = "docker") -> bytes:
                         message_id=original.message_id,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         headers={
-                            k: v for k, v in (original.headers or {}).items()
+                            k: v
+                            for k, v in (original.headers or {}).items()
                             if not k.startswith("x-")
                         },
                     ),

@@ -58,7 +58,9 @@ def test_a_broker_restart_with_200_queued_and_every_slot_running_loses_no_run_an
         running = start_all(bob, slow, RUNNING)
         wait_until(
             lambda: all(statuses(bob, slow).get(r) == "running" for r in running),
-            timeout=60, what="every slot running a slow run", describe=bob.logs_tail,
+            timeout=60,
+            what="every slot running a slow run",
+            describe=bob.logs_tail,
         )
         queued = start_all(bob, quick, QUEUED)
         runs = {**dict.fromkeys(running, slow), **dict.fromkeys(queued, quick)}

@@ -64,8 +64,11 @@ def test_a_job_delivered_twice_executes_once(tmp_path, containers, unique):
         # Then the run executes once, and both deliveries are settled
         status = settle(bob, {run_id: unique}, timeout=120)[run_id]
         try:
-            wait_until(lambda: _messages(bob.queue_url, jobs) == 0, timeout=60,
-                       what="both deliveries to be acked")
+            wait_until(
+                lambda: _messages(bob.queue_url, jobs) == 0,
+                timeout=60,
+                what="both deliveries to be acked",
+            )
         except AssertionError:
             pass
         left = _messages(bob.queue_url, jobs)

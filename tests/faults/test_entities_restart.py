@@ -59,8 +59,12 @@ def test_entities_killed_while_a_step_prints_50000_lines_stores_every_line_once_
         run_id = bob.start(GROUP, unique)
 
         # Given the step part of the way through its output
-        wait_until(lambda: _stored_at_least(bob, run_id, 4 * CHUNK), timeout=60,
-                   what="the first lines to be stored", describe=bob.logs_tail)
+        wait_until(
+            lambda: _stored_at_least(bob, run_id, 4 * CHUNK),
+            timeout=60,
+            what="the first lines to be stored",
+            describe=bob.logs_tail,
+        )
         entities = bob.cluster.entities
 
         # When entities is killed, and started again once batches wait for it, after more
@@ -69,9 +73,13 @@ def test_entities_killed_while_a_step_prints_50000_lines_stores_every_line_once_
         killed_at = time.monotonic()
         try:
             waiting = wait_until(
-                lambda: (n := queue_depth(bob.queue_url, ENTITIES_EVENTS_QUEUE) or 0)
-                >= WAITING_EVENTS and n,
-                timeout=30, what="events to wait for entities", describe=bob.logs_tail,
+                lambda: (
+                    (n := queue_depth(bob.queue_url, ENTITIES_EVENTS_QUEUE) or 0) >= WAITING_EVENTS
+                    and n
+                ),
+                timeout=30,
+                what="events to wait for entities",
+                describe=bob.logs_tail,
             )
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - killed_at)))
         finally:

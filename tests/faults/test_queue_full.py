@@ -58,8 +58,10 @@ def test_a_full_job_queue_answers_503_and_every_accepted_run_still_completes(
 
         # Then the starts beyond the bound get 503 with Retry-After, and leave no run
         refusals = Counter(r.status_code for r in refused)
-        summary = (f"accepted={len(accepted)} refused={dict(refusals)} queued={depth} "
-                   f"phantom_runs={len(phantoms)}")
+        summary = (
+            f"accepted={len(accepted)} refused={dict(refusals)} queued={depth} "
+            f"phantom_runs={len(phantoms)}"
+        )
         assert len(accepted) in TAKEN, summary
         assert refusals == {503: REJECTIONS}, f"{summary}: {[r.text for r in refused]}"
         assert all(r.headers.get("retry-after") for r in refused), summary
@@ -73,7 +75,8 @@ def test_a_full_job_queue_answers_503_and_every_accepted_run_still_completes(
         after = bob.http.post(f"/pipelines/start/groups/{GROUP}/names/{unique}")
         after_status = (
             settle(bob, {after.json()["message"]: unique}, timeout=120).popitem()[1]
-            if after.status_code == 202 else f"HTTP {after.status_code}"
+            if after.status_code == 202
+            else f"HTTP {after.status_code}"
         )
         completions = {r: output_of(bob.log_lines(r)).count("done") for r in accepted}
         created = containers.created

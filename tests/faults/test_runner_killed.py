@@ -54,7 +54,9 @@ def test_a_runner_killed_mid_step_has_its_run_retried_or_failed_and_leaves_no_co
         # Given the run in the middle of its step on one of two runners
         wait_until(
             lambda: "begin" in output_of(bob.log_lines(run_id)),
-            timeout=60, what="the step to begin", describe=bob.logs_tail,
+            timeout=60,
+            what="the step to begin",
+            describe=bob.logs_tail,
         )
         first = detail(bob, unique, run_id)
         assert first and first["runner-id"], first
@@ -72,8 +74,9 @@ def test_a_runner_killed_mid_step_has_its_run_retried_or_failed_and_leaves_no_co
             d = detail(bob, unique, run_id)
             return d if d and (d["attempt"] > first["attempt"] or d["status"] in TERMINAL) else None
 
-        wait_until(noticed, timeout=120, what="the lost runner to be noticed",
-                   describe=bob.logs_tail)
+        wait_until(
+            noticed, timeout=120, what="the lost runner to be noticed", describe=bob.logs_tail
+        )
         detected_s = time.monotonic() - killed_at
         status = bob.wait_terminal(run_id, timeout=120)
         final = detail(bob, unique, run_id)
@@ -81,8 +84,11 @@ def test_a_runner_killed_mid_step_has_its_run_retried_or_failed_and_leaves_no_co
 
         # And no container of the run is left, the dead runner's included
         try:
-            wait_until(lambda: not run_containers(docker_client, run_id), timeout=60,
-                       what="the run's containers to be removed")
+            wait_until(
+                lambda: not run_containers(docker_client, run_id),
+                timeout=60,
+                what="the run's containers to be removed",
+            )
         except AssertionError:
             pass
         leftover = run_containers(docker_client, run_id)
@@ -109,7 +115,8 @@ def test_a_runner_killed_mid_step_has_its_run_retried_or_failed_and_leaves_no_co
             assert final["attempt"] == first["attempt"] + 1, message
             assert final["runner-id"] == survivor.env["BOB_RUNNER_ID"], message
             lost_line = [
-                i for i, line in enumerate(lines)
+                i
+                for i, line in enumerate(lines)
                 if line.startswith("[bob]") and victim.env["BOB_RUNNER_ID"] in line
             ]
             assert lost_line, f"no [bob] line names the lost runner:\n{lines}"

@@ -66,8 +66,12 @@ def _run_in_a_long_step(
             pipeline(bob, unique, f"echo started; {STEP}", "echo never")
             run_id = bob.start(GROUP, unique)
             bob.wait_status(run_id, "running")
-            wait_until(lambda: "started" in output_of(bob.log_lines(run_id)), timeout=30,
-                       what="the step to start", describe=bob.logs_tail)
+            wait_until(
+                lambda: "started" in output_of(bob.log_lines(run_id)),
+                timeout=30,
+                what="the step to start",
+                describe=bob.logs_tail,
+            )
             [container] = run_containers(docker_client, run_id)
             yield bob, proxy, run_id, container
 
@@ -76,9 +80,12 @@ def test_a_stop_sent_while_the_runner_is_cut_off_from_the_broker_ends_the_run_st
     tmp_path, docker_client, unique
 ):
     # Given the run busy in a long step, on a runner that reaches the broker by a proxy
-    with _run_in_a_long_step(
-        tmp_path, docker_client, unique, runner_cut_off=True
-    ) as (bob, proxy, run_id, container):
+    with _run_in_a_long_step(tmp_path, docker_client, unique, runner_cut_off=True) as (
+        bob,
+        proxy,
+        run_id,
+        container,
+    ):
         assert _step_alive(container)
 
         # When its runner is cut off from the broker, and the run is stopped
@@ -88,14 +95,21 @@ def test_a_stop_sent_while_the_runner_is_cut_off_from_the_broker_ends_the_run_st
             assert r.status_code == 202, r.text
             # Then the stop reaches the runner without the broker: the step ends
             try:
-                wait_until(lambda: not _step_alive(container), timeout=60,
-                           what="the step to be stopped while cut off")
+                wait_until(
+                    lambda: not _step_alive(container),
+                    timeout=60,
+                    what="the step to be stopped while cut off",
+                )
                 stopped_while_cut = True
             except AssertionError:
                 stopped_while_cut = False
             # And the runner really is cut off: it has tried to reconnect, in vain
-            wait_until(lambda: proxy.counts.refused, timeout=60,
-                       what="the runner to try to reconnect", describe=bob.logs_tail)
+            wait_until(
+                lambda: proxy.counts.refused,
+                timeout=60,
+                what="the runner to try to reconnect",
+                describe=bob.logs_tail,
+            )
             status_while_cut = bob.status(run_id)
         finally:
             proxy.restore()
@@ -105,8 +119,11 @@ def test_a_stop_sent_while_the_runner_is_cut_off_from_the_broker_ends_the_run_st
         final = detail(bob, unique, run_id) or {}
         output = output_of(bob.log_lines(run_id))
         try:
-            wait_until(lambda: not run_containers(docker_client, run_id), timeout=30,
-                       what="the run's container to be removed")
+            wait_until(
+                lambda: not run_containers(docker_client, run_id),
+                timeout=30,
+                what="the run's container to be removed",
+            )
         except AssertionError:
             pass
         leftover = run_containers(docker_client, run_id)
@@ -146,9 +163,12 @@ def test_a_pause_and_a_stop_sent_while_entities_and_the_api_are_cut_off_from_the
     tmp_path, docker_client, unique
 ):
     # Given a run busy in a long step, entities and the API reaching the broker by a proxy
-    with _run_in_a_long_step(
-        tmp_path, docker_client, unique, runner_cut_off=False
-    ) as (bob, proxy, run_id, container):
+    with _run_in_a_long_step(tmp_path, docker_client, unique, runner_cut_off=False) as (
+        bob,
+        proxy,
+        run_id,
+        container,
+    ):
         runs = f"groups/{GROUP}/names/{unique}/runs/{run_id}"
         # When entities and the API are cut off from the broker
         proxy.cut()
@@ -156,13 +176,21 @@ def test_a_pause_and_a_stop_sent_while_entities_and_the_api_are_cut_off_from_the
             # Then a pause is answered 202, and the runner pauses the run
             r = bob.http.post(f"/pipelines/pause/{runs}")
             assert r.status_code == 202, r.text
-            wait_until(lambda: _state(container) == "paused", timeout=60,
-                       what="the container to be paused", describe=bob.logs_tail)
+            wait_until(
+                lambda: _state(container) == "paused",
+                timeout=60,
+                what="the container to be paused",
+                describe=bob.logs_tail,
+            )
             # And a stop is answered 202, and the runner ends the step
             r = bob.http.post(f"/pipelines/stop/{runs}")
             assert r.status_code == 202, r.text
-            wait_until(lambda: _state(container) not in ("running", "paused"), timeout=60,
-                       what="the step to be stopped", describe=bob.logs_tail)
+            wait_until(
+                lambda: _state(container) not in ("running", "paused"),
+                timeout=60,
+                what="the step to be stopped",
+                describe=bob.logs_tail,
+            )
         finally:
             proxy.restore()
 

@@ -77,8 +77,13 @@ def test_a_second_upload_replaces_the_first(store):
 
 @pytest.mark.parametrize(
     "path",
-    ["%2E%2E/app/r-1/a", "dev/%2E%2E/r-1/a", "dev/app/r-1/%2E%2E", "dev/app/r-1/a%20b",
-     "dev/app/r-1/" + "a" * 129],
+    [
+        "%2E%2E/app/r-1/a",
+        "dev/%2E%2E/r-1/a",
+        "dev/app/r-1/%2E%2E",
+        "dev/app/r-1/a%20b",
+        "dev/app/r-1/" + "a" * 129,
+    ],
 )
 def test_names_that_could_leave_the_directory_are_refused(store, path):
     url, directory = store
@@ -102,6 +107,7 @@ def test_an_upload_that_breaks_off_leaves_nothing(store):
             b"POST /bob_artifact/dev/app/r-3/broken HTTP/1.1\r\nHost: x\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n" + b"400\r\n" + b"x" * 1024 + b"\r\n"
         )
+
     # Then no artifact is served and no partial file stays behind
     def gone() -> bool:
         return httpx.get(f"{url}/bob_artifact/dev/app/r-3/broken").status_code == 404 and not [

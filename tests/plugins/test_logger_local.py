@@ -129,10 +129,13 @@ def _everything(root: Path) -> set[Path]:
 
 def test_a_put_declared_over_the_cap_is_refused_unread(logs):
     url, directory = logs
-    status = _raw(url, (
-        b"PUT /bob_logs/r-big HTTP/1.1\r\nHost: x\r\n"
-        b"Content-Length: " + str(MAX_PUT_BYTES + 1).encode() + b"\r\n\r\nabc\n"
-    ))
+    status = _raw(
+        url,
+        (
+            b"PUT /bob_logs/r-big HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: " + str(MAX_PUT_BYTES + 1).encode() + b"\r\n\r\nabc\n"
+        ),
+    )
     assert status.split()[1] == b"413"
     assert httpx.get(f"{url}/bob_logs/r-big").status_code == 404
 
@@ -155,8 +158,9 @@ def test_a_streamed_put_over_the_cap_appends_nothing(logs):
     # Then it is refused, and the log and the directory are as before
     assert status == 413
     assert httpx.get(run).text == "before\n"
-    wait_until(lambda: not list(directory.glob(".*")), timeout=10,
-               what="the partial body to be removed")
+    wait_until(
+        lambda: not list(directory.glob(".*")), timeout=10, what="the partial body to be removed"
+    )
 
 
 def test_a_put_that_breaks_off_appends_nothing(logs):
@@ -169,8 +173,9 @@ def test_a_put_that_breaks_off_appends_nothing(logs):
             b"PUT /bob_logs/r-broken HTTP/1.1\r\nHost: x\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n" + b"6\r\nhalf\nl\r\n"
         )
-    wait_until(lambda: not list(directory.glob(".*")), timeout=10,
-               what="the partial body to be removed")
+    wait_until(
+        lambda: not list(directory.glob(".*")), timeout=10, what="the partial body to be removed"
+    )
     assert httpx.get(run).text == "kept\n"
 
 

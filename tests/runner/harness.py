@@ -149,9 +149,7 @@ class EventTap:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         event = decode(message, messages_pb2.RunEvent)
         # The body's field name is the routing key's kind: status, logs or step.
-        assert message.routing_key == topology.run_event_key(
-            event.run_id, event.WhichOneof("body")
-        )
+        assert message.routing_key == topology.run_event_key(event.run_id, event.WhichOneof("body"))
         self.events.append(event)
 
     def of(self, run_id: str) -> list[messages_pb2.RunEvent]:
@@ -263,7 +261,10 @@ async def jobs_waiting(channel: AbstractChannel) -> int:
 def _rabbitmqctl_json(*args: str) -> list[dict]:
     done = subprocess.run(
         ["rabbitmqctl", "-q", *args, "--formatter", "json"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return json.loads(done.stdout or "[]")
 
@@ -280,8 +281,14 @@ class JobQueue:
 async def job_queue(rabbit_url: str) -> JobQueue:
     vhost = rabbit_url.rsplit("/", 1)[1]
     rows = await asyncio.to_thread(
-        _rabbitmqctl_json, "list_queues", "-p", vhost,
-        "name", "messages_ready", "messages_unacknowledged", "consumers",
+        _rabbitmqctl_json,
+        "list_queues",
+        "-p",
+        vhost,
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+        "consumers",
     )
     [row] = [r for r in rows if r["name"] == topology.job_queue_name(RUNNER_TYPE)]
     return JobQueue(row["messages_ready"], row["messages_unacknowledged"], row["consumers"])
@@ -293,15 +300,24 @@ async def drop_connection(rabbit_url: str, name: str) -> None:
     vhost = rabbit_url.rsplit("/", 1)[1]
     # The plain listing, whose pids close_connection takes (the JSON one's it does not).
     listed = await asyncio.to_thread(
-        subprocess.run, ["rabbitmqctl", "-q", "list_connections", "pid", "vhost",
-                         "client_properties"],
-        capture_output=True, text=True, timeout=60, check=True,
+        subprocess.run,
+        ["rabbitmqctl", "-q", "list_connections", "pid", "vhost", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
-    [pid] = [row.split("\t")[0] for row in listed.stdout.splitlines()
-             if row.split("\t")[1:2] == [vhost] and f'"{name}"' in row]
+    [pid] = [
+        row.split("\t")[0]
+        for row in listed.stdout.splitlines()
+        if row.split("\t")[1:2] == [vhost] and f'"{name}"' in row
+    ]
     await asyncio.to_thread(
-        subprocess.run, ["rabbitmqctl", "-q", "close_connection", pid, "test: network down"],
-        capture_output=True, timeout=60, check=True,
+        subprocess.run,
+        ["rabbitmqctl", "-q", "close_connection", pid, "test: network down"],
+        capture_output=True,
+        timeout=60,
+        check=True,
     )
 
 
@@ -434,9 +450,7 @@ async def world(
         await tap.start(channel)
         env = runner_env(rabbit_url, entities_addr, **settings)
         runner_settings = RunnerSettings.from_env(env)
-        service, runner = await stack.enter_async_context(
-            running_runner(runner_settings, tuning)
-        )
+        service, runner = await stack.enter_async_context(running_runner(runner_settings, tuning))
         yield World(runner_settings, service, runner, entities, channel, tap, rabbit_url)
 
 

@@ -30,9 +30,11 @@ def test_an_artifact_is_uploaded_as_a_tar_of_its_path_after_its_step(
             job = make_job(
                 IMAGE,
                 [
-                    Step(cmd="mkdir -p out/bin && echo binary > out/bin/app && "
-                             "head -c 300000 /dev/zero > out/zeros",
-                         produces_artifact=Artifact(name="app", path="out", store="local")),
+                    Step(
+                        cmd="mkdir -p out/bin && echo binary > out/bin/app && "
+                        "head -c 300000 /dev/zero > out/zeros",
+                        produces_artifact=Artifact(name="app", path="out", store="local"),
+                    ),
                     Step(cmd="echo after"),
                 ],
                 runner_type=runner_type,
@@ -64,17 +66,20 @@ def test_a_missing_artifact_path_fails_the_run_and_later_steps_never_run(
             w.entities.stores["local"] = plugins.store_url
             job = make_job(
                 IMAGE,
-                [Step(cmd="true", produces_artifact=Artifact(name="a", path="nothing/here",
-                                                             store="local")),
-                 Step(cmd="echo never")],
+                [
+                    Step(
+                        cmd="true",
+                        produces_artifact=Artifact(name="a", path="nothing/here", store="local"),
+                    ),
+                    Step(cmd="echo never"),
+                ],
                 runner_type=runner_type,
             )
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
             assert final.status == messages_pb2.FAILED
             assert final.reason == (
-                "step 1 produces artifact 'a': nothing/here does not exist in the working "
-                "directory"
+                "step 1 produces artifact 'a': nothing/here does not exist in the working directory"
             )
             assert "never" not in w.tap.texts(job.run_id)
             assert not (plugins.store_dir / "test" / "pipeline" / job.run_id).exists()
@@ -88,12 +93,24 @@ def test_a_store_error_or_an_unknown_store_fails_the_run_saying_which(rabbit_url
         with plugin_server() as store:
             async with world(rabbit_url) as w:
                 w.entities.stores["stub"] = store.url
-                refused = make_job(test_image, [Step(
-                    cmd="echo x > f", produces_artifact=Artifact(name="f", path="f", store="stub")
-                )])
-                unknown = make_job(test_image, [Step(
-                    cmd="echo x > f", produces_artifact=Artifact(name="f", path="f", store="no")
-                )])
+                refused = make_job(
+                    test_image,
+                    [
+                        Step(
+                            cmd="echo x > f",
+                            produces_artifact=Artifact(name="f", path="f", store="stub"),
+                        )
+                    ],
+                )
+                unknown = make_job(
+                    test_image,
+                    [
+                        Step(
+                            cmd="echo x > f",
+                            produces_artifact=Artifact(name="f", path="f", store="no"),
+                        )
+                    ],
+                )
                 for job in (refused, unknown):
                     await w.publish(job)
                 reason = (await w.tap.terminal(refused.run_id)).reason
@@ -113,9 +130,15 @@ def test_an_artifact_path_outside_the_working_directory_fails_before_anything_ru
 ):
     async def scenario() -> None:
         async with world(rabbit_url) as w:
-            job = make_job(test_image, [Step(
-                cmd="true", produces_artifact=Artifact(name="etc", path="../etc", store="local")
-            )])
+            job = make_job(
+                test_image,
+                [
+                    Step(
+                        cmd="true",
+                        produces_artifact=Artifact(name="etc", path="../etc", store="local"),
+                    )
+                ],
+            )
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
             assert final.reason == (
@@ -133,8 +156,12 @@ def test_a_stopped_run_uploads_nothing(runner_type, rabbit_url, plugins):
             w.entities.stores["local"] = plugins.store_url
             job = make_job(
                 IMAGE,
-                [Step(cmd="echo partial > out; echo working; sleep 300",
-                      produces_artifact=Artifact(name="out", path="out", store="local"))],
+                [
+                    Step(
+                        cmd="echo partial > out; echo working; sleep 300",
+                        produces_artifact=Artifact(name="out", path="out", store="local"),
+                    )
+                ],
                 runner_type=runner_type,
             )
             await w.publish(job)

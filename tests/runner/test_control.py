@@ -133,8 +133,10 @@ def test_stop_sends_sigterm_first_so_a_step_can_clean_up(runner_type, rabbit_url
             # Given a step that cleans up on SIGTERM
             job = make_job(
                 IMAGE,
-                ["trap 'echo cleaning up; exit 3' TERM; echo ready; sleep 300 & wait $!",
-                 *(["echo never"] if position == "not-last" else [])],
+                [
+                    "trap 'echo cleaning up; exit 3' TERM; echo ready; sleep 300 & wait $!",
+                    *(["echo never"] if position == "not-last" else []),
+                ],
                 runner_type=runner_type,
             )
             await w.publish(job)
@@ -171,10 +173,12 @@ def test_a_step_that_ignores_sigterm_is_killed_after_the_grace(runner_type, rabb
 def test_a_paused_shell_run_resumes_and_a_paused_one_can_be_stopped(rabbit_url):
     async def scenario() -> None:
         async with world(rabbit_url, runner_type="shell") as w:
-            resumed = make_job(IMAGE, ["echo waiting; sleep 1; echo woke", "echo after"],
-                               runner_type="shell")
-            stopped = make_job(IMAGE, ["echo waiting; sleep 300", "echo never"],
-                               runner_type="shell")
+            resumed = make_job(
+                IMAGE, ["echo waiting; sleep 1; echo woke", "echo after"], runner_type="shell"
+            )
+            stopped = make_job(
+                IMAGE, ["echo waiting; sleep 300", "echo never"], runner_type="shell"
+            )
             for job in (resumed, stopped):
                 await w.publish(job)
                 await w.tap.wait_for(lambda j=job: "waiting" in w.tap.texts(j.run_id), "output")
@@ -190,9 +194,7 @@ def test_a_paused_shell_run_resumes_and_a_paused_one_can_be_stopped(rabbit_url):
             await w.control(stopped.run_id, messages_pb2.STOP)
 
             assert (await w.tap.terminal(resumed.run_id)).status == messages_pb2.PASSED
-            assert w.tap.texts(resumed.run_id, messages_pb2.STDOUT) == [
-                "waiting", "woke", "after"
-            ]
+            assert w.tap.texts(resumed.run_id, messages_pb2.STDOUT) == ["waiting", "woke", "after"]
             assert (await w.tap.terminal(stopped.run_id, timeout=15)).status == (
                 messages_pb2.STOPPED
             )

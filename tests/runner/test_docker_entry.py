@@ -27,8 +27,12 @@ def _entry(
     if not shutil.which(shell[0]):
         pytest.skip(f"{shell[0]} is not installed")
     with subprocess.Popen(
-        [*shell, *ENTRY[1:]], cwd=cwd, env={"PATH": "/usr/bin:/bin", "IMAGE_VAR": "image"},
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [*shell, *ENTRY[1:]],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "IMAGE_VAR": "image"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     ) as entry:
         assert entry.stdin and entry.stdout and entry.stderr
         entry.stdin.write(given)
@@ -42,20 +46,24 @@ def _entry(
             raise
         if not let_go:
             entry.stdin.close()
-        return subprocess.CompletedProcess(entry.args, code, entry.stdout.read(),
-                                           entry.stderr.read())
+        return subprocess.CompletedProcess(
+            entry.args, code, entry.stdout.read(), entry.stderr.read()
+        )
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_the_entry_runs_the_step_with_its_variables_and_exit_code(shell, tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
-    cmd = ("echo \"$GREETING|$QUOTED|$IMAGE_VAR|$(pwd)\"\n"
-           "printf 'back\\\\slash %s\\n' \"$0\" >&2\n"
-           "cat; echo \"stdin ended\"\n"
-           "exit 7")
-    given = final_step_input(cmd, {"GREETING": "hello world", "QUOTED": "it's\n$HOME"},
-                             str(workdir))
+    cmd = (
+        'echo "$GREETING|$QUOTED|$IMAGE_VAR|$(pwd)"\n'
+        "printf 'back\\\\slash %s\\n' \"$0\" >&2\n"
+        'cat; echo "stdin ended"\n'
+        "exit 7"
+    )
+    given = final_step_input(
+        cmd, {"GREETING": "hello world", "QUOTED": "it's\n$HOME"}, str(workdir)
+    )
     assert given is not None
 
     done = _entry(shell, given, tmp_path)  # started elsewhere: the step moves to workdir

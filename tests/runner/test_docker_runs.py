@@ -138,8 +138,9 @@ def test_the_last_step_is_the_containers_own_process_and_earlier_ones_execs(
     async def scenario() -> None:
         async with world(rabbit_url) as w:
             since = time.time() - 1
-            job = make_job(test_image, ["echo one", "echo two", "cat; echo three; exit 4"],
-                           vars={"WHO": "bob"})
+            job = make_job(
+                test_image, ["echo one", "echo two", "cat; echo three; exit 4"], vars={"WHO": "bob"}
+            )
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
             await no_container_left(docker_client, job.run_id)
@@ -148,19 +149,29 @@ def test_the_last_step_is_the_containers_own_process_and_earlier_ones_execs(
             assert final.reason == "step 3 exited with 4", w.tap.describe()
             assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["one", "two", "three"]
             # It cost no exec, and the container ended by itself with its exit code
-            events = docker_client.events(since=since, until=time.time() + 1, decode=True,
-                                          filters={"type": "container"})
+            events = docker_client.events(
+                since=since, until=time.time() + 1, decode=True, filters={"type": "container"}
+            )
             name = run_container_name(job.run_id, 1)
-            ours = [e["Action"] for e in events
-                    if e.get("Actor", {}).get("Attributes", {}).get("name") == name]
+            ours = [
+                e["Action"]
+                for e in events
+                if e.get("Actor", {}).get("Attributes", {}).get("name") == name
+            ]
             assert [a for a in ours if a.startswith("exec_start")] == [
-                "exec_start: /bin/sh -c echo one", "exec_start: /bin/sh -c echo two"
+                "exec_start: /bin/sh -c echo one",
+                "exec_start: /bin/sh -c echo two",
             ], ours
             assert "kill" not in ours
-            assert [e["Actor"]["Attributes"]["exitCode"] for e in docker_client.events(
-                since=since, until=time.time() + 1, decode=True,
-                filters={"type": "container", "event": "die", "container": name},
-            )] == ["4"]
+            assert [
+                e["Actor"]["Attributes"]["exitCode"]
+                for e in docker_client.events(
+                    since=since,
+                    until=time.time() + 1,
+                    decode=True,
+                    filters={"type": "container", "event": "die", "container": name},
+                )
+            ] == ["4"]
 
     asyncio.run(scenario())
 
@@ -178,8 +189,9 @@ def test_builds_are_on_dockers_default_network_unless_told_none(
         async with world(rabbit_url, **settings) as w:
             job = make_job(test_image, ["ls /sys/class/net; sleep 30"])
             await w.publish(job)
-            await w.tap.wait_for(lambda: w.tap.texts(job.run_id, messages_pb2.STDOUT),
-                                 "the interfaces listed")
+            await w.tap.wait_for(
+                lambda: w.tap.texts(job.run_id, messages_pb2.STDOUT), "the interfaces listed"
+            )
             [container] = await containers_of(docker_client, job.run_id)
             attrs = await asyncio.to_thread(docker_client.api.inspect_container, container.id)
             await w.control(job.run_id, messages_pb2.STOP)
@@ -193,9 +205,7 @@ def test_builds_are_on_dockers_default_network_unless_told_none(
     asyncio.run(scenario())
 
 
-def test_an_image_that_cannot_be_pulled_fails_the_run_with_the_reason(
-    rabbit_url, docker_client
-):
+def test_an_image_that_cannot_be_pulled_fails_the_run_with_the_reason(rabbit_url, docker_client):
     async def scenario() -> None:
         async with world(rabbit_url) as w:
             job = make_job("nosuch/image:1", ["echo never"])

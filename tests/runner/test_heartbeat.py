@@ -25,11 +25,14 @@ def test_heartbeats_say_who_the_runner_is_and_which_runs_it_executes(rabbit_url,
             def busy_beat() -> bool:
                 return any([r.run_id for r in b.runs] == [job.run_id] for b in renewals)
 
-            await w.tap.wait_for(busy_beat, "a renewal naming the run",
-                                 timeout=5 * TEST_TUNING.heartbeat_s)
+            await w.tap.wait_for(
+                busy_beat, "a renewal naming the run", timeout=5 * TEST_TUNING.heartbeat_s
+            )
             beat = renewals[-1]
             assert (beat.runner_id, beat.runner_type, beat.capacity) == (
-                w.settings.runner_id, "docker", 3
+                w.settings.runner_id,
+                "docker",
+                3,
             )
             # And the node it runs on, for Bob's cluster info
             assert beat.node.hostname == socket.gethostname()
@@ -39,8 +42,11 @@ def test_heartbeats_say_who_the_runner_is_and_which_runs_it_executes(rabbit_url,
             await w.control(job.run_id, messages_pb2.STOP)
             await w.tap.terminal(job.run_id)
             seen = len(renewals)
-            await w.tap.wait_for(lambda: len(renewals) > seen and not renewals[-1].runs,
-                                 "a renewal with no runs", timeout=5 * TEST_TUNING.heartbeat_s)
+            await w.tap.wait_for(
+                lambda: len(renewals) > seen and not renewals[-1].runs,
+                "a renewal with no runs",
+                timeout=5 * TEST_TUNING.heartbeat_s,
+            )
 
     asyncio.run(scenario())
 

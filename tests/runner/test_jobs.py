@@ -45,7 +45,9 @@ def test_a_duplicate_delivery_executes_once(capacity, rabbit_url, test_image, ca
 
             # Then the run executed once, and neither delivery went back to the queue
             assert w.tap.statuses(job.run_id) == [
-                messages_pb2.INITIALIZED, messages_pb2.RUNNING, messages_pb2.PASSED
+                messages_pb2.INITIALIZED,
+                messages_pb2.RUNNING,
+                messages_pb2.PASSED,
             ]
             assert w.tap.texts(job.run_id, messages_pb2.STDOUT) == ["once"]
             assert await jobs_waiting(w.channel) == 0
@@ -146,8 +148,11 @@ def test_a_newer_attempt_of_a_run_executing_here_replaces_the_older_one(
 
             # Then attempt 2 ran, and attempt 1 was abandoned without a word
             assert final.status == messages_pb2.PASSED
-            ended = [e for e in w.tap.of(first.run_id)
-                     if e.HasField("status") and e.status.status in TERMINAL]
+            ended = [
+                e
+                for e in w.tap.of(first.run_id)
+                if e.HasField("status") and e.status.status in TERMINAL
+            ]
             assert [e.attempt for e in ended] == [2]
             await no_container_left(docker_client, first.run_id)
 
@@ -174,8 +179,10 @@ def test_an_undecodable_job_is_dead_lettered_and_consuming_goes_on(rabbit_url, t
             async def dead_and_reported() -> bool:
                 dead = await w.channel.declare_queue(topology.DEAD_JOBS_QUEUE, passive=True)
                 errors = await w.channel.declare_queue(topology.ERRORS_QUEUE, passive=True)
-                return (dead.declaration_result.message_count == 1
-                        and errors.declaration_result.message_count == 1)
+                return (
+                    dead.declaration_result.message_count == 1
+                    and errors.declaration_result.message_count == 1
+                )
 
             await await_until(
                 dead_and_reported, what="the job in bob.jobs-dead, a report in bob.errors"
@@ -197,7 +204,8 @@ def test_a_job_is_kept_while_entities_is_unreachable(rabbit_url, test_image, cap
             job = make_job(test_image, ["echo finally"])
             await w.publish(job)
             await w.tap.wait_for(
-                lambda: any("cannot claim" in m for m in caplog.messages), "a failed claim",
+                lambda: any("cannot claim" in m for m in caplog.messages),
+                "a failed claim",
             )
             # When entities comes up
             async with entities_server(port) as (_, entities):

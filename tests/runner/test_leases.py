@@ -32,9 +32,7 @@ def test_each_renewal_names_the_runs_executing_here_with_their_attempt(rabbit_ur
             await w.control(job.run_id, messages_pb2.STOP)
             await w.tap.terminal(job.run_id)
             seen = len(w.entities.renewals)
-            await w.tap.wait_for(
-                lambda: len(w.entities.renewals) > seen + 1, "two more renewals"
-            )
+            await w.tap.wait_for(lambda: len(w.entities.renewals) > seen + 1, "two more renewals")
             assert not w.entities.renewals[-1].runs
 
     asyncio.run(scenario())
@@ -83,7 +81,9 @@ def test_pause_and_run_orders_pause_and_resume_the_run(rabbit_url, test_image, d
                 lambda: len(w.entities.renewed(job.run_id)) > seen + 1, "two more renewals"
             )
             assert w.tap.statuses(job.run_id) == [
-                messages_pb2.INITIALIZED, messages_pb2.RUNNING, messages_pb2.PAUSED
+                messages_pb2.INITIALIZED,
+                messages_pb2.RUNNING,
+                messages_pb2.PAUSED,
             ]
 
             # When a renewal answers RUN, it resumes and finishes
@@ -181,9 +181,7 @@ def test_after_a_reconnection_a_stop_missed_meanwhile_takes_effect_at_once(
     asyncio.run(scenario())
 
 
-def test_after_a_reconnection_free_slots_consume_again_and_busy_ones_do_not(
-    rabbit_url, test_image
-):
+def test_after_a_reconnection_free_slots_consume_again_and_busy_ones_do_not(rabbit_url, test_image):
     async def scenario() -> None:
         async with world(rabbit_url, runner_capacity=2, tuning=SLOW_BEATS) as w:
             assert w.entities is not None

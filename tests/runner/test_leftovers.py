@@ -20,9 +20,12 @@ def _counts(docker_client, runner_id: str) -> tuple[int, int]:
     nor a spare kept for the next run, and images. Sparse: listing must not inspect
     containers it does not need."""
     containers = docker_client.containers.list(all=True, sparse=True)
-    ours = [c for c in containers
-            if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, runner_id)
-            and LABEL_SPARE not in (c.attrs.get("Labels") or {})]
+    ours = [
+        c
+        for c in containers
+        if (c.attrs.get("Labels") or {}).get(LABEL_RUNNER) in (None, runner_id)
+        and LABEL_SPARE not in (c.attrs.get("Labels") or {})
+    ]
     return len(ours), len(docker_client.images.list(all=True))
 
 
@@ -50,8 +53,10 @@ def test_a_batch_of_passed_failed_stopped_and_timed_out_runs_leaves_no_container
             stopped = jobs["stopped"].run_id
             await w.tap.wait_for(lambda: "long" in w.tap.texts(stopped), "the long step")
             await w.control(stopped, messages_pb2.STOP)
-            finals = {kind: (await w.tap.terminal(job.run_id, timeout=60)).status
-                      for kind, job in jobs.items()}
+            finals = {
+                kind: (await w.tap.terminal(job.run_id, timeout=60)).status
+                for kind, job in jobs.items()
+            }
 
             assert finals == {
                 "passed": messages_pb2.PASSED,
@@ -60,6 +65,7 @@ def test_a_batch_of_passed_failed_stopped_and_timed_out_runs_leaves_no_container
                 "timed out": messages_pb2.FAILED,
                 "not pulled": messages_pb2.FAILED,
             }
+
             # A run reports its end, then removes its container.
             async def counts_back() -> bool:
                 now = await asyncio.to_thread(_counts, docker_client, w.settings.runner_id)
@@ -77,8 +83,10 @@ def test_shell_runs_leave_no_directory_whatever_their_end(rabbit_url):
     async def scenario() -> None:
         async with world(rabbit_url, runner_type="shell") as w:
             mine = f"bob-{w.settings.runner_id}-*"
-            jobs = [make_job("ignored", cmds, runner_type="shell")
-                    for cmds in (["echo ok > f"], ["exit 1"], ["echo long; sleep 300"])]
+            jobs = [
+                make_job("ignored", cmds, runner_type="shell")
+                for cmds in (["echo ok > f"], ["exit 1"], ["echo long; sleep 300"])
+            ]
             for job in jobs:
                 await w.publish(job)
             await w.tap.wait_for(lambda: "long" in w.tap.texts(jobs[2].run_id), "the long step")

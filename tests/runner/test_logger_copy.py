@@ -43,8 +43,12 @@ def test_every_line_of_the_run_reaches_the_logger_in_order(runner_type, rabbit_u
         async with world(rabbit_url, runner_type=runner_type) as w:
             # Given a registered logger and a run started with it
             w.entities.loggers["local"] = logger_url
-            job = make_job(IMAGE, ["seq 1 3000", "echo to stderr >&2; echo done ✓"],
-                           runner_type=runner_type, logger="local")
+            job = make_job(
+                IMAGE,
+                ["seq 1 3000", "echo to stderr >&2; echo done ✓"],
+                runner_type=runner_type,
+                logger="local",
+            )
             # When the run goes through
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
@@ -60,16 +64,18 @@ def test_every_line_of_the_run_reaches_the_logger_in_order(runner_type, rabbit_u
                 await await_until(all_copied, timeout=15, what="the logger's copy")
             except AssertionError:
                 copied = await _copied(logger_url, job.run_id)
-                raise AssertionError(f"{len(copied)} of {len(logged)} lines copied; "
-                                     f"first difference at {_first_difference(copied, logged)}"
-                                     ) from None
+                raise AssertionError(
+                    f"{len(copied)} of {len(logged)} lines copied; "
+                    f"first difference at {_first_difference(copied, logged)}"
+                ) from None
 
     asyncio.run(scenario())
 
 
 def _first_difference(a: list[str], b: list[str]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
-                min(len(a), len(b)))
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
 
 
 def test_a_run_without_a_logger_sends_nothing_anywhere(rabbit_url, logger_url, test_image):
@@ -116,8 +122,11 @@ def test_a_dead_logger_neither_fails_nor_slows_the_run(rabbit_url, test_image, c
             ]
             assert len([t for t in texts if t.isdigit()]) == 200000
             # And the runner's log says so once
-            warnings = [r for r in caplog.records
-                        if r.name == "runner_svc.logger_copy" and r.levelno == logging.WARNING]
+            warnings = [
+                r
+                for r in caplog.records
+                if r.name == "runner_svc.logger_copy" and r.levelno == logging.WARNING
+            ]
             assert len(warnings) == 1 and job.run_id in warnings[0].getMessage()
 
     asyncio.run(scenario())
@@ -147,8 +156,7 @@ def silent_logger() -> Iterator[str]:
             conn.close()
 
 
-def test_a_logger_that_never_answers_does_not_hold_the_run(rabbit_url, test_image,
-                                                           silent_logger):
+def test_a_logger_that_never_answers_does_not_hold_the_run(rabbit_url, test_image, silent_logger):
     async def scenario() -> None:
         async with world(rabbit_url) as w:
             w.entities.loggers["silent"] = silent_logger
@@ -233,7 +241,9 @@ def test_lines_dropped_while_the_logger_was_down_are_marked_where_they_are_missi
 
     asyncio.run(scenario())
     assert played.lines == [
-        "a", "b", *[str(n) for n in range(8)],
+        "a",
+        "b",
+        *[str(n) for n in range(8)],
         "[bob] 12 lines of this run's log are missing here: the logger was down, slow or "
         "refused them",
         "z",
@@ -280,8 +290,10 @@ def test_lines_waiting_at_the_end_get_a_deadline_and_the_run_is_told(quick_retri
         assert said.endswith(INCOMPLETE)
         started = time.monotonic()
         copy.end()
-        await await_until(_async(lambda: any(
-            "not sent" in r.getMessage() for r in caplog.records)), what="the give-up")
+        await await_until(
+            _async(lambda: any("not sent" in r.getMessage() for r in caplog.records)),
+            what="the give-up",
+        )
         assert time.monotonic() - started < 2
         await http.aclose()
 

@@ -20,12 +20,19 @@ from tests.support.containers import remove_quietly
 from tests.waiting import await_until
 
 
-def _container(docker_client, image: str, run_id: str, *, runner: str, attempt: int,
-               entities: str):
+def _container(docker_client, image: str, run_id: str, *, runner: str, attempt: int, entities: str):
     return docker_client.containers.run(
-        image, entrypoint=ENTRY, stdin_open=True, network_mode="none", detach=True,
-        labels={LABEL_RUN: run_id, LABEL_RUNNER: runner, LABEL_ATTEMPT: str(attempt),
-                LABEL_ENTITIES: entities},
+        image,
+        entrypoint=ENTRY,
+        stdin_open=True,
+        network_mode="none",
+        detach=True,
+        labels={
+            LABEL_RUN: run_id,
+            LABEL_RUNNER: runner,
+            LABEL_ATTEMPT: str(attempt),
+            LABEL_ENTITIES: entities,
+        },
     )
 
 
@@ -44,11 +51,20 @@ def test_the_sweep_removes_containers_of_runs_that_moved_on_and_keeps_live_ones(
         async with entities_server() as (addr, entities):
             # Given containers left by other runners (and one by this runner's earlier
             # life under another id), and one made for another entities
-            def left(name: str, *, runner: str = f"gone-{tag}", attempt: int = 1,
-                     made_for: str = addr) -> str:
+            def left(
+                name: str, *, runner: str = f"gone-{tag}", attempt: int = 1, made_for: str = addr
+            ) -> str:
                 run_id = f"r-{name}-{tag}"
-                made.append(_container(docker_client, test_image, run_id, runner=runner,
-                                       attempt=attempt, entities=made_for))
+                made.append(
+                    _container(
+                        docker_client,
+                        test_image,
+                        run_id,
+                        runner=runner,
+                        attempt=attempt,
+                        entities=made_for,
+                    )
+                )
                 return run_id
 
             ended = left("ended")
@@ -63,8 +79,9 @@ def test_the_sweep_removes_containers_of_runs_that_moved_on_and_keeps_live_ones(
             foreign = left("foreign", made_for="10.0.0.1:7778")
 
             # When a runner starts and sweeps, with a run of its own executing
-            async with world(rabbit_url, entities_addr=addr, runner_id=runner_id,
-                             runner_orphan_sweep_s=0.2) as w:
+            async with world(
+                rabbit_url, entities_addr=addr, runner_id=runner_id, runner_orphan_sweep_s=0.2
+            ) as w:
                 job = make_job(test_image, ["echo busy; sleep 300"])
                 await w.publish(job)
                 await w.tap.wait_for(lambda: "busy" in w.tap.texts(job.run_id), "the run")
@@ -81,8 +98,9 @@ def test_the_sweep_removes_containers_of_runs_that_moved_on_and_keeps_live_ones(
                 # And after two more passes, the live run's container, the other entities'
                 # and this runner's own running one are still there
                 seen = entities.lookups.count(live)
-                await w.tap.wait_for(lambda: entities.lookups.count(live) >= seen + 2,
-                                     "two more sweeps")
+                await w.tap.wait_for(
+                    lambda: entities.lookups.count(live) >= seen + 2, "two more sweeps"
+                )
                 for run_id in (live, foreign, job.run_id):
                     assert len(await containers_of(docker_client, run_id)) == 1, run_id
                 assert foreign not in entities.lookups
@@ -101,8 +119,9 @@ def test_while_entities_cannot_answer_the_sweep_removes_nothing(
     caplog.set_level(logging.INFO, logger="runner_svc")
     addr = f"127.0.0.1:{free_port()}"
     run_id = f"r-unanswered-{uuid.uuid4().hex[:8]}"
-    container = _container(docker_client, test_image, run_id, runner="gone", attempt=1,
-                           entities=addr)
+    container = _container(
+        docker_client, test_image, run_id, runner="gone", attempt=1, entities=addr
+    )
 
     def skipped() -> int:
         return sum("orphan sweep skipped" in m for m in caplog.messages)
@@ -116,4 +135,3 @@ def test_while_entities_cannot_answer_the_sweep_removes_nothing(
         asyncio.run(scenario())
     finally:
         container.remove(force=True)
-

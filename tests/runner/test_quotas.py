@@ -20,8 +20,10 @@ GREEDY = "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null"
 
 
 def _quotas(cpu: float = 0.0, mem: str = "", request: str = "") -> pipeline_pb2.Quotas:
-    return pipeline_pb2.Quotas(limits=pipeline_pb2.QuotaLimits(cpu=cpu, mem=mem),
-                               requests=pipeline_pb2.QuotaRequests(mem=request))
+    return pipeline_pb2.Quotas(
+        limits=pipeline_pb2.QuotaLimits(cpu=cpu, mem=mem),
+        requests=pipeline_pb2.QuotaRequests(mem=request),
+    )
 
 
 def _job(image: str, steps: list[str], quotas: pipeline_pb2.Quotas | None = None, **kw):
@@ -48,21 +50,35 @@ def test_quotas_read_as_limits_and_no_quotas_as_none():
 @pytest.mark.parametrize(
     ("quotas", "reason"),
     [
-        (specs.Quotas(cpu=-0.5), "quotas.limits.cpu -0.5 must be a fraction of the node's "
-                                 "cores, 0 (no limit) or more"),
-        (specs.Quotas(cpu=float("nan")), "quotas.limits.cpu nan must be a fraction of the "
-                                         "node's cores, 0 (no limit) or more"),
-        (specs.Quotas(mem="lots"), "quotas.limits.mem: 'lots' is not a memory quantity: "
-                                   "digits with a suffix K, M, G, T, P or E (with or "
-                                   "without i; powers of 1024), e.g. '512Mi'"),
-        (specs.Quotas(mem_request="1.5Gi"), "quotas.requests.mem: '1.5Gi' is not a memory "
-                                            "quantity: digits with a suffix K, M, G, T, P or "
-                                            "E (with or without i; powers of 1024), "
-                                            "e.g. '512Mi'"),
-        (specs.Quotas(mem="1Mi"), "quotas.limits.mem '1Mi' is below the smallest limit a "
-                                  "container can have (6 MiB)"),
-        (specs.Quotas(mem="64Mi", mem_request="1Gi"), "quotas.requests.mem '1Gi' is above "
-                                                      "quotas.limits.mem '64Mi'"),
+        (
+            specs.Quotas(cpu=-0.5),
+            "quotas.limits.cpu -0.5 must be a fraction of the node's cores, 0 (no limit) or more",
+        ),
+        (
+            specs.Quotas(cpu=float("nan")),
+            "quotas.limits.cpu nan must be a fraction of the node's cores, 0 (no limit) or more",
+        ),
+        (
+            specs.Quotas(mem="lots"),
+            "quotas.limits.mem: 'lots' is not a memory quantity: "
+            "digits with a suffix K, M, G, T, P or E (with or "
+            "without i; powers of 1024), e.g. '512Mi'",
+        ),
+        (
+            specs.Quotas(mem_request="1.5Gi"),
+            "quotas.requests.mem: '1.5Gi' is not a memory "
+            "quantity: digits with a suffix K, M, G, T, P or "
+            "E (with or without i; powers of 1024), "
+            "e.g. '512Mi'",
+        ),
+        (
+            specs.Quotas(mem="1Mi"),
+            "quotas.limits.mem '1Mi' is below the smallest limit a container can have (6 MiB)",
+        ),
+        (
+            specs.Quotas(mem="64Mi", mem_request="1Gi"),
+            "quotas.requests.mem '1Gi' is above quotas.limits.mem '64Mi'",
+        ),
     ],
 )
 def test_a_wrong_quota_is_refused_saying_which_and_why(quotas, reason):
@@ -74,7 +90,8 @@ def test_a_wrong_quota_is_refused_saying_which_and_why(quotas, reason):
 def test_limits_become_the_engines_host_config_fields():
     limits = specs.Limits(cpu=0.5, mem_bytes=64 << 20, mem_request_bytes=32 << 20)
     assert host_config(limits, cores=8) == {
-        "Memory": 64 << 20, "MemorySwap": 64 << 20,  # no swap beyond the limit
+        "Memory": 64 << 20,
+        "MemorySwap": 64 << 20,  # no swap beyond the limit
         "MemoryReservation": 32 << 20,
         "NanoCpus": 4_000_000_000,  # half of 8 cores
     }
@@ -120,8 +137,7 @@ def test_a_run_over_its_memory_limit_fails_naming_the_limit_while_one_beside_it_
 
 
 @pytest.mark.parametrize("spare", [True, False], ids=["spare-updated", "started-with-limits"])
-def test_quotas_are_the_limits_of_the_runs_container(rabbit_url, test_image, docker_client,
-                                                     spare):
+def test_quotas_are_the_limits_of_the_runs_container(rabbit_url, test_image, docker_client, spare):
     cores = docker_client.info()["NCPU"]
 
     async def scenario() -> None:
@@ -131,8 +147,9 @@ def test_quotas_are_the_limits_of_the_runs_container(rabbit_url, test_image, doc
                 await w.publish(warm)
                 await w.tap.terminal(warm.run_id)
             # Given a run with every quota
-            job = _job(test_image, ["echo started; sleep 30"],
-                       _quotas(cpu=0.5, mem="64Mi", request="32Mi"))
+            job = _job(
+                test_image, ["echo started; sleep 30"], _quotas(cpu=0.5, mem="64Mi", request="32Mi")
+            )
             await w.publish(job)
             await w.tap.wait_for(lambda: "started" in w.tap.texts(job.run_id), "the step")
 
@@ -141,8 +158,10 @@ def test_quotas_are_the_limits_of_the_runs_container(rabbit_url, test_image, doc
             attrs = await asyncio.to_thread(docker_client.api.inspect_container, container.id)
             await w.control(job.run_id, messages_pb2.STOP)
             await w.tap.terminal(job.run_id)
-            limits = {k: attrs["HostConfig"][k]
-                      for k in ("NanoCpus", "Memory", "MemorySwap", "MemoryReservation")}
+            limits = {
+                k: attrs["HostConfig"][k]
+                for k in ("NanoCpus", "Memory", "MemorySwap", "MemoryReservation")
+            }
             assert limits == {
                 "NanoCpus": round(0.5 * cores * 1e9),
                 "Memory": 64 << 20,
@@ -169,12 +188,12 @@ def test_a_wrong_quota_fails_the_run_before_anything_runs(rabbit_url, test_image
 def test_the_shell_runner_says_it_does_not_apply_quotas(rabbit_url, test_image):
     async def scenario() -> None:
         async with world(rabbit_url, runner_type="shell") as w:
-            job = _job(test_image, ["echo ran"], _quotas(cpu=0.5, mem="64Mi"),
-                       runner_type="shell")
+            job = _job(test_image, ["echo ran"], _quotas(cpu=0.5, mem="64Mi"), runner_type="shell")
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
             assert final.status == messages_pb2.PASSED, w.tap.describe()
-            assert ("[bob] shell runner: the pipeline's quotas do not apply (no container to "
-                    "limit)") in w.tap.texts(job.run_id)
+            assert (
+                "[bob] shell runner: the pipeline's quotas do not apply (no container to limit)"
+            ) in w.tap.texts(job.run_id)
 
     asyncio.run(scenario())

@@ -21,8 +21,9 @@ OUT = messages_pb2.STDOUT
 
 
 def _git(plugins, name: str = "src", ref: str = "main") -> Resource:
-    return Resource(name=name, type="external", provider="git",
-                    params={"repo": str(plugins.repo), "ref": ref})
+    return Resource(
+        name=name, type="external", provider="git", params={"repo": str(plugins.repo), "ref": ref}
+    )
 
 
 def test_a_git_resource_is_in_its_directory_when_the_step_runs(runner_type, rabbit_url, plugins):
@@ -32,8 +33,10 @@ def test_a_git_resource_is_in_its_directory_when_the_step_runs(runner_type, rabb
             w.entities.providers["git"] = plugins.git_url
             job = make_job(
                 IMAGE,
-                [Step(cmd="cat README; sh build.sh; ls", needs_resource="src"),
-                 Step(cmd="ls ../src")],
+                [
+                    Step(cmd="cat README; sh build.sh; ls", needs_resource="src"),
+                    Step(cmd="ls ../src"),
+                ],
                 resources=[_git(plugins)],
                 runner_type=runner_type,
             )
@@ -45,8 +48,13 @@ def test_a_git_resource_is_in_its_directory_when_the_step_runs(runner_type, rabb
             # so did the next one
             assert final.status == messages_pb2.PASSED, w.tap.describe()
             assert w.tap.texts(job.run_id, OUT) == [
-                "hello from git", "README", "app.bin", "build.sh",
-                "README", "app.bin", "build.sh",
+                "hello from git",
+                "README",
+                "app.bin",
+                "build.sh",
+                "README",
+                "app.bin",
+                "build.sh",
             ]
             assert "[bob] fetching resource src from provider git" in w.tap.texts(job.run_id)
 
@@ -59,12 +67,18 @@ def test_a_resource_is_fetched_once_per_run_with_its_params_url_encoded(runner_t
             provider.routes["/bob_resource"] = Answer(200, tar_of(("data.txt", b"42\n")))
             async with world(rabbit_url, runner_type=runner_type) as w:
                 w.entities.providers["stub"] = provider.url
-                resource = Resource(name="res", type="external", provider="stub",
-                                    params={"path": "/a dir/x", "q": "a&b=c"})
+                resource = Resource(
+                    name="res",
+                    type="external",
+                    provider="stub",
+                    params={"path": "/a dir/x", "q": "a&b=c"},
+                )
                 job = make_job(
                     IMAGE,
-                    [Step(cmd="cat data.txt", needs_resource="res"),
-                     Step(cmd="echo more >> data.txt; cat data.txt", needs_resource="res")],
+                    [
+                        Step(cmd="cat data.txt", needs_resource="res"),
+                        Step(cmd="echo more >> data.txt; cat data.txt", needs_resource="res"),
+                    ],
                     resources=[resource],
                     runner_type=runner_type,
                 )
@@ -90,11 +104,18 @@ def test_an_internal_resource_is_an_artifact_of_another_run(runner_type, rabbit_
             stored.parent.mkdir(parents=True)
             stored.write_bytes(tar_of(("dist/lib.so", b"shared object\n")))
             # When a run needs it as an internal resource
-            resource = Resource(name="lib", type="internal", provider="local",
-                                params={"group": "dev", "name": "lib", "run_id": earlier,
-                                        "artifact": "dist"})
-            job = make_job(IMAGE, [Step(cmd="cat dist/lib.so", needs_resource="lib")],
-                           resources=[resource], runner_type=runner_type)
+            resource = Resource(
+                name="lib",
+                type="internal",
+                provider="local",
+                params={"group": "dev", "name": "lib", "run_id": earlier, "artifact": "dist"},
+            )
+            job = make_job(
+                IMAGE,
+                [Step(cmd="cat dist/lib.so", needs_resource="lib")],
+                resources=[resource],
+                runner_type=runner_type,
+            )
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
             # Then it finds the artifact's files in lib/, where it runs
@@ -118,7 +139,8 @@ def test_a_tar_with_a_dotdot_entry_fails_the_run_and_writes_nothing_outside(
             async with world(rabbit_url, runner_type=runner_type) as w:
                 w.entities.providers["evil"] = provider.url
                 job = make_job(
-                    IMAGE, [Step(cmd="echo never", needs_resource="res")],
+                    IMAGE,
+                    [Step(cmd="echo never", needs_resource="res")],
                     resources=[Resource(name="res", type="external", provider="evil")],
                     runner_type=runner_type,
                 )
@@ -145,7 +167,8 @@ def test_an_archive_over_the_size_limit_fails_the_run(runner_type, rabbit_url):
             async with world(rabbit_url, runner_type=runner_type, tuning=tuning) as w:
                 w.entities.providers["stub"] = provider.url
                 job = make_job(
-                    IMAGE, [Step(cmd="echo never", needs_resource="res")],
+                    IMAGE,
+                    [Step(cmd="echo never", needs_resource="res")],
                     resources=[Resource(name="res", type="external", provider="stub")],
                     runner_type=runner_type,
                 )
@@ -159,20 +182,20 @@ def test_an_archive_over_the_size_limit_fails_the_run(runner_type, rabbit_url):
     asyncio.run(scenario())
 
 
-def test_an_unknown_provider_or_a_provider_error_fails_the_run_saying_which(
-    rabbit_url, test_image
-):
+def test_an_unknown_provider_or_a_provider_error_fails_the_run_saying_which(rabbit_url, test_image):
     async def scenario() -> None:
         with plugin_server() as provider:
             provider.routes["/bob_resource"] = Answer(404, b"no such repository")
             async with world(rabbit_url) as w:
                 w.entities.providers["broken"] = provider.url
                 unknown = make_job(
-                    test_image, [Step(cmd="true", needs_resource="r")],
+                    test_image,
+                    [Step(cmd="true", needs_resource="r")],
                     resources=[Resource(name="r", type="external", provider="nope")],
                 )
                 failing = make_job(
-                    test_image, [Step(cmd="true", needs_resource="r")],
+                    test_image,
+                    [Step(cmd="true", needs_resource="r")],
                     resources=[Resource(name="r", type="external", provider="broken")],
                 )
                 for job in (unknown, failing):
@@ -193,9 +216,11 @@ def test_a_malformed_resource_declaration_fails_before_anything_runs(rabbit_url,
     async def scenario() -> None:
         async with world(rabbit_url) as w:
             job = make_job(
-                test_image, [Step(cmd="true", needs_resource="lib")],
-                resources=[Resource(name="lib", type="internal", provider="local",
-                                    params={"group": "dev"})],
+                test_image,
+                [Step(cmd="true", needs_resource="lib")],
+                resources=[
+                    Resource(name="lib", type="internal", provider="local", params={"group": "dev"})
+                ],
             )
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)

@@ -29,8 +29,9 @@ def test_steps_share_a_private_directory_and_see_only_the_runs_environment(rabbi
                 IMAGE,
                 [
                     "echo hello > greeting.txt; pwd",
-                    pipeline_pb2.Step(cmd='cat greeting.txt; echo "$WHO from $WHERE"',
-                                      vars={"WHO": "step two"}),
+                    pipeline_pb2.Step(
+                        cmd='cat greeting.txt; echo "$WHO from $WHERE"', vars={"WHO": "step two"}
+                    ),
                     'echo "queue=${BOB_QUEUE_URL:-unset} home=$HOME"',
                 ],
                 vars={"WHO": "pipeline", "WHERE": "bob"},
@@ -46,8 +47,10 @@ def test_steps_share_a_private_directory_and_see_only_the_runs_environment(rabbi
             assert (hello, who) == ("hello", "step two from bob")
             # The runner's own variables (the queue's password) are not passed on
             assert env == f"queue=unset home={workdir}"
-            assert "[bob] shell runner: steps run as local processes, not isolated; the image " \
-                   f"{IMAGE} is ignored" in w.tap.texts(job.run_id)
+            assert (
+                "[bob] shell runner: steps run as local processes, not isolated; the image "
+                f"{IMAGE} is ignored" in w.tap.texts(job.run_id)
+            )
             # And the directory is gone with the run
             assert not Path(workdir).exists()
 
@@ -130,10 +133,13 @@ def test_each_runner_takes_only_the_jobs_of_its_own_type(rabbit_url, test_image)
                 # Then each ran on the runner of its type
                 for job in jobs.values():
                     assert (await w.tap.terminal(job.run_id)).status == messages_pb2.PASSED
-                ran_on = {kind: {e.runner_id for e in w.tap.of(job.run_id)}
-                          for kind, job in jobs.items()}
-                assert ran_on == {"docker": {w.settings.runner_id},
-                                  "shell": {shell_settings.runner_id}}
+                ran_on = {
+                    kind: {e.runner_id for e in w.tap.of(job.run_id)} for kind, job in jobs.items()
+                }
+                assert ran_on == {
+                    "docker": {w.settings.runner_id},
+                    "shell": {shell_settings.runner_id},
+                }
 
     asyncio.run(scenario())
 

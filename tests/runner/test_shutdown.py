@@ -65,8 +65,7 @@ def test_a_run_still_going_at_the_drain_limit_is_released_to_entities(
             assert w.tap.final(job.run_id) is None
             assert await containers_of(docker_client, job.run_id) == []
             assert _released(w) == [
-                (job.run_id, 3, w.settings.runner_id,
-                 f"runner {w.settings.runner_id} shut down"),
+                (job.run_id, 3, w.settings.runner_id, f"runner {w.settings.runner_id} shut down"),
             ]
             # The job was acked at its claim: it is entities that queues the next attempt
             assert await jobs_waiting(w.channel) == 0
@@ -108,7 +107,8 @@ def test_a_job_waiting_for_its_claim_at_shutdown_goes_back_to_the_queue(
             job = make_job(test_image, ["echo never"])
             await w.publish(job)
             await w.tap.wait_for(
-                lambda: any("cannot claim" in m for m in caplog.messages), "a failed claim",
+                lambda: any("cannot claim" in m for m in caplog.messages),
+                "a failed claim",
             )
             # When the runner is told to stop
             w.signal()
@@ -132,8 +132,11 @@ def test_a_shutdown_while_the_broker_is_gone_still_ends_within_seconds(
                 async with running_runner(settings) as (service, task):
                     # Given a runner whose broker connection is gone for good
                     vhost = url.rsplit("/", 1)[1]
-                    gone = subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost],
-                                          capture_output=True, timeout=60)
+                    gone = subprocess.run(
+                        ["rabbitmqctl", "-q", "delete_vhost", vhost],
+                        capture_output=True,
+                        timeout=60,
+                    )
                     assert gone.returncode == 0, gone.stderr
                     # When it is told to stop
                     started = time.monotonic()

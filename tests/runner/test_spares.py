@@ -74,12 +74,19 @@ def test_the_sweep_removes_stale_spares_of_other_runners_and_orphans_that_took_o
 
     async def scenario() -> None:
         async with entities_server() as (addr, entities):
+
             def container(name: str, labels: dict[str, str]):
-                made.append(docker_client.containers.run(
-                    test_image, entrypoint=ENTRY, stdin_open=True, network_mode="none", detach=True,
-                    name=name, labels={LABEL_RUNNER: f"gone-{tag}", LABEL_ENTITIES: addr,
-                                       **labels},
-                ))
+                made.append(
+                    docker_client.containers.run(
+                        test_image,
+                        entrypoint=ENTRY,
+                        stdin_open=True,
+                        network_mode="none",
+                        detach=True,
+                        name=name,
+                        labels={LABEL_RUNNER: f"gone-{tag}", LABEL_ENTITIES: addr, **labels},
+                    )
+                )
                 return made[-1]
 
             long_ago = str(int(time.time() - STALE_S - 60))
@@ -98,20 +105,25 @@ def test_the_sweep_removes_stale_spares_of_other_runners_and_orphans_that_took_o
             live = container(run_container_name(going, 1), {LABEL_SPARE: long_ago})
 
             async with world(rabbit_url, entities_addr=addr, runner_orphan_sweep_s=0.2):
+
                 def exists(container_id: str) -> bool:
                     # Sparse: inspecting one being removed would fail.
-                    return bool(docker_client.containers.list(
-                        all=True, sparse=True, filters={"id": container_id}))
+                    return bool(
+                        docker_client.containers.list(
+                            all=True, sparse=True, filters={"id": container_id}
+                        )
+                    )
 
                 async def swept() -> bool:
-                    return not any([await asyncio.to_thread(exists, c.id)
-                                    for c in (stale, orphan)])
+                    return not any([await asyncio.to_thread(exists, c.id) for c in (stale, orphan)])
 
                 await await_until(swept, what="the stale spare and the orphan to go")
                 # And, two sweeps later, the fresh spare and the live run's are still there
                 seen = entities.lookups.count(going)
-                await await_until(_at_least(lambda: entities.lookups.count(going), seen + 2),
-                                  what="two more sweeps")
+                await await_until(
+                    _at_least(lambda: entities.lookups.count(going), seen + 2),
+                    what="two more sweeps",
+                )
                 assert await asyncio.to_thread(exists, fresh.id)
                 assert await asyncio.to_thread(exists, live.id)
 

@@ -25,7 +25,8 @@ def test_containers_left_behind_by_this_runner_are_removed_at_start(
     runner_id = f"test-runner-{uuid.uuid4().hex[:8]}"
     orphan = docker_client.containers.run(
         test_image,
-        entrypoint=ENTRY, stdin_open=True,
+        entrypoint=ENTRY,
+        stdin_open=True,
         labels={LABEL_RUN: f"r-orphan-{runner_id}", LABEL_RUNNER: runner_id},
         network_mode="none",
         detach=True,

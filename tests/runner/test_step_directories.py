@@ -27,9 +27,7 @@ def _files(tar: bytes) -> dict[str, bytes]:
         return {m.name: archive.extractfile(m).read() for m in archive if m.isreg()}
 
 
-def test_a_step_runs_in_the_resource_it_needs_and_later_steps_stay_there(
-    runner_type, rabbit_url
-):
+def test_a_step_runs_in_the_resource_it_needs_and_later_steps_stay_there(runner_type, rabbit_url):
     async def scenario() -> None:
         with plugin_server() as provider:
             provider.routes["/bob_resource"] = Answer(200, tar_of(("data.txt", b"42\n")))
@@ -40,10 +38,12 @@ def test_a_step_runs_in_the_resource_it_needs_and_later_steps_stay_there(
                 w.entities.providers["stub"] = provider.url
                 job = make_job(
                     IMAGE,
-                    [Step(cmd="pwd"),
-                     Step(cmd="pwd; cat data.txt", needs_resource="res"),
-                     Step(cmd="pwd; cat data.txt"),
-                     Step(cmd="pwd; cat ../res/data.txt", needs_resource="other")],
+                    [
+                        Step(cmd="pwd"),
+                        Step(cmd="pwd; cat data.txt", needs_resource="res"),
+                        Step(cmd="pwd; cat data.txt"),
+                        Step(cmd="pwd; cat ../res/data.txt", needs_resource="other"),
+                    ],
                     resources=[RES, Resource(name="other", type="external", provider="stub")],
                     runner_type=runner_type,
                 )
@@ -77,9 +77,11 @@ def test_an_empty_needs_resource_means_no_resource(runner_type, rabbit_url):
                 # on a step that needs none, beside a declared resource
                 w.entities.providers["stub"] = provider.url
                 pipeline = json_format.ParseDict(
-                    {"image": IMAGE,
-                     "steps": [{"cmd": "pwd; ls", "needs_resource": ""}],
-                     "resources": [{"name": "res", "type": "external", "provider": "stub"}]},
+                    {
+                        "image": IMAGE,
+                        "steps": [{"cmd": "pwd; ls", "needs_resource": ""}],
+                        "resources": [{"name": "res", "type": "external", "provider": "stub"}],
+                    },
                     pipeline_pb2.Pipeline(),
                 )
                 job = make_job(IMAGE, [], runner_type=runner_type)
@@ -110,10 +112,17 @@ def test_an_artifact_path_is_relative_to_the_directory_of_its_step(
                 w.entities.stores["local"] = plugins.store_url
                 job = make_job(
                     IMAGE,
-                    [Step(cmd="mkdir dist && cp VERSION dist/app", needs_resource="res",
-                          produces_artifact=Artifact(name="app", path="dist", store="local")),
-                     Step(cmd="echo 2.0 > VERSION",
-                          produces_artifact=Artifact(name="v", path="VERSION", store="local"))],
+                    [
+                        Step(
+                            cmd="mkdir dist && cp VERSION dist/app",
+                            needs_resource="res",
+                            produces_artifact=Artifact(name="app", path="dist", store="local"),
+                        ),
+                        Step(
+                            cmd="echo 2.0 > VERSION",
+                            produces_artifact=Artifact(name="v", path="VERSION", store="local"),
+                        ),
+                    ],
                     resources=[RES],
                     runner_type=runner_type,
                 )
@@ -134,8 +143,9 @@ def test_an_artifact_path_is_relative_to_the_directory_of_its_step(
     asyncio.run(scenario())
 
 
-def test_a_missing_artifact_of_a_step_in_a_resource_names_its_path(runner_type, rabbit_url,
-                                                                    plugins):
+def test_a_missing_artifact_of_a_step_in_a_resource_names_its_path(
+    runner_type, rabbit_url, plugins
+):
     async def scenario() -> None:
         with plugin_server() as provider:
             provider.routes["/bob_resource"] = Answer(200, tar_of(("f", b"x")))
@@ -144,8 +154,13 @@ def test_a_missing_artifact_of_a_step_in_a_resource_names_its_path(runner_type, 
                 w.entities.stores["local"] = plugins.store_url
                 job = make_job(
                     IMAGE,
-                    [Step(cmd="true", needs_resource="res",
-                          produces_artifact=Artifact(name="a", path="out", store="local"))],
+                    [
+                        Step(
+                            cmd="true",
+                            needs_resource="res",
+                            produces_artifact=Artifact(name="a", path="out", store="local"),
+                        )
+                    ],
                     resources=[RES],
                     runner_type=runner_type,
                 )
@@ -153,8 +168,7 @@ def test_a_missing_artifact_of_a_step_in_a_resource_names_its_path(runner_type, 
                 final = await w.tap.terminal(job.run_id)
                 assert final.status == messages_pb2.FAILED
                 assert final.reason == (
-                    "step 1 produces artifact 'a': res/out does not exist in the working "
-                    "directory"
+                    "step 1 produces artifact 'a': res/out does not exist in the working directory"
                 )
 
     asyncio.run(scenario())
@@ -174,10 +188,15 @@ def test_a_resource_directory_a_step_turned_into_a_link_cannot_take_an_artifact_
                 w.entities.stores["local"] = plugins.store_url
                 job = make_job(
                     IMAGE,
-                    [Step(cmd="true", needs_resource="res"),
-                     Step(cmd="cd .. && rm -r res && ln -s /etc res"),
-                     Step(cmd="true", needs_resource="res",
-                          produces_artifact=Artifact(name="a", path="passwd", store="local"))],
+                    [
+                        Step(cmd="true", needs_resource="res"),
+                        Step(cmd="cd .. && rm -r res && ln -s /etc res"),
+                        Step(
+                            cmd="true",
+                            needs_resource="res",
+                            produces_artifact=Artifact(name="a", path="passwd", store="local"),
+                        ),
+                    ],
                     resources=[RES],
                     runner_type="shell",
                 )

@@ -44,8 +44,10 @@ def chunked(data: bytes, size: int = 1000) -> Iterator[bytes]:
 def rewritten(data: bytes, prefix: str = "res", **kwargs) -> list[tarfile.TarInfo]:
     out = b"".join(tarsafe.rewrite(chunked(data), prefix, **kwargs))
     with tarfile.open(fileobj=io.BytesIO(out)) as tar:
-        return [(m.name, m.type, m.linkname, tar.extractfile(m).read() if m.isreg() else None)
-                for m in tar]
+        return [
+            (m.name, m.type, m.linkname, tar.extractfile(m).read() if m.isreg() else None)
+            for m in tar
+        ]
 
 
 def rejection(data: bytes, **kwargs) -> str:
@@ -189,8 +191,9 @@ def test_a_link_already_in_the_workspace_cannot_lead_an_entry_outside(tmp_path):
 
 def _names(stream: Iterator[bytes]) -> list[tuple[str, bytes, str]]:
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        return [(m.name, m.type, tar.extractfile(m).read() if m.isreg() else m.linkname)
-                for m in tar]
+        return [
+            (m.name, m.type, tar.extractfile(m).read() if m.isreg() else m.linkname) for m in tar
+        ]
 
 
 def test_pack_streams_a_directory_named_after_its_last_component(tmp_path: Path):

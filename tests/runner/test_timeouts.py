@@ -21,8 +21,7 @@ def test_a_step_over_its_timeout_fails_the_run_naming_the_step_and_the_limit(
             # Given a step that would sleep far longer than its timeout
             job = make_job(
                 IMAGE,
-                [Step(cmd="echo one", timeout=5), Step(cmd="sleep 300", timeout=1),
-                 "echo never"],
+                [Step(cmd="echo one", timeout=5), Step(cmd="sleep 300", timeout=1), "echo never"],
                 runner_type=runner_type,
             )
             started = time.monotonic()
@@ -45,8 +44,9 @@ def test_a_step_over_its_timeout_fails_the_run_naming_the_step_and_the_limit(
 def test_a_run_over_the_pipeline_timeout_fails_naming_the_step_it_was_in(runner_type, rabbit_url):
     async def scenario() -> None:
         async with world(rabbit_url, runner_type=runner_type) as w:
-            job = make_job(IMAGE, ["sleep 0.5", "sleep 300", "echo never"], timeout=2,
-                           runner_type=runner_type)
+            job = make_job(
+                IMAGE, ["sleep 0.5", "sleep 300", "echo never"], timeout=2, runner_type=runner_type
+            )
             await w.publish(job)
             final = await w.tap.terminal(job.run_id, timeout=20)
             assert final.status == messages_pb2.FAILED

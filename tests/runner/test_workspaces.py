@@ -26,18 +26,24 @@ TRIALS = 20
 def _thaw(container_id: str) -> None:
     """If a regression froze an exec half-way, thaw the container behind the engine's
     back, so that this test's failure does not wedge Docker for every later test."""
-    for path in (Path(f"/sys/fs/cgroup/freezer/docker/{container_id}/freezer.state"),
-                 Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cgroup.freeze")):
+    for path in (
+        Path(f"/sys/fs/cgroup/freezer/docker/{container_id}/freezer.state"),
+        Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cgroup.freeze"),
+    ):
         with contextlib.suppress(OSError):
             path.write_text("THAWED" if path.name == "freezer.state" else "0")
 
 
 @pytest.mark.parametrize("last", [False, True], ids=["exec", "entry"])
 def test_a_pause_racing_with_the_start_of_a_step_never_fails_or_wedges_it(runner_type, last):
-    settings = RunnerSettings.from_env(runner_env(
-        "amqp://unused/", "127.0.0.1:1", runner_id=f"ws-{uuid.uuid4().hex[:8]}",
-        runner_type=runner_type,
-    ))
+    settings = RunnerSettings.from_env(
+        runner_env(
+            "amqp://unused/",
+            "127.0.0.1:1",
+            runner_id=f"ws-{uuid.uuid4().hex[:8]}",
+            runner_type=runner_type,
+        )
+    )
 
     async def say(_text: str) -> None:
         pass
@@ -92,10 +98,14 @@ def test_a_pause_racing_with_the_start_of_a_step_never_fails_or_wedges_it(runner
 def test_a_step_silent_for_longer_than_the_engine_clients_timeout_still_ends(last):
     """The engine client's timeout (60 s by default, 2 s here) is for calls, not for how
     long a step may print nothing."""
-    settings = RunnerSettings.from_env(runner_env(
-        "amqp://unused/", "127.0.0.1:1", runner_id=f"ws-{uuid.uuid4().hex[:8]}",
-        runner_type="docker",
-    ))
+    settings = RunnerSettings.from_env(
+        runner_env(
+            "amqp://unused/",
+            "127.0.0.1:1",
+            runner_id=f"ws-{uuid.uuid4().hex[:8]}",
+            runner_type="docker",
+        )
+    )
 
     async def say(_text: str) -> None:
         pass

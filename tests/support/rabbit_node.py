@@ -62,7 +62,10 @@ class RabbitNode:
     def ctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(RABBIT_BIN / "rabbitmqctl"), "-q", "-n", self.name, *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     @property
@@ -77,8 +80,12 @@ class RabbitNode:
             raise RabbitNodeError(f"{server} not found: is rabbitmq-server installed?")
         with (self.dir / "server.out").open("ab") as out:
             self.process = subprocess.Popen(
-                [str(server)], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.dir, start_new_session=True,
+                [str(server)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=True,
             )
         self.starts += 1
         deadline = time.monotonic() + timeout

@@ -52,8 +52,9 @@ class TcpProxy:
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._cut = False
         self._closed = False
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
-                                          name=f"tcp-proxy-{self.port}")
+        self._acceptor = threading.Thread(
+            target=self._accept_loop, daemon=True, name=f"tcp-proxy-{self.port}"
+        )
         self._acceptor.start()
 
     @property
@@ -113,8 +114,9 @@ class TcpProxy:
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(pair, src, dst), daemon=True).start()
 
-    def _pump(self, pair: tuple[socket.socket, socket.socket],
-              src: socket.socket, dst: socket.socket) -> None:
+    def _pump(
+        self, pair: tuple[socket.socket, socket.socket], src: socket.socket, dst: socket.socket
+    ) -> None:
         try:
             while True:
                 data = src.recv(_CHUNK)
