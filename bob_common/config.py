@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bob_common import runner_types
+
 T = TypeVar("T", str, int, float, bool)
 
 
@@ -162,7 +164,7 @@ class RunnerSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
-        runner_type = _get(env, "BOB_RUNNER_TYPE", "docker")
+        runner_type = _get(env, "BOB_RUNNER_TYPE", runner_types.DEFAULT)
         default_id = f"{runner_type}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         settings = cls(
             common=CommonSettings.from_env(env),

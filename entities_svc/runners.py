@@ -7,12 +7,10 @@ import json
 import logging
 from dataclasses import dataclass
 
+from bob_common import runner_types
 from entities_svc.models import Runner
 
 log = logging.getLogger(__name__)
-
-# Jobs for this type are accepted even before any runner of it was seen: it is the default.
-DEFAULT_RUNNER_TYPE = "docker"
 
 
 @dataclass(frozen=True)
@@ -87,4 +85,4 @@ def list_runners() -> list[Heartbeat]:
 
 def known_runner_types() -> set[str]:
     types = {t for (t,) in Runner.select(Runner.runner_type).distinct().tuples()}
-    return types | {DEFAULT_RUNNER_TYPE}
+    return types | {runner_types.DEFAULT}

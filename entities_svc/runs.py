@@ -13,6 +13,7 @@ from typing import Any
 
 from peewee import fn
 
+from bob_common import runner_types
 from entities_svc import pipelines, plugins, run_status, runners
 from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
@@ -21,7 +22,6 @@ from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RUNNER_TYPE = runners.DEFAULT_RUNNER_TYPE
 STOPPED_BEFORE_START = "stopped before a runner picked it up"
 # A new run's job is being published by CreateRun; should entities die before the broker
 # confirms it, the sweep publishes it once this much time has passed.
@@ -136,7 +136,8 @@ def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -
     """Records a PENDING run (attempt 1) with a snapshot of the pipeline's definition.
     Refused while a plugin it needs (its pipeline's providers and stores, its logger)
     is not registered: a run that cannot fetch or keep what it needs would only fail."""
-    runner_type = runner_type or DEFAULT_RUNNER_TYPE
+    # Bob's "container" means docker; no type means the default.
+    runner_type = runner_types.canonical(runner_type)
     if not _RUNNER_TYPE.match(runner_type):
         raise Invalid(f"Runner type {runner_type!r} is not a valid name")
     with database.atomic():

@@ -17,18 +17,17 @@ from bob_pb import entities_pb2
 PAGE_LINES = 2000
 
 
-async def _page(b: backends.Backends, run_id: str, offset: int) -> list[str]:
+async def _page(
+    b: backends.Backends, run_id: str, offset: int, limit: int = PAGE_LINES
+) -> list[str]:
     reply = await b.rpc(
-        "GetLogs", entities_pb2.GetLogsRequest(run_id=run_id, offset=offset, limit=PAGE_LINES)
+        "GetLogs", entities_pb2.GetLogsRequest(run_id=run_id, offset=offset, limit=limit)
     )
     return list(reply.lines)
 
 
 async def pipeline_log_lines(id_: str, offset: int, lines: int):
-    reply = await backends.current().rpc(
-        "GetLogs", entities_pb2.GetLogsRequest(run_id=id_, offset=offset, limit=lines)
-    )
-    return {"message": list(reply.lines)}, 200
+    return {"message": await _page(backends.current(), id_, offset, lines)}, 200
 
 
 async def pipeline_logs(id_: str, follow: bool = False, until_end: bool = False):

@@ -7,7 +7,6 @@ import logging
 
 from api_server import backends, convert
 from api_server.problems import ApiError
-from bob_common import runner_types
 from bob_pb import entities_pb2, messages_pb2
 
 log = logging.getLogger(__name__)
@@ -16,7 +15,7 @@ OK = {"message": "Ok"}
 
 
 async def _start(group: str, name: str, logger: str, body: dict | None):
-    runner_type = runner_types.canonical((body or {}).get("runner/type", ""))
+    runner_type = (body or {}).get("runner/type", "")
     # Entities records the run and queues its job; a full queue or an unreachable broker
     # comes back as 503 with nothing recorded, a missing plugin or logger as 422.
     job = await backends.current().rpc(
@@ -25,7 +24,7 @@ async def _start(group: str, name: str, logger: str, body: dict | None):
             group=group, name=name, runner_type=runner_type, logger=logger
         ),
     )
-    log.info("run %s: started %s/%s on %s", job.run_id, group, name, runner_type)
+    log.info("run %s: started %s/%s on %s", job.run_id, group, name, job.runner_type)
     return {"message": job.run_id}, 202
 
 

@@ -21,7 +21,7 @@ from tests.faults.harness import (
     output_of,
     pipeline,
 )
-from tests.support.containers import run_containers
+from tests.support.containers import left_after
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
@@ -83,15 +83,7 @@ def test_a_runner_killed_mid_step_has_its_run_retried_or_failed_and_leaves_no_co
         lines = bob.log_lines(run_id)
 
         # And no container of the run is left, the dead runner's included
-        try:
-            wait_until(
-                lambda: not run_containers(docker_client, run_id),
-                timeout=60,
-                what="the run's containers to be removed",
-            )
-        except AssertionError:
-            pass
-        leftover = run_containers(docker_client, run_id)
+        leftover = left_after(docker_client, run_id, timeout=60)
 
         output = output_of(lines)
         figures = Figures.of_one_run(

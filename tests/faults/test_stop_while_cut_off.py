@@ -24,7 +24,7 @@ from tests.faults.harness import (
     output_of,
     pipeline,
 )
-from tests.support.containers import run_containers
+from tests.support.containers import left_after, run_containers
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 from tests.waiting import wait_until
 
@@ -118,15 +118,7 @@ def test_a_stop_sent_while_the_runner_is_cut_off_from_the_broker_ends_the_run_st
         status = bob.wait_terminal(run_id, timeout=120)
         final = detail(bob, unique, run_id) or {}
         output = output_of(bob.log_lines(run_id))
-        try:
-            wait_until(
-                lambda: not run_containers(docker_client, run_id),
-                timeout=30,
-                what="the run's container to be removed",
-            )
-        except AssertionError:
-            pass
-        leftover = run_containers(docker_client, run_id)
+        leftover = left_after(docker_client, run_id, timeout=30)
         figures = Figures.of_one_run(
             "stop-while-cut-off",
             status,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from runner_svc.docker_executor import LABEL_RUN
 from runner_svc.docker_spares import run_container_name
+from tests.waiting import wait_until
 
 
 def run_containers(docker_client, run_id: str) -> list:
@@ -25,3 +26,17 @@ def remove_quietly(containers) -> None:
             container.remove(force=True)
         except Exception:  # noqa: BLE001 - gone already, as the sweep should have done
             pass
+
+
+def left_after(docker_client, run_id: str, timeout: float) -> list:
+    """The run's containers still there once they have had `timeout` seconds to go: a
+    figure to report, so the wait ending without them gone is not itself a failure."""
+    try:
+        wait_until(
+            lambda: not run_containers(docker_client, run_id),
+            timeout=timeout,
+            what="the run's containers to be removed",
+        )
+    except AssertionError:
+        pass
+    return run_containers(docker_client, run_id)
