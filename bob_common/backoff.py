@@ -1,0 +1,65 @@
+"""The one way Bob's services wait for something that is away (the broker, entities, the
+Docker engine): retry with exponential backoff, log each miss, and give up at once when
+the service is stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import tenacity
+
+T = TypeVar("T")
+
+FIRST_S = 0.5
+MOST_S = 10.0
+
+
+async def until_done(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    errors: type[BaseException] | tuple[type[BaseException], ...],
+    log: logging.Logger,
+    stop: asyncio.Event | None = None,
+    first_s: float = FIRST_S,
+    most_s: float = MOST_S,
+) -> T | None:
+    """attempt()'s result, retried while it raises one of `errors`, waiting first_s, then
+    twice as long each time up to most_s. None once `stop` is set, which also cuts a wait
+    short; any other exception is the caller's."""
+    stopping = stop or asyncio.Event()
+
+    async def pause(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), seconds)
+
+    def missed(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.upcoming_sleep
+        log.warning("cannot reach %s (%r); retrying in %.3g s", what, exc, delay)
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(errors),
+        wait=tenacity.wait_exponential(multiplier=first_s, min=first_s, max=most_s),
+        stop=lambda _state: stopping.is_set(),
+        sleep=pause,
+        before_sleep=missed,
+        reraise=True,
+    )
+    if stopping.is_set():
+        return None
+    try:
+        async for try_ in retrying:
+            if stopping.is_set():  # set during the last wait: no further attempt
+                return None
+            with try_:
+                result = await attempt()
+    except errors:
+        if stopping.is_set():
+            return None
+        raise
+    return result
