@@ -6,6 +6,7 @@ The app's lifespan owns one Backends; handlers reach it through request state.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import httpx
 from connexion import request
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from api_server.ended_runs import EndedRuns
+from api_server import run_statuses
 from api_server.problems import from_grpc
 from api_server.publisher import Publisher
 from bob_common.config import ApiSettings
@@ -32,7 +33,7 @@ class Backends:
     publisher: Publisher
     # For the plugins: artifact downloads and pings.
     http: httpx.AsyncClient
-    ended: EndedRuns = field(default_factory=EndedRuns)
+    statuses: run_statuses.RunStatuses = field(default_factory=run_statuses.RunStatuses)
 
     async def rpc(self, method_name: str, message: Any) -> Any:
         """Calls an Entities rpc with the configured deadline; failures become ApiError."""
@@ -59,9 +60,10 @@ async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
     publisher = Publisher(settings.common)
     await publisher.start()
     timeout = httpx.Timeout(settings.common.grpc_timeout_s)
+    following: asyncio.Task[None] | None = None
     try:
         async with httpx.AsyncClient(timeout=timeout) as http:
-            yield Backends(
+            backends = Backends(
                 settings=settings,
                 channel=channel,
                 entities=entities_pb2_grpc.EntitiesStub(channel),
@@ -69,7 +71,18 @@ async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
                 publisher=publisher,
                 http=http,
             )
+            following = asyncio.create_task(
+                run_statuses.follow(
+                    backends.statuses, backends.entities, settings.common.grpc_timeout_s
+                ),
+                name="run-statuses",
+            )
+            yield backends
     finally:
+        if following is not None:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
         await publisher.close()
         await channel.close()
 

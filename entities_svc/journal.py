@@ -36,22 +36,49 @@ class Event:
     reason: str
     kind: str
     message: str
+    # Set for a run's status change: the run, and the RunStatus value it entered (0 when
+    # the run was discarded).
+    run_id: str = ""
+    run_status: int = 0
+    # The pipeline a pipeline's or a run's event is about.
+    group: str = ""
+    name: str = ""
 
 
 def appended() -> int:
     return _appended
 
 
-def append(kind: str, reason: str, message: str, type_: str = NORMAL, at_ms: int = 0) -> None:
-    """Records an event (at at_ms, or now); call it inside the transaction of the change
-    it describes."""
+def append(
+    kind: str,
+    reason: str,
+    message: str,
+    type_: str = NORMAL,
+    at_ms: int = 0,
+    *,
+    run_id: str = "",
+    run_status: int = 0,
+    group: str = "",
+    name: str = "",
+) -> int:
+    """Records an event (at at_ms, or now) and answers its id; call it inside the
+    transaction of the change it describes."""
     global _appended
     if len(message) > MESSAGE_MAX:
         message = message[: MESSAGE_MAX - 3] + "..."
-    ClusterEvent.create(
-        at_ms=at_ms or now_ms(), type=type_, reason=reason, kind=kind, message=message
+    row = ClusterEvent.create(
+        at_ms=at_ms or now_ms(),
+        type=type_,
+        reason=reason,
+        kind=kind,
+        message=message,
+        run_id=run_id,
+        run_status=run_status,
+        group=group,
+        name=name,
     )
     _appended += 1
+    return int(row.id)
 
 
 def read_after(after_id: int, limit: int) -> list[Event]:
@@ -63,7 +90,26 @@ def read_after(after_id: int, limit: int) -> list[Event]:
         .order_by(ClusterEvent.id)
         .limit(limit)
     )
-    return [Event(row.id, row.at_ms, row.type, row.reason, row.kind, row.message) for row in query]
+    return [
+        Event(
+            row.id,
+            row.at_ms,
+            row.type,
+            row.reason,
+            row.kind,
+            row.message,
+            row.run_id,
+            row.run_status,
+            row.group,
+            row.name,
+        )
+        for row in query
+    ]
+
+
+def newest_id() -> int:
+    """The greatest id in the journal; 0 when it is empty."""
+    return ClusterEvent.select(fn.MAX(ClusterEvent.id)).scalar() or 0
 
 
 def prune(now: int, keep_rows: int, batch: int) -> int:
@@ -72,8 +118,8 @@ def prune(now: int, keep_rows: int, batch: int) -> int:
     the newest keep_rows; returns how many. The newest event always stays: SQLite gives a
     new row the highest id plus one, so an emptied table would hand out ids again that
     followers have already seen."""
-    newest = ClusterEvent.select(fn.MAX(ClusterEvent.id)).scalar()
-    if newest is None:
+    newest = newest_id()
+    if not newest:
         return 0
     # Ids may have gaps (PostgreSQL sequences skip rolled-back ones), so this keeps at
     # most keep_rows, and only an index range is read.

@@ -107,6 +107,9 @@ class Run(BaseModel):
     lost_attempts = IntegerField(default=0)
     # Where the current attempt's log starts: a retry continues the run's log.
     first_line_no = IntegerField(default=0)
+    # The journal event (ClusterEvent.id) that recorded the current status: it orders a
+    # status read from the run against the ones a journal follower has seen.
+    status_event_id = BigIntegerField(default=0)
     # The pipeline definition (JSON) when the run was accepted; later edits do not affect it.
     pipeline = TextField()
 
@@ -175,6 +178,13 @@ class ClusterEvent(BaseModel):
     reason = CharField()
     kind = CharField()
     message = TextField()
+    # For a run's status change: the run and the status it entered (a RunStatus value;
+    # 0 when the run was discarded); "" and 0 otherwise.
+    run_id = CharField(default="")
+    run_status = SmallIntegerField(default=0)
+    # The pipeline a pipeline's or a run's event is about; "" for other kinds.
+    group = CharField(default="")
+    name = CharField(default="")
 
     class Meta:
         table_name = "cluster_events"

@@ -128,13 +128,14 @@ def put_pipeline(group: str, name: str, definition: dict[str, Any], document: st
         if not updated:
             Pipeline.create(group=group, name=name, definition=text, document=document)
         what = "updated" if updated else "created"
-        _journal(f"Pipeline{what.title()}", f"Pipeline {group}/{name} {what}")
+        _journal(group, name, f"Pipeline{what.title()}", what)
     log.info("%s pipeline %s/%s", what, group, name)
     return not updated
 
 
-def _journal(reason: str, message: str) -> None:
-    journal.append(run_status.KIND, reason, message)
+def _journal(group: str, name: str, reason: str, what: str) -> None:
+    message = f"Pipeline {group}/{name} {what}"
+    journal.append(run_status.KIND, reason, message, group=group, name=name)
 
 
 def get_pipeline(group: str, name: str) -> StoredPipeline:
@@ -175,7 +176,7 @@ def set_paused(group: str, name: str, paused: bool) -> None:
         if row.paused == paused:
             return
         Pipeline.update(paused=paused).where(Pipeline.id == row.id).execute()
-        _journal(f"Pipeline{what.title()}", f"Pipeline {group}/{name} {what}")
+        _journal(group, name, f"Pipeline{what.title()}", what)
     log.info("%s pipeline %s/%s", what, group, name)
 
 
@@ -199,5 +200,5 @@ def delete_pipeline(group: str, name: str) -> None:
         StepResult.delete().where(StepResult.run.in_(run_ids)).execute()
         runs = Run.delete().where(of_pipeline).execute()
         row.delete_instance()
-        _journal("PipelineDeleted", f"Pipeline {group}/{name} deleted")
+        _journal(group, name, "PipelineDeleted", "deleted")
     log.info("deleted pipeline %s/%s with %d runs and %d log lines", group, name, runs, lines)

@@ -43,8 +43,9 @@ def change(row: Run, new: RunStatus, *, reason: str = "", why: str = "", at_ms: 
 
 def entered(row: Run, old: RunStatus, why: str = "", at_ms: int = 0) -> None:
     """The row has just entered row.status from `old` (by change(), or by a compare-and-set
-    UPDATE it was reloaded after): stamps its time and journals it. `why` explains the
-    change in the journal (the run's own reason is used otherwise)."""
+    UPDATE it was reloaded after): stamps its time and journals it, and the row keeps the
+    journal event's id (the caller saves the row). `why` explains the change in the
+    journal (the run's own reason is used otherwise)."""
     new = RunStatus(row.status)
     at_ms = at_ms or now_ms()
     retried = new is RunStatus.PENDING and old is not RunStatus.UNSPECIFIED
@@ -56,12 +57,16 @@ def entered(row: Run, old: RunStatus, why: str = "", at_ms: int = 0) -> None:
     reason, word = _RETRIED if retried else _FROM.get((old, new), _REASONS[new])
     why = why or (row.reason if new in (RunStatus.FAILED, RunStatus.STOPPED) else "")
     warn = retried or new is RunStatus.FAILED
-    journal.append(
+    row.status_event_id = journal.append(
         KIND,
         reason,
         f"Pipeline {row.group}/{row.name} run {row.id} {word}" + (f": {why}" if why else ""),
         journal.WARNING if warn else journal.NORMAL,
         at_ms,
+        run_id=row.id,
+        run_status=int(new),
+        group=row.group,
+        name=row.name,
     )
 
 
@@ -72,4 +77,7 @@ def discarded(row: Run, why: str) -> None:
         "PipelineDiscarded",
         f"Pipeline {row.group}/{row.name} run {row.id} was not started: {why}",
         journal.WARNING,
+        run_id=row.id,
+        group=row.group,
+        name=row.name,
     )

@@ -65,6 +65,8 @@ class RunInfo:
     # (INITIALIZED); started_at_ms is when its steps started (RUNNING).
     initiated_at_ms: int = 0
     initialized_at_ms: int = 0
+    # The journal event that recorded the current status.
+    status_event_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -
             logger=logger,
         )
         run_status.entered(row, RunStatus.UNSPECIFIED, at_ms=now)
+        row.save(only=[Run.status_event_id])
     log.info("run %s of %s/%s is pending for %s runners", row.id, group, name, runner_type)
     return to_domain(row, with_pipeline=True)
 
@@ -249,6 +252,7 @@ _INFO_COLUMNS = (
     Run.logger,
     Run.initiated_at_ms,
     Run.initialized_at_ms,
+    Run.status_event_id,
 )
 _INFO_NAMES = tuple(column.name for column in _INFO_COLUMNS)
 _NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.INITIALIZED)

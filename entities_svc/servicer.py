@@ -77,6 +77,7 @@ def _run(info: runs.RunInfo) -> entities_pb2.Run:
         logger=info.logger,
         initiated_at_ms=info.initiated_at_ms,
         initialized_at_ms=info.initialized_at_ms,
+        status_event_id=info.status_event_id,
         steps=[
             entities_pb2.StepResult(
                 index=step.index, exit_code=step.exit_code, duration_ms=step.duration_ms
@@ -356,7 +357,10 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
     async def ListEvents(self, request, context):
         reading = self._feed.read(request.after_id, request.limit, request.wait_ms / 1000)
         found = await self._mapped(context, reading)
-        return entities_pb2.ListEventsResponse(events=[_event(event) for event in found])
+        newest = found[-1].id if found else await self._call(context, journal.newest_id)
+        return entities_pb2.ListEventsResponse(
+            events=[_event(event) for event in found], newest_id=newest
+        )
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:

@@ -67,7 +67,7 @@ async def pipeline_delete(group: str, name: str):
             "runs": active,
         }
         raise ApiError(422, message) from err
-    b.ended.forget_pipeline(group, name)
+    b.statuses.forget_pipeline(group, name)
     return OK, 202
 
 

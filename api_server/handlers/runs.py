@@ -55,6 +55,9 @@ async def _stop(run_id: str):
         # changes nothing.
         log.info("run %s: stop of an ended run: %s", run_id, err.message)
         return OK, 202
+    # A pending run is stopped at once: its next status read asks entities, so that the
+    # caller sees its own stop even before the journal brings it.
+    b.statuses.forget(run_id)
     # Entities tells the runner executing it (control fanout, lease renewal).
     return OK, 202
 
@@ -95,10 +98,10 @@ async def run_get(group: str, name: str, id_: str):
 
 async def pipeline_status(run_id: str):
     b = backends.current()
-    status = b.ended.status(run_id)
+    status = b.statuses.status(run_id)
     if status is None:
         run = await b.rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
-        b.ended.remember(run)
+        b.statuses.remember(run)
         status = run.status
     return {"message": convert.status_name(status)}, 200
 

@@ -160,7 +160,7 @@ class StepResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps", "logger", "initiated_at_ms", "initialized_at_ms")
+    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps", "logger", "initiated_at_ms", "initialized_at_ms", "status_event_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class Run(_message.Message):
     LOGGER_FIELD_NUMBER: _ClassVar[int]
     INITIATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     INITIALIZED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     group: str
     name: str
@@ -191,7 +192,8 @@ class Run(_message.Message):
     logger: str
     initiated_at_ms: int
     initialized_at_ms: int
-    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ...) -> None: ...
+    status_event_id: int
+    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ..., status_event_id: _Optional[int] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs",)
@@ -333,23 +335,33 @@ class ListEventsRequest(_message.Message):
     def __init__(self, after_id: _Optional[int] = ..., limit: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class ClusterEvent(_message.Message):
-    __slots__ = ("id", "at_ms", "type", "reason", "kind", "message")
+    __slots__ = ("id", "at_ms", "type", "reason", "kind", "message", "run_id", "run_status", "group", "name")
     ID_FIELD_NUMBER: _ClassVar[int]
     AT_MS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     id: int
     at_ms: int
     type: str
     reason: str
     kind: str
     message: str
-    def __init__(self, id: _Optional[int] = ..., at_ms: _Optional[int] = ..., type: _Optional[str] = ..., reason: _Optional[str] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    run_id: str
+    run_status: _messages_pb2.RunStatus
+    group: str
+    name: str
+    def __init__(self, id: _Optional[int] = ..., at_ms: _Optional[int] = ..., type: _Optional[str] = ..., reason: _Optional[str] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., run_id: _Optional[str] = ..., run_status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., group: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListEventsResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "newest_id")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_ID_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[ClusterEvent]
-    def __init__(self, events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ...) -> None: ...
+    newest_id: int
+    def __init__(self, events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., newest_id: _Optional[int] = ...) -> None: ...

@@ -9,9 +9,9 @@ import pytest
 from connexion.exceptions import ResolverError
 
 from api_server import convert, handlers
-from api_server.ended_runs import EndedRuns
 from api_server.problems import GRPC_TO_HTTP, from_grpc
 from api_server.resolver import HandlerResolver, snake_case
+from api_server.run_statuses import RunStatuses as EndedRuns
 from bob_pb import entities_pb2, messages_pb2
 
 
