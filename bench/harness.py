@@ -77,13 +77,15 @@ def start(http: httpx.Client, name: str) -> str:
     return r.json()["message"]
 
 
-def wait_terminal(http: httpx.Client, run_id: str, timeout: float = 600) -> str:
+def wait_terminal(
+    http: httpx.Client, run_id: str, timeout: float = 600, poll_s: float = POLL_S
+) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = http.get(f"/pipelines/status/runs/{run_id}").json()["message"]
         if status in TERMINAL:
             return status
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
     raise TimeoutError(f"run {run_id} did not end within {timeout}s")
 
 
