@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import grpc
 import httpx
@@ -20,8 +20,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from api_server import run_statuses
 from api_server.problems import from_grpc
 from api_server.publisher import Publisher
+from bob_common import rpc
 from bob_common.config import ApiSettings
 from bob_pb import entities_pb2_grpc
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,19 +38,18 @@ class Backends:
     http: httpx.AsyncClient
     statuses: run_statuses.RunStatuses = field(default_factory=run_statuses.RunStatuses)
 
-    async def rpc(self, method_name: str, message: Any) -> Any:
-        """Calls an Entities rpc with the configured deadline; failures become ApiError."""
-        method = getattr(self.entities, method_name)
+    async def call(self, pending: Awaitable[T]) -> T:
+        """The answer of an entities rpc, `await b.call(b.entities.GetRun(ref))`; a
+        failure becomes the ApiError that fits. The channel gives the call its deadline."""
         try:
-            return await method(message, timeout=self.settings.common.grpc_timeout_s)
+            return await pending
         except grpc.aio.AioRpcError as err:
             raise from_grpc(err) from err
 
     async def entities_healthy(self) -> bool:
         try:
             reply = await self.health.Check(
-                health_pb2.HealthCheckRequest(service="bob.v1.Entities"),
-                timeout=self.settings.common.grpc_timeout_s,
+                health_pb2.HealthCheckRequest(service="bob.v1.Entities")
             )
         except grpc.aio.AioRpcError:
             return False
@@ -56,7 +58,11 @@ class Backends:
 
 @contextlib.asynccontextmanager
 async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
-    channel = grpc.aio.insecure_channel(settings.common.entities_addr)
+    # Every call gets the configured deadline and names the run it is about.
+    channel = grpc.aio.insecure_channel(
+        settings.common.entities_addr,
+        interceptors=[rpc.ClientInterceptor(settings.common.grpc_timeout_s)],
+    )
     publisher = Publisher(settings.common)
     await publisher.start()
     timeout = httpx.Timeout(settings.common.grpc_timeout_s)

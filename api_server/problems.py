@@ -15,6 +15,8 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from bob_common import rpc
+
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
@@ -26,9 +28,8 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.ABORTED: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 422,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 503,
+    # Entities could not answer now: retry later.
+    **dict.fromkeys(rpc.RETRY_LATER, 503),
 }
 
 

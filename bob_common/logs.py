@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from bob_common.rpc import RunIdFilter
+
 # Libraries that log every connection or frame at INFO; their warnings still show.
 _NOISY = (
     "aio_pika",
@@ -23,8 +25,10 @@ _NOISY = (
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+        logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s%(run)s: %(message)s")
     )
+    # ` run=<id>` on the lines logged while the work is about a run (bob_common.rpc).
+    handler.addFilter(RunIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

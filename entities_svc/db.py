@@ -4,6 +4,7 @@ and the one thread that uses it."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import os
@@ -71,8 +72,11 @@ class DatabaseThread:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
+        # In the caller's context (as asyncio.to_thread does), so that what fn logs names
+        # the run the caller is about (bob_common.rpc).
+        in_context = functools.partial(contextvars.copy_context().run, fn, *args)
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+            return await loop.run_in_executor(self._executor, in_context)
         finally:
             for callback in self._after_call:
                 callback()

@@ -21,7 +21,7 @@ async def pipeline_artifact_fetch(
 ):
     b = backends.current()
     await run_of(group, name, id_)
-    stores = await b.rpc("ListArtifactStores", empty_pb2.Empty())
+    stores = await b.call(b.entities.ListArtifactStores(empty_pb2.Empty()))
     store = next((s for s in stores.plugins if s.name == store_name), None)
     if store is None:
         raise ApiError(404, f"Artifact store {store_name} is not registered")

@@ -25,9 +25,9 @@ async def _unhealthy_plugins(b: backends.Backends) -> list[str]:
     """Providers, stores and loggers whose GET /ping fails, pinged concurrently."""
     empty = empty_pb2.Empty()
     providers, stores, loggers = await asyncio.gather(
-        b.rpc("ListResourceProviders", empty),
-        b.rpc("ListArtifactStores", empty),
-        b.rpc("ListLoggers", empty),
+        b.call(b.entities.ListResourceProviders(empty)),
+        b.call(b.entities.ListArtifactStores(empty)),
+        b.call(b.entities.ListLoggers(empty)),
     )
     plugins = [(f"resource provider {p.name}", p.url) for p in providers.plugins]
     plugins += [(f"artifact store {p.name}", p.url) for p in stores.plugins]
@@ -55,5 +55,6 @@ async def health_check():
 
 async def cluster_info():
     """Bob's per-node shape, keyed by runner id (several runners may share a host)."""
-    reply = await backends.current().rpc("ListRunners", empty_pb2.Empty())
+    b = backends.current()
+    reply = await b.call(b.entities.ListRunners(empty_pb2.Empty()))
     return {"message": {r.runner_id: convert.node(r) for r in reply.runners}}, 200

@@ -78,12 +78,13 @@ async def get_events(after: int | None = None, keepalive: int | None = None):
 
 
 async def _events(b: backends.Backends, after: int, wait: bool) -> list:
-    reply = await b.rpc(
-        "ListEvents",
-        entities_pb2.ListEventsRequest(
-            after_id=after,
-            wait_ms=min(WAIT_MS, int(b.settings.common.grpc_timeout_s * 500)) if wait else 0,
-        ),
+    reply = await b.call(
+        b.entities.ListEvents(
+            entities_pb2.ListEventsRequest(
+                after_id=after,
+                wait_ms=min(WAIT_MS, int(b.settings.common.grpc_timeout_s * 500)) if wait else 0,
+            )
+        )
     )
     return list(reply.events)
 

@@ -20,8 +20,8 @@ PAGE_LINES = 2000
 async def _page(
     b: backends.Backends, run_id: str, offset: int, limit: int = PAGE_LINES
 ) -> list[str]:
-    reply = await b.rpc(
-        "GetLogs", entities_pb2.GetLogsRequest(run_id=run_id, offset=offset, limit=limit)
+    reply = await b.call(
+        b.entities.GetLogs(entities_pb2.GetLogsRequest(run_id=run_id, offset=offset, limit=limit))
     )
     return list(reply.lines)
 
@@ -77,7 +77,7 @@ async def _follow(
         try:
             # Entities applies a run's events in order, so once the run shows an ended
             # status, every line it printed before that is already stored.
-            run = await b.rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
+            run = await b.call(b.entities.GetRun(entities_pb2.RunRef(run_id=run_id)))
             ended = run.status in convert.TERMINAL
             page = await _page(b, run_id, offset)
         except ApiError as err:

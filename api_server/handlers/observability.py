@@ -115,7 +115,8 @@ class _Snapshot:
 async def get_metrics():
     b = backends.current()
     stats, runners = await asyncio.gather(
-        b.rpc("GetStats", empty_pb2.Empty()), b.rpc("ListRunners", empty_pb2.Empty())
+        b.call(b.entities.GetStats(empty_pb2.Empty())),
+        b.call(b.entities.ListRunners(empty_pb2.Empty())),
     )
     types = {r.runner_type for r in runners.runners} | {runner_types.DEFAULT}
     try:
@@ -149,7 +150,8 @@ def _project(stored: entities_pb2.StoredPipeline, base_url: str) -> ET.Element:
 
 
 async def cc_tray():
-    reply = await backends.current().rpc("ListPipelines", entities_pb2.ListPipelinesRequest())
+    b = backends.current()
+    reply = await b.call(b.entities.ListPipelines(entities_pb2.ListPipelinesRequest()))
     base_url = str(request.base_url).rstrip("/")
     root = ET.Element("Projects")
     root.extend(_project(p, base_url) for p in reply.pipelines)

@@ -23,11 +23,13 @@ async def _put(group: str, name: str, body: dict):
         raise ApiError(400, f"Invalid pipeline: {exc}") from exc
     # The document is kept as posted, so that a read answers exactly what was sent.
     document = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    await backends.current().rpc(
-        "PutPipeline",
-        entities_pb2.PutPipelineRequest(
-            group=group, name=name, pipeline=pipeline, document=document
-        ),
+    b = backends.current()
+    await b.call(
+        b.entities.PutPipeline(
+            entities_pb2.PutPipelineRequest(
+                group=group, name=name, pipeline=pipeline, document=document
+            )
+        )
     )
     return OK, 202
 
@@ -46,9 +48,8 @@ async def pipeline_create_at(group: str, name: str, body: dict):
 
 
 async def pipeline_get(group: str, name: str):
-    stored = await backends.current().rpc(
-        "GetPipeline", entities_pb2.PipelineRef(group=group, name=name)
-    )
+    b = backends.current()
+    stored = await b.call(b.entities.GetPipeline(entities_pb2.PipelineRef(group=group, name=name)))
     return {"message": convert.pipeline_to_json(stored)}, 200
 
 
@@ -56,11 +57,11 @@ async def pipeline_delete(group: str, name: str):
     b = backends.current()
     ref = entities_pb2.PipelineRef(group=group, name=name)
     try:
-        await b.rpc("DeletePipeline", ref)
+        await b.call(b.entities.DeletePipeline(ref))
     except ApiError as err:
         if err.status != 422:
             raise
-        runs = await b.rpc("ListRuns", ref)
+        runs = await b.call(b.entities.ListRuns(ref))
         active = [r.id for r in runs.runs if r.status in convert.ACTIVE]
         message = {
             "error": "Pipeline has active runs. Wait for them to finish or stop them.",
@@ -77,14 +78,17 @@ async def pipeline_list(group: str | None = None, name: str | None = None, statu
         name=name or "",
         status=convert.status_value(status) if status else messages_pb2.RUN_STATUS_UNSPECIFIED,
     )
-    reply = await backends.current().rpc("ListPipelines", request)
+    b = backends.current()
+    reply = await b.call(b.entities.ListPipelines(request))
     return {"message": [convert.pipeline_to_json(p) for p in reply.pipelines]}, 200
 
 
 async def _set_paused(group: str, name: str, paused: bool):
-    await backends.current().rpc(
-        "SetPipelinePaused",
-        entities_pb2.SetPipelinePausedRequest(group=group, name=name, paused=paused),
+    b = backends.current()
+    await b.call(
+        b.entities.SetPipelinePaused(
+            entities_pb2.SetPipelinePausedRequest(group=group, name=name, paused=paused)
+        )
     )
     return OK, 202
 

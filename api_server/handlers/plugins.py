@@ -3,44 +3,62 @@ URL, the name in the body (Bob's current API) or in the path (its older one)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from google.protobuf import empty_pb2
 
 from api_server import backends
-from bob_pb import entities_pb2
+from bob_pb import entities_pb2, entities_pb2_grpc
 
 OK = {"message": "Ok"}
+
+Stub = entities_pb2_grpc.EntitiesStub
 
 
 @dataclass(frozen=True)
 class Kind:
     """The three rpcs of one kind of plugin."""
 
-    put: str
-    delete: str
-    list: str
+    put: Callable[[Stub, entities_pb2.Plugin], Awaitable[empty_pb2.Empty]]
+    delete: Callable[[Stub, entities_pb2.PluginRef], Awaitable[empty_pb2.Empty]]
+    list: Callable[[Stub, empty_pb2.Empty], Awaitable[entities_pb2.ListPluginsResponse]]
 
 
-PROVIDERS = Kind("PutResourceProvider", "DeleteResourceProvider", "ListResourceProviders")
-STORES = Kind("PutArtifactStore", "DeleteArtifactStore", "ListArtifactStores")
-LOGGERS = Kind("PutLogger", "DeleteLogger", "ListLoggers")
+PROVIDERS = Kind(
+    lambda e, plugin: e.PutResourceProvider(plugin),
+    lambda e, ref: e.DeleteResourceProvider(ref),
+    lambda e, empty: e.ListResourceProviders(empty),
+)
+STORES = Kind(
+    lambda e, plugin: e.PutArtifactStore(plugin),
+    lambda e, ref: e.DeleteArtifactStore(ref),
+    lambda e, empty: e.ListArtifactStores(empty),
+)
+LOGGERS = Kind(
+    lambda e, plugin: e.PutLogger(plugin),
+    lambda e, ref: e.DeleteLogger(ref),
+    lambda e, empty: e.ListLoggers(empty),
+)
 
 
 async def _put(kind: Kind, name: str, url: str) -> tuple[dict, int]:
-    await backends.current().rpc(kind.put, entities_pb2.Plugin(name=name, url=url))
+    b = backends.current()
+    await b.call(kind.put(b.entities, entities_pb2.Plugin(name=name, url=url)))
     return OK, 202
 
 
 async def _delete(kind: Kind, name: str) -> tuple[dict, int]:
-    await backends.current().rpc(kind.delete, entities_pb2.PluginRef(name=name))
+    b = backends.current()
+    await b.call(kind.delete(b.entities, entities_pb2.PluginRef(name=name)))
     return OK, 202
 
 
 async def _list(kind: Kind, name: str | None) -> tuple[dict, int]:
     """Only string values in each item: the Terraform provider decodes the list as
     map[string]string."""
-    reply = await backends.current().rpc(kind.list, empty_pb2.Empty())
+    b = backends.current()
+    reply = await b.call(kind.list(b.entities, empty_pb2.Empty()))
     found = [p for p in reply.plugins if name is None or p.name == name]
     return {"message": [{"name": p.name, "url": p.url} for p in found]}, 200
 

@@ -18,11 +18,13 @@ async def _start(group: str, name: str, logger: str, body: dict | None):
     runner_type = (body or {}).get("runner/type", "")
     # Entities records the run and queues its job; a full queue or an unreachable broker
     # comes back as 503 with nothing recorded, a missing plugin or logger as 422.
-    job = await backends.current().rpc(
-        "CreateRun",
-        entities_pb2.CreateRunRequest(
-            group=group, name=name, runner_type=runner_type, logger=logger
-        ),
+    b = backends.current()
+    job = await b.call(
+        b.entities.CreateRun(
+            entities_pb2.CreateRunRequest(
+                group=group, name=name, runner_type=runner_type, logger=logger
+            )
+        )
     )
     log.info("run %s: started %s/%s on %s", job.run_id, group, name, job.runner_type)
     return {"message": job.run_id}, 202
@@ -37,7 +39,8 @@ async def pipeline_start_at(group: str, name: str, body: dict | None = None):
 
 
 async def run_of(group: str, name: str, run_id: str) -> entities_pb2.Run:
-    run = await backends.current().rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
+    b = backends.current()
+    run = await b.call(b.entities.GetRun(entities_pb2.RunRef(run_id=run_id)))
     if (run.group, run.name) != (group, name):
         raise ApiError(404, f"Run {run_id} is not a run of pipeline {group}/{name}")
     return run
@@ -47,7 +50,7 @@ async def _stop(run_id: str):
     b = backends.current()
     try:
         # Entities stops a pending run itself (it will never start).
-        await b.rpc("StopRun", entities_pb2.RunRef(run_id=run_id))
+        await b.call(b.entities.StopRun(entities_pb2.RunRef(run_id=run_id)))
     except ApiError as err:
         if err.status != 422:
             raise
@@ -86,8 +89,9 @@ async def _set_run_paused(group: str, name: str, run_id: str, paused: bool):
     needed, word = (messages_pb2.RUNNING, "running") if paused else (messages_pb2.PAUSED, "paused")
     if run.status != needed:
         raise ApiError(422, f"Run {run_id} is {convert.status_name(run.status)}, not {word}")
-    await backends.current().rpc(
-        "SetRunPaused", entities_pb2.SetRunPausedRequest(run_id=run_id, paused=paused)
+    b = backends.current()
+    await b.call(
+        b.entities.SetRunPaused(entities_pb2.SetRunPausedRequest(run_id=run_id, paused=paused))
     )
     return OK, 202
 
@@ -100,7 +104,7 @@ async def pipeline_status(run_id: str):
     b = backends.current()
     status = b.statuses.status(run_id)
     if status is None:
-        run = await b.rpc("GetRun", entities_pb2.RunRef(run_id=run_id))
+        run = await b.call(b.entities.GetRun(entities_pb2.RunRef(run_id=run_id)))
         b.statuses.remember(run)
         status = run.status
     return {"message": convert.status_name(status)}, 200
@@ -108,7 +112,6 @@ async def pipeline_status(run_id: str):
 
 async def pipeline_runs(group: str, name: str):
     # ListRuns answers NOT_FOUND (404) for an unknown pipeline, not an empty list.
-    reply = await backends.current().rpc(
-        "ListRuns", entities_pb2.PipelineRef(group=group, name=name)
-    )
+    b = backends.current()
+    reply = await b.call(b.entities.ListRuns(entities_pb2.PipelineRef(group=group, name=name)))
     return {"message": [convert.run_summary(r) for r in reply.runs]}, 200

@@ -1,0 +1,118 @@
+"""What every gRPC call between the services shares: which failures are worth a retry,
+the deadline a call gets when its caller sets none, and the run a call is about.
+
+A caller says which run its work is about with `about_run(run_id)`; a call whose request
+has a `run_id` field is about that run without being told. The client interceptor sends
+the run id as metadata `bob-run-id`; the server interceptor puts it back in the same
+context variable while the rpc is handled, and `RunIdFilter`, installed by the services'
+logging set-up, names it on every log line emitted meanwhile (` run=<id>`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import grpc
+
+RUN_ID_KEY = "bob-run-id"
+
+# Entities could not answer now; the same call later may succeed. The API answers 503
+# with Retry-After.
+RETRY_LATER: frozenset[grpc.StatusCode] = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+# Answers that say nothing about the request, only that entities did not decide it: a
+# caller whose calls are safe to repeat (the runner's claims, renewals and releases)
+# tries again later rather than taking them for a refusal.
+UNDECIDED: frozenset[grpc.StatusCode] = RETRY_LATER | {
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.CANCELLED,
+}
+
+# The run the current work is about; "" when none.
+_run_id: contextvars.ContextVar[str] = contextvars.ContextVar("bob_run_id", default="")
+
+
+def current_run() -> str:
+    """The run id the current work is about, "" when none."""
+    return _run_id.get()
+
+
+@contextlib.contextmanager
+def about_run(run_id: str) -> Iterator[None]:
+    """Within the block, calls carry `run_id` and log lines name it."""
+    token = _run_id.set(run_id)
+    try:
+        yield
+    finally:
+        _run_id.reset(token)
+
+
+def _request_run_id(request: Any) -> str:
+    value = getattr(request, "run_id", "")
+    return value if isinstance(value, str) else ""
+
+
+class ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Gives every call `timeout_s` unless its caller set a deadline, and the run id of
+    its request (or else of `about_run`) as metadata, unless its caller sent one."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        details = client_call_details
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        run_id = _request_run_id(request) or current_run()
+        if run_id and RUN_ID_KEY not in metadata:
+            metadata.add(RUN_ID_KEY, run_id)
+        timeout = self._timeout_s if details.timeout is None else details.timeout
+        return await continuation(details._replace(timeout=timeout, metadata=metadata), request)
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Handles each unary rpc within `about_run` of the run it is about: metadata
+    `bob-run-id`, else the request's `run_id` field (a client without ClientInterceptor,
+    grpcurl say). Streaming rpcs (health Watch, reflection) pass through untouched."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        behavior = handler.unary_unary if handler is not None else None
+        if not inspect.iscoroutinefunction(behavior):
+            return handler
+        sent = dict(handler_call_details.invocation_metadata or ()).get(RUN_ID_KEY, "")
+
+        async def about_its_run(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            with about_run(sent or _request_run_id(request)):
+                return await behavior(request, context)
+
+        return handler._replace(unary_unary=about_its_run)
+
+
+class RunIdFilter(logging.Filter):
+    """Gives every record `run`: " run=<id>" while the work is about a run, else ""."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        run_id = current_run()
+        record.run = f" run={run_id}" if run_id else ""
+        return True
