@@ -1,8 +1,11 @@
-"""A publishing link to the broker, for services that answer requests (the API, entities).
+"""A service's one link to the broker, for services that answer requests (the API, entities).
 
-The connection is made in the background and retried, so the service answers while the
-broker is away; every exchange with the broker is bounded, and fails fast with
-QueueUnavailable instead of hanging, or with QueueFull when the broker refused a message.
+It owns the connection and a channel with publisher confirms; whoever needs a channel of
+its own (a consumer) opens it on that connection once the link is up (opened()). The
+connection is made in the background and retried (backoff.until_done), so the service
+answers while the broker is away; every exchange with the broker is bounded, and fails
+fast with QueueUnavailable instead of hanging, or with QueueFull when the broker refused a
+message.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from bob_common import amqp
+from bob_common.backoff import until_done
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# How long one attempt to connect may take before it is given up and retried.
+CONNECT_TIMEOUT_S = 10.0
 
 
 class QueueUnavailable(Exception):
@@ -32,43 +39,48 @@ class QueueFull(Exception):
 
 
 class BrokerLink:
-    def __init__(
-        self,
-        queue_url: str,
-        connection_name: str,
-        timeout_s: float,
-        on_channel: Callable[[AbstractChannel], Awaitable[None]] | None = None,
-    ) -> None:
+    def __init__(self, queue_url: str, connection_name: str, timeout_s: float) -> None:
         self._url = queue_url
         self._name = connection_name
         self.timeout_s = timeout_s
-        # Declares what the service publishes to, once the channel is open.
-        self._on_channel = on_channel
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._connector: asyncio.Task[None] | None = None
+        # Set once the connection and its publishing channel are open; it stays set, since
+        # the robust connection restores itself and what was opened on it.
+        self._opened = asyncio.Event()
 
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect_forever())
 
     async def _connect_forever(self) -> None:
-        delay = 0.5
-        while True:
-            try:
+        await until_done(
+            self._connect,
+            what=f"the queue ({self._name})",
+            errors=(TimeoutError, OSError, aiormq.exceptions.AMQPError),
+            log=log,
+        )
+        self._opened.set()
+        log.info("%s connected to the queue", self._name)
+
+    async def _connect(self) -> None:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 self._connection = await amqp.connect(self._url, self._name)
                 self._channel = await self._connection.channel(publisher_confirms=True)
-                if self._on_channel is not None:
-                    await self._on_channel(self._channel)
-                log.info("%s connected to the queue", self._name)
-                return
-            except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
-                log.warning("queue not reachable (%s); retrying in %.1fs", exc, delay)
-                if self._connection is not None:
-                    with contextlib.suppress(Exception):
-                        await self._connection.close()
-                    self._connection = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+        except BaseException:
+            if self._connection is not None:
+                with contextlib.suppress(Exception):
+                    await self._connection.close()
+                self._connection = None
+            raise
+
+    async def opened(self) -> AbstractRobustConnection:
+        """The connection, once the link has first connected: a consumer opens its own
+        channel on it (robust, so its consumer comes back after a reconnect)."""
+        await self._opened.wait()
+        assert self._connection is not None
+        return self._connection
 
     @property
     def connected(self) -> bool:

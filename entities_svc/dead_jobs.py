@@ -12,6 +12,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from bob_common import amqp, topology
+from bob_common.backoff import until_done
+from bob_common.broker_link import BrokerLink, QueueUnavailable
 from bob_pb import messages_pb2
 from entities_svc import leases
 from entities_svc.db import DatabaseThread
@@ -40,21 +42,34 @@ class DeadJobs:
     def __init__(
         self,
         db: DatabaseThread,
+        link: BrokerLink,
         jobs: JobQueue,
         max_attempts: int,
         job_due: Callable[[], None],
     ) -> None:
         self._db = db
+        # Entities' link to the broker: the dead jobs are taken on its publishing channel.
+        self._link = link
         self._jobs = jobs
         self._max_attempts = max_attempts
         # Called once a run has a job due again, so it is published without delay.
         self._job_due = job_due
         self._channel: AbstractChannel | None = None
 
-    async def attach(self, channel: AbstractChannel) -> None:
-        """Consumes on `channel` (a robust one: the consumer comes back after a reconnect)."""
-        self._channel = channel
-        queue = await topology.declare_dead_jobs(channel)
+    async def consume(self) -> None:
+        """Starts consuming once the link is up, and returns: the channel is a robust one,
+        so the consumer comes back after a reconnect by itself."""
+        await self._link.opened()
+        await until_done(
+            self._attach,
+            what="the dead jobs' queue",
+            errors=(QueueUnavailable, *amqp.BROKER_ERRORS),
+            log=log,
+        )
+
+    async def _attach(self) -> None:
+        self._channel = self._link.channel()
+        queue = await topology.declare_dead_jobs(self._channel)
         await queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:

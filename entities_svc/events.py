@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import aio_pika.exceptions
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from bob_common import amqp, topology
+from bob_common.broker_link import BrokerLink
 from bob_pb import messages_pb2
 from entities_svc import progress
 from entities_svc.db import DatabaseThread
 from entities_svc.lifecycle import RunStatus
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVICE = "entities"
 # How long a batch waits for more deliveries once its first one has arrived.
@@ -29,8 +33,6 @@ LINGER_S = 0.005
 # lines each would otherwise hold hundreds of thousands of lines in memory at once.
 BATCH_BYTES = 4 * 1024 * 1024
 MAX_PREFETCH = 200
-CONNECT_TIMEOUT_S = 10.0
-RETRY_MAX_S = 30.0
 MAX_INT64 = 2**63 - 1
 
 
@@ -69,11 +71,9 @@ def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent:
 
 
 class EventConsumer:
-    def __init__(
-        self, queue_url: str, connection_name: str, db: DatabaseThread, batch_max: int
-    ) -> None:
-        self._url = queue_url
-        self._name = connection_name
+    def __init__(self, link: BrokerLink, db: DatabaseThread, batch_max: int) -> None:
+        # Entities' link to the broker; the consumer opens a channel of its own on it.
+        self._link = link
         self._db = db
         self._batch_max = max(1, batch_max)
         # A little more than a batch, so the next one is arriving while one commits; and
@@ -97,11 +97,13 @@ class EventConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
-        connection = await self._connect()
+        # The broker may start after us: the link connects in the background, and gRPC is
+        # served meanwhile.
+        connection = await self._unless_stopped(self._link.opened())
         if connection is None:
             return
+        channel = await connection.channel()
         try:
-            channel = await connection.channel()
             await channel.set_qos(prefetch_count=self.prefetch)
             queue = await topology.declare_entities_events(channel)
             tag = await queue.consume(self._on_message)
@@ -113,22 +115,19 @@ class EventConsumer:
             # them to the queue for the next consumer.
             await amqp.cancel_consuming(queue, tag)
         finally:
-            await connection.close()
+            await channel.close()
             log.info("event consumer stopped")
 
-    async def _connect(self) -> AbstractRobustConnection | None:
-        # The broker may start after us: retry with backoff, serving gRPC meanwhile.
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                return await asyncio.wait_for(
-                    amqp.connect(self._url, self._name), CONNECT_TIMEOUT_S
-                )
-            except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-                log.warning("cannot connect to the broker (%r); retrying in %.1fs", exc, delay)
-            await self._pause(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
-        return None
+    async def _unless_stopped(self, waiting: Awaitable[T]) -> T | None:
+        """What `waiting` gives, or None once stop() was called first."""
+        getter = asyncio.ensure_future(waiting)
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not getter.done():
+            getter.cancel()
+            return None
+        return getter.result()
 
     async def _pause(self, seconds: float) -> None:
         """Sleeps, but no longer than until stop()."""
@@ -142,14 +141,10 @@ class EventConsumer:
         """Up to batch_max deliveries or BATCH_BYTES of them: the first to come, and what
         follows within LINGER_S. Empty once stop() was called."""
         if self._inbox.empty():
-            getter = asyncio.ensure_future(self._inbox.get())
-            stopper = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if not getter.done():
-                getter.cancel()
+            first = await self._unless_stopped(self._inbox.get())
+            if first is None:
                 return []
-            batch = [getter.result()]
+            batch = [first]
         elif self._stopping.is_set():
             return []
         else:

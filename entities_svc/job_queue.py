@@ -8,21 +8,15 @@ was never confirmed.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Awaitable, Callable
-
-from aio_pika.abc import AbstractChannel, AbstractExchange
+from aio_pika.abc import AbstractExchange
 from google.protobuf import json_format
 
 from bob_common import amqp, topology
 from bob_common.broker_link import BrokerLink
 from bob_common.config import CommonSettings
 from bob_pb import messages_pb2, pipeline_pb2
+from entities_svc import broker
 from entities_svc.runs import RunInfo
-
-# Of the gRPC deadline, what a publish may take: CreateRun must answer before its caller
-# gives up on it.
-PUBLISH_SHARE = 0.75
 
 
 def pipeline_from_dict(definition: dict) -> pipeline_pb2.Pipeline:
@@ -47,37 +41,25 @@ def job_of(info: RunInfo) -> messages_pb2.Job:
 
 
 class JobQueue:
-    def __init__(self, settings: CommonSettings) -> None:
+    def __init__(self, settings: CommonSettings, link: BrokerLink | None = None) -> None:
+        """Publishes on `link`, entities' one link to the broker, which its owner starts
+        and closes; without one (a test, a tool), on a link of its own, which start() and
+        close() open and close."""
         self._max_jobs = settings.queue_max_jobs
-        # Set before start() to use the publishing channel for more (dead jobs).
-        self.on_channel: Callable[[AbstractChannel], Awaitable[None]] | None = None
-        self._link = BrokerLink(
-            settings.queue_url,
-            f"entities-jobs-{socket.gethostname()}",
-            settings.grpc_timeout_s * PUBLISH_SHARE,
-            on_channel=self._declare,
-        )
+        self._own_link = link is None
+        self._link = broker.link(settings) if link is None else link
         self._exchange: AbstractExchange | None = None
         self._declared_types: set[str] = set()
         # (run_id, attempt) of jobs confirmed since the last take_confirmed().
         self._confirmed: list[tuple[str, int]] = []
 
-    async def _declare(self, channel: AbstractChannel) -> None:
-        # Job queues are declared per runner type on first use (publish below).
-        if self.on_channel is not None:
-            await self.on_channel(channel)
-
     async def start(self) -> None:
-        await self._link.start()
+        if self._own_link:
+            await self._link.start()
 
     @property
     def connected(self) -> bool:
         return self._link.connected
-
-    @property
-    def link(self) -> BrokerLink:
-        """The broker link, which entities' controls are published on too."""
-        return self._link
 
     async def publish(self, job: messages_pb2.Job) -> None:
         """Returns once the broker has confirmed the job; QueueFull when the job queue is
@@ -110,4 +92,5 @@ class JobQueue:
         return taken
 
     async def close(self) -> None:
-        await self._link.close()
+        if self._own_link:
+            await self._link.close()

@@ -1,16 +1,18 @@
-"""The entities process: one database thread, the gRPC server and the event consumer,
-started in that order and stopped in the reverse one."""
+"""The entities process: one database thread, the gRPC server, and one link to the broker
+with what goes through it (the job queue and the controls it publishes on, the run-event
+and dead-job consumers); started in that order and stopped in the reverse one. The sweep
+publishes what is owed meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 import grpc
 from grpc_health.v1 import health
 
 from bob_common.config import EntitiesSettings
+from entities_svc import broker
 from entities_svc.controls import ControlSender
 from entities_svc.db import DatabaseThread
 from entities_svc.dead_jobs import DeadJobs
@@ -32,26 +34,26 @@ class EntitiesService:
         self.grace_s = grace_s
         self.port = 0
         self.db = DatabaseThread()
-        self.consumer = EventConsumer(
-            settings.common.queue_url,
-            f"entities-{socket.gethostname()}",
-            self.db,
-            settings.event_batch_max,
-        )
-        self.jobs = JobQueue(settings.common)
-        self.controls = ControlSender(self.db, self.jobs.link)
+        # The one connection to the broker; each part below opens or takes its channel.
+        self.link = broker.link(settings.common)
+        self.jobs = JobQueue(settings.common, self.link)
+        self.controls = ControlSender(self.db, self.link)
         self.sweeper = Sweeper(self.db, self.jobs, self.controls, settings)
-        self.dead_jobs = DeadJobs(self.db, self.jobs, settings.max_attempts, self.sweeper.wake)
-        self.jobs.on_channel = self.dead_jobs.attach
-        self._sweeper_task: asyncio.Task[None] | None = None
+        self.dead_jobs = DeadJobs(
+            self.db, self.link, self.jobs, settings.max_attempts, job_due=self.sweeper.wake
+        )
+        self.consumer = EventConsumer(self.link, self.db, settings.event_batch_max)
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._consuming: asyncio.Task[None] | None = None
+        self._sweeping: asyncio.Task[None] | None = None
+        self._taking_dead_jobs: asyncio.Task[None] | None = None
         self._hurrying: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        """Opens the database, serves gRPC, and starts consuming events and sweeping; both
-        keep retrying in the background while the broker is unreachable."""
+        """Opens the database, serves gRPC, connects to the broker, and starts consuming
+        and sweeping; the link keeps retrying in the background while the broker is
+        unreachable, and the consumers start once it is up."""
         await self.db.open(self.settings.db_url)
         servicer = EntitiesServicer(
             self.db,
@@ -69,9 +71,10 @@ class EntitiesService:
             await self.db.close()
             raise
         log.info("serving bob.v1.Entities on port %d", self.port)
-        await self.jobs.start()
+        await self.link.start()
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
-        self._sweeper_task = asyncio.create_task(self.sweeper.serve(), name="sweeper")
+        self._taking_dead_jobs = asyncio.create_task(self.dead_jobs.consume(), name="dead-jobs")
+        self._sweeping = asyncio.create_task(self.sweeper.serve(), name="sweeper")
 
     async def wait(self, stopping: asyncio.Event) -> None:
         """Returns when `stopping` is set; raises if the consumer fails."""
@@ -93,8 +96,8 @@ class EntitiesService:
         in-flight rpcs finish within the grace period, then closes the database."""
         self.consumer.stop()
         self.sweeper.stop()
-        if self._sweeper_task is not None:
-            await self._sweeper_task
+        if self._sweeping is not None:
+            await self._sweeping
         if self._consuming is not None:
             try:
                 await self._consuming
@@ -104,8 +107,17 @@ class EntitiesService:
             if self._health is not None:
                 await self._health.enter_graceful_shutdown()
             await self._server.stop(self.grace_s)
+        if self._taking_dead_jobs is not None:
+            # Still waiting for the broker, if it has not started consuming yet.
+            self._taking_dead_jobs.cancel()
+            try:
+                await self._taking_dead_jobs
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # noqa: BLE001 - shutting down regardless
+                log.exception("dead-job consumer failed")
         await self.controls.close()
-        await self.jobs.close()
+        await self.link.close()
         await self.db.close()
         log.info("stopped")
 
