@@ -18,3 +18,8 @@ class FailedPrecondition(EntitiesError):
 
 class Invalid(EntitiesError):
     """Raised for a malformed request (an empty name, a bad URL); retrying cannot help."""
+
+
+class NotQueued(EntitiesError):
+    """Raised when the broker refused a new run's job (its queue is full, or the broker is
+    away) and the run was withdrawn; the caller may retry later."""

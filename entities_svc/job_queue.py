@@ -16,7 +16,7 @@ from bob_common.broker_link import BrokerLink
 from bob_common.config import CommonSettings
 from bob_pb import messages_pb2, pipeline_pb2
 from entities_svc import broker
-from entities_svc.runs import RunInfo
+from entities_svc.run_queries import RunInfo
 
 
 def pipeline_from_dict(definition: dict) -> pipeline_pb2.Pipeline:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from entities_svc import run_status, runners, runs
+from entities_svc import run_queries, run_status, runners
 from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid
 from entities_svc.lifecycle import CLAIMED, Order, RunStatus, status_name
@@ -84,10 +84,10 @@ def _renew(runner_id: str, reported: list[tuple[str, int]], lease_ms: int) -> li
     return orders
 
 
-def release(run_id: str, attempt: int, runner_id: str, reason: str) -> runs.RunInfo:
+def release(run_id: str, attempt: int, runner_id: str, reason: str) -> run_queries.RunInfo:
     """A runner hands back a run it will not finish: a new attempt, queued by entities."""
     with database.atomic():
-        row = runs.find_row(run_id)
+        row = run_queries.find_row(run_id)
         if row.status not in _CLAIMED or row.attempt != attempt or row.runner_id != runner_id:
             raise FailedPrecondition(
                 f"Run {run_id} attempt {attempt} is not held by {runner_id}: it is "
@@ -96,7 +96,7 @@ def release(run_id: str, attempt: int, runner_id: str, reason: str) -> runs.RunI
             )
         why = reason or f"runner {runner_id} gave the run back"
         _next_attempt(row, why, lost=False)
-    return runs.get_run(run_id)
+    return run_queries.get_run(run_id)
 
 
 def expire(lease_ms: int, max_attempts: int) -> list[Lost]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from entities_svc import runs
+from entities_svc import run_queries
 from entities_svc.clock import now_ms
 from entities_svc.lifecycle import CLAIMED, Order, RunStatus
 from entities_svc.models import Run, database
@@ -37,7 +37,7 @@ def mark_queued(confirmed: list[tuple[str, int]]) -> None:
             ).execute()
 
 
-def due(limit: int) -> list[runs.RunInfo]:
+def due(limit: int) -> list[run_queries.RunInfo]:
     """PENDING runs whose job is due to be (re)published, oldest due first, with their
     pipeline snapshot."""
     query = (
@@ -50,7 +50,7 @@ def due(limit: int) -> list[runs.RunInfo]:
         .order_by(Run.requeue_at_ms)
         .limit(limit)
     )
-    return [runs.to_domain(row, with_pipeline=True) for row in query]
+    return [run_queries.to_domain(row, with_pipeline=True) for row in query]
 
 
 def controls_due(limit: int) -> list[tuple[str, Order]]:

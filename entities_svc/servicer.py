@@ -3,7 +3,6 @@ database thread, and maps domain errors to status codes in one table."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -12,16 +11,22 @@ import grpc
 import peewee
 from google.protobuf import empty_pb2, json_format
 
-from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
-from entities_svc import journal, leases, pipelines, plugins, runners, runs
+from entities_svc import (
+    journal,
+    leases,
+    pipelines,
+    plugins,
+    run_commands,
+    run_queries,
+    run_start,
+    runners,
+)
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
-from entities_svc.errors import FailedPrecondition, Invalid, NotFound
+from entities_svc.errors import FailedPrecondition, Invalid, NotFound, NotQueued
 from entities_svc.feed import EventFeed
-from entities_svc.job_queue import JobQueue, job_of, pipeline_from_dict
-
-log = logging.getLogger(__name__)
+from entities_svc.job_queue import JobQueue, pipeline_from_dict
 
 T = TypeVar("T")
 
@@ -30,6 +35,7 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Invalid: grpc.StatusCode.INVALID_ARGUMENT,
+    NotQueued: grpc.StatusCode.RESOURCE_EXHAUSTED,
     # "database is locked" and the like: the caller may retry.
     peewee.OperationalError: grpc.StatusCode.UNAVAILABLE,
 }
@@ -49,7 +55,7 @@ def pipeline_to_dict(pipeline: pipeline_pb2.Pipeline) -> dict[str, Any]:
 
 
 def _stored_pipeline(
-    stored: pipelines.StoredPipeline, last_run: runs.RunInfo | None = None
+    stored: pipelines.StoredPipeline, last_run: run_queries.RunInfo | None = None
 ) -> entities_pb2.StoredPipeline:
     return entities_pb2.StoredPipeline(
         group=stored.group,
@@ -61,7 +67,7 @@ def _stored_pipeline(
     )
 
 
-def _run(info: runs.RunInfo) -> entities_pb2.Run:
+def _run(info: run_queries.RunInfo) -> entities_pb2.Run:
     return entities_pb2.Run(
         id=info.id,
         group=info.group,
@@ -138,17 +144,6 @@ def _event(event: journal.Event) -> entities_pb2.ClusterEvent:
     return entities_pb2.ClusterEvent(**vars(event))
 
 
-def _list_with_latest_runs(group: str, name: str, status: int):
-    found = pipelines.list_pipelines(group, name, status)
-    latest = runs.latest_runs([(p.group, p.name) for p in found])
-    return [(p, latest.get((p.group, p.name))) for p in found]
-
-
-def _stats() -> tuple[dict[str, int], int, int]:
-    by_status = {status.name.lower(): count for status, count in runs.count_by_status().items()}
-    return by_status, pipelines.count_pipelines(), runs.count_log_lines()
-
-
 def _plugin_rpcs(registry: plugins.Registry) -> tuple[Callable[..., Any], ...]:
     """The Put, Delete and List rpcs of one plugin registry."""
 
@@ -221,7 +216,11 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
 
     async def ListPipelines(self, request, context):
         found = await self._call(
-            context, _list_with_latest_runs, request.group, request.name, request.status
+            context,
+            run_queries.pipelines_with_latest_run,
+            request.group,
+            request.name,
+            request.status,
         )
         return entities_pb2.ListPipelinesResponse(
             pipelines=[_stored_pipeline(p, last_run) for p, last_run in found]
@@ -239,50 +238,20 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
     PutLogger, DeleteLogger, ListLoggers = _plugin_rpcs(plugins.LOGGERS)
 
     async def CreateRun(self, request, context):
-        info = await self._call(
-            context,
-            runs.create_run,
+        starting = run_start.start_run(
+            self._db,
+            self._jobs,
             request.group,
             request.name,
             request.runner_type,
             request.logger,
         )
-        job = job_of(info)
-        try:
-            await self._jobs.publish(job)
-        except (QueueFull, QueueUnavailable) as exc:
-            if isinstance(exc, QueueFull):
-                why = f"the job queue for {info.runner_type} runners is full"
-                message = (
-                    f"The job queue for {info.runner_type} runners is full "
-                    "(BOB_QUEUE_MAX_JOBS); retry later"
-                )
-            else:
-                why = "the job queue is unavailable"
-                message = f"The job queue is unavailable, the run was not started: {exc}"
-            if not await self._discard(info.id, why):
-                return job  # a runner claimed it: the job was queued after all
-            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, message)
-        return job
-
-    async def _discard(self, run_id: str, why: str) -> bool:
-        """Removes a run whose job was not confirmed; False when the run stays, because a
-        runner has claimed it meanwhile (the confirm was only late) or it could not be
-        removed (the sweep will queue it)."""
-        try:
-            await self._db.call(runs.discard_run, run_id, why)
-        except FailedPrecondition:
-            return False
-        except Exception:
-            # Left PENDING and due: the sweep queues it later, so the start stands.
-            log.exception("run %s: could not discard the unqueued run", run_id)
-            return False
-        return True
+        return await self._mapped(context, starting)
 
     async def ClaimRun(self, request, context):
         claim = await self._call(
             context,
-            runs.claim_run,
+            run_commands.claim_run,
             request.run_id,
             request.attempt,
             request.runner_id,
@@ -293,26 +262,26 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         )
 
     async def GetRun(self, request, context):
-        return _run(await self._call(context, runs.get_run, request.run_id))
+        return _run(await self._call(context, run_queries.get_run, request.run_id))
 
     async def ListRuns(self, request, context):
-        found = await self._call(context, runs.list_runs, request.group, request.name)
+        found = await self._call(context, run_queries.list_runs, request.group, request.name)
         return entities_pb2.ListRunsResponse(runs=[_run(info) for info in found])
 
     async def GetLogs(self, request, context):
         lines = await self._call(
-            context, runs.get_logs, request.run_id, request.offset, request.limit
+            context, run_queries.get_logs, request.run_id, request.offset, request.limit
         )
         return entities_pb2.GetLogsResponse(lines=lines)
 
     async def StopRun(self, request, context):
-        stop = await self._call(context, runs.stop_run, request.run_id)
+        stop = await self._call(context, run_commands.stop_run, request.run_id)
         if stop.broadcast:
             self._control_owed()
         return entities_pb2.StopRunResponse(run=_run(stop.run), broadcast=stop.broadcast)
 
     async def SetRunPaused(self, request, context):
-        info = await self._call(context, runs.set_paused, request.run_id, request.paused)
+        info = await self._call(context, run_commands.set_paused, request.run_id, request.paused)
         self._control_owed()
         return _run(info)
 
@@ -346,12 +315,12 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return entities_pb2.ListRunnersResponse(runners=[_runner(beat) for beat in found])
 
     async def GetStats(self, request, context):
-        by_status, pipeline_count, log_lines = await self._call(context, _stats)
+        stats = await self._call(context, run_queries.stats)
         return entities_pb2.Stats(
-            runs_by_status=by_status,
-            pipelines=pipeline_count,
+            runs_by_status={status.name.lower(): n for status, n in stats.runs_by_status.items()},
+            pipelines=stats.pipelines,
             events_applied=self._events_applied(),
-            log_lines=log_lines,
+            log_lines=stats.log_lines,
         )
 
     async def ListEvents(self, request, context):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from entities_svc import journal, leases, pipelines, runs
+from entities_svc import journal, leases, pipelines, run_commands, run_queries, run_start
 from entities_svc.errors import FailedPrecondition, Invalid
 from entities_svc.lifecycle import RunStatus
 from entities_svc.models import ClusterEvent
@@ -43,7 +43,7 @@ def test_a_pipelines_life_is_journaled_in_bobs_words(database):
 
 
 def test_a_refused_change_journals_nothing(pipeline):
-    runs.create_run(*pipeline)
+    run_start.create_run(*pipeline)
     before = last_id()
 
     with pytest.raises(Invalid):
@@ -57,8 +57,8 @@ def test_a_refused_change_journals_nothing(pipeline):
 def test_a_passing_run_is_journaled_from_start_to_end_with_bobs_times(pipeline):
     # Given a run claimed, initialized, running, paused, resumed and passed
     start = last_id()
-    run_id = runs.create_run(*pipeline).id
-    runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
+    run_id = run_start.create_run(*pipeline).id
+    run_commands.claim_run(run_id, 1, "runner-1", LEASE_MS)
     path = [S.INITIALIZED, S.RUNNING, S.PAUSED, S.RUNNING, S.PASSED]
     apply_events([status_event(run_id, seq, s) for seq, s in enumerate(path, start=1)])
 
@@ -74,7 +74,7 @@ def test_a_passing_run_is_journaled_from_start_to_end_with_bobs_times(pipeline):
         ("Normal", "PipelineSuccessful", f"{run} successful"),
     ]
     # And its times are Bob's: started is the first RUNNING (seq 2), not the resume
-    info = runs.get_run(run_id)
+    info = run_queries.get_run(run_id)
     assert info.initiated_at_ms >= info.created_at_ms
     assert (info.initialized_at_ms, info.started_at_ms, info.completed_at_ms) == (
         1_000,
@@ -84,8 +84,8 @@ def test_a_passing_run_is_journaled_from_start_to_end_with_bobs_times(pipeline):
 
 
 def test_a_failure_is_a_warning_with_its_reason(pipeline):
-    run_id = runs.create_run(*pipeline).id
-    runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
+    run_id = run_start.create_run(*pipeline).id
+    run_commands.claim_run(run_id, 1, "runner-1", LEASE_MS)
     before = last_id()
 
     apply_events(
@@ -103,24 +103,24 @@ def test_a_failure_is_a_warning_with_its_reason(pipeline):
 
 
 def test_a_run_stopped_before_it_started_says_so(pipeline):
-    run_id = runs.create_run(*pipeline).id
+    run_id = run_start.create_run(*pipeline).id
     before = last_id()
 
-    runs.stop_run(run_id)
+    run_commands.stop_run(run_id)
 
     assert events_since(before) == [
         (
             "Normal",
             "PipelineStopped",
-            f"Pipeline dev/app run {run_id} stopped: {runs.STOPPED_BEFORE_START}",
+            f"Pipeline dev/app run {run_id} stopped: {run_commands.STOPPED_BEFORE_START}",
         )
     ]
-    assert runs.get_run(run_id).completed_at_ms > 0
+    assert run_queries.get_run(run_id).completed_at_ms > 0
 
 
 def test_a_lost_run_is_a_warning_and_its_new_attempt_starts_without_old_times(pipeline):
-    run_id = runs.create_run(*pipeline).id
-    runs.claim_run(run_id, 1, "runner-1", -1)
+    run_id = run_start.create_run(*pipeline).id
+    run_commands.claim_run(run_id, 1, "runner-1", -1)
     apply_events([status_event(run_id, 1, S.INITIALIZED)])
     before = last_id()
 
@@ -130,15 +130,15 @@ def test_a_lost_run_is_a_warning_and_its_new_attempt_starts_without_old_times(pi
     assert (kind, reason) == ("Warning", "PipelineRetrying")
     assert message.startswith(f"Pipeline dev/app run {run_id} queued again: runner lost:")
     assert message.endswith("retrying as attempt 2")
-    info = runs.get_run(run_id)
+    info = run_queries.get_run(run_id)
     assert (info.initiated_at_ms, info.initialized_at_ms, info.started_at_ms) == (0, 0, 0)
 
 
 def test_a_discarded_run_is_journaled_as_not_started(pipeline):
-    run_id = runs.create_run(*pipeline).id
+    run_id = run_start.create_run(*pipeline).id
     before = last_id()
 
-    runs.discard_run(run_id, "the job queue is full")
+    run_start.discard_run(run_id, "the job queue is full")
 
     assert events_since(before) == [
         (

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from entities_svc import pipelines, progress, runs
+from entities_svc import pipelines, progress, run_commands, run_queries, run_start
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import RunStatus
 from tests.entities.support import LEASE_MS, PIPELINE, log_event, status_event, step_event
@@ -10,7 +10,7 @@ from tests.entities.support import LEASE_MS, PIPELINE, log_event, status_event, 
 
 def _finish(run_id: str, status: RunStatus) -> None:
     """Moves a run to `status` the way a runner would: claim, then status events."""
-    assert runs.claim_run(run_id, 1, "runner-1", LEASE_MS).claimed
+    assert run_commands.claim_run(run_id, 1, "runner-1", LEASE_MS).claimed
     path = {
         RunStatus.INITIALIZING: [],
         RunStatus.RUNNING: [RunStatus.RUNNING],
@@ -58,9 +58,9 @@ def test_list_filters_by_group_and_name_ordered_by_group_then_name(database):
 def test_list_by_status_looks_at_the_latest_run_only(database):
     for name in ("passed-then-pending", "passed", "never-ran"):
         pipelines.put_pipeline("dev", name, PIPELINE)
-    _finish(runs.create_run("dev", "passed-then-pending").id, RunStatus.PASSED)
-    runs.create_run("dev", "passed-then-pending")
-    _finish(runs.create_run("dev", "passed").id, RunStatus.PASSED)
+    _finish(run_start.create_run("dev", "passed-then-pending").id, RunStatus.PASSED)
+    run_start.create_run("dev", "passed-then-pending")
+    _finish(run_start.create_run("dev", "passed").id, RunStatus.PASSED)
 
     def names(status):
         return [p.name for p in pipelines.list_pipelines(status=status)]
@@ -71,7 +71,7 @@ def test_list_by_status_looks_at_the_latest_run_only(database):
 
 
 def test_delete_removes_pipeline_with_its_runs_and_logs(pipeline):
-    run_id = runs.create_run(*pipeline).id
+    run_id = run_start.create_run(*pipeline).id
     _finish(run_id, RunStatus.RUNNING)
     progress.apply_events(
         [
@@ -86,16 +86,16 @@ def test_delete_removes_pipeline_with_its_runs_and_logs(pipeline):
     with pytest.raises(NotFound):
         pipelines.get_pipeline(*pipeline)
     with pytest.raises(NotFound):
-        runs.get_logs(run_id, 0, 10)
+        run_queries.get_logs(run_id, 0, 10)
     pipelines.put_pipeline(*pipeline, PIPELINE)
-    assert runs.list_runs(*pipeline) == []
+    assert run_queries.list_runs(*pipeline) == []
 
 
 def test_delete_with_active_runs_is_refused_listing_them(pipeline):
-    pending = runs.create_run(*pipeline).id
-    running = runs.create_run(*pipeline).id
+    pending = run_start.create_run(*pipeline).id
+    running = run_start.create_run(*pipeline).id
     _finish(running, RunStatus.RUNNING)
-    _finish(runs.create_run(*pipeline).id, RunStatus.FAILED)
+    _finish(run_start.create_run(*pipeline).id, RunStatus.FAILED)
 
     with pytest.raises(FailedPrecondition) as refused:
         pipelines.delete_pipeline(*pipeline)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from entities_svc import journal, pipelines, plugins, runs
+from entities_svc import journal, pipelines, plugins, run_queries, run_start
 from entities_svc.errors import FailedPrecondition, Invalid
 from entities_svc.lifecycle import RunStatus
 from tests.entities.support import PIPELINE
@@ -81,14 +81,14 @@ def test_a_start_names_each_missing_plugin_and_records_nothing(database):
     plugins.put(plugins.PROVIDERS, GIT)
 
     with pytest.raises(FailedPrecondition) as refused:
-        runs.create_run("dev", "rules", logger="elk")
+        run_start.create_run("dev", "rules", logger="elk")
 
     assert str(refused.value).split("; ") == [
         "Artifact store 'cache' of resource 'bin' is not registered",
         "Artifact store 'local' of artifact 'out' is not registered",
         "Logger 'elk' is not registered",
     ]
-    assert runs.list_runs("dev", "rules") == []
+    assert run_queries.list_runs("dev", "rules") == []
     assert [e.reason for e in journal.read_after(0, 10)][-1] == "ResourceProviderRegistered"
 
 
@@ -102,9 +102,9 @@ def test_a_start_succeeds_once_its_plugins_are_registered(database):
     ]:
         plugins.put(registry, plugin)
 
-    run = runs.create_run("dev", "rules", logger="elk")
+    run = run_start.create_run("dev", "rules", logger="elk")
 
-    assert runs.get_run(run.id).logger == "elk"
+    assert run_queries.get_run(run.id).logger == "elk"
 
 
 def test_a_missing_provider_is_named_with_its_resource(database):
@@ -112,14 +112,14 @@ def test_a_missing_provider_is_named_with_its_resource(database):
 
     missing = r"^Resource provider 'git' of resource 'src' is not registered$"
     with pytest.raises(FailedPrecondition, match=missing):
-        runs.create_run("dev", "rules")
+        run_start.create_run("dev", "rules")
 
 
 def test_an_empty_needs_resource_means_none(database):
     steps = [{"cmd": "make", "needs_resource": ""}]
 
     assert pipelines.put_pipeline("dev", "rules", _with(steps=steps)) is True
-    assert runs.create_run("dev", "rules").status is RunStatus.PENDING
+    assert run_start.create_run("dev", "rules").status is RunStatus.PENDING
 
 
 def test_a_refused_replacement_keeps_the_stored_definition(registered):

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from entities_svc import pipelines, runners, runs
+from entities_svc import pipelines, run_commands, run_queries, run_start, runners
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import RunStatus
 from entities_svc.models import Run
@@ -16,10 +16,10 @@ from tests.entities.support import LEASE_MS, PIPELINE, log_event, status_event
 
 
 def test_create_records_a_pending_first_attempt_with_a_pipeline_snapshot(pipeline):
-    run = runs.create_run(*pipeline)
+    run = run_start.create_run(*pipeline)
     pipelines.put_pipeline(*pipeline, {**PIPELINE, "image": "changed:1"})
 
-    stored = runs.get_run(run.id)
+    stored = run_queries.get_run(run.id)
     assert re.fullmatch(r"r-[0-9a-f-]{36}", run.id)
     assert stored.status is RunStatus.PENDING
     assert (stored.attempt, stored.runner_type, stored.runner_id) == (1, "docker", "")
@@ -31,99 +31,99 @@ def test_create_records_a_pending_first_attempt_with_a_pipeline_snapshot(pipelin
 
 def test_create_routes_to_a_runner_type_once_a_runner_of_it_was_seen(pipeline):
     with pytest.raises(FailedPrecondition, match="No runner of type 'podman'"):
-        runs.create_run(*pipeline, "podman")
+        run_start.create_run(*pipeline, "podman")
 
     runners.record_heartbeats([runners.Heartbeat("podman-1", "podman", 1, (), 1_000)])
 
-    assert runs.create_run(*pipeline, "podman").runner_type == "podman"
+    assert run_start.create_run(*pipeline, "podman").runner_type == "podman"
     with pytest.raises(Invalid):
-        runs.create_run(*pipeline, "bad type!")
+        run_start.create_run(*pipeline, "bad type!")
 
 
 def test_the_default_runner_type_needs_no_runner_seen(pipeline):
-    assert runs.create_run(*pipeline).runner_type == "docker"
+    assert run_start.create_run(*pipeline).runner_type == "docker"
 
 
 def test_stopping_a_pending_run_stops_it_at_once_and_its_claim_is_refused(pipeline):
-    run = runs.create_run(*pipeline)
+    run = run_start.create_run(*pipeline)
 
-    request = runs.stop_run(run.id)
+    request = run_commands.stop_run(run.id)
 
     assert request.broadcast is False
     assert request.run.status is RunStatus.STOPPED and request.run.completed_at_ms
-    claim = runs.claim_run(run.id, 1, "runner-1", LEASE_MS)
+    claim = run_commands.claim_run(run.id, 1, "runner-1", LEASE_MS)
     assert not claim.claimed and claim.reason == "run is stopped"
 
 
 def test_stopping_an_active_run_asks_for_a_broadcast(pipeline):
-    run = runs.create_run(*pipeline)
-    runs.claim_run(run.id, 1, "runner-1", LEASE_MS)
+    run = run_start.create_run(*pipeline)
+    run_commands.claim_run(run.id, 1, "runner-1", LEASE_MS)
 
-    request = runs.stop_run(run.id)
+    request = run_commands.stop_run(run.id)
 
     assert request.broadcast is True
     assert request.run.status is RunStatus.INITIALIZING
 
 
 def test_stopping_an_ended_run_is_refused_and_changes_nothing(pipeline):
-    run = runs.create_run(*pipeline)
-    runs.stop_run(run.id)
+    run = run_start.create_run(*pipeline)
+    run_commands.stop_run(run.id)
 
     with pytest.raises(FailedPrecondition, match="has already ended: stopped"):
-        runs.stop_run(run.id)
-    assert runs.get_run(run.id).reason == runs.STOPPED_BEFORE_START
+        run_commands.stop_run(run.id)
+    assert run_queries.get_run(run.id).reason == run_commands.STOPPED_BEFORE_START
 
 
 def test_latest_runs_gives_each_pipelines_newest_run(pipeline):
-    runs.create_run(*pipeline)
-    newest = runs.create_run(*pipeline)
+    run_start.create_run(*pipeline)
+    newest = run_start.create_run(*pipeline)
     pipelines.put_pipeline("dev", "never-ran", PIPELINE)
 
-    latest = runs.latest_runs([pipeline, ("dev", "never-ran")])
+    latest = run_queries.latest_runs([pipeline, ("dev", "never-ran")])
 
-    assert latest == {pipeline: runs.get_run(newest.id)}
+    assert latest == {pipeline: run_queries.get_run(newest.id)}
 
 
 def test_create_on_a_paused_pipeline_is_refused(pipeline):
     pipelines.set_paused(*pipeline, True)
     with pytest.raises(FailedPrecondition, match=r"^Pipeline is paused\. Unpause it first\.$"):
-        runs.create_run(*pipeline)
+        run_start.create_run(*pipeline)
 
     pipelines.set_paused(*pipeline, False)
-    assert runs.create_run(*pipeline).status is RunStatus.PENDING
+    assert run_start.create_run(*pipeline).status is RunStatus.PENDING
 
 
 def test_create_on_an_unknown_pipeline_is_not_found(database):
     with pytest.raises(NotFound, match="Pipeline dev/x not found"):
-        runs.create_run("dev", "x")
+        run_start.create_run("dev", "x")
 
 
 def test_list_runs_oldest_first(pipeline):
-    created = [runs.create_run(*pipeline).id for _ in range(5)]
-    assert [r.id for r in runs.list_runs(*pipeline)] == created
+    created = [run_start.create_run(*pipeline).id for _ in range(5)]
+    assert [r.id for r in run_queries.list_runs(*pipeline)] == created
 
 
 def test_discard_deletes_a_pending_run_only(pipeline):
-    pending = runs.create_run(*pipeline).id
-    claimed = runs.create_run(*pipeline).id
-    runs.claim_run(claimed, 1, "runner-1", LEASE_MS)
+    pending = run_start.create_run(*pipeline).id
+    claimed = run_start.create_run(*pipeline).id
+    run_commands.claim_run(claimed, 1, "runner-1", LEASE_MS)
 
-    runs.discard_run(pending)
+    run_start.discard_run(pending)
     with pytest.raises(FailedPrecondition, match="initializing"):
-        runs.discard_run(claimed)
+        run_start.discard_run(claimed)
 
-    assert [r.id for r in runs.list_runs(*pipeline)] == [claimed]
+    assert [r.id for r in run_queries.list_runs(*pipeline)] == [claimed]
     with pytest.raises(NotFound):
-        runs.discard_run(pending)
+        run_start.discard_run(pending)
 
 
 def test_claim_turns_a_pending_run_initializing_and_owned(pipeline):
-    run_id = runs.create_run(*pipeline).id
+    run_id = run_start.create_run(*pipeline).id
 
-    claim = runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
+    claim = run_commands.claim_run(run_id, 1, "runner-1", LEASE_MS)
 
-    assert claim == runs.Claim(True, "", RunStatus.INITIALIZING)
-    run = runs.get_run(run_id)
+    assert claim == run_commands.Claim(True, "", RunStatus.INITIALIZING)
+    run = run_queries.get_run(run_id)
     assert (run.status, run.runner_id) == (RunStatus.INITIALIZING, "runner-1")
     # Claimed is Bob's initiated-at; started-at waits for the steps (RUNNING).
     assert run.initiated_at_ms >= run.created_at_ms
@@ -131,48 +131,50 @@ def test_claim_turns_a_pending_run_initializing_and_owned(pipeline):
 
 
 def test_second_claim_is_refused_naming_the_owner(pipeline):
-    run_id = runs.create_run(*pipeline).id
-    runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
+    run_id = run_start.create_run(*pipeline).id
+    run_commands.claim_run(run_id, 1, "runner-1", LEASE_MS)
 
-    claim = runs.claim_run(run_id, 1, "runner-2", LEASE_MS)
+    claim = run_commands.claim_run(run_id, 1, "runner-2", LEASE_MS)
 
-    assert claim == runs.Claim(False, "run already claimed by runner-1", RunStatus.INITIALIZING)
-    assert runs.get_run(run_id).runner_id == "runner-1"
+    assert claim == run_commands.Claim(
+        False, "run already claimed by runner-1", RunStatus.INITIALIZING
+    )
+    assert run_queries.get_run(run_id).runner_id == "runner-1"
 
 
 def test_claim_of_a_stale_attempt_is_refused(pipeline):
-    run_id = runs.create_run(*pipeline).id
+    run_id = run_start.create_run(*pipeline).id
 
-    claim = runs.claim_run(run_id, 2, "runner-1", LEASE_MS)
+    claim = run_commands.claim_run(run_id, 2, "runner-1", LEASE_MS)
 
     assert not claim.claimed and claim.reason.startswith("stale attempt")
     assert claim.status is RunStatus.PENDING
 
 
 def test_claim_of_a_finished_run_is_refused_with_its_status(pipeline):
-    run_id = runs.create_run(*pipeline).id
+    run_id = run_start.create_run(*pipeline).id
     apply_events([status_event(run_id, 1, RunStatus.STOPPED, "stopped by user")])
 
-    claim = runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
+    claim = run_commands.claim_run(run_id, 1, "runner-1", LEASE_MS)
 
-    assert claim == runs.Claim(False, "run is stopped", RunStatus.STOPPED)
+    assert claim == run_commands.Claim(False, "run is stopped", RunStatus.STOPPED)
 
 
 def test_claim_of_an_unknown_run_is_not_found(database):
     with pytest.raises(NotFound):
-        runs.claim_run("r-nope", 1, "runner-1", LEASE_MS)
+        run_commands.claim_run("r-nope", 1, "runner-1", LEASE_MS)
 
 
 def test_concurrent_claims_from_threads_have_exactly_one_winner(pipeline):
-    run_id = runs.create_run(*pipeline).id
+    run_id = run_start.create_run(*pipeline).id
     contenders = 8
     start = threading.Barrier(contenders)
-    claims: dict[str, runs.Claim] = {}
+    claims: dict[str, run_commands.Claim] = {}
 
     def claim(runner_id: str) -> None:
         try:
             start.wait()
-            claims[runner_id] = runs.claim_run(run_id, 1, runner_id, LEASE_MS)
+            claims[runner_id] = run_commands.claim_run(run_id, 1, runner_id, LEASE_MS)
         finally:
             bound_database.close()  # each thread has its own connection
 
@@ -184,30 +186,30 @@ def test_concurrent_claims_from_threads_have_exactly_one_winner(pipeline):
 
     winners = [runner for runner, c in claims.items() if c.claimed]
     assert len(claims) == contenders and len(winners) == 1
-    assert runs.get_run(run_id).runner_id == winners[0]
+    assert run_queries.get_run(run_id).runner_id == winners[0]
     losers = {c.reason for c in claims.values() if not c.claimed}
     assert losers == {f"run already claimed by {winners[0]}"}
 
 
 def test_get_logs_returns_a_window_ordered_by_line_number(pipeline):
-    run_id = runs.create_run(*pipeline).id
+    run_id = run_start.create_run(*pipeline).id
     # Batches arriving out of order still read in line order.
     apply_events([log_event(run_id, 2, 10, 10), log_event(run_id, 1, 0, 10)])
 
-    assert runs.get_logs(run_id, 0, 3) == ["line 0", "line 1", "line 2"]
-    assert runs.get_logs(run_id, 8, 4) == ["line 8", "line 9", "line 10", "line 11"]
-    assert runs.get_logs(run_id, 18, 100) == ["line 18", "line 19"]
-    assert runs.get_logs(run_id, 2**64 - 1, 100) == []
-    assert runs.get_logs(run_id, 0, 0) == []
+    assert run_queries.get_logs(run_id, 0, 3) == ["line 0", "line 1", "line 2"]
+    assert run_queries.get_logs(run_id, 8, 4) == ["line 8", "line 9", "line 10", "line 11"]
+    assert run_queries.get_logs(run_id, 18, 100) == ["line 18", "line 19"]
+    assert run_queries.get_logs(run_id, 2**64 - 1, 100) == []
+    assert run_queries.get_logs(run_id, 0, 0) == []
 
 
 def test_get_logs_caps_the_number_of_lines(pipeline):
-    run_id = runs.create_run(*pipeline).id
-    apply_events([log_event(run_id, 1, 0, runs.MAX_LOG_LINES + 5)])
+    run_id = run_start.create_run(*pipeline).id
+    apply_events([log_event(run_id, 1, 0, run_queries.MAX_LOG_LINES + 5)])
 
-    assert len(runs.get_logs(run_id, 0, 2**32 - 1)) == runs.MAX_LOG_LINES
+    assert len(run_queries.get_logs(run_id, 0, 2**32 - 1)) == run_queries.MAX_LOG_LINES
 
 
 def test_get_logs_of_an_unknown_run_is_not_found(database):
     with pytest.raises(NotFound, match="r-nope"):
-        runs.get_logs("r-nope", 0, 10)
+        run_queries.get_logs("r-nope", 0, 10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from entities_svc import journal, pipelines, runners, runs
+from entities_svc import journal, pipelines, run_queries, runners
 from entities_svc.db import close_database, open_database
 from entities_svc.lifecycle import RunStatus as S
 
@@ -62,10 +62,10 @@ def test_an_old_database_keeps_its_rows_and_gains_the_new_columns(tmp_path):
         # Then the old rows read as before, with the new columns at their defaults
         stored = pipelines.get_pipeline("dev", "old")
         assert (stored.definition["image"], stored.document) == ("busybox", "")
-        run = runs.get_run("r-old")
+        run = run_queries.get_run("r-old")
         assert (run.status, run.started_at_ms, run.completed_at_ms) == (S.PASSED, 2000, 3000)
         assert [(s.index, s.exit_code) for s in run.steps] == [(0, 0)]
-        assert runs.get_logs("r-old", 0, 10) == ["hello"]
+        assert run_queries.get_logs("r-old", 0, 10) == ["hello"]
         assert (run.logger, run.initialized_at_ms) == ("", 0)
         # started_at_ms used to be the claim's time: it became initiated_at_ms too
         assert run.initiated_at_ms == 2000

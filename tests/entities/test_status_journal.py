@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bob_pb import entities_pb2 as E
 from bob_pb import messages_pb2
-from entities_svc import journal, leases, pipelines, runs
+from entities_svc import journal, leases, pipelines, run_commands, run_queries, run_start
 from entities_svc.lifecycle import RunStatus
 from entities_svc.progress import apply_events
 from tests.entities.support import LEASE_MS, PIPELINE, status_event
@@ -21,9 +21,9 @@ def _after(after_id: int) -> list[journal.Event]:
 
 def test_each_status_change_names_the_run_and_the_run_names_its_latest_event(pipeline):
     start = journal.newest_id()
-    run_id = runs.create_run(*pipeline).id
-    assert runs.get_run(run_id).status_event_id == journal.newest_id()
-    runs.claim_run(run_id, 1, "runner-1", LEASE_MS)
+    run_id = run_start.create_run(*pipeline).id
+    assert run_queries.get_run(run_id).status_event_id == journal.newest_id()
+    run_commands.claim_run(run_id, 1, "runner-1", LEASE_MS)
     apply_events([status_event(run_id, 1, S.RUNNING), status_event(run_id, 2, S.PASSED)])
 
     events = _after(start)
@@ -33,21 +33,21 @@ def test_each_status_change_names_the_run_and_the_run_names_its_latest_event(pip
         (run_id, S.RUNNING, "dev", "app"),
         (run_id, S.PASSED, "dev", "app"),
     ]
-    assert runs.get_run(run_id).status_event_id == events[-1].id == journal.newest_id()
+    assert run_queries.get_run(run_id).status_event_id == events[-1].id == journal.newest_id()
 
 
 def test_a_lost_run_and_a_discarded_one_are_told_too(pipeline):
-    lost = runs.create_run(*pipeline).id
-    runs.claim_run(lost, 1, "runner-1", LEASE_MS)
+    lost = run_start.create_run(*pipeline).id
+    run_commands.claim_run(lost, 1, "runner-1", LEASE_MS)
     before = journal.newest_id()
     leases.release(lost, 1, "runner-1", "shutting down")
     retried = _after(before)
     assert [(e.run_id, e.run_status) for e in retried] == [(lost, S.PENDING)]
-    assert runs.get_run(lost).status_event_id == retried[-1].id
+    assert run_queries.get_run(lost).status_event_id == retried[-1].id
 
-    discarded = runs.create_run(*pipeline).id
+    discarded = run_start.create_run(*pipeline).id
     before = journal.newest_id()
-    runs.discard_run(discarded)
+    run_start.discard_run(discarded)
     # Status 0: the run is gone.
     assert [(e.run_id, e.run_status) for e in _after(before)] == [(discarded, 0)]
 

@@ -1,0 +1,228 @@
+"""Reading runs: the RunInfo a run is seen as, one run, a pipeline's runs, a run's log,
+the latest run of each pipeline, and counts. The status of one run is the API's hottest
+read, so its SQL is built once per database and kept."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from peewee import fn
+
+from entities_svc import pipelines
+from entities_svc.errors import NotFound
+from entities_svc.lifecycle import RunStatus
+from entities_svc.models import LogLine, Run, StepResult, database
+
+# Most log lines one GetLogs answers, whatever the caller asks for.
+MAX_LOG_LINES = 10_000
+_MAX_SQL_INT = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    exit_code: int
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    group: str
+    name: str
+    status: RunStatus
+    reason: str
+    runner_type: str
+    runner_id: str
+    attempt: int
+    created_at_ms: int
+    started_at_ms: int
+    completed_at_ms: int
+    steps: tuple[Step, ...] = ()
+    # The definition the run executes (the pipeline's when the run was accepted); loaded
+    # only where a job is built from it.
+    pipeline: dict[str, Any] | None = None
+    # Where the current attempt's log starts.
+    first_line_no: int = 0
+    # The logger the run was started with; empty for none.
+    logger: str = ""
+    # When the current attempt was claimed (INITIALIZING) and had its container ready
+    # (INITIALIZED); started_at_ms is when its steps started (RUNNING).
+    initiated_at_ms: int = 0
+    initialized_at_ms: int = 0
+    # The journal event that recorded the current status.
+    status_event_id: int = 0
+
+
+def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = False) -> RunInfo:
+    return RunInfo(
+        id=row.id,
+        group=row.group,
+        name=row.name,
+        status=RunStatus(row.status),
+        reason=row.reason,
+        runner_type=row.runner_type,
+        runner_id=row.runner_id,
+        attempt=row.attempt,
+        created_at_ms=row.created_at_ms,
+        started_at_ms=row.started_at_ms,
+        completed_at_ms=row.completed_at_ms,
+        steps=steps,
+        pipeline=json.loads(row.pipeline) if with_pipeline else None,
+        first_line_no=row.first_line_no,
+        logger=row.logger,
+        initiated_at_ms=row.initiated_at_ms,
+        initialized_at_ms=row.initialized_at_ms,
+    )
+
+
+def _steps_of(run_ids: list[str]) -> dict[str, tuple[Step, ...]]:
+    found: dict[str, list[Step]] = defaultdict(list)
+    query = (
+        StepResult.select()
+        .where(StepResult.run.in_(run_ids))
+        .order_by(StepResult.run, StepResult.index)
+    )
+    for row in query:
+        found[row.run_id].append(Step(row.index, row.exit_code, row.duration_ms))
+    return {run_id: tuple(steps) for run_id, steps in found.items()}
+
+
+def find_row(run_id: str) -> Run:
+    row = Run.get_or_none(Run.id == run_id)
+    if row is None:
+        raise NotFound(f"Run {run_id} not found")
+    return row
+
+
+# Columns of RunInfo read by get_run (all but steps and pipeline), by field name.
+_INFO_COLUMNS = (
+    Run.id,
+    Run.group,
+    Run.name,
+    Run.status,
+    Run.reason,
+    Run.runner_type,
+    Run.runner_id,
+    Run.attempt,
+    Run.created_at_ms,
+    Run.started_at_ms,
+    Run.completed_at_ms,
+    Run.first_line_no,
+    Run.logger,
+    Run.initiated_at_ms,
+    Run.initialized_at_ms,
+    Run.status_event_id,
+)
+_INFO_NAMES = tuple(column.name for column in _INFO_COLUMNS)
+_NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.INITIALIZED)
+_compiled_sql: dict[tuple[int, str], str] = {}
+
+
+def _compiled(name: str, build: Callable[[], Any]) -> str:
+    """The SQL text of a query, built once per database. The status of a run is the API's
+    hottest read, and peewee would otherwise rebuild the same SQL on every call."""
+    key = (id(database.obj), name)
+    sql = _compiled_sql.get(key)
+    if sql is None:
+        sql, _ = build().sql()
+        _compiled_sql[key] = sql
+    return sql
+
+
+def get_run(run_id: str) -> RunInfo:
+    by_id = _compiled("run by id", lambda: Run.select(*_INFO_COLUMNS).where(Run.id == ""))
+    found = database.execute_sql(by_id, (run_id,)).fetchone()
+    if found is None:
+        raise NotFound(f"Run {run_id} not found")
+    columns = dict(zip(_INFO_NAMES, found, strict=True))
+    info = RunInfo(**{**columns, "status": RunStatus(columns["status"])})
+    if info.status in _NO_STEPS_YET:
+        return info
+    steps_of = _compiled(
+        "steps of run",
+        lambda: (
+            StepResult.select(StepResult.index, StepResult.exit_code, StepResult.duration_ms)
+            .where(StepResult.run == "")
+            .order_by(StepResult.index)
+        ),
+    )
+    steps = tuple(Step(*row) for row in database.execute_sql(steps_of, (run_id,)))
+    return replace(info, steps=steps)
+
+
+def list_runs(group: str, name: str) -> list[RunInfo]:
+    """Runs of a pipeline, oldest first."""
+    pipelines.find_row(group, name)
+    rows = list(Run.select().where((Run.group == group) & (Run.name == name)).order_by(Run.number))
+    steps = _steps_of([row.id for row in rows])
+    return [to_domain(row, steps.get(row.id, ())) for row in rows]
+
+
+def get_logs(run_id: str, offset: int, limit: int) -> list[str]:
+    """Lines `offset` to `offset + limit` of the run's log; limit is capped at
+    MAX_LOG_LINES, and 0 means no lines."""
+    find_row(run_id)
+    limit = min(limit, MAX_LOG_LINES)
+    if limit <= 0:
+        return []
+    query = (
+        LogLine.select(LogLine.text)
+        .where(LogLine.run == run_id)
+        .order_by(LogLine.line_no)
+        .offset(min(offset, _MAX_SQL_INT))
+        .limit(limit)
+    )
+    return [text for (text,) in query.tuples()]
+
+
+def latest_runs(refs: list[tuple[str, str]]) -> dict[tuple[str, str], RunInfo]:
+    """The most recent run of each (group, name) that has one, without steps."""
+    if not refs:
+        return {}
+    groups = {group for group, _ in refs}
+    names = {name for _, name in refs}
+    newest = (
+        Run.select(fn.MAX(Run.number))
+        .where(Run.group.in_(groups) & Run.name.in_(names))
+        .group_by(Run.group, Run.name)
+    )
+    wanted = set(refs)
+    return {
+        (row.group, row.name): to_domain(row)
+        for row in Run.select().where(Run.number.in_(newest))
+        if (row.group, row.name) in wanted
+    }
+
+
+def pipelines_with_latest_run(
+    group: str, name: str, status: int
+) -> list[tuple[pipelines.StoredPipeline, RunInfo | None]]:
+    """The pipelines pipelines.list_pipelines finds, each with its latest run, if any."""
+    found = pipelines.list_pipelines(group, name, status)
+    latest = latest_runs([(p.group, p.name) for p in found])
+    return [(p, latest.get((p.group, p.name))) for p in found]
+
+
+@dataclass(frozen=True)
+class Stats:
+    runs_by_status: dict[RunStatus, int]
+    pipelines: int
+    log_lines: int
+
+
+def stats() -> Stats:
+    return Stats(count_by_status(), pipelines.count_pipelines(), count_log_lines())
+
+
+def count_by_status() -> dict[RunStatus, int]:
+    query = Run.select(Run.status, fn.COUNT(Run.id)).group_by(Run.status).tuples()
+    return {RunStatus(status): count for status, count in query}
+
+
+def count_log_lines() -> int:
+    return LogLine.select().count()
