@@ -77,6 +77,7 @@ def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = Fals
         logger=row.logger,
         initiated_at_ms=row.initiated_at_ms,
         initialized_at_ms=row.initialized_at_ms,
+        status_event_id=row.status_event_id,
     )
 
 
