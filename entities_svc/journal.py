@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
+from entities_svc import compiled
 from entities_svc.clock import now_ms
 from entities_svc.models import ClusterEvent
 
@@ -22,6 +23,19 @@ MESSAGE_MAX = 1024
 # As Bob's event stream: events older than this go, whatever their number.
 KEEP_MS = 7 * 24 * 3600 * 1000
 _MAX_ID = 2**63 - 1
+# The columns read_after reads, in the order of Event's fields.
+_COLUMNS = (
+    ClusterEvent.id,
+    ClusterEvent.at_ms,
+    ClusterEvent.type,
+    ClusterEvent.reason,
+    ClusterEvent.kind,
+    ClusterEvent.message,
+    ClusterEvent.run_id,
+    ClusterEvent.run_status,
+    ClusterEvent.group,
+    ClusterEvent.name,
+)
 
 # Events appended by this process: the asyncio side compares it before and after a
 # database call to know whether waiting readers have something new (see feed.py).
@@ -66,45 +80,31 @@ def append(
     global _appended
     if len(message) > MESSAGE_MAX:
         message = message[: MESSAGE_MAX - 3] + "..."
-    row = ClusterEvent.create(
-        at_ms=at_ms or now_ms(),
-        type=type_,
-        reason=reason,
-        kind=kind,
-        message=message,
-        run_id=run_id,
-        run_status=run_status,
-        group=group,
-        name=name,
-    )
+    values = (at_ms or now_ms(), type_, reason, kind, message, run_id, run_status, group, name)
+    event_id = compiled.insert_id("journal append", _insert, values)
     _appended += 1
-    return int(row.id)
+    return event_id
+
+
+def _insert(m: list[int]) -> object:
+    fields = ("at_ms", "type", "reason", "kind", "message", "run_id", "run_status", "group")
+    return ClusterEvent.insert(**dict(zip(fields, m, strict=False)), name=m[-1])
+
+
+def _after(m: list[int]) -> object:
+    return (
+        ClusterEvent.select(*_COLUMNS)
+        .where(ClusterEvent.id > m[0])
+        .order_by(ClusterEvent.id)
+        .limit(m[1])
+    )
 
 
 def read_after(after_id: int, limit: int) -> list[Event]:
     """Up to `limit` (at most PAGE_MAX) events with an id above after_id, oldest first."""
     limit = min(limit or PAGE_MAX, PAGE_MAX)
-    query = (
-        ClusterEvent.select()
-        .where(ClusterEvent.id > min(after_id, _MAX_ID))
-        .order_by(ClusterEvent.id)
-        .limit(limit)
-    )
-    return [
-        Event(
-            row.id,
-            row.at_ms,
-            row.type,
-            row.reason,
-            row.kind,
-            row.message,
-            row.run_id,
-            row.run_status,
-            row.group,
-            row.name,
-        )
-        for row in query
-    ]
+    cursor = compiled.execute("journal after", _after, (min(after_id, _MAX_ID), limit))
+    return [Event(*row) for row in cursor.fetchall()]
 
 
 def newest_id() -> int:

@@ -12,16 +12,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from peewee import chunked
-
-from entities_svc import run_status
+from entities_svc import compiled, run_status
 from entities_svc.lifecycle import RunStatus, can_transition, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)
-
-# Rows per INSERT: 4 parameters each stays far below SQLite's variable limit.
-INSERT_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -71,24 +66,26 @@ class Outcome:
     unknown_run: int = 0
 
 
-_insert_sql: dict[int, str] = {}
-
-
 def _insert_lines(rows: list[tuple[str, int, str, int]]) -> None:
     """Inserts (run_id, line_no, text, stream) rows, skipping those already stored, with
     one statement prepared once and executemany: log lines are the bulk of all writes, and
     peewee's per-row value handling cost more than the database itself."""
-    if not rows:
-        return
-    sql = _insert_sql.get(id(database.obj))
-    if sql is None:
-        query = LogLine.insert(run="", line_no=0, text="", stream=0).on_conflict_ignore()
-        sql = _insert_sql[id(database.obj)] = query.sql()[0]
-    cursor = database.cursor()
-    try:
-        cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
+    if rows:
+        compiled.insert_many("log lines", 4, _lines_insert, rows)
+
+
+def _lines_insert(m: list[int]) -> object:
+    return LogLine.insert(run=m[0], line_no=m[1], text=m[2], stream=m[3]).on_conflict_ignore()
+
+
+def _steps_insert(m: list[int]) -> object:
+    return StepResult.insert(
+        run=m[0], index=m[1], exit_code=m[2], duration_ms=m[3]
+    ).on_conflict_ignore()
+
+
+def _runs_by_id(m: list[int]) -> object:
+    return Run.select().where(Run.id.in_(m))
 
 
 def apply_events(events: list[RunEvent]) -> Outcome:
@@ -99,9 +96,11 @@ def apply_events(events: list[RunEvent]) -> Outcome:
     for event in events:
         by_run[event.run_id].append(event)
     with database.atomic():
-        rows = {row.id: row for row in Run.select().where(Run.id.in_(list(by_run)))}
+        ids = list(by_run)
+        found = compiled.select_rows(Run, ("by id", len(ids)), ids, _runs_by_id)
+        rows = {row.id: row for row in found}
         lines: list[tuple[str, int, str, int]] = []
-        steps: list[dict[str, object]] = []
+        steps: list[tuple[str, int, int, int]] = []
         for run_id, run_events in by_run.items():
             row = rows.get(run_id)
             if row is None:
@@ -110,11 +109,10 @@ def apply_events(events: list[RunEvent]) -> Outcome:
                 continue
             _apply_run(row, sorted(run_events, key=lambda e: e.seq), outcome, lines, steps)
         _insert_lines(lines)
-        for chunk in chunked(steps, INSERT_CHUNK):
-            StepResult.insert_many(chunk).on_conflict_ignore().execute()
+        if steps:
+            compiled.insert_many("step results", 4, _steps_insert, steps)
         for row in rows.values():
-            if row.is_dirty():
-                row.save(only=row.dirty_fields)
+            compiled.save_dirty(row)
     return outcome
 
 
@@ -123,7 +121,7 @@ def _apply_run(
     events: list[RunEvent],
     outcome: Outcome,
     lines: list[tuple[str, int, str, int]],
-    steps: list[dict[str, object]],
+    steps: list[tuple[str, int, int, int]],
 ) -> None:
     skipped: Counter[str] = Counter()
     for event in events:
@@ -146,14 +144,7 @@ def _apply_run(
         elif isinstance(body, LogLines):
             lines.extend((row.id, *line) for line in body.lines)
         else:
-            steps.append(
-                {
-                    "run": row.id,
-                    "index": body.index,
-                    "exit_code": body.exit_code,
-                    "duration_ms": body.duration_ms,
-                }
-            )
+            steps.append((row.id, body.index, body.exit_code, body.duration_ms))
     for what, count in skipped.items():
         log.info("run %s: skipped %d events %s", row.id, count, what)
 
