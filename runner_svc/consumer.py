@@ -21,7 +21,7 @@ from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
 from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesUnavailable, EventsUnavailable, RunnerError
-from runner_svc.executor import Executor
+from runner_svc.executors import Executor
 from runner_svc.logger_copy import LogCopies
 from runner_svc.plugins import PluginDirectory
 from runner_svc.reporter import RunReporter

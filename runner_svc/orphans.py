@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
-from runner_svc.executor import Executor
+from runner_svc.executors import Executor
 from runner_svc.run import TERMINAL
 from runner_svc.runlog import run_logger
 

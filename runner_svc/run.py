@@ -25,7 +25,7 @@ from bob_common.quantities import format_memory
 from bob_pb import messages_pb2
 from runner_svc import spec as specs
 from runner_svc.errors import PrepareFailed, RunnerError, StepFailed, TransferFailed
-from runner_svc.executor import Executor, Workspace
+from runner_svc.executors import Executor, Workspace
 from runner_svc.logsink import Line, LogSink
 from runner_svc.plugins import PluginDirectory
 from runner_svc.runlog import run_logger

@@ -18,7 +18,7 @@ from runner_svc.claims import RunClaims
 from runner_svc.consumer import JobConsumer
 from runner_svc.control import ControlListener
 from runner_svc.errors import ExecutorUnavailable
-from runner_svc.executor import Executor
+from runner_svc.executors import Executor
 from runner_svc.heartbeat import Heartbeat
 from runner_svc.leases import Leases
 from runner_svc.orphans import OrphanSweeper
