@@ -14,15 +14,15 @@ from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from bob_common import amqp, topology
 from bob_common.config import RunnerSettings
-from runner_svc.claims import RunClaims
-from runner_svc.consumer import JobConsumer
-from runner_svc.control import ControlListener
 from runner_svc.errors import ExecutorUnavailable
 from runner_svc.executors import Executor
-from runner_svc.heartbeat import Heartbeat
-from runner_svc.leases import Leases
-from runner_svc.orphans import OrphanSweeper
-from runner_svc.plugins import PluginDirectory
+from runner_svc.jobs.claims import RunClaims
+from runner_svc.jobs.consumer import JobConsumer
+from runner_svc.jobs.control import ControlListener
+from runner_svc.jobs.heartbeat import Heartbeat
+from runner_svc.jobs.leases import Leases
+from runner_svc.jobs.orphans import OrphanSweeper
+from runner_svc.plugins.directory import PluginDirectory
 from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class RunnerService:
             connection.reconnect_callbacks.discard(reconnected)
 
     async def _slot_queue(self, connection: AbstractRobustConnection) -> AbstractQueue:
-        """The job queue on a channel of its own with prefetch 1, for one slot (slots.py)."""
+        """The job queue on a channel of its own with prefetch 1, for one slot (jobs/slots.py)."""
         s = self._settings
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=1)

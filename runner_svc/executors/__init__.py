@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bob_common.config import RunnerSettings
 from runner_svc.errors import UnknownRunnerType
-from runner_svc.logsink import LogSink
+from runner_svc.reporting.logsink import LogSink
 from runner_svc.spec import NO_LIMITS, Limits
 
 # Writes a "[bob] ..." line to the run's log.

@@ -35,7 +35,7 @@ from runner_svc.executors.docker.client import DOCKER_ERRORS, engine_client, exp
 from runner_svc.executors.docker.entry import ENTRY
 from runner_svc.executors.docker.spares import STALE_S, SparePool, run_container_name
 from runner_svc.executors.docker.workspace import DockerWorkspace
-from runner_svc.runlog import run_logger
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import NO_LIMITS, Limits
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from runner_svc.errors import RunnerError, StepFailed, TransferFailed
 from runner_svc.executors.docker import limits as docker_limits
 from runner_svc.executors.docker.client import DOCKER_ERRORS, explain
 from runner_svc.executors.docker.entry import final_step_input
-from runner_svc.logsink import LogSink
-from runner_svc.runlog import run_logger
+from runner_svc.reporting.logsink import LogSink
+from runner_svc.reporting.runlog import run_logger
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -36,8 +36,8 @@ from runner_svc.errors import (
     TransferFailed,
 )
 from runner_svc.executors import tarsafe
-from runner_svc.logsink import LogSink
-from runner_svc.runlog import run_logger
+from runner_svc.reporting.logsink import LogSink
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import NO_LIMITS, Limits
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from operator import methodcaller
 
 from bob_pb import entities_pb2, messages_pb2
-from runner_svc.claims import RunClaims
 from runner_svc.errors import RunnerError
+from runner_svc.jobs.claims import RunClaims
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.run import Run
-from runner_svc.runlog import run_logger
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import grpc
 
 from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
-from runner_svc.node import node_info
+from runner_svc.jobs.node import node_info
 
 # Answers that say nothing about the run, only that entities could not decide: try later.
 _TRANSIENT = {

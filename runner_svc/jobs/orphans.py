@@ -15,11 +15,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
 from runner_svc.executors import Executor
+from runner_svc.jobs.claims import RunClaims
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.run import TERMINAL
-from runner_svc.runlog import run_logger
 
 log = logging.getLogger(__name__)
 

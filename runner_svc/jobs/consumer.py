@@ -19,17 +19,17 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from bob_common.amqp import MessageDecodeError, dead_letter, decode, report_error
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
-from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesUnavailable, EventsUnavailable, RunnerError
 from runner_svc.executors import Executor
-from runner_svc.logger_copy import LogCopies
-from runner_svc.plugins import PluginDirectory
-from runner_svc.reporter import RunReporter
+from runner_svc.jobs.claims import RunClaims
+from runner_svc.jobs.slots import JobSlot
+from runner_svc.plugins.directory import PluginDirectory
+from runner_svc.plugins.transfer import PluginHttp
+from runner_svc.reporting.logger_copy import LogCopies
+from runner_svc.reporting.reporter import RunReporter
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.run import Run
-from runner_svc.runlog import run_logger
-from runner_svc.slots import JobSlot
 from runner_svc.spec import from_job
-from runner_svc.transfer import PluginHttp
 from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)

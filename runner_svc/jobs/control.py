@@ -12,8 +12,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from bob_common.amqp import MessageDecodeError, cancel_consuming, dead_letter, decode
 from bob_pb import messages_pb2
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.run import Run
-from runner_svc.runlog import run_logger
 
 log = logging.getLogger(__name__)
 
