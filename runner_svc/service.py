@@ -16,6 +16,7 @@ from bob_common import amqp, topology
 from bob_common.config import RunnerSettings
 from runner_svc.errors import ExecutorUnavailable
 from runner_svc.executors import Executor
+from runner_svc.jobs.active import ActiveRuns
 from runner_svc.jobs.claims import RunClaims
 from runner_svc.jobs.consumer import JobConsumer
 from runner_svc.jobs.control import ControlListener
@@ -44,7 +45,8 @@ class RunnerService:
         self._hurry = asyncio.Event()
         # Set once the queues are declared and bound; for tests and tools.
         self.ready = asyncio.Event()
-        self._consumer: JobConsumer | None = None
+        # Written by the consumer; read by control, leases, the orphan sweep and executing().
+        self._runs = ActiveRuns()
 
     def request_shutdown(self, why: str = "shutdown requested") -> None:
         """First call: take no new jobs and let running ones drain. Second: don't wait."""
@@ -57,7 +59,7 @@ class RunnerService:
 
     def executing(self) -> list[tuple[str, int]]:
         """(run id, attempt) of the runs claimed here and not ended; for tests and tools."""
-        return self._consumer.executing() if self._consumer else []
+        return self._runs.executing()
 
     async def run(self) -> None:
         s = self._settings
@@ -118,16 +120,16 @@ class RunnerService:
             events=events,
             channel=events_channel,
             tuning=self._tuning,
+            runs=self._runs,
         )
-        self._consumer = consumer
-        control = ControlListener(consumer.run_of, control_channel)
-        leases = Leases(claims, lookup=consumer.run_of, executing=consumer.executing)
+        control = ControlListener(self._runs.run_of, control_channel)
+        leases = Leases(claims, self._runs)
         heartbeat = Heartbeat(leases, self._tuning.heartbeat_s)
         sweeper = OrphanSweeper(
             self._executor,
             claims,
             runner_id=s.runner_id,
-            executing=consumer.executing,
+            runs=self._runs,
             interval_s=s.orphan_sweep_s,
         )
 

@@ -23,6 +23,7 @@ Command = Callable[[Run], Awaitable[None]]
 
 class ControlListener:
     def __init__(self, lookup: Callable[[str], Run | None], channel: AbstractChannel) -> None:
+        """`lookup`: ActiveRuns.run_of, the one question a command asks about the runs here."""
         self._lookup = lookup
         self._channel = channel
         self._consuming: tuple[AbstractQueue, str] | None = None
