@@ -13,6 +13,7 @@ import grpc
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from bob_common import amqp, topology
+from bob_common.backoff import until_done
 from bob_common.config import RunnerSettings
 from runner_svc.errors import ExecutorUnavailable
 from runner_svc.executors import Executor
@@ -165,15 +166,11 @@ class RunnerService:
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T | None:
         """attempt()'s result, retried with backoff while `what` is unreachable; None when
         shutdown is requested first."""
-        delay = 0.5
-        while not self._stop.is_set():
-            try:
-                return await attempt()
-            except _UNREACHABLE as exc:
-                log.warning("cannot reach %s (%s); retrying in %.1f s", what, exc, delay)
-            try:
-                await asyncio.wait_for(self._stop.wait(), delay)
-            except TimeoutError:
-                pass
-            delay = min(2 * delay, RETRY_MAX_S)
-        return None
+        return await until_done(
+            attempt,
+            what=what,
+            errors=_UNREACHABLE,
+            log=log,
+            stop=self._stop,
+            most_s=RETRY_MAX_S,
+        )

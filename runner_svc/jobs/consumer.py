@@ -206,6 +206,9 @@ class JobConsumer:
         try:
             claim = await self._claims.claim(spec.run_id, spec.attempt)
         except EntitiesUnavailable as exc:
+            # Retried by the broker, not here (so not with bob_common.backoff.until_done):
+            # the job goes back to the queue, for any runner, and the backoff grows with
+            # the delivery count, which the broker also uses to dead-letter it.
             deliveries = int((message.headers or {}).get("x-delivery-count") or 0)
             delay = min(CLAIM_RETRY_MAX_S, CLAIM_RETRY_BASE_S * 2**deliveries)
             rlog.warning("cannot claim (%s); handing the job back in %.1f s", exc, delay)

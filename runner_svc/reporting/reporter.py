@@ -109,6 +109,9 @@ class RunReporter:
             **body,  # type: ignore[arg-type]
         )
         key = run_event_key(self._run_id, kind)
+        # Not bob_common.backoff.until_done: a publish gives up at a deadline, raising with
+        # its last error, and stops once muted; until_done retries until a stop, and then
+        # answers None.
         deadline = time.monotonic() + self._deadline_s
         delay = 0.2
         while True:
