@@ -9,7 +9,7 @@ class RunnerError(Exception):
 
 
 class UnknownRunnerType(RunnerError):
-    """Raised by executor.create_executor for a BOB_RUNNER_TYPE without an executor;
+    """Raised by executors.create_executor for a BOB_RUNNER_TYPE without an executor;
     the cli reports it and exits with RET_CONFIG."""
 
 

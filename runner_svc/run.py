@@ -16,21 +16,21 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Protocol
 
 from bob_common.quantities import format_memory
 from bob_pb import messages_pb2
 from runner_svc import spec as specs
 from runner_svc.errors import PrepareFailed, RunnerError, StepFailed, TransferFailed
-from runner_svc.executor import Executor, Workspace
-from runner_svc.logsink import Line, LogSink
-from runner_svc.plugins import PluginDirectory
-from runner_svc.runlog import run_logger
+from runner_svc.executors import Executor, Workspace
+from runner_svc.plugins.directory import PluginDirectory
+from runner_svc.plugins.transfer import PluginHttp, Transfers
+from runner_svc.reporting.logsink import LogSink
+from runner_svc.reporting.reporter import Reporter
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import RunSpec, StepSpec
-from runner_svc.transfer import PluginHttp, Transfers
 from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,6 @@ TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STO
 class Outcome:
     status: int  # a terminal messages_pb2.RunStatus
     reason: str = ""
-
-
-class Reporter(Protocol):
-    async def status(self, status: int, reason: str = "") -> None: ...
-    async def step_finished(self, index: int, exit_code: int, duration_ms: int) -> None: ...
-    async def say(self, text: str) -> None: ...
-    async def logs(self, lines: Sequence[Line]) -> None: ...
-    def mute(self) -> None: ...
 
 
 class Run:

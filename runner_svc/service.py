@@ -13,16 +13,18 @@ import grpc
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from bob_common import amqp, topology
+from bob_common.backoff import until_done
 from bob_common.config import RunnerSettings
-from runner_svc.claims import RunClaims
-from runner_svc.consumer import JobConsumer
-from runner_svc.control import ControlListener
 from runner_svc.errors import ExecutorUnavailable
-from runner_svc.executor import Executor
-from runner_svc.heartbeat import Heartbeat
-from runner_svc.leases import Leases
-from runner_svc.orphans import OrphanSweeper
-from runner_svc.plugins import PluginDirectory
+from runner_svc.executors import Executor
+from runner_svc.jobs.active import ActiveRuns
+from runner_svc.jobs.claims import RunClaims
+from runner_svc.jobs.consumer import JobConsumer
+from runner_svc.jobs.control import ControlListener
+from runner_svc.jobs.heartbeat import Heartbeat
+from runner_svc.jobs.leases import Leases
+from runner_svc.jobs.orphans import OrphanSweeper
+from runner_svc.plugins.directory import PluginDirectory
 from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,8 @@ class RunnerService:
         self._hurry = asyncio.Event()
         # Set once the queues are declared and bound; for tests and tools.
         self.ready = asyncio.Event()
-        self._consumer: JobConsumer | None = None
+        # Written by the consumer; read by control, leases, the orphan sweep and executing().
+        self._runs = ActiveRuns()
 
     def request_shutdown(self, why: str = "shutdown requested") -> None:
         """First call: take no new jobs and let running ones drain. Second: don't wait."""
@@ -57,7 +60,7 @@ class RunnerService:
 
     def executing(self) -> list[tuple[str, int]]:
         """(run id, attempt) of the runs claimed here and not ended; for tests and tools."""
-        return self._consumer.executing() if self._consumer else []
+        return self._runs.executing()
 
     async def run(self) -> None:
         s = self._settings
@@ -118,16 +121,16 @@ class RunnerService:
             events=events,
             channel=events_channel,
             tuning=self._tuning,
+            runs=self._runs,
         )
-        self._consumer = consumer
-        control = ControlListener(consumer.run_of, control_channel)
-        leases = Leases(claims, lookup=consumer.run_of, executing=consumer.executing)
+        control = ControlListener(self._runs.run_of, control_channel)
+        leases = Leases(claims, self._runs)
         heartbeat = Heartbeat(leases, self._tuning.heartbeat_s)
         sweeper = OrphanSweeper(
             self._executor,
             claims,
             runner_id=s.runner_id,
-            executing=consumer.executing,
+            runs=self._runs,
             interval_s=s.orphan_sweep_s,
         )
 
@@ -153,7 +156,7 @@ class RunnerService:
             connection.reconnect_callbacks.discard(reconnected)
 
     async def _slot_queue(self, connection: AbstractRobustConnection) -> AbstractQueue:
-        """The job queue on a channel of its own with prefetch 1, for one slot (slots.py)."""
+        """The job queue on a channel of its own with prefetch 1, for one slot (jobs/slots.py)."""
         s = self._settings
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=1)
@@ -163,15 +166,11 @@ class RunnerService:
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T | None:
         """attempt()'s result, retried with backoff while `what` is unreachable; None when
         shutdown is requested first."""
-        delay = 0.5
-        while not self._stop.is_set():
-            try:
-                return await attempt()
-            except _UNREACHABLE as exc:
-                log.warning("cannot reach %s (%s); retrying in %.1f s", what, exc, delay)
-            try:
-                await asyncio.wait_for(self._stop.wait(), delay)
-            except TimeoutError:
-                pass
-            delay = min(2 * delay, RETRY_MAX_S)
-        return None
+        return await until_done(
+            attempt,
+            what=what,
+            errors=_UNREACHABLE,
+            log=log,
+            stop=self._stop,
+            most_s=RETRY_MAX_S,
+        )

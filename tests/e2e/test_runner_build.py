@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runner_svc.docker_executor import LABEL_RUNNER, LABEL_SPARE
+from runner_svc.executors.docker.executor import LABEL_RUNNER, LABEL_SPARE
 from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
 from tests.plugins.processes import make_repo
 from tests.support.http_stub import Answer, plugin_server

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import aio_pika
 
 from bob_common import topology
-from runner_svc.docker_executor import LABEL_RUN
+from runner_svc.executors.docker.executor import LABEL_RUN
 from tests.e2e.runner_cluster import TERMINAL, Bob
 
 IMAGE = "bob-test/busybox:latest"

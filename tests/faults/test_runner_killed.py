@@ -11,7 +11,7 @@ import time
 import docker.errors
 import pytest
 
-from runner_svc.docker_executor import LABEL_RUNNER, LABEL_SPARE
+from runner_svc.executors.docker.executor import LABEL_RUNNER, LABEL_SPARE
 from tests.e2e.runner_cluster import TERMINAL, runner_cluster, runner_id
 from tests.faults.harness import (
     FAST,

@@ -25,7 +25,7 @@ from bob_common import topology
 from bob_common.amqp import decode, encode
 from bob_common.config import RunnerSettings
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
-from runner_svc.executor import create_executor
+from runner_svc.executors import create_executor
 from runner_svc.service import RunnerService
 from runner_svc.tuning import Tuning
 from tests.support.containers import run_containers

@@ -12,7 +12,7 @@ import pytest
 
 from bob_pb import messages_pb2
 from devcluster.test_image import IMAGE
-from runner_svc.control import ControlListener
+from runner_svc.jobs.control import ControlListener
 from tests.runner.harness import TEST_TUNING, containers_of, make_job, no_container_left, world
 
 # Where the step is: a Docker run's last step is its container's own process, the others

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner_svc.docker_entry import END, ENTRY, MAX_SCRIPT_BYTES, final_step_input
+from runner_svc.executors.docker.entry import END, ENTRY, MAX_SCRIPT_BYTES, final_step_input
 
 # (name, argv prefix standing in for /bin/sh): the entry's own `/bin/sh` is the host's.
 SHELLS = [

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bob_pb import messages_pb2, pipeline_pb2
-from runner_svc.docker_spares import run_container_name
+from runner_svc.executors.docker.spares import run_container_name
 from tests.runner.harness import containers_of, make_job, no_container_left, world
 
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from bob_pb import messages_pb2, pipeline_pb2
-from runner_svc.docker_executor import LABEL_RUNNER, LABEL_SPARE
+from runner_svc.executors.docker.executor import LABEL_RUNNER, LABEL_SPARE
 from tests.runner.harness import make_job, world
 from tests.waiting import await_until
 

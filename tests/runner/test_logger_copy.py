@@ -16,8 +16,8 @@ import pytest
 
 from bob_pb import messages_pb2
 from devcluster.test_image import IMAGE
-from runner_svc import logger_copy
-from runner_svc.logger_copy import LogCopy
+from runner_svc.reporting import logger_copy
+from runner_svc.reporting.logger_copy import LogCopy
 from tests.plugins.processes import logger
 from tests.runner.harness import free_port, make_job, world
 from tests.waiting import await_until

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from bob_pb import messages_pb2
-from runner_svc.logsink import MAX_LINE_BYTES, LineSplitter, LogSink
+from runner_svc.reporting.logsink import MAX_LINE_BYTES, LineSplitter, LogSink
 from tests.waiting import await_until
 
 OUT, ERR = messages_pb2.STDOUT, messages_pb2.STDERR

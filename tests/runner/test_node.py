@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from runner_svc.node import node_info, parse_meminfo
+from runner_svc.jobs.node import node_info, parse_meminfo
 
 MEMINFO = """\
 MemTotal:       16318784 kB

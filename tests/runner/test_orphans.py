@@ -8,8 +8,8 @@ import logging
 import uuid
 
 from bob_pb import entities_pb2, messages_pb2
-from runner_svc.docker_entry import ENTRY
-from runner_svc.docker_executor import (
+from runner_svc.executors.docker.entry import ENTRY
+from runner_svc.executors.docker.executor import (
     LABEL_ATTEMPT,
     LABEL_ENTITIES,
     LABEL_RUN,

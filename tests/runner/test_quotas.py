@@ -10,8 +10,8 @@ import pytest
 
 from bob_pb import messages_pb2, pipeline_pb2
 from runner_svc import spec as specs
-from runner_svc.docker_executor import LABEL_SPARE
-from runner_svc.docker_limits import MIN_NANO_CPUS, host_config
+from runner_svc.executors.docker.executor import LABEL_SPARE
+from runner_svc.executors.docker.limits import MIN_NANO_CPUS, host_config
 from tests.runner.harness import containers_of, make_job, world
 
 OUT = messages_pb2.STDOUT

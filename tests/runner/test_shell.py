@@ -11,7 +11,7 @@ from pathlib import Path
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2, pipeline_pb2
 from devcluster.test_image import IMAGE
-from runner_svc import shell_executor
+from runner_svc.executors.shell import executor as shell_executor
 from tests.runner.harness import make_job, runner_env, running_runner, world
 from tests.waiting import await_until
 

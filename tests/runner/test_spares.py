@@ -10,9 +10,9 @@ import time
 import uuid
 
 from bob_pb import entities_pb2, messages_pb2
-from runner_svc.docker_entry import ENTRY
-from runner_svc.docker_executor import LABEL_ENTITIES, LABEL_RUNNER, LABEL_SPARE
-from runner_svc.docker_spares import STALE_S, run_container_name
+from runner_svc.executors.docker.entry import ENTRY
+from runner_svc.executors.docker.executor import LABEL_ENTITIES, LABEL_RUNNER, LABEL_SPARE
+from runner_svc.executors.docker.spares import STALE_S, run_container_name
 from tests.runner.harness import containers_of, entities_server, make_job, world
 from tests.support.containers import remove_quietly
 from tests.waiting import await_until

@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from bob_common.config import RunnerSettings
-from runner_svc.docker_entry import ENTRY
-from runner_svc.docker_executor import LABEL_RUN, LABEL_RUNNER
+from runner_svc.executors.docker.entry import ENTRY
+from runner_svc.executors.docker.executor import LABEL_RUN, LABEL_RUNNER
 from tests.runner.harness import containers_of, runner_env, started_runner, world
 from tests.support.containers import run_containers
 from tests.waiting import await_until

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from runner_svc import tarsafe
 from runner_svc.errors import ArchiveRejected
+from runner_svc.executors import tarsafe
 
 REG, DIR, SYM, LNK = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from runner_svc import tarsafe
 from runner_svc.errors import TransferFailed
-from runner_svc.transfer import Aborted, PluginHttp
+from runner_svc.executors import tarsafe
+from runner_svc.plugins.transfer import Aborted, PluginHttp
 from tests.runner.conftest import tar_of
 
 MB = 1024 * 1024

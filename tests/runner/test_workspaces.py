@@ -14,10 +14,10 @@ import pytest
 
 from bob_common.config import RunnerSettings
 from devcluster.test_image import IMAGE
-from runner_svc.docker_executor import DockerExecutor
 from runner_svc.errors import RunnerError
-from runner_svc.executor import create_executor
-from runner_svc.logsink import LogSink
+from runner_svc.executors import create_executor
+from runner_svc.executors.docker.executor import DockerExecutor
+from runner_svc.reporting.logsink import LogSink
 from tests.runner.harness import runner_env
 
 TRIALS = 20

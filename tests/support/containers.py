@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runner_svc.docker_executor import LABEL_RUN
-from runner_svc.docker_spares import run_container_name
+from runner_svc.executors.docker.executor import LABEL_RUN
+from runner_svc.executors.docker.spares import run_container_name
 from tests.waiting import wait_until
 
 

@@ -3,7 +3,10 @@
 A run asks its executor for a workspace (for Docker: one container; for the shell: a
 temporary directory), places resources in it, executes each step in it in order, takes
 artifacts out of it and removes it at the end. Adding a runner type means writing one
-class with this interface and one line in EXECUTORS.
+class with this interface, a factory that imports it, and one line in EXECUTORS.
+
+Each executor lives in a subpackage of its own (docker/, shell/) and is imported only
+when it is built: importing this registry does not import the Docker SDK.
 """
 
 from __future__ import annotations
@@ -12,10 +15,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Protocol
 
 from bob_common.config import RunnerSettings
-from runner_svc.docker_executor import DockerExecutor
 from runner_svc.errors import UnknownRunnerType
-from runner_svc.logsink import LogSink
-from runner_svc.shell_executor import ShellExecutor
+from runner_svc.reporting.logsink import LogSink
 from runner_svc.spec import NO_LIMITS, Limits
 
 # Writes a "[bob] ..." line to the run's log.
@@ -115,9 +116,22 @@ class Executor(Protocol):
     async def close(self) -> None: ...
 
 
+def _docker(settings: RunnerSettings) -> Executor:
+    from runner_svc.executors.docker.executor import DockerExecutor
+
+    return DockerExecutor(settings)
+
+
+def _shell(settings: RunnerSettings) -> Executor:
+    from runner_svc.executors.shell.executor import ShellExecutor
+
+    return ShellExecutor(settings)
+
+
+# The factories import their executor when called, so a runner loads only its own.
 EXECUTORS: dict[str, Callable[[RunnerSettings], Executor]] = {
-    "docker": DockerExecutor,
-    "shell": ShellExecutor,
+    "docker": _docker,
+    "shell": _shell,
 }
 
 

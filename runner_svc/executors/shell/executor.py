@@ -29,15 +29,15 @@ from typing import Any, TypeVar
 
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
-from runner_svc import tarsafe
 from runner_svc.errors import (
     ExecutorUnavailable,
     PrepareFailed,
     StepFailed,
     TransferFailed,
 )
-from runner_svc.logsink import LogSink
-from runner_svc.runlog import run_logger
+from runner_svc.executors import tarsafe
+from runner_svc.reporting.logsink import LogSink
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import NO_LIMITS, Limits
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from aio_pika.abc import AbstractExchange
 
@@ -22,8 +23,8 @@ from bob_common.amqp import BROKER_ERRORS, encode
 from bob_common.topology import run_event_key
 from bob_pb import messages_pb2
 from runner_svc.errors import EventsUnavailable
-from runner_svc.logsink import Line
-from runner_svc.runlog import run_logger
+from runner_svc.reporting.logsink import Line
+from runner_svc.reporting.runlog import run_logger
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,16 @@ SYSTEM_PREFIX = "[bob] "
 CONFIRM_TIMEOUT_S = 10.0
 # What a publish raises while the broker is unreachable.
 PUBLISH_ERRORS = BROKER_ERRORS
+
+
+class Reporter(Protocol):
+    """What a run reports through: a RunReporter, or logger_copy's reporter around one."""
+
+    async def status(self, status: int, reason: str = "") -> None: ...
+    async def step_finished(self, index: int, exit_code: int, duration_ms: int) -> None: ...
+    async def say(self, text: str) -> None: ...
+    async def logs(self, lines: Sequence[Line]) -> None: ...
+    def mute(self) -> None: ...
 
 
 class RunReporter:
@@ -98,6 +109,9 @@ class RunReporter:
             **body,  # type: ignore[arg-type]
         )
         key = run_event_key(self._run_id, kind)
+        # Not bob_common.backoff.until_done: a publish gives up at a deadline, raising with
+        # its last error, and stops once muted; until_done retries until a stop, and then
+        # answers None.
         deadline = time.monotonic() + self._deadline_s
         delay = 0.2
         while True:

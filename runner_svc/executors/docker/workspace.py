@@ -1,6 +1,6 @@
 """One run's container: steps as execs in it, signals to its processes, and archives
 in and out of its working directory. Made by DockerExecutor.prepare, whose two thread
-pools it runs its blocking docker SDK calls on."""
+pools it runs its blocking docker SDK calls on (through Engine, all it knows of it)."""
 
 from __future__ import annotations
 
@@ -11,28 +11,26 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import docker.errors
-import requests
 from docker.models.containers import Container
 from docker.utils.socket import STDERR, STDOUT, frames_iter
 
 from bob_pb import messages_pb2
-from runner_svc import docker_limits
-from runner_svc.docker_entry import final_step_input
 from runner_svc.errors import RunnerError, StepFailed, TransferFailed
-from runner_svc.logsink import LogSink
-from runner_svc.runlog import run_logger
-
-if TYPE_CHECKING:
-    from runner_svc.docker_executor import DockerExecutor
+from runner_svc.executors.docker import limits as docker_limits
+from runner_svc.executors.docker.client import DOCKER_ERRORS, explain
+from runner_svc.executors.docker.entry import final_step_input
+from runner_svc.reporting.logsink import LogSink
+from runner_svc.reporting.runlog import run_logger
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long an exec may still report Running after its output has ended.
 EXIT_CODE_WAIT_S = 2.0
-# SIGTERM to every process of the container but pid 1 (docker_entry) and the kill itself:
+# SIGTERM to every process of the container but pid 1 (entry.py) and the kill itself:
 # in a PID namespace, that is exactly the steps' processes. `kill` is a builtin of every
 # /bin/sh.
 TERMINATE = ["/bin/sh", "-c", "kill -TERM -1"]
@@ -42,13 +40,22 @@ EXEC_START_WAIT_S = 10.0
 # The container's own stdio, for the last step run by its entry.
 ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
 
-# Everything the docker SDK raises when the engine refuses or cannot be reached.
-DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException, OSError)
 
+class Engine(Protocol):
+    """What a workspace asks of its executor (DockerExecutor): its two thread pools for
+    blocking SDK calls, and the removal of a container."""
 
-def explain(exc: BaseException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc)
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(*args, **kwargs) on the pool of short calls."""
+        ...
+
+    async def stream(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) on the pool of long streams (steps and archives)."""
+        ...
+
+    async def discard(self, container: Container) -> bool:
+        """Removes the container; False when the engine refused."""
+        ...
 
 
 class DockerWorkspace:
@@ -56,7 +63,7 @@ class DockerWorkspace:
 
     def __init__(
         self,
-        executor: DockerExecutor,
+        executor: Engine,
         container: Container,
         run_id: str,
         workdir: str,
@@ -163,7 +170,7 @@ class DockerWorkspace:
             output.close()
 
     def _final(self, given: bytes, output: LogSink) -> int:
-        """The last step, handed to the container's entry (docker_entry): its output is
+        """The last step, handed to the container's entry (entry.py): its output is
         the container's, its exit code the container's."""
         try:
             with self._lock:

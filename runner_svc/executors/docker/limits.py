@@ -2,7 +2,7 @@
 
 The limits are written in the Engine API's own HostConfig fields, so the same dict goes
 into a container's creation and into the update of a spare taken for the run
-(docker_executor.py). Blocking calls: run them on the executor's pools.
+(executor.py). Blocking calls: run them on the executor's pools.
 """
 
 from __future__ import annotations

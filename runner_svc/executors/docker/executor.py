@@ -1,11 +1,11 @@
 """The Docker executor: one container per run, each step an exec inside it but the last,
-which the container's own entry runs (docker_entry.py).
+which the container's own entry runs (entry.py).
 
 An exec costs ~50 ms where a container start costs ~250 ms, and the steps of a run share
 the container's file system, which Bob's pipelines rely on. Every docker SDK call blocks,
 so each runs on one of two thread pools: short API calls on one, the step output streams
 and archive transfers (which block as long as they last) on the other, so a STOP's kill
-never waits behind the very streams it is meant to end. docker_workspace.py has what is
+never waits behind the very streams it is meant to end. workspace.py has what is
 done in one run's container.
 """
 
@@ -29,13 +29,13 @@ from docker.types import LogConfig
 from docker.utils import parse_repository_tag
 
 from bob_common.config import RunnerSettings
-from runner_svc import docker_limits
-from runner_svc.docker_client import engine_client
-from runner_svc.docker_entry import ENTRY
-from runner_svc.docker_spares import STALE_S, SparePool, run_container_name
-from runner_svc.docker_workspace import DOCKER_ERRORS, DockerWorkspace, explain
 from runner_svc.errors import ExecutorUnavailable, PrepareFailed
-from runner_svc.runlog import run_logger
+from runner_svc.executors.docker import limits as docker_limits
+from runner_svc.executors.docker.client import DOCKER_ERRORS, engine_client, explain
+from runner_svc.executors.docker.entry import ENTRY
+from runner_svc.executors.docker.spares import STALE_S, SparePool, run_container_name
+from runner_svc.executors.docker.workspace import DockerWorkspace
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import NO_LIMITS, Limits
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ LABEL_ATTEMPT = "bob.attempt"
 # container only if the container was made for it, so two deployments (or two test
 # clusters) sharing an engine never take each other's containers for orphans.
 LABEL_ENTITIES = "bob.entities"
-# On a spare container (docker_spares.py): when it was made, in seconds since the epoch.
+# On a spare container (spares.py): when it was made, in seconds since the epoch.
 LABEL_SPARE = "bob.spare"
 # A spare taken by a run is renamed after it (run_container_name): "/bob-<run>-a<attempt>".
 _RUN_NAME = re.compile(r"^/?bob-(r-[0-9a-f-]+)-a(\d+)$")

@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import httpx
 
-from runner_svc import tarsafe
 from runner_svc.errors import TransferFailed
-from runner_svc.executor import Workspace
-from runner_svc.plugins import PluginDirectory, artifact_url
-from runner_svc.runlog import run_logger
+from runner_svc.executors import Workspace, tarsafe
+from runner_svc.plugins.directory import PluginDirectory, artifact_url
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import ArtifactSpec, RunSpec
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from bob_common.amqp import BROKER_ERRORS, cancel_consuming
+from bob_common.backoff import until_done
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,20 @@ class JobSlot:
             await cancel_consuming(self._queue, tag)
 
     async def _consume(self) -> None:
-        delay = 0.5
-        while not self._closed:
-            try:
-                tag = await self._queue.consume(self._on_delivery)
-            except BROKER_ERRORS as exc:
-                # A robust channel that is being restored: try again once it may be back.
-                log.warning("slot %d cannot consume yet (%r); retrying", self._number, exc)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, CONSUME_RETRY_MAX_S)
-                continue
-            if self._closed:  # closed while the consume was on its way
-                await cancel_consuming(self._queue, tag)
-            else:
-                self._tag = tag
-            return
+        # A robust channel that is being restored: try again once it may be back. Retried
+        # until it succeeds or close() cancels this task.
+        tag = await until_done(
+            lambda: self._queue.consume(self._on_delivery),
+            what=f"the job queue for slot {self._number}",
+            errors=BROKER_ERRORS,
+            log=log,
+            most_s=CONSUME_RETRY_MAX_S,
+        )
+        assert tag is not None  # None only when a stop event is given
+        if self._closed:  # closed while the consume was on its way
+            await cancel_consuming(self._queue, tag)
+        else:
+            self._tag = tag
 
     async def _on_delivery(self, message: AbstractIncomingMessage) -> None:
         # No await before the slot is marked busy: the next delivery must see it.

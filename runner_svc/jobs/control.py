@@ -12,8 +12,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from bob_common.amqp import MessageDecodeError, cancel_consuming, dead_letter, decode
 from bob_pb import messages_pb2
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.run import Run
-from runner_svc.runlog import run_logger
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ Command = Callable[[Run], Awaitable[None]]
 
 class ControlListener:
     def __init__(self, lookup: Callable[[str], Run | None], channel: AbstractChannel) -> None:
+        """`lookup`: ActiveRuns.run_of, the one question a command asks about the runs here."""
         self._lookup = lookup
         self._channel = channel
         self._consuming: tuple[AbstractQueue, str] | None = None

@@ -5,7 +5,7 @@ meanwhile is found at its new address), and Bob's HTTP contracts give the rest:
 - resource provider: `GET {url}/bob_resource?{params}` answers a tar;
 - artifact store: `POST|GET|DELETE {url}/bob_artifact/{group}/{name}/{run_id}/{artifact}`
   carries a tar of the artifact's path;
-- logger: `PUT {url}/bob_logs/{run_id}` appends log lines (logger_copy.py).
+- logger: `PUT {url}/bob_logs/{run_id}` appends log lines (reporting/logger_copy.py).
 """
 
 from __future__ import annotations

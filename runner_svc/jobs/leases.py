@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable
 from operator import methodcaller
 
 from bob_pb import entities_pb2, messages_pb2
-from runner_svc.claims import RunClaims
 from runner_svc.errors import RunnerError
+from runner_svc.jobs.active import RunsHere
+from runner_svc.jobs.claims import RunClaims
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.run import Run
-from runner_svc.runlog import run_logger
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +49,14 @@ _REVERSIBLE = {entities_pb2.ORDER_RUN, entities_pb2.ORDER_PAUSE}
 
 
 class Leases:
-    def __init__(
-        self,
-        claims: RunClaims,
-        *,
-        lookup: Callable[[str], Run | None],
-        executing: Callable[[], list[tuple[str, int]]],
-    ) -> None:
+    def __init__(self, claims: RunClaims, runs: RunsHere) -> None:
         self._claims = claims
-        self._lookup = lookup
-        self._executing = executing
+        self._runs = runs
 
     async def renew(self) -> None:
         """Renews the leases of the runs executing here and applies the orders. A failure
         is logged and left to the next heartbeat: it never touches the runs."""
-        runs = self._executing()
+        runs = self._runs.executing()
         sent = {run_id: self._commands(run_id) for run_id, _ in runs}
         try:
             renewal = await self._claims.renew(runs)
@@ -77,12 +71,12 @@ class Leases:
         )
 
     def _commands(self, run_id: str) -> int:
-        run = self._lookup(run_id)
+        run = self._runs.run_of(run_id)
         return run.commands if run else 0
 
     async def _apply(self, run_id: str, attempt: int, order: int | None, sent: int) -> None:
         rlog = run_logger(log, run_id)
-        run = self._lookup(run_id)
+        run = self._runs.run_of(run_id)
         if run is None or run.spec.attempt != attempt or order is None:
             return  # ended meanwhile, or entities said nothing of it
         if order in _REVERSIBLE and run.commands != sent:

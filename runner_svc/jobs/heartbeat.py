@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from runner_svc.leases import Leases
+from runner_svc.jobs.leases import Leases
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 import docker
+import docker.errors
+import requests
 from docker.transport.unixconn import UnixHTTPAdapter
 
 MOUNT = "http+docker://"
+
+# Everything the docker SDK raises when the engine refuses or cannot be reached.
+DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException, OSError)
+
+
+def explain(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
 
 
 class _OnePoolAdapter(UnixHTTPAdapter):

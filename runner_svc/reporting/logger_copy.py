@@ -28,12 +28,13 @@ import httpx
 
 from bob_pb import messages_pb2
 from runner_svc.errors import RunnerError
-from runner_svc.logsink import Line
-from runner_svc.reporter import SYSTEM_PREFIX
-from runner_svc.run import TERMINAL, Reporter
-from runner_svc.runlog import run_logger
+from runner_svc.reporting.logsink import Line
+from runner_svc.reporting.reporter import SYSTEM_PREFIX, Reporter
+from runner_svc.reporting.runlog import run_logger
+from runner_svc.run import TERMINAL
 
-log = logging.getLogger(__name__)
+# Named as before the module moved into reporting/: log filters and tests look for it.
+log = logging.getLogger("runner_svc.logger_copy")
 
 # Memory the lines of one run waiting for its logger may take, roughly: a line counts as
 # its characters and LINE_OVERHEAD (a str object and its slot in the buffer).
@@ -307,7 +308,7 @@ class CopyingReporter:
 
 class LogCopies:
     """The copies of one runner's runs, and the HTTP client they share. The runner's
-    plugin transfers are synchronous on worker threads (transfer.py); a copy is small
+    plugin transfers are synchronous on worker threads (plugins/transfer.py); a copy is small
     PUTs from the event loop, hence a client of its own, made at the first copy."""
 
     def __init__(self, lookup: Lookup, *, timeout_s: float) -> None:

@@ -5,15 +5,15 @@ one liveness signal, says who it is), and a release hands it back at shutdown.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 
 from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
-from runner_svc.node import node_info
+from runner_svc.jobs.node import node_info
 
 # Answers that say nothing about the run, only that entities could not decide: try later.
 _TRANSIENT = {
@@ -73,7 +73,10 @@ class RunClaims:
             run_id=run_id, attempt=attempt, runner_id=self._runner_id
         )
         try:
-            response = await self._call("ClaimRun", request, run_id)
+            with _answered("ClaimRun"):
+                response = await self._stub.ClaimRun(
+                    request, timeout=self._timeout_s, metadata=_metadata(run_id)
+                )
         except EntitiesRefused as exc:
             # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION...: a definite no.
             return Claim(False, str(exc))
@@ -89,7 +92,8 @@ class RunClaims:
             capacity=self._capacity,
             node=node_info(),
         )
-        response = await self._call("RenewLeases", request)
+        with _answered("RenewLeases"):
+            response = await self._stub.RenewLeases(request, timeout=self._timeout_s)
         return Renewal({i.run_id: i.order for i in response.instructions}, response.lease_ms)
 
     async def release(self, run_id: str, attempt: int, reason: str) -> None:
@@ -97,28 +101,42 @@ class RunClaims:
         request = entities_pb2.ReleaseRunRequest(
             run_id=run_id, attempt=attempt, runner_id=self._runner_id, reason=reason
         )
-        await self._call("ReleaseRun", request, run_id)
+        with _answered("ReleaseRun"):
+            await self._stub.ReleaseRun(
+                request, timeout=self._timeout_s, metadata=_metadata(run_id)
+            )
 
     async def owner(self, run_id: str) -> Owner | None:
         """None when entities does not know the run."""
         try:
-            run = await self._call("GetRun", entities_pb2.RunRef(run_id=run_id), run_id)
+            with _answered("GetRun"):
+                run = await self._stub.GetRun(
+                    entities_pb2.RunRef(run_id=run_id),
+                    timeout=self._timeout_s,
+                    metadata=_metadata(run_id),
+                )
         except EntitiesRefused as exc:
             if exc.code == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
         return Owner(run.status, run.attempt, run.runner_id)
 
-    async def _call(self, rpc: str, request: Any, run_id: str = "") -> Any:
-        """Raises EntitiesUnavailable for a transient failure, EntitiesRefused otherwise."""
-        metadata = (("bob-run-id", run_id),) if run_id else ()
-        try:
-            return await getattr(self._stub, rpc)(
-                request, timeout=self._timeout_s, metadata=metadata
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _TRANSIENT:
-                raise EntitiesUnavailable(
-                    f"{rpc} failed with {exc.code().name}: {exc.details()}"
-                ) from exc
-            raise EntitiesRefused(exc.code(), f"{exc.code().name}: {exc.details()}") from exc
+
+def _metadata(run_id: str) -> tuple[tuple[str, str], ...]:
+    """Names the run a call is about."""
+    metadata = (("bob-run-id", run_id),) if run_id else ()
+    return metadata
+
+
+@contextmanager
+def _answered(rpc: str) -> Iterator[None]:
+    """Around one call of `rpc`: raises EntitiesUnavailable for a transient failure,
+    EntitiesRefused otherwise."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in _TRANSIENT:
+            raise EntitiesUnavailable(
+                f"{rpc} failed with {exc.code().name}: {exc.details()}"
+            ) from exc
+        raise EntitiesRefused(exc.code(), f"{exc.code().name}: {exc.details()}") from exc

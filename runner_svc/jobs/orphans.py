@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
-from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
-from runner_svc.executor import Executor
+from runner_svc.executors import Executor
+from runner_svc.jobs.active import RunsHere
+from runner_svc.jobs.claims import RunClaims
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.run import TERMINAL
-from runner_svc.runlog import run_logger
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ class OrphanSweeper:
         claims: RunClaims,
         *,
         runner_id: str,
-        executing: Callable[[], list[tuple[str, int]]],
+        runs: RunsHere,
         interval_s: float,
     ) -> None:
         self._executor = executor
         self._claims = claims
         self._runner_id = runner_id
-        self._executing = executing
+        self._runs = runs
         self._interval_s = interval_s
 
     async def serve(self, until: asyncio.Event) -> None:
@@ -67,7 +67,7 @@ class OrphanSweeper:
     async def _orphaned(self, run_id: str, attempt: int | None) -> bool:
         # Read after the executor listed its workspaces: a run claimed later has none in
         # that list, and one executing here keeps its workspace until its own end.
-        if any(r == run_id and attempt in (None, a) for r, a in self._executing()):
+        if any(r == run_id and attempt in (None, a) for r, a in self._runs.executing()):
             return False
         try:
             owner = await self._claims.owner(run_id)

@@ -12,24 +12,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
 from bob_common.amqp import MessageDecodeError, dead_letter, decode, report_error
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
-from runner_svc.claims import RunClaims
 from runner_svc.errors import EntitiesUnavailable, EventsUnavailable, RunnerError
-from runner_svc.executor import Executor
-from runner_svc.logger_copy import LogCopies
-from runner_svc.plugins import PluginDirectory
-from runner_svc.reporter import RunReporter
+from runner_svc.executors import Executor
+from runner_svc.jobs.active import Active, ActiveRuns
+from runner_svc.jobs.claims import RunClaims
+from runner_svc.jobs.slots import JobSlot
+from runner_svc.plugins.directory import PluginDirectory
+from runner_svc.plugins.transfer import PluginHttp
+from runner_svc.reporting.logger_copy import LogCopies
+from runner_svc.reporting.reporter import RunReporter
+from runner_svc.reporting.runlog import run_logger
 from runner_svc.run import Run
-from runner_svc.runlog import run_logger
-from runner_svc.slots import JobSlot
 from runner_svc.spec import from_job
-from runner_svc.transfer import PluginHttp
 from runner_svc.tuning import Tuning
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,6 @@ SERVICE = "runner"
 # dead-letters a job after topology.DELIVERY_LIMIT, so the wait grows instead.
 CLAIM_RETRY_BASE_S = 1.0
 CLAIM_RETRY_MAX_S = 30.0
-
-
-@dataclass
-class _Active:
-    run: Run
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    # Claimed in entities: executing here, as far as leases and heartbeats are concerned.
-    claimed: bool = False
 
 
 class JobConsumer:
@@ -61,6 +53,7 @@ class JobConsumer:
         events: AbstractExchange,
         channel: AbstractChannel,
         tuning: Tuning,
+        runs: ActiveRuns,
     ) -> None:
         self._settings = settings
         self._executor = executor
@@ -72,20 +65,12 @@ class JobConsumer:
         self._tuning = tuning
         self._events = events
         self._channel = channel  # for dead letters and error reports
-        self._active: dict[str, _Active] = {}
+        # The runs taken here, from their delivery to their end; this consumer is its writer.
+        self._runs = runs
         self._slots: list[JobSlot] = []
         self._stopping = asyncio.Event()
         # Set once every job has finished or been released.
         self.finished = asyncio.Event()
-
-    def run_of(self, run_id: str) -> Run | None:
-        """The run with this id if this runner is executing it."""
-        active = self._active.get(run_id)
-        return active.run if active else None
-
-    def executing(self) -> list[tuple[str, int]]:
-        """(run id, attempt) of the runs claimed here and not ended yet."""
-        return [(run_id, a.run.spec.attempt) for run_id, a in self._active.items() if a.claimed]
 
     async def open(self, queues: Sequence[AbstractQueue]) -> None:
         """Starts consuming with one slot per queue (each on a channel of its own)."""
@@ -139,7 +124,7 @@ class JobConsumer:
         tasks = self._tasks()
         if not tasks:
             return
-        claimed = [a.run for a in self._active.values() if a.claimed]
+        claimed = self._runs.claimed()
         log.warning("stopping %d running job(s); their runs are released", len(tasks))
         for task in tasks:
             task.cancel()
@@ -173,22 +158,21 @@ class JobConsumer:
             rlog.info("runner is shutting down; job handed back")
             await _settle(message.nack(requeue=True), message)
             return
-        current = self._active.get(job.run_id)
+        current = self._runs.get(job.run_id)
         if current is not None and current.run.spec.attempt >= job.attempt:
             # E.g. published twice: the claim would refuse it anyway.
             rlog.info("duplicate delivery of a run executing here; acked")
             await _settle(message.ack(), message)
             return
-        active = _Active(self._new_run(job))
+        active = Active(self._new_run(job))
         if current is None:
             # Registered before the claim, so a STOP racing with the claim is not lost.
-            self._active[job.run_id] = active
+            self._runs.register(active)
         try:
             if await self._claim(active, message, current):
                 await self._execute(active)
         finally:
-            if self._active.get(job.run_id) is active:
-                del self._active[job.run_id]
+            self._runs.unregister(active)
             active.ended.set()
 
     def _new_run(self, job: messages_pb2.Job) -> Run:
@@ -214,7 +198,7 @@ class JobConsumer:
         )
 
     async def _claim(
-        self, active: _Active, message: AbstractIncomingMessage, older: _Active | None
+        self, active: Active, message: AbstractIncomingMessage, older: Active | None
     ) -> bool:
         """Claims the run and settles the delivery; True when the run is to execute here."""
         spec = active.run.spec
@@ -222,6 +206,9 @@ class JobConsumer:
         try:
             claim = await self._claims.claim(spec.run_id, spec.attempt)
         except EntitiesUnavailable as exc:
+            # Retried by the broker, not here (so not with bob_common.backoff.until_done):
+            # the job goes back to the queue, for any runner, and the backoff grows with
+            # the delivery count, which the broker also uses to dead-letter it.
             deliveries = int((message.headers or {}).get("x-delivery-count") or 0)
             delay = min(CLAIM_RETRY_MAX_S, CLAIM_RETRY_BASE_S * 2**deliveries)
             rlog.warning("cannot claim (%s); handing the job back in %.1f s", exc, delay)
@@ -241,11 +228,11 @@ class JobConsumer:
             # Entities gave the run a new attempt, here: the older one is nobody's.
             await older.run.abandon()
             await older.ended.wait()
-            self._active[spec.run_id] = active
+            self._runs.register(active)
         active.claimed = True
         return True
 
-    async def _execute(self, active: _Active) -> None:
+    async def _execute(self, active: Active) -> None:
         run = active.run
         spec = run.spec
         rlog = run_logger(log, spec.run_id)
