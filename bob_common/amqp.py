@@ -13,6 +13,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
+    FieldValue,
 )
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
 from google.protobuf.message import Message as ProtoMessage
@@ -50,7 +51,7 @@ async def connect(url: str, name: str) -> AbstractRobustConnection:
     return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
 
 
-def encode(msg: ProtoMessage, headers: dict[str, str] | None = None) -> aio_pika.Message:
+def encode(msg: ProtoMessage, headers: dict[str, FieldValue] | None = None) -> aio_pika.Message:
     return aio_pika.Message(
         body=msg.SerializeToString(),
         content_type=CONTENT_TYPE,

@@ -30,7 +30,7 @@ def _get(env: Mapping[str, str], name: str, default: T) -> T:
         if isinstance(default, bool):
             if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
                 raise ValueError(raw)
-            return raw.lower() in {"1", "true", "yes"}  # type: ignore[return-value]
+            return raw.lower() in {"1", "true", "yes"}
         return type(default)(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None

@@ -80,10 +80,17 @@ class ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         details = client_call_details
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
         run_id = _request_run_id(request) or current_run()
-        if run_id and RUN_ID_KEY not in metadata:
+        if run_id and metadata.get(RUN_ID_KEY) is None:
             metadata.add(RUN_ID_KEY, run_id)
         timeout = self._timeout_s if details.timeout is None else details.timeout
-        return await continuation(details._replace(timeout=timeout, metadata=metadata), request)
+        given = grpc.aio.ClientCallDetails(
+            method=details.method,
+            timeout=timeout,
+            metadata=metadata,
+            credentials=details.credentials,
+            wait_for_ready=details.wait_for_ready,
+        )
+        return await continuation(given, request)
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
@@ -93,20 +100,29 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         behavior = handler.unary_unary if handler is not None else None
-        if not inspect.iscoroutinefunction(behavior):
+        if handler is None or behavior is None or not inspect.iscoroutinefunction(behavior):
             return handler
         sent = dict(handler_call_details.invocation_metadata or ()).get(RUN_ID_KEY, "")
+        sent_id = sent if isinstance(sent, str) else sent.decode()
 
-        async def about_its_run(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with about_run(sent or _request_run_id(request)):
+        # The stubs type handlers as grpc's synchronous ones; under grpc.aio they are
+        # coroutine functions taking an aio context, as checked above.
+        async def about_its_run(request: Any, context: Any) -> Any:
+            with about_run(sent_id or _request_run_id(request)):
                 return await behavior(request, context)
 
-        return handler._replace(unary_unary=about_its_run)
+        return grpc.unary_unary_rpc_method_handler(
+            about_its_run,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 class RunIdFilter(logging.Filter):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from pamqp.common import FieldTable, FieldValue
 
 JOBS_EXCHANGE = "bob.jobs"
 CONTROL_EXCHANGE = "bob.control"
@@ -45,7 +46,7 @@ def run_event_key(run_id: str, kind: str) -> str:
     return f"run.{run_id}.{kind}"
 
 
-def _quorum_arguments(**extra: object) -> dict[str, object]:
+def _quorum_arguments(**extra: FieldValue) -> FieldTable:
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": DELIVERY_LIMIT,
@@ -54,17 +55,16 @@ def _quorum_arguments(**extra: object) -> dict[str, object]:
     }
 
 
-def job_queue_arguments(max_jobs: int) -> dict[str, object]:
+def job_queue_arguments(max_jobs: int) -> FieldTable:
     # reject-publish: a full queue nacks the publish, so the API can answer 503
     # instead of the broker silently dropping the oldest job. A job delivered too often
     # goes to entities, whose run would otherwise stay pending forever.
-    return _quorum_arguments(
-        **{
-            "x-max-length": max_jobs,
-            "x-overflow": "reject-publish",
-            "x-dead-letter-exchange": DEAD_JOBS_EXCHANGE,
-        }
-    )
+    limits: FieldTable = {
+        "x-max-length": max_jobs,
+        "x-overflow": "reject-publish",
+        "x-dead-letter-exchange": DEAD_JOBS_EXCHANGE,
+    }
+    return _quorum_arguments(**limits)
 
 
 async def _declare_dead_letters(channel: AbstractChannel) -> None:

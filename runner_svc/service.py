@@ -12,7 +12,7 @@ import aio_pika.exceptions
 import grpc
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
-from bob_common import amqp, topology
+from bob_common import amqp, rpc, topology
 from bob_common.backoff import until_done
 from bob_common.config import RunnerSettings
 from runner_svc.errors import ExecutorUnavailable
@@ -75,8 +75,12 @@ class RunnerService:
         )
         try:
             if connection is not None:
-                async with grpc.aio.insecure_channel(s.common.entities_addr) as entities:
-                    timeout_s = s.common.grpc_timeout_s
+                timeout_s = s.common.grpc_timeout_s
+                # Every call gets a deadline and names the run it is about (bob_common.rpc).
+                interceptors = [rpc.ClientInterceptor(timeout_s)]
+                async with grpc.aio.insecure_channel(
+                    s.common.entities_addr, interceptors=interceptors
+                ) as entities:
                     await self._serve(
                         connection,
                         RunClaims(

@@ -11,20 +11,10 @@ from dataclasses import dataclass
 
 import grpc
 
+from bob_common import rpc
 from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
 from runner_svc.jobs.node import node_info
-
-# Answers that say nothing about the run, only that entities could not decide: try later.
-_TRANSIENT = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.CANCELLED,
-}
 
 
 @dataclass(frozen=True)
@@ -74,9 +64,7 @@ class RunClaims:
         )
         try:
             with _answered("ClaimRun"):
-                response = await self._stub.ClaimRun(
-                    request, timeout=self._timeout_s, metadata=_metadata(run_id)
-                )
+                response = await self._stub.ClaimRun(request, timeout=self._timeout_s)
         except EntitiesRefused as exc:
             # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION...: a definite no.
             return Claim(False, str(exc))
@@ -102,9 +90,7 @@ class RunClaims:
             run_id=run_id, attempt=attempt, runner_id=self._runner_id, reason=reason
         )
         with _answered("ReleaseRun"):
-            await self._stub.ReleaseRun(
-                request, timeout=self._timeout_s, metadata=_metadata(run_id)
-            )
+            await self._stub.ReleaseRun(request, timeout=self._timeout_s)
 
     async def owner(self, run_id: str) -> Owner | None:
         """None when entities does not know the run."""
@@ -113,7 +99,6 @@ class RunClaims:
                 run = await self._stub.GetRun(
                     entities_pb2.RunRef(run_id=run_id),
                     timeout=self._timeout_s,
-                    metadata=_metadata(run_id),
                 )
         except EntitiesRefused as exc:
             if exc.code == grpc.StatusCode.NOT_FOUND:
@@ -122,21 +107,15 @@ class RunClaims:
         return Owner(run.status, run.attempt, run.runner_id)
 
 
-def _metadata(run_id: str) -> tuple[tuple[str, str], ...]:
-    """Names the run a call is about."""
-    metadata = (("bob-run-id", run_id),) if run_id else ()
-    return metadata
-
-
 @contextmanager
-def _answered(rpc: str) -> Iterator[None]:
-    """Around one call of `rpc`: raises EntitiesUnavailable for a transient failure,
+def _answered(method: str) -> Iterator[None]:
+    """Around one call of `method`: raises EntitiesUnavailable for a transient failure,
     EntitiesRefused otherwise."""
     try:
         yield
     except grpc.aio.AioRpcError as exc:
-        if exc.code() in _TRANSIENT:
+        if exc.code() in rpc.UNDECIDED:
             raise EntitiesUnavailable(
-                f"{rpc} failed with {exc.code().name}: {exc.details()}"
+                f"{method} failed with {exc.code().name}: {exc.details()}"
             ) from exc
         raise EntitiesRefused(exc.code(), f"{exc.code().name}: {exc.details()}") from exc
