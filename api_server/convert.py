@@ -8,20 +8,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from bob_common.run_states import status_name
 from bob_pb import entities_pb2, messages_pb2, pipeline_pb2
-
-# Runs in these states may still change; those in TERMINAL never do.
-ACTIVE = frozenset(
-    {
-        messages_pb2.PENDING,
-        messages_pb2.INITIALIZING,
-        messages_pb2.INITIALIZED,
-        messages_pb2.RUNNING,
-        messages_pb2.PAUSED,
-    }
-)
-TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED})
-
 
 # Keys of a posted pipeline that identify it rather than define it.
 IDENTITY_KEYS = ("group", "name")
@@ -72,10 +60,6 @@ def pipeline_to_json(stored: entities_pb2.StoredPipeline) -> dict[str, Any]:
     if stored.paused:
         body["paused"] = True
     return body
-
-
-def status_name(status: int) -> str:
-    return messages_pb2.RunStatus.Name(status).lower()
 
 
 def status_value(name: str) -> int:

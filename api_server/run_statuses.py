@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from bob_common.run_states import TERMINAL
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ RETRY_S = 1.0
 # The id to ask for to learn where the journal stands without reading it (int64 max,
 # which entities treats as "nothing after this").
 NEWEST = 2**63 - 1
-_TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED})
 _DELETED = "PipelineDeleted"
 
 
@@ -53,7 +53,7 @@ class RunStatuses:
     def status(self, run_id: str) -> int | None:
         """The run's status if it is known to be current; None means: ask entities."""
         known = self._runs.get(run_id)
-        if known is None or not (self.live or known.status in _TERMINAL):
+        if known is None or not (self.live or known.status in TERMINAL):
             return None
         return known.status
 
@@ -83,7 +83,7 @@ class RunStatuses:
     def lost(self) -> None:
         """The follower stopped following: what may have changed since is unknown."""
         self.live = False
-        changing = [rid for rid, k in self._runs.items() if k.status not in _TERMINAL]
+        changing = [rid for rid, k in self._runs.items() if k.status not in TERMINAL]
         for run_id in changing:
             del self._runs[run_id]
 

@@ -17,10 +17,10 @@ from aio_pika.abc import AbstractExchange
 
 from bob_common import amqp, topology
 from bob_common.broker_link import BrokerLink, QueueFull, QueueUnavailable
+from bob_common.run_states import Order
 from bob_pb import messages_pb2
 from entities_svc import outbox
 from entities_svc.db import DatabaseThread
-from entities_svc.lifecycle import Order
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from bob_common import amqp, topology
 from bob_common.broker_link import BrokerLink
+from bob_common.run_states import RunStatus
 from bob_pb import messages_pb2
 from entities_svc import progress
 from entities_svc.db import DatabaseThread
-from entities_svc.lifecycle import RunStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from peewee import fn
 
+from bob_common.run_states import CLAIMED, Order, RunStatus, status_name
 from entities_svc import run_queries, run_status, runners
 from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid
-from entities_svc.lifecycle import CLAIMED, Order, RunStatus, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)

@@ -1,70 +1,10 @@
-"""A run's statuses and the transitions between them: the one table every status change
-goes through, whether it comes from a claim or from a runner's event."""
+"""What entities adds to the run statuses of bob_common.run_states: the Run column each
+status stamps, and the parsing of a status a request names."""
 
 from __future__ import annotations
 
-import enum
-
+from bob_common.run_states import TERMINAL, RunStatus
 from entities_svc.errors import Invalid
-
-
-class RunStatus(enum.IntEnum):
-    """Mirrors bob.v1.RunStatus value for value, so adapters convert with int()."""
-
-    UNSPECIFIED = 0
-    PENDING = 1
-    INITIALIZING = 2
-    RUNNING = 3
-    PAUSED = 4
-    PASSED = 5
-    FAILED = 6
-    STOPPED = 7
-    # The runner has the image and the container; steps start next (Bob's "initialized").
-    INITIALIZED = 8
-
-
-class Order(enum.IntEnum):
-    """What a runner must do with a run it executes; mirrors bob.v1.RunOrder. Run.desired
-    holds one too (RUN, PAUSE or STOP): what the user asked for, kept for lease renewals."""
-
-    UNSPECIFIED = 0
-    RUN = 1
-    PAUSE = 2
-    STOP = 3
-    ABANDON = 4
-
-
-TERMINAL = frozenset({RunStatus.PASSED, RunStatus.FAILED, RunStatus.STOPPED})
-# Runs in these states may still change, so their pipeline cannot be deleted.
-ACTIVE = frozenset(
-    {
-        RunStatus.PENDING,
-        RunStatus.INITIALIZING,
-        RunStatus.INITIALIZED,
-        RunStatus.RUNNING,
-        RunStatus.PAUSED,
-    }
-)
-# Runs a runner has claimed and holds with its lease; a pause or a stop of any of them is
-# the runner's to carry out.
-CLAIMED = ACTIVE - {RunStatus.PENDING}
-
-# Terminal states have no entry: nothing leaves them. One move is entities' own and not in
-# this table: a claimed run whose runner is lost or hands it back becomes PENDING again as
-# a new attempt (see leases.py). INITIALIZING -> RUNNING stays allowed for runners that
-# never report INITIALIZED.
-TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.PENDING: frozenset({RunStatus.INITIALIZING, RunStatus.FAILED, RunStatus.STOPPED}),
-    RunStatus.INITIALIZING: frozenset(
-        {RunStatus.INITIALIZED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}
-    ),
-    RunStatus.INITIALIZED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}),
-    RunStatus.RUNNING: frozenset(
-        {RunStatus.PAUSED, RunStatus.PASSED, RunStatus.FAILED, RunStatus.STOPPED}
-    ),
-    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.STOPPED}),
-}
-
 
 # The Run column stamped when the current attempt first enters a status: Bob's
 # initiated-at, initialized-at, started-at (steps started) and completed-at.
@@ -74,18 +14,6 @@ STAMPS: dict[RunStatus, str] = {
     RunStatus.RUNNING: "started_at_ms",
     **{status: "completed_at_ms" for status in TERMINAL},
 }
-
-
-def can_transition(current: RunStatus, new: RunStatus) -> bool:
-    return new in TRANSITIONS.get(current, frozenset())
-
-
-def status_name(status: int) -> str:
-    """ "stopped" for STOPPED; the value itself for a status this version does not know."""
-    try:
-        return RunStatus(status).name.lower()
-    except ValueError:
-        return str(status)
 
 
 def parse_status(value: int) -> RunStatus:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from bob_common.run_states import CLAIMED, Order, RunStatus
 from entities_svc import run_queries
 from entities_svc.clock import now_ms
-from entities_svc.lifecycle import CLAIMED, Order, RunStatus
 from entities_svc.models import Run, database
 
 

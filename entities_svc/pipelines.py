@@ -7,9 +7,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bob_common.run_states import ACTIVE, RunStatus
 from entities_svc import journal, plugins, run_status
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
-from entities_svc.lifecycle import ACTIVE, RunStatus, parse_status
+from entities_svc.lifecycle import parse_status
 from entities_svc.models import LogLine, Pipeline, Run, StepResult, database
 
 log = logging.getLogger(__name__)

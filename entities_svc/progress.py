@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from bob_common.run_states import RunStatus, can_transition, status_name
 from entities_svc import compiled, run_status
-from entities_svc.lifecycle import RunStatus, can_transition, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bob_common.run_states import CLAIMED, TERMINAL, Order, RunStatus, status_name
 from entities_svc import run_status
 from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid
-from entities_svc.lifecycle import CLAIMED, TERMINAL, Order, RunStatus, status_name
 from entities_svc.models import Run, database
 from entities_svc.run_queries import RunInfo, find_row, get_run
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from peewee import fn
 
+from bob_common.run_states import RunStatus
 from entities_svc import pipelines
 from entities_svc.errors import NotFound
-from entities_svc.lifecycle import RunStatus
 from entities_svc.models import LogLine, Run, StepResult, database
 
 # Most log lines one GetLogs answers, whatever the caller asks for.

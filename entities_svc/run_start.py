@@ -13,13 +13,13 @@ from typing import Any
 
 from bob_common import runner_types
 from bob_common.broker_link import QueueFull, QueueUnavailable
+from bob_common.run_states import RunStatus, status_name
 from bob_pb import messages_pb2
 from entities_svc import pipelines, plugins, run_status, runners
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
 from entities_svc.errors import FailedPrecondition, Invalid, NotQueued
 from entities_svc.job_queue import JobQueue, job_of
-from entities_svc.lifecycle import RunStatus, status_name
 from entities_svc.models import LogLine, Run, StepResult, database
 from entities_svc.run_queries import RunInfo, find_row, to_domain
 

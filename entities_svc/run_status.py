@@ -4,9 +4,10 @@ stops, runner events, lost runners and hand-backs all end up here."""
 
 from __future__ import annotations
 
+from bob_common.run_states import RunStatus
 from entities_svc import journal
 from entities_svc.clock import now_ms
-from entities_svc.lifecycle import STAMPS, RunStatus
+from entities_svc.lifecycle import STAMPS
 from entities_svc.models import Run
 
 KIND = "Pipeline"

@@ -21,7 +21,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from bob_common.quantities import format_memory
-from bob_pb import messages_pb2
+from bob_common.run_states import TERMINAL, RunStatus, status_name
 from runner_svc import spec as specs
 from runner_svc.errors import PrepareFailed, RunnerError, StepFailed, TransferFailed
 from runner_svc.executors import Executor, Workspace
@@ -38,12 +38,11 @@ log = logging.getLogger(__name__)
 STOPPED_REASON = "stopped by request"
 # How a shell reports a step ended by SIGKILL, which is what the out-of-memory killer sends.
 KILLED = 128 + 9
-TERMINAL = frozenset({messages_pb2.PASSED, messages_pb2.FAILED, messages_pb2.STOPPED})
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: int  # a terminal messages_pb2.RunStatus
+    status: RunStatus  # a terminal one
     reason: str = ""
 
 
@@ -68,7 +67,7 @@ class Run:
         self._tuning = tuning
         self._workspace: Workspace | None = None
         self._limits = specs.NO_LIMITS
-        self._state = messages_pb2.INITIALIZING
+        self._state = RunStatus.INITIALIZING
         # Set by the first stop or timeout: how the run ends.
         self._halt: Outcome | None = None
         # Set once the steps are over and the outcome known, halted or not.
@@ -99,8 +98,8 @@ class Run:
         self._log = run_logger(log, spec.run_id)
 
     @property
-    def status(self) -> int:
-        """The messages_pb2.RunStatus the run is in here."""
+    def status(self) -> RunStatus:
+        """The status the run is in here."""
         return self._state
 
     @property
@@ -144,7 +143,7 @@ class Run:
     async def _execute(self) -> Outcome:
         spec = self.spec
         if problem := specs.problem(spec):
-            return Outcome(messages_pb2.FAILED, problem)
+            return Outcome(RunStatus.FAILED, problem)
         self._limits = specs.limits(spec.quotas)  # problem() found them well-formed
         if self._halt:
             return self._halt
@@ -158,14 +157,14 @@ class Run:
                 limits=self._limits,
             )
         except PrepareFailed as exc:
-            return Outcome(messages_pb2.FAILED, str(exc))
+            return Outcome(RunStatus.FAILED, str(exc))
         if self._halt:  # asked while the image was pulled or the workspace made
             return self._halt
         # Bob's "initialized": the image and the container are ready, no step has run yet.
-        await self._report.status(messages_pb2.INITIALIZED)
+        await self._report.status(RunStatus.INITIALIZED)
         async with self._control:
-            self._state = messages_pb2.RUNNING
-            await self._report.status(messages_pb2.RUNNING)
+            self._state = RunStatus.RUNNING
+            await self._report.status(RunStatus.RUNNING)
         if spec.timeout_s:
             self._after(
                 spec.timeout_s,
@@ -183,8 +182,8 @@ class Run:
             if self._halt:
                 break
             if failure:
-                return Outcome(messages_pb2.FAILED, failure)
-        return self._halt or Outcome(messages_pb2.PASSED)
+                return Outcome(RunStatus.FAILED, failure)
+        return self._halt or Outcome(RunStatus.PASSED)
 
     async def _run_step(self, workspace: Workspace, index: int, step: StepSpec) -> str:
         """Why the step failed, or ""."""
@@ -270,7 +269,7 @@ class Run:
     async def _finish(self, outcome: Outcome) -> None:
         async with self._control:
             self._state = outcome.status
-            name = messages_pb2.RunStatus.Name(outcome.status).lower()
+            name = status_name(outcome.status)
             summary = f"run {name}: {outcome.reason}" if outcome.reason else f"run {name}"
             self._log.info("%s", summary)
             await self._report.say(summary)
@@ -280,7 +279,7 @@ class Run:
     async def fail(self, reason: str) -> None:
         """Ends a run that broke down unexpectedly as FAILED, unless it has ended."""
         if self._state not in TERMINAL and not self._abandoned:
-            await self._finish(Outcome(messages_pb2.FAILED, reason))
+            await self._finish(Outcome(RunStatus.FAILED, reason))
 
     # --- halting: stop and timeouts ------------------------------------------------
 
@@ -290,7 +289,7 @@ class Run:
 
         def expire() -> None:
             why = reason()
-            if self._halt_with(Outcome(messages_pb2.FAILED, why), graceful=False):
+            if self._halt_with(Outcome(RunStatus.FAILED, why), graceful=False):
                 self._log.info("%s", why)
 
         timer = asyncio.get_running_loop().call_later(seconds, expire)
@@ -332,13 +331,13 @@ class Run:
         """SIGTERM to what runs now, SIGKILL after the grace; no further step starts,
         nothing more is uploaded and the run ends STOPPED."""
         self.commands += 1
-        if self._halt_with(Outcome(messages_pb2.STOPPED, STOPPED_REASON), graceful=True):
+        if self._halt_with(Outcome(RunStatus.STOPPED, STOPPED_REASON), graceful=True):
             self._log.info("stop requested")
 
     async def pause(self) -> None:
         self.commands += 1
         async with self._control:
-            if self._state != messages_pb2.RUNNING or self._halt is not None:
+            if self._state != RunStatus.RUNNING or self._halt is not None:
                 self._log.info("not pausing: run is %s", self._state_name())
                 return
             assert self._workspace is not None
@@ -347,14 +346,14 @@ class Run:
             except RunnerError as exc:
                 self._log.warning("%s", exc)
                 return
-            self._state = messages_pb2.PAUSED
+            self._state = RunStatus.PAUSED
             self._resumed.clear()
-            await self._report.status(messages_pb2.PAUSED)
+            await self._report.status(RunStatus.PAUSED)
 
     async def resume(self) -> None:
         self.commands += 1
         async with self._control:
-            if self._state != messages_pb2.PAUSED or self._halt is not None:
+            if self._state != RunStatus.PAUSED or self._halt is not None:
                 self._log.info("not resuming: run is %s", self._state_name())
                 return
             assert self._workspace is not None
@@ -363,9 +362,9 @@ class Run:
             except RunnerError as exc:
                 self._log.warning("%s", exc)
                 return
-            self._state = messages_pb2.RUNNING
+            self._state = RunStatus.RUNNING
             self._resumed.set()
-            await self._report.status(messages_pb2.RUNNING)
+            await self._report.status(RunStatus.RUNNING)
 
     async def abandon(self) -> None:
         """The run is not this runner's any more (entities gave it to another attempt, or
@@ -377,8 +376,8 @@ class Run:
             return
         self._abandoned = True
         self._report.mute()
-        self._halt_with(Outcome(messages_pb2.FAILED, "abandoned"), graceful=False)
+        self._halt_with(Outcome(RunStatus.FAILED, "abandoned"), graceful=False)
         self._log.warning("abandoned: the run is not this runner's any more")
 
     def _state_name(self) -> str:
-        return messages_pb2.RunStatus.Name(self._state)
+        return self._state.name

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 from starlette.responses import StreamingResponse
 
-from api_server import backends, convert
+from api_server import backends
 from api_server.problems import ApiError
+from bob_common.run_states import TERMINAL
 from bob_pb import entities_pb2
 
 # Lines asked of entities at a time: a long log is streamed, never held whole.
@@ -78,7 +79,7 @@ async def _follow(
             # Entities applies a run's events in order, so once the run shows an ended
             # status, every line it printed before that is already stored.
             run = await b.call(b.entities.GetRun(entities_pb2.RunRef(run_id=run_id)))
-            ended = run.status in convert.TERMINAL
+            ended = run.status in TERMINAL
             page = await _page(b, run_id, offset)
         except ApiError as err:
             if err.status != 503:

@@ -15,6 +15,7 @@ from api_server import backends, convert
 from api_server.problems import unavailable
 from bob_common import runner_types, topology
 from bob_common.broker_link import QueueUnavailable
+from bob_common.run_states import ACTIVE
 from bob_pb import entities_pb2, messages_pb2
 
 # CCTray knows Success, Failure, Exception and Unknown.
@@ -140,7 +141,7 @@ def _project(stored: entities_pb2.StoredPipeline, base_url: str) -> ET.Element:
         "Project",
         {
             "name": f"{stored.group}:{stored.name}",
-            "activity": "Building" if run and run.status in convert.ACTIVE else "Sleeping",
+            "activity": "Building" if run and run.status in ACTIVE else "Sleeping",
             "lastBuildStatus": CCTRAY_STATUS.get(run.status, "Unknown") if run else "Unknown",
             "lastBuildLabel": run.id if run else "",
             "lastBuildTime": (convert.timestamp(when) or "") if run else "",

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 
 from api_server import backends, convert
 from api_server.problems import ApiError
+from bob_common.run_states import ACTIVE
 from bob_pb import entities_pb2, messages_pb2
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ async def pipeline_delete(group: str, name: str):
         if err.status != 422:
             raise
         runs = await b.call(b.entities.ListRuns(ref))
-        active = [r.id for r in runs.runs if r.status in convert.ACTIVE]
+        active = [r.id for r in runs.runs if r.status in ACTIVE]
         message = {
             "error": "Pipeline has active runs. Wait for them to finish or stop them.",
             "runs": active,

@@ -7,6 +7,7 @@ import logging
 
 from api_server import backends, convert
 from api_server.problems import ApiError
+from bob_common.run_states import status_name
 from bob_pb import entities_pb2, messages_pb2
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ async def _set_run_paused(group: str, name: str, run_id: str, paused: bool):
     run = await run_of(group, name, run_id)
     needed, word = (messages_pb2.RUNNING, "running") if paused else (messages_pb2.PAUSED, "paused")
     if run.status != needed:
-        raise ApiError(422, f"Run {run_id} is {convert.status_name(run.status)}, not {word}")
+        raise ApiError(422, f"Run {run_id} is {status_name(run.status)}, not {word}")
     b = backends.current()
     await b.call(
         b.entities.SetRunPaused(entities_pb2.SetRunPausedRequest(run_id=run_id, paused=paused))
@@ -107,7 +108,7 @@ async def pipeline_status(run_id: str):
         run = await b.call(b.entities.GetRun(entities_pb2.RunRef(run_id=run_id)))
         b.statuses.remember(run)
         status = run.status
-    return {"message": convert.status_name(status)}, 200
+    return {"message": status_name(status)}, 200
 
 
 async def pipeline_runs(group: str, name: str):

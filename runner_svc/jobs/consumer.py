@@ -261,7 +261,7 @@ class JobConsumer:
             return
         rlog.info(
             "finished %s%s",
-            messages_pb2.RunStatus.Name(outcome.status),
+            outcome.status.name,
             f" ({outcome.reason})" if outcome.reason else "",
         )
 

@@ -13,7 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from operator import methodcaller
 
-from bob_pb import entities_pb2, messages_pb2
+from bob_common import run_states
+from bob_common.run_states import RunStatus
+from bob_pb import entities_pb2
 from runner_svc.errors import RunnerError
 from runner_svc.jobs.active import RunsHere
 from runner_svc.jobs.claims import RunClaims
@@ -27,25 +29,25 @@ Order = Callable[[Run], Awaitable[None]]
 
 # Each order is repeated every heartbeat until it is moot: acting on it must be idempotent.
 async def _go_on(run: Run) -> None:
-    if run.status == messages_pb2.PAUSED:
+    if run.status == RunStatus.PAUSED:
         run_logger(log, run.spec.run_id).info("lease: resuming")
         await run.resume()
 
 
 async def _hold(run: Run) -> None:
-    if run.status == messages_pb2.RUNNING:
+    if run.status == RunStatus.RUNNING:
         run_logger(log, run.spec.run_id).info("lease: pausing")
         await run.pause()
 
 
 ORDERS: dict[int, Order] = {
-    entities_pb2.ORDER_RUN: _go_on,
-    entities_pb2.ORDER_PAUSE: _hold,
-    entities_pb2.ORDER_STOP: methodcaller("stop"),
-    entities_pb2.ORDER_ABANDON: methodcaller("abandon"),
+    run_states.Order.RUN: _go_on,
+    run_states.Order.PAUSE: _hold,
+    run_states.Order.STOP: methodcaller("stop"),
+    run_states.Order.ABANDON: methodcaller("abandon"),
 }
 # Orders that state a wish a newer control command may have changed meanwhile.
-_REVERSIBLE = {entities_pb2.ORDER_RUN, entities_pb2.ORDER_PAUSE}
+_REVERSIBLE = {run_states.Order.RUN, run_states.Order.PAUSE}
 
 
 class Leases:

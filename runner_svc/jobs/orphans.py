@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bob_common.run_states import TERMINAL
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
 from runner_svc.executors import Executor
 from runner_svc.jobs.active import RunsHere
 from runner_svc.jobs.claims import RunClaims
 from runner_svc.reporting.runlog import run_logger
-from runner_svc.run import TERMINAL
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from urllib.parse import quote
 
 import httpx
 
+from bob_common.run_states import TERMINAL, RunStatus
 from bob_pb import messages_pb2
 from runner_svc.errors import RunnerError
 from runner_svc.reporting.logsink import Line
 from runner_svc.reporting.reporter import SYSTEM_PREFIX, Reporter
 from runner_svc.reporting.runlog import run_logger
-from runner_svc.run import TERMINAL
 
 # Named as before the module moved into reporting/: log filters and tests look for it.
 log = logging.getLogger("runner_svc.logger_copy")
@@ -272,7 +272,7 @@ class CopyingReporter:
         self._copy = copy
         self._muted = False
 
-    async def status(self, status: int, reason: str = "") -> None:
+    async def status(self, status: RunStatus, reason: str = "") -> None:
         terminal = status in TERMINAL
         try:
             if terminal and (said := self._copy.ending()):

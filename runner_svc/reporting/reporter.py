@@ -20,6 +20,7 @@ from typing import Protocol
 from aio_pika.abc import AbstractExchange
 
 from bob_common.amqp import BROKER_ERRORS, encode
+from bob_common.run_states import RunStatus
 from bob_common.topology import run_event_key
 from bob_pb import messages_pb2
 from runner_svc.errors import EventsUnavailable
@@ -38,7 +39,7 @@ PUBLISH_ERRORS = BROKER_ERRORS
 class Reporter(Protocol):
     """What a run reports through: a RunReporter, or logger_copy's reporter around one."""
 
-    async def status(self, status: int, reason: str = "") -> None: ...
+    async def status(self, status: RunStatus, reason: str = "") -> None: ...
     async def step_finished(self, index: int, exit_code: int, duration_ms: int) -> None: ...
     async def say(self, text: str) -> None: ...
     async def logs(self, lines: Sequence[Line]) -> None: ...
@@ -71,7 +72,7 @@ class RunReporter:
         """Drops every event from now on, including one being retried."""
         self._muted = True
 
-    async def status(self, status: int, reason: str = "") -> None:
+    async def status(self, status: RunStatus, reason: str = "") -> None:
         body = messages_pb2.StatusChanged(status=status, reason=reason)
         async with self._lock:
             await self._send("status", status=body)

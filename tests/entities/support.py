@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bob_common.config import CommonSettings, EntitiesSettings
+from bob_common.run_states import RunStatus
 from entities_svc import progress
-from entities_svc.lifecycle import RunStatus
 
 # A claim's lease in the domain tests: long enough never to expire by itself.
 LEASE_MS = 60_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from bob_common.run_states import RunStatus
 from entities_svc import journal, leases, pipelines, run_commands, run_queries, run_start
 from entities_svc.errors import FailedPrecondition, Invalid
-from entities_svc.lifecycle import RunStatus
 from entities_svc.models import ClusterEvent
 from entities_svc.progress import apply_events
 from tests.entities.support import LEASE_MS, PIPELINE, status_event

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bob_common.run_states import RunStatus
 from entities_svc import leases, models, outbox, run_commands, run_queries, run_start
 from entities_svc.errors import FailedPrecondition
 from entities_svc.leases import Order
-from entities_svc.lifecycle import RunStatus
 from entities_svc.progress import apply_events
 from tests.entities.support import LEASE_MS, log_event, status_event, step_event
 

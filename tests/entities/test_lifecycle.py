@@ -2,18 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from bob_pb import messages_pb2
-from entities_svc.errors import Invalid
-from entities_svc.lifecycle import (
+from bob_common.run_states import (
     ACTIVE,
     CLAIMED,
-    STAMPS,
     TERMINAL,
     TRANSITIONS,
     RunStatus,
     can_transition,
-    parse_status,
 )
+from bob_pb import messages_pb2
+from entities_svc.errors import Invalid
+from entities_svc.lifecycle import STAMPS, parse_status
 
 S = RunStatus
 

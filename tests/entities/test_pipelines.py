@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from bob_common.run_states import RunStatus
 from entities_svc import pipelines, progress, run_commands, run_queries, run_start
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
-from entities_svc.lifecycle import RunStatus
 from tests.entities.support import LEASE_MS, PIPELINE, log_event, status_event, step_event
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from bob_common.run_states import TERMINAL, Order, RunStatus
 from entities_svc import leases, run_commands, run_queries, run_start
-from entities_svc.lifecycle import TERMINAL, Order, RunStatus
 from entities_svc.progress import Outcome, apply_events
 from tests.entities.support import LEASE_MS, log_event, status_event, step_event
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bob_common.run_states import RunStatus
 from entities_svc import journal, pipelines, plugins, run_queries, run_start
 from entities_svc.errors import FailedPrecondition, Invalid
-from entities_svc.lifecycle import RunStatus
 from tests.entities.support import PIPELINE
 
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
+from bob_common.run_states import RunStatus
 from entities_svc import pipelines, run_commands, run_queries, run_start, runners
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
-from entities_svc.lifecycle import RunStatus
 from entities_svc.models import Run
 from entities_svc.models import database as bound_database
 from entities_svc.progress import apply_events

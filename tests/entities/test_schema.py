@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 
+from bob_common.run_states import RunStatus as S
 from entities_svc import journal, pipelines, run_queries, runners
 from entities_svc.db import close_database, open_database
-from entities_svc.lifecycle import RunStatus as S
 
 # The tables as the version before pipeline documents, loggers, INITIALIZED, node info
 # and the journal created them (their SQL as SQLite kept it).

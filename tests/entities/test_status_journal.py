@@ -4,10 +4,10 @@ status, so that the two can be ordered."""
 
 from __future__ import annotations
 
+from bob_common.run_states import RunStatus
 from bob_pb import entities_pb2 as E
 from bob_pb import messages_pb2
 from entities_svc import journal, leases, pipelines, run_commands, run_queries, run_start
-from entities_svc.lifecycle import RunStatus
 from entities_svc.progress import apply_events
 from tests.entities.support import LEASE_MS, PIPELINE, status_event
 from tests.entities.test_servicer import with_stub
