@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
+from bob_common.log_markers import SYSTEM_STREAM, system_text
 from bob_common.run_states import CLAIMED, Order, RunStatus, status_name
 from entities_svc import run_queries, run_status, runners
 from entities_svc.clock import now_ms
@@ -24,8 +25,6 @@ from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)
 
-SYSTEM_STREAM = 3  # bob.v1.LogStream.SYSTEM
-SYSTEM_PREFIX = "[bob] "
 RUNNER_LOST = "runner lost"
 _CLAIMED = [int(s) for s in CLAIMED]
 
@@ -189,5 +188,5 @@ def _next_line(row: Run) -> int:
 
 def _say(row: Run, line_no: int, text: str) -> None:
     LogLine.insert(
-        run=row.id, line_no=line_no, text=SYSTEM_PREFIX + text, stream=SYSTEM_STREAM
+        run=row.id, line_no=line_no, text=system_text(text), stream=SYSTEM_STREAM
     ).on_conflict_ignore().execute()

@@ -26,11 +26,11 @@ from urllib.parse import quote
 
 import httpx
 
+from bob_common.log_markers import system_line, system_text
 from bob_common.run_states import TERMINAL, RunStatus
-from bob_pb import messages_pb2
 from runner_svc.errors import RunnerError
 from runner_svc.reporting.logsink import Line
-from runner_svc.reporting.reporter import SYSTEM_PREFIX, Reporter
+from runner_svc.reporting.reporter import Reporter
 from runner_svc.reporting.runlog import run_logger
 
 # Named as before the module moved into reporting/: log filters and tests look for it.
@@ -117,8 +117,10 @@ class LogCopy:
         for text in texts:
             if self._dropped and self._fits(_MARKER_ROOM + len(text)):
                 self._push(
-                    f"{SYSTEM_PREFIX}{self._dropped} lines of this run's log are "
-                    "missing here: the logger was down, slow or refused them"
+                    system_text(
+                        f"{self._dropped} lines of this run's log are "
+                        "missing here: the logger was down, slow or refused them"
+                    )
                 )
                 self._dropped = 0
             if self._fits(len(text)):
@@ -286,7 +288,7 @@ class CopyingReporter:
         await self._inner.step_finished(index, exit_code, duration_ms)
 
     async def say(self, text: str) -> None:
-        await self.logs([(messages_pb2.SYSTEM, SYSTEM_PREFIX + text)])
+        await self.logs([system_line(text)])
 
     async def logs(self, lines: Sequence[Line]) -> None:
         try:

@@ -20,6 +20,7 @@ from typing import Protocol
 from aio_pika.abc import AbstractExchange
 
 from bob_common.amqp import BROKER_ERRORS, encode
+from bob_common.log_markers import system_line
 from bob_common.run_states import RunStatus
 from bob_common.topology import run_event_key
 from bob_pb import messages_pb2
@@ -29,7 +30,6 @@ from runner_svc.reporting.runlog import run_logger
 
 log = logging.getLogger(__name__)
 
-SYSTEM_PREFIX = "[bob] "
 # One publish waits this long for the broker's confirm before it is retried.
 CONFIRM_TIMEOUT_S = 10.0
 # What a publish raises while the broker is unreachable.
@@ -84,7 +84,7 @@ class RunReporter:
 
     async def say(self, text: str) -> None:
         """One line from Bob itself in the run's log."""
-        await self.logs([(messages_pb2.SYSTEM, SYSTEM_PREFIX + text)])
+        await self.logs([system_line(text)])
 
     async def logs(self, lines: Sequence[Line]) -> None:
         """One LogBatch event with these lines, numbered after the previous ones."""
