@@ -16,6 +16,8 @@ from peewee import chunked
 
 from bench.harness import IMAGE, cluster, create_pipeline, rss_mb, start, wait_terminal
 from bench.report import Row
+from bob_common import runner_types
+from bob_common.run_states import RunStatus
 from devcluster.cluster import Cluster, free_port
 from entities_svc import db, models, progress
 
@@ -31,8 +33,8 @@ def _insert_floor(path: Path, lines: int) -> float:
             id="r-floor",
             group="bench",
             name="floor",
-            status=3,
-            runner_type="docker",
+            status=RunStatus.RUNNING,
+            runner_type=runner_types.DEFAULT,
             created_at_ms=0,
             pipeline="{}",
         )
@@ -113,8 +115,8 @@ def _populate_runs(path: Path, count: int) -> tuple[str, str]:
                             "id": run_id,
                             "group": "bench",
                             "name": "many",
-                            "status": 3 if run_id == ids[-1] else 5,
-                            "runner_type": "docker",
+                            "status": RunStatus.RUNNING if run_id == ids[-1] else RunStatus.PASSED,
+                            "runner_type": runner_types.DEFAULT,
                             "created_at_ms": n,
                             "pipeline": definition,
                         }
