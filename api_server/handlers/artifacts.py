@@ -12,6 +12,7 @@ from starlette.responses import StreamingResponse
 from api_server import backends
 from api_server.handlers.runs import run_of
 from api_server.problems import ApiError, unavailable
+from bob_common.plugin_urls import artifact_url
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ async def pipeline_artifact_fetch(
     store = next((s for s in stores.plugins if s.name == store_name), None)
     if store is None:
         raise ApiError(404, f"Artifact store {store_name} is not registered")
-    url = f"{store.url.rstrip('/')}/bob_artifact/{group}/{name}/{id_}/{artifact_name}"
+    url = artifact_url(store.url, group, name, id_, artifact_name)
     try:
         response = await b.http.send(b.http.build_request("GET", url), stream=True)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:

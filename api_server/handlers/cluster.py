@@ -9,13 +9,14 @@ from google.protobuf import empty_pb2
 
 from api_server import backends, convert
 from api_server.problems import ApiError, unavailable
+from bob_common.plugin_urls import ping_url
 
 HEALTHY = "Yes we can! 🔨 🔨"
 
 
 async def _plugin_healthy(b: backends.Backends, url: str) -> bool:
     try:
-        response = await b.http.get(f"{url.rstrip('/')}/ping")
+        response = await b.http.get(ping_url(url))
     except (httpx.HTTPError, httpx.InvalidURL):
         return False
     return response.status_code == 200

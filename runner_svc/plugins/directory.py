@@ -1,22 +1,18 @@
 """Where a run's resources come from and its artifacts go: plugin URLs are looked up in
 entities when the run needs them (a job does not carry them, so a plugin re-pointed
-meanwhile is found at its new address), and Bob's HTTP contracts give the rest:
-
-- resource provider: `GET {url}/bob_resource?{params}` answers a tar;
-- artifact store: `POST|GET|DELETE {url}/bob_artifact/{group}/{name}/{run_id}/{artifact}`
-  carries a tar of the artifact's path;
-- logger: `PUT {url}/bob_logs/{run_id}` appends log lines (reporting/logger_copy.py).
+meanwhile is found at its new address), and Bob's HTTP contracts give the rest
+(bob_common.plugin_urls).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import grpc
 from google.protobuf import empty_pb2
 
+from bob_common.plugin_urls import artifact_url, resource_url
 from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import TransferFailed
 from runner_svc.spec import EXTERNAL, ResourceSpec
@@ -30,11 +26,6 @@ class Source:
     params: Mapping[str, str] = field(default_factory=dict)
     # For the run's log, e.g. "provider git".
     described: str = ""
-
-
-def artifact_url(store_url: str, group: str, name: str, run_id: str, artifact: str) -> str:
-    segments = "/".join(quote(s, safe="") for s in (group, name, run_id, artifact))
-    return f"{store_url.rstrip('/')}/bob_artifact/{segments}"
 
 
 class PluginDirectory:
@@ -74,7 +65,7 @@ class PluginDirectory:
             url = await self.resource_provider(resource.provider)
             # Sorted: the same resource is always the same URL (a protobuf map has no order).
             return Source(
-                f"{url.rstrip('/')}/bob_resource",
+                resource_url(url),
                 dict(sorted(resource.params.items())),
                 f"provider {resource.provider}",
             )

@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import httpx
 
+from bob_common.plugin_urls import artifact_url
 from runner_svc.errors import TransferFailed
 from runner_svc.executors import Workspace, tarsafe
-from runner_svc.plugins.directory import PluginDirectory, artifact_url
+from runner_svc.plugins.directory import PluginDirectory
 from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import ArtifactSpec, RunSpec
 

@@ -22,11 +22,11 @@ import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from urllib.parse import quote
 
 import httpx
 
 from bob_common.log_markers import system_line, system_text
+from bob_common.plugin_urls import log_url
 from bob_common.run_states import TERMINAL, RunStatus
 from runner_svc.errors import RunnerError
 from runner_svc.reporting.logsink import Line
@@ -56,10 +56,6 @@ TEXT = "text/plain; charset=utf-8"
 Lookup = Callable[[str], Awaitable[str]]
 # Starts a copy's shipping task; the owner keeps track of it.
 Spawn = Callable[["LogCopy"], "asyncio.Task[None]"]
-
-
-def log_url(logger_url: str, run_id: str) -> str:
-    return f"{logger_url.rstrip('/')}/bob_logs/{quote(run_id, safe='')}"
 
 
 class LogCopy:

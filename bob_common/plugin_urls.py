@@ -1,0 +1,42 @@
+"""The URLs of Bob's plugin contracts, built in one place from a plugin's registered URL:
+
+- resource provider: `GET {url}/bob_resource?{params}` answers a tar;
+- artifact store: `POST|GET|DELETE {url}/bob_artifact/{group}/{name}/{run_id}/{artifact}`
+  carries a tar of the artifact's path;
+- logger: `PUT {url}/bob_logs/{run_id}` appends log lines;
+- every plugin: `GET {url}/ping` answers 200 while it is healthy.
+
+Each name is one quoted path segment: a `/`, `?`, `#` or space in it cannot change which
+path is asked, and a name that is only dots (`..`) is escaped so that no client resolves
+it against the path before it."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+
+def _base(plugin_url: str) -> str:
+    return plugin_url.rstrip("/")
+
+
+def _segments(*names: str) -> str:
+    quoted = (quote(name, safe="") for name in names)
+    # quote() leaves dots alone, and "." or ".." as a segment is a step up or nowhere.
+    return "/".join(q.replace(".", "%2E") if q.strip(".") == "" else q for q in quoted)
+
+
+def resource_url(provider_url: str) -> str:
+    """Where a provider's tar is fetched; the resource's params go in the query."""
+    return f"{_base(provider_url)}/bob_resource"
+
+
+def artifact_url(store_url: str, group: str, name: str, run_id: str, artifact: str) -> str:
+    return f"{_base(store_url)}/bob_artifact/{_segments(group, name, run_id, artifact)}"
+
+
+def log_url(logger_url: str, run_id: str) -> str:
+    return f"{_base(logger_url)}/bob_logs/{_segments(run_id)}"
+
+
+def ping_url(plugin_url: str) -> str:
+    return f"{_base(plugin_url)}/ping"
