@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bob_common import pipeline_rules
+from bob_common.pipeline_rules import EXTERNAL
 from bob_common.run_states import ACTIVE, RunStatus
 from entities_svc import journal, plugins, run_status
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
@@ -43,46 +45,12 @@ def find_row(group: str, name: str) -> Pipeline:
     return row
 
 
-def _first_duplicate(names: list[str]) -> str | None:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            return name
-        seen.add(name)
-    return None
-
-
 def check_definition(definition: dict[str, Any]) -> None:
-    """The rules a definition must follow beyond its shape: Invalid for one that
-    contradicts itself. The plugins it names may be registered later (manifests are
-    applied in any order, as in Bob): a start checks them (plugin_uses)."""
-    if not definition.get("image"):
-        raise Invalid("A pipeline needs an image")
-    steps = definition.get("steps", [])
-    if not steps:
-        raise Invalid("A pipeline needs at least one step")
-    resources = definition.get("resources", [])
-    declared = [r.get("name", "") for r in resources]
-    if duplicate := _first_duplicate(declared):
-        raise Invalid(f"Resource {duplicate!r} is declared more than once")
-    artifacts: list[str] = []
-    for number, step in enumerate(steps, start=1):
-        if not step.get("cmd"):
-            raise Invalid(f"Step {number} has no cmd")
-        # An empty needs_resource means none (Bob's Terraform provider sends "").
-        needed = step.get("needs_resource")
-        if needed and needed not in declared:
-            raise Invalid(f"Step {number} needs resource {needed!r}, which is not declared")
-        if artifact := step.get("produces_artifact"):
-            artifacts.append(artifact.get("name", ""))
-    if duplicate := _first_duplicate(artifacts):
-        raise Invalid(f"Artifact {duplicate!r} is produced by more than one step")
-    for resource in resources:
-        kind = resource.get("type")
-        if kind not in ("external", "internal"):
-            raise Invalid(
-                f"Resource {resource.get('name')!r} has type {kind!r}, not external or internal"
-            )
+    """The rules a definition must follow beyond its shape (pipeline_rules.STORE): Invalid
+    for one that contradicts itself. The plugins it names may be registered later
+    (manifests are applied in any order, as in Bob): a start checks them (plugin_uses)."""
+    if problem := pipeline_rules.problem(definition, pipeline_rules.STORE):
+        raise Invalid(problem[:1].upper() + problem[1:])
 
 
 def plugin_uses(definition: dict[str, Any]) -> list[tuple[plugins.Registry, str, str]]:
@@ -90,7 +58,7 @@ def plugin_uses(definition: dict[str, Any]) -> list[tuple[plugins.Registry, str,
     uses = []
     for resource in definition.get("resources", []):
         # An internal resource is an artifact of another run, served by an artifact store.
-        registry = plugins.PROVIDERS if resource.get("type") == "external" else plugins.STORES
+        registry = plugins.PROVIDERS if resource.get("type") == EXTERNAL else plugins.STORES
         what = f"resource {resource.get('name')!r}"
         uses.append((registry, resource.get("provider", ""), what))
     for step in definition.get("steps", []):

@@ -6,16 +6,12 @@ from __future__ import annotations
 import math
 import posixpath
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+from bob_common import pipeline_rules
 from bob_common.quantities import format_memory, parse_memory
 from bob_pb import messages_pb2
 
-EXTERNAL = "external"  # fetched from a resource provider
-INTERNAL = "internal"  # an artifact of another run, fetched from an artifact store
-# Params of an internal resource that select the artifact; "artifact" defaults to the
-# resource's own name.
-INTERNAL_PARAMS = ("group", "name", "run_id")
 # The smallest memory limit Docker gives a container; below it the engine refuses.
 MIN_MEMORY_BYTES = 6 << 20
 
@@ -112,6 +108,8 @@ def _memory(name: str, text: str) -> int:
         raise ValueError(f"{name}: {exc}") from None
 
 
+# Its fields, and its parts', bear the names of bob.v1.Pipeline's: dataclasses.asdict()
+# of it is a definition pipeline_rules reads.
 @dataclass(frozen=True)
 class RunSpec:
     run_id: str
@@ -181,47 +179,14 @@ def from_job(job: messages_pb2.Job) -> RunSpec:
     )
 
 
-def relative_inside(path: str) -> bool:
-    """True for a path that names something inside the working directory."""
-    parts = path.split("/")
-    return bool(path) and not path.startswith("/") and ".." not in parts and "\0" not in path
-
-
 def problem(spec: RunSpec) -> str:
-    """Why the run cannot be attempted at all, or "" when it can. Checked before a
-    workspace is made, so a broken pipeline fails at once and costs nothing."""
-    if not spec.image:
-        return "the pipeline has no image"
+    """Why the run cannot be attempted at all, or "" when it can: the pipeline breaks one of
+    pipeline_rules.RUN, or its quotas are no limits. Checked before a workspace is made, so
+    a broken pipeline fails at once and costs nothing."""
+    if found := pipeline_rules.problem(asdict(spec), pipeline_rules.RUN):
+        return found
     try:
         limits(spec.quotas)
     except ValueError as exc:
         return str(exc)
-    for resource in spec.resources:
-        if resource.name in ("", ".", "..") or "/" in resource.name:
-            return f"resource name {resource.name!r} is not a plain directory name"
-        if resource.type not in (EXTERNAL, INTERNAL):
-            return (
-                f"resource {resource.name!r} has type {resource.type!r}; "
-                f"it must be {EXTERNAL!r} or {INTERNAL!r}"
-            )
-        if resource.type == INTERNAL:
-            missing = [p for p in INTERNAL_PARAMS if not resource.params.get(p)]
-            if missing:
-                return (
-                    f"internal resource {resource.name!r} needs the params "
-                    f"{', '.join(INTERNAL_PARAMS)} (missing: {', '.join(missing)})"
-                )
-    for number, step in enumerate(spec.steps, start=1):
-        if step.needs_resource and spec.resource(step.needs_resource) is None:
-            return (
-                f"step {number} needs resource {step.needs_resource!r}, "
-                "which the pipeline does not declare"
-            )
-        artifact = step.produces_artifact
-        if artifact is not None and not relative_inside(artifact.path):
-            return (
-                f"step {number} produces artifact {artifact.name!r} from "
-                f"{artifact.path!r}: the path must be relative and stay inside the "
-                "working directory"
-            )
     return ""

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import empty_pb2
 
+from bob_common.pipeline_rules import EXTERNAL
 from bob_common.plugin_urls import artifact_url, resource_url
 from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import TransferFailed
-from runner_svc.spec import EXTERNAL, ResourceSpec
+from runner_svc.spec import ResourceSpec
 
 
 @dataclass(frozen=True)
