@@ -27,6 +27,7 @@ gen-check: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m devcluster.gen --check
 
 test: setup

@@ -53,8 +53,8 @@ def entered(row: Run, old: RunStatus, why: str = "", at_ms: int = 0) -> None:
     if retried:
         for stamp in _ATTEMPT_STAMPS:
             setattr(row, stamp, 0)
-    elif (stamp := STAMPS.get(new)) and not getattr(row, stamp):
-        setattr(row, stamp, at_ms)
+    elif (stamped := STAMPS.get(new)) and not getattr(row, stamped):
+        setattr(row, stamped, at_ms)
     reason, word = _RETRIED if retried else _FROM.get((old, new), _REASONS[new])
     why = why or (row.reason if new in (RunStatus.FAILED, RunStatus.STOPPED) else "")
     warn = retried or new is RunStatus.FAILED
