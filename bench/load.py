@@ -165,7 +165,8 @@ def api_status_load(workdir: Path, runs: int, seconds: int) -> list[Row]:
     passed_id, running_id = _populate_runs(path, runs)
     with cluster(workdir / "api", runners=0, db_path=path) as c:
         rps, p99 = wrk(f"{c.api_url}/pipelines/status/runs/{passed_id}", seconds)
-        # A run that may still change is asked of entities on every request.
+        # A run that may still change: answered from the statuses the API keeps current
+        # from entities' journal.
         active_rps, active_p99 = wrk(f"{c.api_url}/pipelines/status/runs/{running_id}", seconds)
     ratio = rps / floor_rps
     return [
@@ -182,11 +183,13 @@ def api_status_load(workdir: Path, runs: int, seconds: int) -> list[Row]:
         Row("5 api", "p99 latency", p99, "ms", floor_p99, p99 / floor_p99),
         Row(
             "5 api",
-            "GET status of a running run (entities asked each time)",
+            "GET status of a running run",
             active_rps,
             "req/s",
             floor_rps,
             active_rps / floor_rps,
+            ">= 0.8x floor",
+            active_rps / floor_rps >= 0.8,
         ),
         Row("5 api", "its p99 latency", active_p99, "ms", floor_p99, active_p99 / floor_p99),
     ]
