@@ -27,11 +27,23 @@ async def until_done(
     stop: asyncio.Event | None = None,
     first_s: float = FIRST_S,
     most_s: float = MOST_S,
+    give_up_s: float | None = None,
 ) -> T | None:
     """attempt()'s result, retried while it raises one of `errors`, waiting first_s, then
     twice as long each time up to most_s. None once `stop` is set, which also cuts a wait
-    short; any other exception is the caller's."""
+    short. With give_up_s, the last error is raised once a wait would end later than that
+    many seconds after the first attempt. Any other exception is the caller's."""
     stopping = stop or asyncio.Event()
+    wait = tenacity.wait_exponential(multiplier=first_s, min=first_s, max=most_s)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    def over(state: tenacity.RetryCallState) -> bool:
+        if stopping.is_set():
+            return True
+        if give_up_s is None:
+            return False
+        return loop.time() + wait(state) - began > give_up_s
 
     async def pause(seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -44,8 +56,8 @@ async def until_done(
 
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception_type(errors),
-        wait=tenacity.wait_exponential(multiplier=first_s, min=first_s, max=most_s),
-        stop=lambda _state: stopping.is_set(),
+        wait=wait,
+        stop=over,
         sleep=pause,
         before_sleep=missed,
         reraise=True,

@@ -90,3 +90,18 @@ def test_no_attempt_once_stopped():
         return await until_done(attempt, what="x", errors=OSError, log=log, stop=stop)
 
     assert asyncio.run(main()) is None
+
+
+def test_gives_up_with_the_last_error_once_the_next_wait_would_end_too_late():
+    calls = []
+
+    async def attempt():
+        calls.append(1)
+        raise OSError(f"away {len(calls)}")
+
+    # Waits 0.01, 0.02, 0.04 (0.07 s in all); the next, 0.08, would end past 0.1 s.
+    with pytest.raises(OSError, match="away 4"):
+        asyncio.run(
+            until_done(attempt, what="x", errors=OSError, log=log, first_s=0.01, give_up_s=0.1)
+        )
+    assert len(calls) == 4
