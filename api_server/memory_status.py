@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
 
 from connexion.spec import Specification
 
+from api_server.asgi import App, Receive, Scope, Send, send_json
 from bob_common.run_states import status_name
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 PATH = "/pipelines/status/runs/{run-id}"
 _PREFIX = PATH.removesuffix("{run-id}")
@@ -47,7 +41,7 @@ def answer_body(status: int) -> bytes:
 
 
 class MemoryStatus:
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], spec: Path):
+    def __init__(self, app: App, spec: Path):
         self.app = app
         self._run_id = run_id_pattern(spec)
 
@@ -55,18 +49,7 @@ class MemoryStatus:
         status = self.known_status(scope)
         if status is None:
             return await self.app(scope, receive, send)
-        body = answer_body(status)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 200, answer_body(status))
 
     def known_status(self, scope: Scope) -> int | None:
         """The status to answer with here; None to let Connexion answer."""
