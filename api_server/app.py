@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import connexion
 from connexion.exceptions import ProblemException
@@ -15,6 +16,7 @@ from starlette.exceptions import HTTPException
 from api_server import handlers, problems
 from api_server.backends import open_backends
 from api_server.body_limit import BodyLimit
+from api_server.memory_status import MemoryStatus
 from api_server.resolver import HandlerResolver
 from bob_common.config import ApiSettings
 
@@ -42,6 +44,10 @@ def create_app(settings: ApiSettings) -> connexion.AsyncApp:
     )
     app.add_middleware(
         BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes
+    )
+    # The status of a run held in memory, answered in front of Connexion's stack.
+    app.add_middleware(
+        MemoryStatus, MiddlewarePosition.BEFORE_EXCEPTION, spec=Path(__file__).parent / SPEC
     )
     app.add_error_handler(problems.ApiError, problems.handle_api_error)
     app.add_error_handler(ProblemException, problems.handle_problem)

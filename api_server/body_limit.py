@@ -9,17 +9,12 @@ with its length. A body over the bound is refused with 413 before it is read.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from api_server.asgi import App, Message, Receive, Scope, Send, send_json
 
 
 class BodyLimit:
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_bytes: int):
+    def __init__(self, app: App, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
@@ -69,19 +64,8 @@ class BodyLimit:
                 "(BOB_API_MAX_BODY_BYTES)"
             }
         ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    # The rest of the body is not read: the connection cannot be reused.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        # The rest of the body is not read: the connection cannot be reused.
+        await send_json(send, 413, body, [(b"connection", b"close")])
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

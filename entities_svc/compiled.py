@@ -70,6 +70,22 @@ def insert_many(
         cursor.close()
 
 
+def insert_row(row: Model) -> int:
+    """row.save(force_insert=True) for a new row of a model with an auto-increment key, with
+    an INSERT built once per set of fields; answers the row's generated key."""
+    model = type(row)
+    pk = model._meta.primary_key
+    fields = [f for f in model._meta.sorted_fields if f.name in row.__data__ and f is not pk]
+    values = [f.db_value(row.__data__[f.name]) for f in fields]
+    key = insert_id(
+        (model.__name__, "insert", tuple(f.name for f in fields)),
+        lambda m: model.insert(dict(zip(fields, m, strict=True))),
+        values,
+    )
+    row._dirty.clear()
+    return key
+
+
 def select_rows(
     model: type[Model], name: Any, values: Sequence[object], build: Callable[[list[int]], Any]
 ) -> list[Model]:

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from peewee import Database
 from playhouse import db_url
 
-from entities_svc import models, schema
+from entities_svc import journal, models, schema
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,6 +45,7 @@ def open_database(url: str) -> Database:
     models.database.initialize(database)
     database.connect(reuse_if_open=True)
     schema.upgrade(database)
+    journal.newest_id()  # so that readers need not ask the database for what is not there
     log.info("database ready (%s)", scheme)
     return database
 

@@ -183,8 +183,7 @@ class EventConsumer:
             return
         self.events_applied += outcome.applied
         log.debug("applied a batch of %d deliveries: %s", len(decoded), outcome)
-        for message, _ in decoded:
-            await _settle(message.ack())
+        await _ack_all([message for message, _ in decoded])
 
     async def _apply_one_by_one(
         self,
@@ -221,6 +220,29 @@ class EventConsumer:
                 f"{what} dead-lettered after {deliveries + 1} failed deliveries: {exc!r}",
             )
         await _settle(message.nack(requeue=True))
+
+
+async def _ack_all(messages: list[AbstractIncomingMessage]) -> None:
+    """Acks the deliveries of a committed batch: with one ack of the last of them
+    (`multiple`, which acks every delivery up to it on its channel) when they are all of
+    one channel, as they are but after a reconnect. Every delivery before them on that
+    channel was settled before they were taken: deliveries are taken in order, each batch
+    is settled before the next, and those that failed to decode were rejected above."""
+    if len(messages) > 1 and _one_channel(messages):
+        last = max(messages, key=lambda m: m.delivery_tag or 0)
+        await _settle(last.ack(multiple=True))
+        return
+    for message in messages:
+        await _settle(message.ack())
+
+
+def _one_channel(messages: list[AbstractIncomingMessage]) -> bool:
+    """True when every delivery has a tag on the same open channel."""
+    try:
+        channel = messages[0].channel
+        return all(m.channel is channel and m.delivery_tag is not None for m in messages)
+    except RuntimeError:  # a closed channel (ChannelInvalidStateError)
+        return False
 
 
 def _deliveries(message: AbstractIncomingMessage) -> int:

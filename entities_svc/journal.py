@@ -40,6 +40,11 @@ _COLUMNS = (
 # Events appended by this process: the asyncio side compares it before and after a
 # database call to know whether waiting readers have something new (see feed.py).
 _appended = 0
+# The newest id in the journal as far as this process knows: from newest_id(), then from
+# each append (None until either). entities is the journal's only writer, through one
+# connection, so ids are handed out in commit order. An append rolled back leaves it too
+# high, which only costs a read that finds nothing; it is never too low.
+_newest: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,11 @@ def appended() -> int:
     return _appended
 
 
+def newest_known() -> int | None:
+    """The newest id in the journal, never below the true one; None when not known yet."""
+    return _newest
+
+
 def append(
     kind: str,
     reason: str,
@@ -77,12 +87,13 @@ def append(
 ) -> int:
     """Records an event (at at_ms, or now) and answers its id; call it inside the
     transaction of the change it describes."""
-    global _appended
+    global _appended, _newest
     if len(message) > MESSAGE_MAX:
         message = message[: MESSAGE_MAX - 3] + "..."
     values = (at_ms or now_ms(), type_, reason, kind, message, run_id, run_status, group, name)
     event_id = compiled.insert_id("journal append", _insert, values)
     _appended += 1
+    _newest = event_id
     return event_id
 
 
@@ -109,7 +120,10 @@ def read_after(after_id: int, limit: int) -> list[Event]:
 
 def newest_id() -> int:
     """The greatest id in the journal; 0 when it is empty."""
-    return ClusterEvent.select(fn.MAX(ClusterEvent.id)).scalar() or 0
+    global _newest
+    newest: int = ClusterEvent.select(fn.MAX(ClusterEvent.id)).scalar() or 0
+    _newest = newest
+    return newest
 
 
 def prune(now: int, keep_rows: int, batch: int) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 from bob_common import pipeline_rules
 from bob_common.pipeline_rules import EXTERNAL
 from bob_common.run_states import ACTIVE, RunStatus
-from entities_svc import journal, plugins, run_status
+from entities_svc import compiled, journal, plugins, run_status
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import parse_status
 from entities_svc.models import LogLine, Pipeline, Run, StepResult, database
@@ -38,11 +38,16 @@ def _check_ref(group: str, name: str) -> None:
         raise Invalid("Pipeline group and name must not be empty")
 
 
+def _by_name(m: list[int]) -> object:
+    return Pipeline.select().where((Pipeline.group == m[0]) & (Pipeline.name == m[1]))
+
+
 def find_row(group: str, name: str) -> Pipeline:
-    row = Pipeline.get_or_none((Pipeline.group == group) & (Pipeline.name == name))
-    if row is None:
+    # Read by every start: its SQL is built once (compiled.py).
+    found = compiled.select_rows(Pipeline, "by name", (group, name), _by_name)
+    if not found:
         raise NotFound(f"Pipeline {group}/{name} not found")
-    return row
+    return found[0]  # type: ignore[return-value]
 
 
 def check_definition(definition: dict[str, Any]) -> None:

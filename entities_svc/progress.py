@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from bob_common.run_states import RunStatus, can_transition, status_name
-from entities_svc import compiled, run_status
+from entities_svc import compiled, run_queries, run_status
 from entities_svc.models import LogLine, Run, StepResult, database
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,6 @@ def _steps_insert(m: list[int]) -> object:
     ).on_conflict_ignore()
 
 
-def _runs_by_id(m: list[int]) -> object:
-    return Run.select().where(Run.id.in_(m))
-
-
 def apply_events(events: list[RunEvent]) -> Outcome:
     """Applies a batch in one transaction: either every effect is durable or none is.
     Events of one run are applied in seq order whatever order they arrived in."""
@@ -97,8 +93,7 @@ def apply_events(events: list[RunEvent]) -> Outcome:
         by_run[event.run_id].append(event)
     with database.atomic():
         ids = list(by_run)
-        found = compiled.select_rows(Run, ("by id", len(ids)), ids, _runs_by_id)
-        rows = {row.id: row for row in found}
+        rows = {row.id: row for row in run_queries.rows_by_id(ids)}
         lines: list[tuple[str, int, str, int]] = []
         steps: list[tuple[str, int, int, int]] = []
         for run_id, run_events in by_run.items():

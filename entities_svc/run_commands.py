@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from bob_common.run_states import CLAIMED, TERMINAL, Order, RunStatus, status_name
-from entities_svc import run_status
+from entities_svc import compiled, run_status
 from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid
 from entities_svc.models import Run, database
@@ -36,21 +36,17 @@ def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim
     # row count says who won, whatever the isolation level or number of processes.
     now = now_ms()
     with database.atomic():
-        won = (
-            Run.update(
-                status=int(RunStatus.INITIALIZING),
-                runner_id=runner_id,
-                lease_expires_ms=now + lease_ms,
-                # A job claimed was queued, whether or not its confirm was recorded.
-                requeue_at_ms=0,
-            )
-            .where(
-                (Run.id == run_id)
-                & (Run.status == int(RunStatus.PENDING))
-                & (Run.attempt == attempt)
-            )
-            .execute()
+        values = (
+            int(RunStatus.INITIALIZING),
+            runner_id,
+            now + lease_ms,
+            # A job claimed was queued, whether or not its confirm was recorded.
+            0,
+            run_id,
+            int(RunStatus.PENDING),
+            attempt,
         )
+        won = database.rows_affected(compiled.execute("claim", _claim, values))
         if won:
             _entered(run_id, RunStatus.PENDING, at_ms=now)
     if won:
@@ -68,11 +64,22 @@ def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim
     return Claim(False, reason, status)
 
 
+def _claim(m: list[int]) -> object:
+    """claim_run's compare-and-set: the new status, runner, lease end and requeue time, of
+    the run with this id, status and attempt."""
+    return Run.update(
+        status=m[0],
+        runner_id=m[1],
+        lease_expires_ms=m[2],
+        requeue_at_ms=m[3],
+    ).where((Run.id == m[4]) & (Run.status == m[5]) & (Run.attempt == m[6]))
+
+
 def _entered(run_id: str, old: RunStatus, at_ms: int) -> None:
     """After a compare-and-set UPDATE changed the run's status: its stamps and journal."""
-    row = Run.get(Run.id == run_id)
+    row = find_row(run_id)
     run_status.entered(row, old, at_ms=at_ms)
-    row.save(only=row.dirty_fields)
+    compiled.save_dirty(row)
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from peewee import fn
 
 from bob_common.run_states import RunStatus
-from entities_svc import pipelines
+from entities_svc import compiled, pipelines
 from entities_svc.errors import NotFound
-from entities_svc.models import LogLine, Run, StepResult, database
+from entities_svc.models import LogLine, Run, StepResult
 
 # Most log lines one GetLogs answers, whatever the caller asks for.
 MAX_LOG_LINES = 10_000
@@ -93,11 +92,20 @@ def _steps_of(run_ids: list[str]) -> dict[str, tuple[Step, ...]]:
     return {run_id: tuple(steps) for run_id, steps in found.items()}
 
 
+def _runs_by_id(m: list[int]) -> object:
+    return Run.select().where(Run.id.in_(m))
+
+
+def rows_by_id(run_ids: list[str]) -> list[Run]:
+    """The rows of those of these runs that exist, in no particular order."""
+    return compiled.select_rows(Run, ("by id", len(run_ids)), run_ids, _runs_by_id)  # type: ignore[return-value]
+
+
 def find_row(run_id: str) -> Run:
-    row = Run.get_or_none(Run.id == run_id)
-    if row is None:
+    found = rows_by_id([run_id])
+    if not found:
         raise NotFound(f"Run {run_id} not found")
-    return row
+    return found[0]
 
 
 # Columns of RunInfo read by get_run (all but steps and pipeline), by field name.
@@ -121,38 +129,31 @@ _INFO_COLUMNS = (
 )
 _INFO_NAMES = tuple(column.name for column in _INFO_COLUMNS)
 _NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.INITIALIZED)
-_compiled_sql: dict[tuple[int, str], str] = {}
 
 
-def _compiled(name: str, build: Callable[[], Any]) -> str:
-    """The SQL text of a query, built once per database. The status of a run is the API's
-    hottest read, and peewee would otherwise rebuild the same SQL on every call."""
-    key = (id(database.obj), name)
-    sql = _compiled_sql.get(key)
-    if sql is None:
-        sql, _ = build().sql()
-        _compiled_sql[key] = sql
-    return sql
+def _by_id(m: list[int]) -> object:
+    return Run.select(*_INFO_COLUMNS).where(Run.id == m[0])
+
+
+def _steps_of_run(m: list[int]) -> object:
+    return (
+        StepResult.select(StepResult.index, StepResult.exit_code, StepResult.duration_ms)
+        .where(StepResult.run == m[0])
+        .order_by(StepResult.index)
+    )
 
 
 def get_run(run_id: str) -> RunInfo:
-    by_id = _compiled("run by id", lambda: Run.select(*_INFO_COLUMNS).where(Run.id == ""))
-    found = database.execute_sql(by_id, (run_id,)).fetchone()
+    # The status of a run is the API's hottest read: its SQL is built once (compiled.py).
+    found = compiled.execute("run by id", _by_id, (run_id,)).fetchone()
     if found is None:
         raise NotFound(f"Run {run_id} not found")
     columns = dict(zip(_INFO_NAMES, found, strict=True))
     info = RunInfo(**{**columns, "status": RunStatus(columns["status"])})
     if info.status in _NO_STEPS_YET:
         return info
-    steps_of = _compiled(
-        "steps of run",
-        lambda: (
-            StepResult.select(StepResult.index, StepResult.exit_code, StepResult.duration_ms)
-            .where(StepResult.run == "")
-            .order_by(StepResult.index)
-        ),
-    )
-    steps = tuple(Step(*row) for row in database.execute_sql(steps_of, (run_id,)))
+    rows = compiled.execute("steps of run", _steps_of_run, (run_id,))
+    steps = tuple(Step(*row) for row in rows)
     return replace(info, steps=steps)
 
 

@@ -15,7 +15,7 @@ from bob_common import runner_types
 from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_common.run_states import RunStatus, status_name
 from bob_pb import messages_pb2
-from entities_svc import pipelines, plugins, run_status, runners
+from entities_svc import compiled, pipelines, plugins, run_status, runners
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
 from entities_svc.errors import FailedPrecondition, Invalid, NotQueued
@@ -115,7 +115,7 @@ def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -
         if missing := _unregistered(json.loads(pipeline.definition), logger):
             raise FailedPrecondition("; ".join(missing))
         now = now_ms()
-        row = Run.create(
+        row = Run(
             id=f"r-{uuid.uuid4()}",
             group=group,
             name=name,
@@ -126,8 +126,9 @@ def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -
             requeue_at_ms=now + UNCONFIRMED_GRACE_MS,
             logger=logger,
         )
+        # Journaled first, so that the row is inserted once, with its event's id.
         run_status.entered(row, RunStatus.UNSPECIFIED, at_ms=now)
-        row.save(only=[Run.status_event_id])
+        row.number = compiled.insert_row(row)
     log.info("run %s of %s/%s is pending for %s runners", row.id, group, name, runner_type)
     return to_domain(row, with_pipeline=True)
 

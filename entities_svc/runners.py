@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from bob_common import runner_types
+from entities_svc import compiled
 from entities_svc.models import Runner
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,11 @@ def list_runners() -> list[Heartbeat]:
     ]
 
 
+def _types(_: list[int]) -> object:
+    return Runner.select(Runner.runner_type).distinct()
+
+
 def known_runner_types() -> set[str]:
-    types = {t for (t,) in Runner.select(Runner.runner_type).distinct().tuples()}
+    # Read by every start: its SQL is built once (compiled.py).
+    types = {t for (t,) in compiled.execute("runner types", _types, ()).fetchall()}
     return types | {runner_types.DEFAULT}
