@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from bob_common import rpc
 from bob_common.run_states import RunStatus, can_transition, status_name
 from entities_svc import compiled, run_queries, run_status
 from entities_svc.models import LogLine, Run, StepResult, database
@@ -97,12 +98,16 @@ def apply_events(events: list[RunEvent]) -> Outcome:
         lines: list[tuple[str, int, str, int]] = []
         steps: list[tuple[str, int, int, int]] = []
         for run_id, run_events in by_run.items():
-            row = rows.get(run_id)
-            if row is None:
-                log.warning("run %s: ignoring %d events of an unknown run", run_id, len(run_events))
-                outcome.unknown_run += len(run_events)
-                continue
-            _apply_run(row, sorted(run_events, key=lambda e: e.seq), outcome, lines, steps)
+            # Events come over AMQP, not an rpc: what is logged here names its run too.
+            with rpc.about_run(run_id):
+                row = rows.get(run_id)
+                if row is None:
+                    log.warning(
+                        "run %s: ignoring %d events of an unknown run", run_id, len(run_events)
+                    )
+                    outcome.unknown_run += len(run_events)
+                    continue
+                _apply_run(row, sorted(run_events, key=lambda e: e.seq), outcome, lines, steps)
         _insert_lines(lines)
         if steps:
             compiled.insert_many("step results", 4, _steps_insert, steps)

@@ -11,7 +11,7 @@ import re
 import uuid
 from typing import Any
 
-from bob_common import runner_types
+from bob_common import rpc, runner_types
 from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_common.run_states import RunStatus, status_name
 from bob_pb import messages_pb2
@@ -129,7 +129,8 @@ def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -
         # Journaled first, so that the row is inserted once, with its event's id.
         run_status.entered(row, RunStatus.UNSPECIFIED, at_ms=now)
         row.number = compiled.insert_row(row)
-    log.info("run %s of %s/%s is pending for %s runners", row.id, group, name, runner_type)
+    with rpc.about_run(row.id):  # the rpc named no run: this one has just been made
+        log.info("run %s of %s/%s is pending for %s runners", row.id, group, name, runner_type)
     return to_domain(row, with_pipeline=True)
 
 
