@@ -23,7 +23,7 @@ async def until_done(
     *,
     what: str,
     errors: type[BaseException] | tuple[type[BaseException], ...],
-    log: logging.Logger,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
     stop: asyncio.Event | None = None,
     first_s: float = FIRST_S,
     most_s: float = MOST_S,

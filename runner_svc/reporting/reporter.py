@@ -20,6 +20,7 @@ from typing import Protocol
 from aio_pika.abc import AbstractExchange
 
 from bob_common.amqp import BROKER_ERRORS, encode
+from bob_common.backoff import until_done
 from bob_common.log_markers import system_line
 from bob_common.run_states import RunStatus
 from bob_common.topology import run_event_key
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 CONFIRM_TIMEOUT_S = 10.0
 # What a publish raises while the broker is unreachable.
 PUBLISH_ERRORS = BROKER_ERRORS
+# A failed publish is retried after RETRY_FIRST_S, then twice as long each time.
+RETRY_FIRST_S = 0.2
+RETRY_MOST_S = 5.0
 
 
 class Reporter(Protocol):
@@ -65,12 +69,12 @@ class RunReporter:
         self._lock = asyncio.Lock()
         self._seq = 0  # of the last event published
         self._line_no = first_line_no  # of the next log line
-        self._muted = False
+        self._muted = asyncio.Event()
         self._log = run_logger(log, run_id)
 
     def mute(self) -> None:
         """Drops every event from now on, including one being retried."""
-        self._muted = True
+        self._muted.set()
 
     async def status(self, status: RunStatus, reason: str = "") -> None:
         body = messages_pb2.StatusChanged(status=status, reason=reason)
@@ -99,7 +103,7 @@ class RunReporter:
 
     async def _send(self, kind: str, **body: object) -> None:
         """Publishes the next event and waits for its confirm; the caller holds the lock."""
-        if self._muted:
+        if self._muted.is_set():
             return
         event = messages_pb2.RunEvent(
             run_id=self._run_id,
@@ -109,31 +113,25 @@ class RunReporter:
             at_ms=int(time.time() * 1000),
             **body,  # type: ignore[arg-type]
         )
+        message = encode(event, headers={"run_id": self._run_id})
         key = run_event_key(self._run_id, kind)
-        # Not bob_common.backoff.until_done: a publish gives up at a deadline, raising with
-        # its last error, and stops once muted; until_done retries until a stop, and then
-        # answers None.
-        deadline = time.monotonic() + self._deadline_s
-        delay = 0.2
-        while True:
-            try:
-                await self._exchange.publish(
-                    encode(event, headers={"run_id": self._run_id}),
-                    routing_key=key,
-                    mandatory=False,
-                    timeout=CONFIRM_TIMEOUT_S,
-                )
-                break
-            except PUBLISH_ERRORS as exc:
-                if self._muted:
-                    return
-                if time.monotonic() + delay > deadline:
-                    raise EventsUnavailable(
-                        f"could not publish event {event.seq} ({kind}): {exc!r}"
-                    ) from exc
-                self._log.warning(
-                    "publishing event %d (%s) failed, retrying: %r", event.seq, kind, exc
-                )
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 5.0)
+        try:
+            await until_done(
+                lambda: self._exchange.publish(
+                    message, routing_key=key, mandatory=False, timeout=CONFIRM_TIMEOUT_S
+                ),
+                what=f"the broker with event {event.seq} ({kind})",
+                errors=PUBLISH_ERRORS,
+                log=self._log,
+                stop=self._muted,
+                first_s=RETRY_FIRST_S,
+                most_s=RETRY_MOST_S,
+                give_up_s=self._deadline_s,
+            )
+        except PUBLISH_ERRORS as exc:
+            raise EventsUnavailable(
+                f"could not publish event {event.seq} ({kind}): {exc!r}"
+            ) from exc
+        if self._muted.is_set():
+            return
         self._seq = event.seq
