@@ -57,7 +57,10 @@ def cluster(
             "BOB_LOG_LEVEL": "WARNING",
             **(extra_env or {}),
         }
-        runner_env = [{"BOB_RUNNER_ID": f"bench-{i}"} for i in range(runners)]
+        # Ids of this cluster's own: a runner removes every container of its id when it
+        # starts, so two benchmarks sharing the engine must not share runner ids.
+        tag = uuid.uuid4().hex[:6]
+        runner_env = [{"BOB_RUNNER_ID": f"bench-{tag}-{i}"} for i in range(runners)]
         c = Cluster(env, sink=sink, runner_env=runner_env if runners else None, runners=runners)
         c.start()
         try:
