@@ -26,7 +26,8 @@ def test_a_stub_with_defaults_gives_its_calls_what_the_interceptor_does():
             return servicer.seen
 
     configured, own, about, by_request, sent = asyncio.run(main())
-    assert configured.time_remaining is not None and 0 < configured.time_remaining <= TIMEOUT_S
+    # As in test_rpc: the deadline crosses the wire rounded up, so it may read a little over.
+    assert configured.time_remaining is not None and 0 < configured.time_remaining <= TIMEOUT_S + 1
     assert own.time_remaining is not None and 50 < own.time_remaining <= 61
     assert (configured.run_metadata, configured.run_id) == (None, "")
     assert (about.run_metadata, about.run_id) == ("r1", "r1")

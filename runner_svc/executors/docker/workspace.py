@@ -249,9 +249,20 @@ class DockerWorkspace:
                 self._settle_start()
                 self._container.pause()
             else:
-                self._container.unpause()
+                self._thaw()
             self._frozen = frozen
             self._lock.notify_all()
+
+    def _thaw(self) -> None:
+        try:
+            self._container.unpause()
+        except docker.errors.APIError:
+            # A last step is the container's own process: when it was ending as the pause
+            # came, the container stops frozen, and the engine will not unpause a stopped
+            # container. Nothing is left to thaw; the step's end is read as usual.
+            self._container.reload()
+            if self._container.status not in ("exited", "dead"):
+                raise
 
     # Transfers block as long as the bytes flow, so they run on the streams pool, like
     # the steps they alternate with: a run never does both at once.
