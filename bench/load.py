@@ -19,13 +19,15 @@ from bench.report import Row
 from bob_common import runner_types
 from bob_common.run_states import RunStatus
 from devcluster.cluster import Cluster, free_port
-from entities_svc import db, models, progress
+from entities_svc import db, models
 
 LINE_BYTES = 100
 
 
 def _insert_floor(path: Path, lines: int) -> float:
-    """Seconds to insert `lines` log lines with batched peewee inserts, as entities stores them."""
+    """Seconds to insert `lines` log lines in transactions of 10,000, each one prepared
+    INSERT run over all its rows by the database driver (executemany): the fastest way to
+    put rows in, and the way entities now stores log lines."""
     database = db.open_database(f"sqlite:///{path}")
     try:
         models.Pipeline.create(group="bench", name="floor", definition="{}")
@@ -40,11 +42,11 @@ def _insert_floor(path: Path, lines: int) -> float:
         )
         text = "0" * (LINE_BYTES - 1)
         began = time.perf_counter()
+        insert = "INSERT INTO log_lines (run_id, line_no, text, stream) VALUES (?, ?, ?, ?)"
         for batch in chunked(range(lines), 10_000):
-            rows = [{"run": "r-floor", "line_no": n, "text": text, "stream": 1} for n in batch]
+            rows = [("r-floor", n, text, 1) for n in batch]
             with database.atomic():
-                for chunk in chunked(rows, progress.INSERT_CHUNK):
-                    models.LogLine.insert_many(chunk).execute()
+                database.cursor().executemany(insert, rows)
         return time.perf_counter() - began
     finally:
         db.close_database(database)
