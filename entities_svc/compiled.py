@@ -23,7 +23,7 @@ def statement(
     name: Any, count: int, build: Callable[[list[int]], Any]
 ) -> tuple[str, tuple[int, ...]]:
     """The SQL of build(markers) for `count` values, and the value each parameter takes.
-    None when peewee's conversions hide the markers (a boolean field, say)."""
+    ValueError when peewee's conversions hide the markers (a boolean field, say)."""
     key = (id(database.obj), name)
     found = _built.get(key)
     if found is None:

@@ -98,8 +98,8 @@ def append(
 
 
 def _insert(m: list[int]) -> object:
-    fields = ("at_ms", "type", "reason", "kind", "message", "run_id", "run_status", "group")
-    return ClusterEvent.insert(**dict(zip(fields, m, strict=False)), name=m[-1])
+    fields = ("at_ms", "type", "reason", "kind", "message", "run_id", "run_status", "group", "name")
+    return ClusterEvent.insert(**dict(zip(fields, m, strict=True)))
 
 
 def _after(m: list[int]) -> object:
