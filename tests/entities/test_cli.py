@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import grpc
@@ -50,9 +51,19 @@ def test_process_serves_then_exits_0_on_sigterm(tmp_path, rabbit_url):
         stderr=subprocess.PIPE,
         text=True,
     )
+    # gRPC serves before the broker link is up, so the consumer line is awaited
+    # on its own: a SIGTERM between the two would find nothing consuming yet.
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
     try:
         wait_until(lambda: _serving(addr), timeout=30, what=f"entities serving on {addr}")
         assert db_path.exists()
+        wait_until(
+            lambda: any("consuming bob.entities.events" in line for line in lines),
+            timeout=30,
+            what="entities consuming its events queue",
+        )
 
         process.send_signal(signal.SIGTERM)
 
@@ -60,9 +71,10 @@ def test_process_serves_then_exits_0_on_sigterm(tmp_path, rabbit_url):
     finally:
         if process.poll() is None:
             process.kill()
-        stderr = process.communicate(timeout=30)[1]
-    assert "consuming bob.entities.events" in stderr
-    assert "SIGTERM: stopping" in stderr
+            process.wait(timeout=30)
+        reader.join(timeout=30)
+        process.stderr.close()
+    assert any("SIGTERM: stopping" in line for line in lines)
 
 
 def test_malformed_setting_exits_2(tmp_path):
