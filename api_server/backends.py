@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from api_server import run_statuses
 from api_server.problems import from_grpc
 from api_server.publisher import Publisher
-from bob_common import rpc
+from bob_common import rpc, tls
 from bob_common.config import ApiSettings
 from bob_pb import entities_pb2_grpc
 
@@ -60,7 +60,8 @@ class Backends:
 async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
     # Every call gets the configured deadline and names the run it is about: the stubs
     # see to it (rpc.with_defaults), as rpc.ClientInterceptor would at a higher cost.
-    channel = grpc.aio.insecure_channel(settings.common.entities_addr)
+    # TLS with the API's own certificate when the settings give one (bob_common.tls).
+    channel = tls.aio_channel(settings.common)
     timeout_s = settings.common.grpc_timeout_s
     publisher = Publisher(settings.common)
     await publisher.start()

@@ -6,6 +6,7 @@ service's cli passes down. README.md documents each variable in one table.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import uuid
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bob_common import runner_types
+from bob_common import pki, runner_types
 
 T = TypeVar("T", str, int, float, bool)
 
@@ -47,16 +48,58 @@ class CommonSettings:
     grpc_timeout_s: float
     # Bound of each bob.jobs.<type> queue; publishes beyond it are rejected (back-pressure).
     queue_max_jobs: int
+    # Entities' mutual TLS (bob_common/pki.py, bob_common/tls.py): the cluster CA bundle,
+    # and this service's certificate and key, which say who it is. All three or none;
+    # none means plaintext gRPC without identities.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_ca)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> CommonSettings:
-        return cls(
+        settings = cls(
             queue_url=_get(env, "BOB_QUEUE_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             entities_addr=_get(env, "BOB_ENTITIES_ADDR", "127.0.0.1:7778"),
             log_level=_get(env, "BOB_LOG_LEVEL", "INFO").upper(),
             grpc_timeout_s=_get(env, "BOB_GRPC_TIMEOUT_S", 4.0),
             queue_max_jobs=_get(env, "BOB_QUEUE_MAX_JOBS", 10000),
+            tls_ca=_get(env, "BOB_TLS_CA", ""),
+            tls_cert=_get(env, "BOB_TLS_CERT", ""),
+            tls_key=_get(env, "BOB_TLS_KEY", ""),
         )
+        _check_tls_files(settings)
+        return settings
+
+
+def _check_tls_files(settings: CommonSettings) -> None:
+    given = {
+        "BOB_TLS_CA": settings.tls_ca,
+        "BOB_TLS_CERT": settings.tls_cert,
+        "BOB_TLS_KEY": settings.tls_key,
+    }
+    missing = [name for name, path in given.items() if not path]
+    if missing and len(missing) < len(given):
+        raise ConfigError(
+            f"TLS needs all of BOB_TLS_CA, BOB_TLS_CERT, BOB_TLS_KEY: {missing} unset"
+        )
+    for name, path in given.items():
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{name}={path!r} is not a readable file")
+
+
+def is_loopback(addr: str) -> bool:
+    """Whether host:port (or [v6]:port) names only this machine's loopback interface."""
+    host = addr.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -76,6 +119,9 @@ class EntitiesSettings:
     # Events the cluster's journal (GET /events) keeps at most; older ones are pruned, as
     # are those older than 7 days.
     events_keep: int
+    # Serve plaintext gRPC on an address other than loopback: anyone who reaches it could
+    # then call every rpc as anyone. Off by default; when on, entities says so loudly.
+    allow_plaintext: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
@@ -89,6 +135,7 @@ class EntitiesSettings:
             max_attempts=_get(env, "BOB_MAX_ATTEMPTS", 3),
             sweep_s=_get(env, "BOB_SWEEP_S", 5.0),
             events_keep=_get(env, "BOB_EVENTS_KEEP", 100_000),
+            allow_plaintext=_get(env, "BOB_ENTITIES_ALLOW_PLAINTEXT", False),
         )
         if settings.max_attempts < 1:
             raise ConfigError("BOB_MAX_ATTEMPTS must be at least 1")
@@ -96,6 +143,16 @@ class EntitiesSettings:
             raise ConfigError("BOB_EVENTS_KEEP must be at least 1")
         if settings.lease_s <= 0 or settings.sweep_s <= 0:
             raise ConfigError("BOB_LEASE_S and BOB_SWEEP_S must be positive")
+        if (
+            not common.tls
+            and not settings.allow_plaintext
+            and not is_loopback(settings.listen_addr)
+        ):
+            raise ConfigError(
+                f"refusing to serve plaintext gRPC on {settings.listen_addr}, beyond loopback: "
+                "set BOB_TLS_CA, BOB_TLS_CERT and BOB_TLS_KEY (python -m bob_common.pki), or "
+                "BOB_ENTITIES_ALLOW_PLAINTEXT=true to let anyone who reaches it call anything"
+            )
         return settings
 
 
@@ -165,11 +222,15 @@ class RunnerSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
         runner_type = _get(env, "BOB_RUNNER_TYPE", runner_types.DEFAULT)
+        common = CommonSettings.from_env(env)
         default_id = f"{runner_type}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        runner_id = _get(env, "BOB_RUNNER_ID", "")
+        if common.tls:
+            runner_id = _runner_id_of_certificate(common.tls_cert, runner_id)
         settings = cls(
-            common=CommonSettings.from_env(env),
+            common=common,
             runner_type=runner_type,
-            runner_id=_get(env, "BOB_RUNNER_ID", default_id),
+            runner_id=runner_id or default_id,
             capacity=_get(env, "BOB_RUNNER_CAPACITY", 2),
             workdir=_get(env, "BOB_RUNNER_WORKDIR", "/workspace"),
             network=_get(env, "BOB_RUNNER_NETWORK", "bridge"),
@@ -186,3 +247,21 @@ class RunnerSettings:
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
         return settings
+
+
+def _runner_id_of_certificate(cert_path: str, given: str) -> str:
+    """The runner id its certificate was issued for: entities takes it as the runner's
+    identity, so a runner whose BOB_RUNNER_ID says otherwise would be refused every claim."""
+    try:
+        with open(cert_path, "rb") as f:
+            identity = pki.identity_of(f.read())
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"BOB_TLS_CERT={cert_path!r}: {exc}") from None
+    if identity.kind != pki.RUNNER:
+        raise ConfigError(f"BOB_TLS_CERT={cert_path!r} is {identity}'s, not a runner's")
+    if given and given != identity.name:
+        raise ConfigError(
+            f"BOB_RUNNER_ID={given!r} but BOB_TLS_CERT={cert_path!r} is {identity}'s: "
+            "unset BOB_RUNNER_ID or issue a certificate for runner/" + given
+        )
+    return identity.name

@@ -9,10 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aio_pika.exceptions
-import grpc
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
-from bob_common import amqp, rpc, topology
+from bob_common import amqp, rpc, tls, topology
 from bob_common.backoff import until_done
 from bob_common.config import RunnerSettings
 from runner_svc.errors import ExecutorUnavailable
@@ -78,9 +77,8 @@ class RunnerService:
                 timeout_s = s.common.grpc_timeout_s
                 # Every call gets a deadline and names the run it is about (bob_common.rpc).
                 interceptors = [rpc.ClientInterceptor(timeout_s)]
-                async with grpc.aio.insecure_channel(
-                    s.common.entities_addr, interceptors=interceptors
-                ) as entities:
+                # TLS with this runner's own certificate when the settings give one.
+                async with tls.aio_channel(s.common, interceptors) as entities:
                     await self._serve(
                         connection,
                         RunClaims(
