@@ -24,12 +24,14 @@ async def start_server(
     listen_addr: str,
     *,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A started server, the port it listens on (useful with port 0), and its health
     servicer, which reports SERVING for "" and bob.v1.Entities.
 
     Every rpc is handled within the run it is about (bob_common.rpc), so its log lines
-    name the run; `interceptors` come after, the place to check who is calling."""
+    name the run; `interceptors` come after, the place to check who is calling. With
+    `credentials`, it serves TLS only (bob_common.tls), else plaintext."""
     server = grpc.aio.server(interceptors=(rpc.ServerInterceptor(), *interceptors))
     entities_pb2_grpc.add_EntitiesServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -43,7 +45,10 @@ async def start_server(
         server,
     )
     try:
-        port = server.add_insecure_port(listen_addr)
+        if credentials is None:
+            port = server.add_insecure_port(listen_addr)
+        else:
+            port = server.add_secure_port(listen_addr, credentials)
     except RuntimeError as exc:
         raise BindError(f"cannot listen on {listen_addr}: {exc}") from exc
     if port == 0:

@@ -11,8 +11,10 @@ import logging
 import grpc
 from grpc_health.v1 import health
 
+from bob_common import tls
 from bob_common.config import EntitiesSettings
 from entities_svc import broker
+from entities_svc.access import AccessInterceptor
 from entities_svc.controls import ControlSender
 from entities_svc.db import DatabaseThread
 from entities_svc.dead_jobs import DeadJobs
@@ -63,14 +65,24 @@ class EntitiesService:
             job_due=self.sweeper.wake,
             control_owed=self.controls.send_soon,
         )
+        common = self.settings.common
         try:
+            # With a certificate, TLS only, every caller known by its own and held to
+            # what access.RULES lets it call; without, plaintext and open (loopback).
             self._server, self.port, self._health = await start_server(
-                servicer, self.settings.listen_addr
+                servicer,
+                self.settings.listen_addr,
+                interceptors=[AccessInterceptor()] if common.tls else [],
+                credentials=tls.server_credentials(common) if common.tls else None,
             )
         except BaseException:
             await self.db.close()
             raise
-        log.info("serving bob.v1.Entities on port %d", self.port)
+        log.info(
+            "serving bob.v1.Entities on port %d (%s)",
+            self.port,
+            "mutual TLS, callers checked" if common.tls else "plaintext, callers not checked",
+        )
         await self.link.start()
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
         self._taking_dead_jobs = asyncio.create_task(self.dead_jobs.consume(), name="dead-jobs")

@@ -1,0 +1,172 @@
+"""Who may call which rpc: the caller's identity is the one its TLS client certificate
+names (bob_common/pki.py), and RULES says which callers each rpc of bob.v1.Entities
+accepts. An rpc without a row is refused to everyone, so a new rpc is closed until
+someone decides who may call it: adding its row is all it takes.
+
+Callers are `api`, `runner` (any runner), `tool/read` and `tool/admin`. A runner may only
+speak for itself: in the rpcs marked `own_runner_id`, the request's runner_id must be the
+runner's own id, so it can neither claim as another runner nor renew or release a run
+another runner holds (leases.py and run_commands.py refuse a run not held by the
+runner_id given). Servicers that need the caller (a run's secrets, say) read `caller()`.
+
+Only a TLS server gets this interceptor: in plaintext (loopback, no BOB_TLS_*) there are
+no identities, and every rpc is open as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from bob_common import pki
+
+log = logging.getLogger(__name__)
+
+SERVICE = "bob.v1.Entities"
+API = "api"
+RUNNER = "runner"
+READ = "tool/read"
+ADMIN = "tool/admin"
+
+# The API reads and writes for its users; an admin tool may do as much; a read-only tool
+# only reads; runners read what a run needs (its run, the plugins it uses).
+READERS = frozenset({API, ADMIN, READ})
+WRITERS = frozenset({API, ADMIN})
+RUNNERS = frozenset({RUNNER})
+RUN_READERS = READERS | RUNNERS
+
+
+@dataclass(frozen=True)
+class Rule:
+    callers: frozenset[str]
+    # The request's runner_id must be the calling runner's own id.
+    own_runner_id: bool = False
+
+
+RULES: dict[str, Rule] = {
+    "PutPipeline": Rule(WRITERS),
+    "GetPipeline": Rule(READERS),
+    "DeletePipeline": Rule(WRITERS),
+    "ListPipelines": Rule(READERS),
+    "SetPipelinePaused": Rule(WRITERS),
+    "PutResourceProvider": Rule(WRITERS),
+    "DeleteResourceProvider": Rule(WRITERS),
+    "ListResourceProviders": Rule(RUN_READERS),
+    "PutArtifactStore": Rule(WRITERS),
+    "DeleteArtifactStore": Rule(WRITERS),
+    "ListArtifactStores": Rule(RUN_READERS),
+    "PutLogger": Rule(WRITERS),
+    "DeleteLogger": Rule(WRITERS),
+    "ListLoggers": Rule(RUN_READERS),
+    "CreateRun": Rule(WRITERS),
+    "ClaimRun": Rule(RUNNERS, own_runner_id=True),
+    "GetRun": Rule(RUN_READERS),
+    "ListRuns": Rule(READERS),
+    "GetLogs": Rule(READERS),
+    "StopRun": Rule(WRITERS),
+    "SetRunPaused": Rule(WRITERS),
+    "RenewLeases": Rule(RUNNERS, own_runner_id=True),
+    "ReleaseRun": Rule(RUNNERS, own_runner_id=True),
+    "ListRunners": Rule(READERS),
+    "GetStats": Rule(READERS),
+    "ListEvents": Rule(READERS),
+}
+
+# The standard services beside Entities (health checks, reflection) tell nothing a
+# caller with a certificate of the cluster may not know.
+OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
+
+_caller: contextvars.ContextVar[pki.Identity | None] = contextvars.ContextVar(
+    "bob_caller", default=None
+)
+
+
+def caller() -> pki.Identity | None:
+    """The identity of the peer whose rpc is being handled; None in plaintext mode."""
+    return _caller.get()
+
+
+@contextlib.contextmanager
+def calling_as(identity: pki.Identity | None) -> Iterator[None]:
+    token = _caller.set(identity)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
+
+
+def role(identity: pki.Identity) -> str:
+    """The caller class RULES speaks of: `runner` for every runner, else the identity."""
+    return RUNNER if identity.kind == pki.RUNNER else str(identity)
+
+
+def refusal(rpc_name: str, identity: pki.Identity | None, request: Any) -> str | None:
+    """Why `identity` may not make this call, or None when it may."""
+    rule = RULES.get(rpc_name)
+    who = str(identity) if identity else "a caller without a Bob identity"
+    if rule is None:
+        return f"{who} may not call {rpc_name}: no caller may"
+    if identity is None or role(identity) not in rule.callers:
+        allowed = ", ".join(sorted(rule.callers))
+        return f"{who} may not call {rpc_name} (only {allowed})"
+    if rule.own_runner_id:
+        given = getattr(request, "runner_id", "")
+        if given != identity.name:
+            return f"{who} may not call {rpc_name} for runner_id {given!r}: only for its own"
+    return None
+
+
+def _peer_identity(context: grpc.aio.ServicerContext) -> pki.Identity | None:
+    uris = context.auth_context().get("peer_uri", [])
+    return pki.identity_from_uris(u.decode() for u in uris)
+
+
+class AccessInterceptor(grpc.aio.ServerInterceptor):
+    """Checks each Entities rpc against RULES before it runs, and handles it with the
+    caller's identity in `caller()`. A refusal is PERMISSION_DENIED naming the caller
+    and the rpc. Other services' rpcs pass when listed in OPEN_SERVICES."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        service, _, rpc_name = handler_call_details.method.lstrip("/").partition("/")
+        if handler is None or service in OPEN_SERVICES:
+            return handler
+        behavior = handler.unary_unary
+        if service != SERVICE or behavior is None:
+            return _denied(handler_call_details.method)
+
+        # The stubs type handlers as grpc's synchronous ones; under grpc.aio they are
+        # coroutine functions taking an aio context.
+        async def checked(request: Any, context: Any) -> Any:
+            identity = _peer_identity(context)
+            why = refusal(rpc_name, identity, request)
+            if why is not None:
+                log.warning("refused: %s", why)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
+            with calling_as(identity):
+                return await behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            checked,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _denied(method: str) -> grpc.RpcMethodHandler[Any, Any]:
+    async def deny(request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"no caller may call {method}")
+
+    return grpc.unary_unary_rpc_method_handler(deny)
