@@ -1,6 +1,7 @@
 """`make run`: entities, the API server on :7777, one runner and the reference plugins
 (git resource provider on :8001, local artifact store on :8002, local logger on :8003), in
-the foreground, their logs interleaved and prefixed by service. Ctrl-C stops them all
+the foreground, their logs interleaved and prefixed by service. Entities serves mutual
+TLS with the certificates in data/pki (created at the first start). Ctrl-C stops them all
 cleanly."""
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import threading
 
 from devcluster.cluster import Cluster
 
+PKI_DIR = "data/pki"
+
 
 def main() -> int:
-    cluster = Cluster({}, plugins=True)
+    # The cluster's CA and certificates are kept in data/pki (renewed when due), so the
+    # runner keeps its id across restarts and tools keep their certificate.
+    cluster = Cluster({}, plugins=True, pki_dir=PKI_DIR)
     stopping = threading.Event()
 
     def on_signal(_signum, _frame) -> None:

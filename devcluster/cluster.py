@@ -10,16 +10,20 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
+from bob_common import pki
 from bob_common.config import ApiSettings
 from bob_plugins import artifact_local, logger_local, resource_git
+from devcluster import certs
 
 STOP_GRACE_S = 15.0
 
@@ -104,7 +108,8 @@ class Cluster:
     git resource provider, local artifact store and local logger too
     (BOB_GIT_PROVIDER_PORT, BOB_ARTIFACT_STORE_PORT, BOB_ARTIFACT_DIR, BOB_LOGGER_PORT,
     BOB_LOGGER_DIR). `plugin_urls` maps the name each is registered by in the README to
-    its URL."""
+    its URL. Entities serves mutual TLS: the CA and each service's certificate are issued
+    into `pki_dir`, or a temporary directory, unless the variables set BOB_TLS_*."""
 
     def __init__(
         self,
@@ -114,6 +119,7 @@ class Cluster:
         sink: TextIO = sys.stdout,
         runner_env: list[Mapping[str, str]] | None = None,
         plugins: bool = False,
+        pki_dir: Path | str | None = None,
     ) -> None:
         base = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         api = ApiSettings.from_env(base)
@@ -127,6 +133,17 @@ class Cluster:
             Service(f"runner-{i + 1}" if len(extra) > 1 else "runner", "runner_svc", {**base, **e})
             for i, e in enumerate(extra)
         ]
+        # Entities serves mutual TLS, each service with a certificate of its own, unless
+        # the caller's variables set up TLS themselves: in `pki_dir` (kept, renewed when
+        # due) or in a directory of the cluster's own, removed when it stops.
+        self._own_pki = pki_dir is None and not base.get("BOB_TLS_CA")
+        self.pki_dir = Path(pki_dir) if pki_dir is not None else None
+        if self._own_pki:
+            self.pki_dir = Path(tempfile.mkdtemp(prefix="bob-pki-"))
+        if self.pki_dir is not None:
+            certs.issue_for_cluster(
+                self.pki_dir, self.entities.env, self.api.env, [r.env for r in self.runners]
+            )
         self.plugins: list[Service] = []
         self.plugin_urls: dict[str, str] = {}
         if plugins:
@@ -200,3 +217,14 @@ class Cluster:
                 service.signal(signal.SIGTERM)
             for service in group:
                 service.wait(STOP_GRACE_S)
+        if self._own_pki and self.pki_dir is not None:
+            shutil.rmtree(self.pki_dir, ignore_errors=True)
+
+    def tls_files(self, identity: str) -> pki.CertFiles:
+        """The CA, certificate and key of `identity` (e.g. "tool/read"), issued on demand:
+        for tests and tools that call entities themselves."""
+        if self.pki_dir is None:
+            raise RuntimeError("this cluster's TLS was set up by its caller's BOB_TLS_*")
+        who = pki.Identity.parse(identity)
+        pki.ensure(self.pki_dir, [who])
+        return pki.files(self.pki_dir, who)
