@@ -123,7 +123,10 @@ def refusal(rpc_name: str, identity: pki.Identity | None, request: Any) -> str |
 
 
 def _peer_identity(context: grpc.aio.ServicerContext) -> pki.Identity | None:
-    uris = context.auth_context().get("peer_uri", [])
+    # gRPC lists a verified peer's URI names as peer_uri; older releases only among all
+    # its subject alternative names, where the bob:// one is as easily found.
+    found = context.auth_context()
+    uris = found.get("peer_uri") or found.get("x509_subject_alternative_name") or []
     return pki.identity_from_uris(u.decode() for u in uris)
 
 
