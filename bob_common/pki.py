@@ -111,7 +111,7 @@ def _identity(cert: x509.Certificate) -> Identity:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         names = x509.SubjectAlternativeName([])
-    uris = [u for u in names.get_values_for_type(x509.UniformResourceIdentifier)]
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
     ours = [u[len(SCHEME) :] for u in uris if u.startswith(SCHEME)]
     if len(ours) != 1:
         raise PkiError(f"certificate {cert.subject.rfc4514_string()} names no Bob identity")

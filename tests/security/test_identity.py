@@ -15,12 +15,14 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from google.protobuf import message_factory
 from google.protobuf.empty_pb2 import Empty
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bob_common import pki
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from devcluster.cluster import Cluster, free_port
+from entities_svc import access
 from tests.conftest import fresh_vhost
 from tests.waiting import wait_until
 
@@ -204,6 +206,42 @@ def test_a_runner_cannot_renew_or_release_a_run_another_runner_holds(as_identity
     assert runner_b.RenewLeases(
         entities_pb2.RenewLeasesRequest(runner_id=b, runs=held), timeout=5
     ).instructions[0].order == (entities_pb2.ORDER_RUN)
+
+
+CALLERS = {
+    "api": access.API,
+    "tool/read": access.READ,
+    "tool/admin": access.ADMIN,
+    "runner/sec-matrix": access.RUNNER,
+}
+
+
+def test_every_identity_is_held_to_the_table_on_every_rpc(as_identity):
+    # Each identity calls each rpc of bob.v1.Entities with an empty request (its own
+    # runner_id where one is asked): allowed ones get past the check, whatever the
+    # answer to the empty request; the others get PERMISSION_DENIED naming them.
+    methods = entities_pb2.DESCRIPTOR.services_by_name["Entities"].methods
+    counts = {"allowed": 0, "denied": 0}
+    for identity, role in CALLERS.items():
+        stub = as_identity(identity)
+        for method in methods:
+            request = message_factory.GetMessageClass(method.input_type)()
+            if "runner_id" in method.input_type.fields_by_name:
+                request.runner_id = identity.partition("/")[2]
+            allowed = role in access.RULES[method.name].callers
+            try:
+                getattr(stub, method.name)(request, timeout=5)
+                code, details = grpc.StatusCode.OK, ""
+            except grpc.RpcError as err:
+                code, details = err.code(), err.details()
+            if allowed:
+                assert code != grpc.StatusCode.PERMISSION_DENIED, (identity, method.name, details)
+            else:
+                assert code == grpc.StatusCode.PERMISSION_DENIED, (identity, method.name, code)
+                assert f"{identity} may not call {method.name}" in details
+            counts["allowed" if allowed else "denied"] += 1
+    print(f"\nidentity matrix: {len(CALLERS)} identities x {len(methods)} rpcs: {counts}")
+    assert counts["allowed"] and counts["denied"]
 
 
 def test_health_checks_answer_any_caller_of_the_cluster(cluster):
