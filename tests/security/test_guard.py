@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from devcluster.test_image import IMAGE
+from tests.clients import terraform
 from tests.e2e.runner_cluster import Bob, runner_cluster, runner_id
 
 pytestmark = pytest.mark.e2e
@@ -342,6 +343,29 @@ def test_a_plugin_url_is_listed_without_its_password_and_runs_still_use_it_unlog
     assert VAR_SECRET not in log
     queue_password = urlsplit(bob.queue_url).password
     assert queue_password and f":{queue_password}@" not in log
+
+
+def test_terraform_converges_on_plugins_without_credentials_and_times_out_on_hidden_ones(bob):
+    # Given the Terraform provider with a short reconcile loop
+    provider = terraform.Provider(
+        bob.cluster.api_url, reconcile_retries=3, reconcile_interval_ms=100
+    )
+    plain = terraform.Plugin(f"tf-{uuid.uuid4().hex[:8]}", "http://127.0.0.1:9/")
+    hidden = terraform.Plugin(f"tf-{uuid.uuid4().hex[:8]}", "http://u:pw-tf@127.0.0.1:9/")
+    try:
+        # Then a URL without credentials reads back as configured: no drift
+        state = provider.create_plugin(terraform.ARTIFACT_STORE, plain)
+        assert state["url"] == plain.url
+        # And one with credentials never reads back as configured (README: Safe defaults),
+        # though Bob has registered it, credentials hidden
+        with pytest.raises(terraform.TerraformError, match="timeout"):
+            provider.create_plugin(terraform.ARTIFACT_STORE, hidden)
+        listed = bob.http.get("/artifact-stores", params={"name": hidden.name}).json()
+        assert listed["message"] == [{"name": hidden.name, "url": "http://u:***@127.0.0.1:9/"}]
+    finally:
+        provider.close()
+        for plugin in (plain, hidden):
+            bob.http.delete(f"/artifact-stores/{plugin.name}")
 
 
 # ---------------------------------------------------------------- files
