@@ -335,6 +335,10 @@ def test_a_plugin_url_is_listed_without_its_password_and_runs_still_use_it_unlog
         # The API's health check pings it with them too
         assert bob.http.get("/can-we-build-it").status_code == 200
         bob.http.delete(f"/resource-providers/{plugin}")
+        # And a pipeline refused for a var of the wrong type (the answer names the value)
+        wrong = {**body, "vars": {"DEPLOY_TOKEN": [VAR_SECRET]}}
+        refused = bob.http.post(f"/pipelines/groups/guard/names/{name}-x", json=wrong)
+        assert refused.status_code == 400, refused.text
 
     # And no service logged the password, the pipeline's var or the queue's password
     log = bob.log_path.read_text(errors="replace")
