@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from api_server import handlers, problems
 from api_server.backends import open_backends
 from api_server.body_limit import BodyLimit
+from api_server.guard import Guard
 from api_server.memory_status import MemoryStatus
 from api_server.resolver import HandlerResolver
 from bob_common.config import ApiSettings
@@ -42,6 +43,9 @@ def create_app(settings: ApiSettings) -> connexion.AsyncApp:
         # `type: string` schema has nothing to check).
         validator_map={"response": {"*/*json": JSONResponseBodyValidator}},
     )
+    # Added first, so it runs first of the API's middlewares (each one added at a
+    # position goes after those added before): a refused request reaches nothing else.
+    app.add_middleware(Guard, MiddlewarePosition.BEFORE_EXCEPTION, settings=settings)
     app.add_middleware(
         BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes
     )
