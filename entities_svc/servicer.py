@@ -171,6 +171,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         events_applied: Callable[[], int] = lambda: 0,
         job_due: Callable[[], None] = lambda: None,
         control_owed: Callable[[], None] = lambda: None,
+        events_refused: Callable[[], int] = lambda: 0,
     ) -> None:
         self._db = db
         self._jobs = jobs
@@ -180,6 +181,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._job_due = job_due
         # Sends the controls owed now (a stop or pause was recorded); never waited for.
         self._control_owed = control_owed
+        self._events_refused = events_refused
         self._feed = EventFeed(db)
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
@@ -258,7 +260,10 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             self._lease_ms,
         )
         return entities_pb2.ClaimRunResponse(
-            claimed=claim.claimed, reason=claim.reason, status=int(claim.status)
+            claimed=claim.claimed,
+            reason=claim.reason,
+            status=int(claim.status),
+            claim_secret=claim.secret,
         )
 
     async def GetRun(self, request, context):
@@ -321,6 +326,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             pipelines=stats.pipelines,
             events_applied=self._events_applied(),
             log_lines=stats.log_lines,
+            events_refused=self._events_refused(),
         )
 
     async def ListEvents(self, request, context):

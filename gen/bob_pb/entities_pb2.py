@@ -27,7 +27,7 @@ from bob_pb import messages_pb2 as bob__pb_dot_messages__pb2
 from bob_pb import pipeline_pb2 as bob__pb_dot_pipeline__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62ob_pb/entities.proto\x12\x06\x62ob.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x15\x62ob_pb/messages.proto\x1a\x15\x62ob_pb/pipeline.proto\"*\n\x0bPipelineRef\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"g\n\x12PutPipelineRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x08pipeline\x18\x03 \x01(\x0b\x32\x10.bob.v1.Pipeline\x12\x10\n\x08\x64ocument\x18\x04 \x01(\t\"&\n\x13PutPipelineResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"\x92\x01\n\x0eStoredPipeline\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x08pipeline\x18\x03 \x01(\x0b\x32\x10.bob.v1.Pipeline\x12\x10\n\x08\x64ocument\x18\x06 \x01(\t\x12\x0e\n\x06paused\x18\x04 \x01(\x08\x12\x1d\n\x08last_run\x18\x05 \x01(\x0b\x32\x0b.bob.v1.Run\"V\n\x14ListPipelinesRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x06status\x18\x03 \x01(\x0e\x32\x11.bob.v1.RunStatus\"B\n\x15ListPipelinesResponse\x12)\n\tpipelines\x18\x01 \x03(\x0b\x32\x16.bob.v1.StoredPipeline\"G\n\x18SetPipelinePausedRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\"#\n\x06Plugin\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"\x19\n\tPluginRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"6\n\x13ListPluginsResponse\x12\x1f\n\x07plugins\x18\x01 \x03(\x0b\x32\x0e.bob.v1.Plugin\"T\n\x10\x43reateRunRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0brunner_type\x18\x03 \x01(\t\x12\x0e\n\x06logger\x18\x04 \x01(\t\"\x18\n\x06RunRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"E\n\x0f\x43laimRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x11\n\trunner_id\x18\x03 \x01(\t\"V\n\x10\x43laimRunResponse\x12\x0f\n\x07\x63laimed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12!\n\x06status\x18\x03 \x01(\x0e\x32\x11.bob.v1.RunStatus\"C\n\nStepResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\"\xe1\x02\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x06status\x18\x04 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0brunner_type\x18\x06 \x01(\t\x12\x11\n\trunner_id\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x15\n\rcreated_at_ms\x18\t \x01(\x03\x12\x15\n\rstarted_at_ms\x18\n \x01(\x03\x12\x17\n\x0f\x63ompleted_at_ms\x18\x0b \x01(\x03\x12!\n\x05steps\x18\x0c \x03(\x0b\x32\x12.bob.v1.StepResult\x12\x0e\n\x06logger\x18\r \x01(\t\x12\x17\n\x0finitiated_at_ms\x18\x0e \x01(\x03\x12\x19\n\x11initialized_at_ms\x18\x0f \x01(\x03\x12\x17\n\x0fstatus_event_id\x18\x10 \x01(\x04\"-\n\x10ListRunsResponse\x12\x19\n\x04runs\x18\x01 \x03(\x0b\x32\x0b.bob.v1.Run\"?\n\x0eGetLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\" \n\x0fGetLogsResponse\x12\r\n\x05lines\x18\x01 \x03(\t\">\n\x0fStopRunResponse\x12\x18\n\x03run\x18\x01 \x01(\x0b\x32\x0b.bob.v1.Run\x12\x11\n\tbroadcast\x18\x02 \x01(\x08\"\x8d\x01\n\nRunnerInfo\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x13\n\x0brunner_type\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0f\n\x07run_ids\x18\x04 \x03(\t\x12\x14\n\x0clast_seen_ms\x18\x05 \x01(\x03\x12\x1e\n\x04node\x18\x06 \x01(\x0b\x32\x10.bob.v1.NodeInfo\":\n\x13ListRunnersResponse\x12#\n\x07runners\x18\x01 \x03(\x0b\x32\x12.bob.v1.RunnerInfo\"\xb3\x01\n\x05Stats\x12\x37\n\x0eruns_by_status\x18\x01 \x03(\x0b\x32\x1f.bob.v1.Stats.RunsByStatusEntry\x12\x11\n\tpipelines\x18\x02 \x01(\x04\x12\x16\n\x0e\x65vents_applied\x18\x03 \x01(\x04\x12\x11\n\tlog_lines\x18\x04 \x01(\x04\x1a\x33\n\x11RunsByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"5\n\x13SetRunPausedRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\"-\n\nRunAttempt\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"\x90\x01\n\x12RenewLeasesRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12 \n\x04runs\x18\x02 \x03(\x0b\x32\x12.bob.v1.RunAttempt\x12\x13\n\x0brunner_type\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\r\x12\x1e\n\x04node\x18\x05 \x01(\x0b\x32\x10.bob.v1.NodeInfo\"A\n\x0eRunInstruction\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x1f\n\x05order\x18\x02 \x01(\x0e\x32\x10.bob.v1.RunOrder\"U\n\x13RenewLeasesResponse\x12,\n\x0cinstructions\x18\x01 \x03(\x0b\x32\x16.bob.v1.RunInstruction\x12\x10\n\x08lease_ms\x18\x02 \x01(\x03\"W\n\x11ReleaseRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x11\n\trunner_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"E\n\x11ListEventsRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\"\xba\x01\n\x0c\x43lusterEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12\r\n\x05\x61t_ms\x18\x02 \x01(\x03\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x0e\n\x06run_id\x18\x07 \x01(\t\x12%\n\nrun_status\x18\x08 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\r\n\x05group\x18\t \x01(\t\x12\x0c\n\x04name\x18\n \x01(\t\"M\n\x12ListEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.bob.v1.ClusterEvent\x12\x11\n\tnewest_id\x18\x02 \x01(\x04*h\n\x08RunOrder\x12\x19\n\x15RUN_ORDER_UNSPECIFIED\x10\x00\x12\r\n\tORDER_RUN\x10\x01\x12\x0f\n\x0bORDER_PAUSE\x10\x02\x12\x0e\n\nORDER_STOP\x10\x03\x12\x11\n\rORDER_ABANDON\x10\x04\x32\xf2\x0c\n\x08\x45ntities\x12\x46\n\x0bPutPipeline\x12\x1a.bob.v1.PutPipelineRequest\x1a\x1b.bob.v1.PutPipelineResponse\x12:\n\x0bGetPipeline\x12\x13.bob.v1.PipelineRef\x1a\x16.bob.v1.StoredPipeline\x12=\n\x0e\x44\x65letePipeline\x12\x13.bob.v1.PipelineRef\x1a\x16.google.protobuf.Empty\x12L\n\rListPipelines\x12\x1c.bob.v1.ListPipelinesRequest\x1a\x1d.bob.v1.ListPipelinesResponse\x12M\n\x11SetPipelinePaused\x12 .bob.v1.SetPipelinePausedRequest\x1a\x16.google.protobuf.Empty\x12=\n\x13PutResourceProvider\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12\x43\n\x16\x44\x65leteResourceProvider\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12L\n\x15ListResourceProviders\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12:\n\x10PutArtifactStore\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12@\n\x13\x44\x65leteArtifactStore\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12I\n\x12ListArtifactStores\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12\x33\n\tPutLogger\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12\x39\n\x0c\x44\x65leteLogger\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12\x42\n\x0bListLoggers\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12\x32\n\tCreateRun\x12\x18.bob.v1.CreateRunRequest\x1a\x0b.bob.v1.Job\x12=\n\x08\x43laimRun\x12\x17.bob.v1.ClaimRunRequest\x1a\x18.bob.v1.ClaimRunResponse\x12%\n\x06GetRun\x12\x0e.bob.v1.RunRef\x1a\x0b.bob.v1.Run\x12\x39\n\x08ListRuns\x12\x13.bob.v1.PipelineRef\x1a\x18.bob.v1.ListRunsResponse\x12:\n\x07GetLogs\x12\x16.bob.v1.GetLogsRequest\x1a\x17.bob.v1.GetLogsResponse\x12\x32\n\x07StopRun\x12\x0e.bob.v1.RunRef\x1a\x17.bob.v1.StopRunResponse\x12\x38\n\x0cSetRunPaused\x12\x1b.bob.v1.SetRunPausedRequest\x1a\x0b.bob.v1.Run\x12\x46\n\x0bRenewLeases\x12\x1a.bob.v1.RenewLeasesRequest\x1a\x1b.bob.v1.RenewLeasesResponse\x12\x34\n\nReleaseRun\x12\x19.bob.v1.ReleaseRunRequest\x1a\x0b.bob.v1.Run\x12\x42\n\x0bListRunners\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListRunnersResponse\x12\x31\n\x08GetStats\x12\x16.google.protobuf.Empty\x1a\r.bob.v1.Stats\x12\x43\n\nListEvents\x12\x19.bob.v1.ListEventsRequest\x1a\x1a.bob.v1.ListEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62ob_pb/entities.proto\x12\x06\x62ob.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x15\x62ob_pb/messages.proto\x1a\x15\x62ob_pb/pipeline.proto\"*\n\x0bPipelineRef\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"g\n\x12PutPipelineRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x08pipeline\x18\x03 \x01(\x0b\x32\x10.bob.v1.Pipeline\x12\x10\n\x08\x64ocument\x18\x04 \x01(\t\"&\n\x13PutPipelineResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"\x92\x01\n\x0eStoredPipeline\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x08pipeline\x18\x03 \x01(\x0b\x32\x10.bob.v1.Pipeline\x12\x10\n\x08\x64ocument\x18\x06 \x01(\t\x12\x0e\n\x06paused\x18\x04 \x01(\x08\x12\x1d\n\x08last_run\x18\x05 \x01(\x0b\x32\x0b.bob.v1.Run\"V\n\x14ListPipelinesRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x06status\x18\x03 \x01(\x0e\x32\x11.bob.v1.RunStatus\"B\n\x15ListPipelinesResponse\x12)\n\tpipelines\x18\x01 \x03(\x0b\x32\x16.bob.v1.StoredPipeline\"G\n\x18SetPipelinePausedRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\"#\n\x06Plugin\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"\x19\n\tPluginRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"6\n\x13ListPluginsResponse\x12\x1f\n\x07plugins\x18\x01 \x03(\x0b\x32\x0e.bob.v1.Plugin\"T\n\x10\x43reateRunRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0brunner_type\x18\x03 \x01(\t\x12\x0e\n\x06logger\x18\x04 \x01(\t\"\x18\n\x06RunRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"E\n\x0f\x43laimRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x11\n\trunner_id\x18\x03 \x01(\t\"l\n\x10\x43laimRunResponse\x12\x0f\n\x07\x63laimed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12!\n\x06status\x18\x03 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\x14\n\x0c\x63laim_secret\x18\x04 \x01(\x0c\"C\n\nStepResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\"\xe1\x02\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x06status\x18\x04 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0brunner_type\x18\x06 \x01(\t\x12\x11\n\trunner_id\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x15\n\rcreated_at_ms\x18\t \x01(\x03\x12\x15\n\rstarted_at_ms\x18\n \x01(\x03\x12\x17\n\x0f\x63ompleted_at_ms\x18\x0b \x01(\x03\x12!\n\x05steps\x18\x0c \x03(\x0b\x32\x12.bob.v1.StepResult\x12\x0e\n\x06logger\x18\r \x01(\t\x12\x17\n\x0finitiated_at_ms\x18\x0e \x01(\x03\x12\x19\n\x11initialized_at_ms\x18\x0f \x01(\x03\x12\x17\n\x0fstatus_event_id\x18\x10 \x01(\x04\"-\n\x10ListRunsResponse\x12\x19\n\x04runs\x18\x01 \x03(\x0b\x32\x0b.bob.v1.Run\"?\n\x0eGetLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\" \n\x0fGetLogsResponse\x12\r\n\x05lines\x18\x01 \x03(\t\">\n\x0fStopRunResponse\x12\x18\n\x03run\x18\x01 \x01(\x0b\x32\x0b.bob.v1.Run\x12\x11\n\tbroadcast\x18\x02 \x01(\x08\"\x8d\x01\n\nRunnerInfo\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x13\n\x0brunner_type\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0f\n\x07run_ids\x18\x04 \x03(\t\x12\x14\n\x0clast_seen_ms\x18\x05 \x01(\x03\x12\x1e\n\x04node\x18\x06 \x01(\x0b\x32\x10.bob.v1.NodeInfo\":\n\x13ListRunnersResponse\x12#\n\x07runners\x18\x01 \x03(\x0b\x32\x12.bob.v1.RunnerInfo\"\xcb\x01\n\x05Stats\x12\x37\n\x0eruns_by_status\x18\x01 \x03(\x0b\x32\x1f.bob.v1.Stats.RunsByStatusEntry\x12\x11\n\tpipelines\x18\x02 \x01(\x04\x12\x16\n\x0e\x65vents_applied\x18\x03 \x01(\x04\x12\x11\n\tlog_lines\x18\x04 \x01(\x04\x12\x16\n\x0e\x65vents_refused\x18\x05 \x01(\x04\x1a\x33\n\x11RunsByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"5\n\x13SetRunPausedRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\"-\n\nRunAttempt\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"\x90\x01\n\x12RenewLeasesRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12 \n\x04runs\x18\x02 \x03(\x0b\x32\x12.bob.v1.RunAttempt\x12\x13\n\x0brunner_type\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\r\x12\x1e\n\x04node\x18\x05 \x01(\x0b\x32\x10.bob.v1.NodeInfo\"A\n\x0eRunInstruction\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x1f\n\x05order\x18\x02 \x01(\x0e\x32\x10.bob.v1.RunOrder\"U\n\x13RenewLeasesResponse\x12,\n\x0cinstructions\x18\x01 \x03(\x0b\x32\x16.bob.v1.RunInstruction\x12\x10\n\x08lease_ms\x18\x02 \x01(\x03\"W\n\x11ReleaseRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x11\n\trunner_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"E\n\x11ListEventsRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\"\xba\x01\n\x0c\x43lusterEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12\r\n\x05\x61t_ms\x18\x02 \x01(\x03\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x0e\n\x06run_id\x18\x07 \x01(\t\x12%\n\nrun_status\x18\x08 \x01(\x0e\x32\x11.bob.v1.RunStatus\x12\r\n\x05group\x18\t \x01(\t\x12\x0c\n\x04name\x18\n \x01(\t\"M\n\x12ListEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.bob.v1.ClusterEvent\x12\x11\n\tnewest_id\x18\x02 \x01(\x04*h\n\x08RunOrder\x12\x19\n\x15RUN_ORDER_UNSPECIFIED\x10\x00\x12\r\n\tORDER_RUN\x10\x01\x12\x0f\n\x0bORDER_PAUSE\x10\x02\x12\x0e\n\nORDER_STOP\x10\x03\x12\x11\n\rORDER_ABANDON\x10\x04\x32\xf2\x0c\n\x08\x45ntities\x12\x46\n\x0bPutPipeline\x12\x1a.bob.v1.PutPipelineRequest\x1a\x1b.bob.v1.PutPipelineResponse\x12:\n\x0bGetPipeline\x12\x13.bob.v1.PipelineRef\x1a\x16.bob.v1.StoredPipeline\x12=\n\x0e\x44\x65letePipeline\x12\x13.bob.v1.PipelineRef\x1a\x16.google.protobuf.Empty\x12L\n\rListPipelines\x12\x1c.bob.v1.ListPipelinesRequest\x1a\x1d.bob.v1.ListPipelinesResponse\x12M\n\x11SetPipelinePaused\x12 .bob.v1.SetPipelinePausedRequest\x1a\x16.google.protobuf.Empty\x12=\n\x13PutResourceProvider\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12\x43\n\x16\x44\x65leteResourceProvider\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12L\n\x15ListResourceProviders\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12:\n\x10PutArtifactStore\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12@\n\x13\x44\x65leteArtifactStore\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12I\n\x12ListArtifactStores\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12\x33\n\tPutLogger\x12\x0e.bob.v1.Plugin\x1a\x16.google.protobuf.Empty\x12\x39\n\x0c\x44\x65leteLogger\x12\x11.bob.v1.PluginRef\x1a\x16.google.protobuf.Empty\x12\x42\n\x0bListLoggers\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListPluginsResponse\x12\x32\n\tCreateRun\x12\x18.bob.v1.CreateRunRequest\x1a\x0b.bob.v1.Job\x12=\n\x08\x43laimRun\x12\x17.bob.v1.ClaimRunRequest\x1a\x18.bob.v1.ClaimRunResponse\x12%\n\x06GetRun\x12\x0e.bob.v1.RunRef\x1a\x0b.bob.v1.Run\x12\x39\n\x08ListRuns\x12\x13.bob.v1.PipelineRef\x1a\x18.bob.v1.ListRunsResponse\x12:\n\x07GetLogs\x12\x16.bob.v1.GetLogsRequest\x1a\x17.bob.v1.GetLogsResponse\x12\x32\n\x07StopRun\x12\x0e.bob.v1.RunRef\x1a\x17.bob.v1.StopRunResponse\x12\x38\n\x0cSetRunPaused\x12\x1b.bob.v1.SetRunPausedRequest\x1a\x0b.bob.v1.Run\x12\x46\n\x0bRenewLeases\x12\x1a.bob.v1.RenewLeasesRequest\x1a\x1b.bob.v1.RenewLeasesResponse\x12\x34\n\nReleaseRun\x12\x19.bob.v1.ReleaseRunRequest\x1a\x0b.bob.v1.Run\x12\x42\n\x0bListRunners\x12\x16.google.protobuf.Empty\x1a\x1b.bob.v1.ListRunnersResponse\x12\x31\n\x08GetStats\x12\x16.google.protobuf.Empty\x1a\r.bob.v1.Stats\x12\x43\n\nListEvents\x12\x19.bob.v1.ListEventsRequest\x1a\x1a.bob.v1.ListEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STATS_RUNSBYSTATUSENTRY']._loaded_options = None
   _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_options = b'8\001'
-  _globals['_RUNORDER']._serialized_start=2918
-  _globals['_RUNORDER']._serialized_end=3022
+  _globals['_RUNORDER']._serialized_start=2964
+  _globals['_RUNORDER']._serialized_end=3068
   _globals['_PIPELINEREF']._serialized_start=108
   _globals['_PIPELINEREF']._serialized_end=150
   _globals['_PUTPIPELINEREQUEST']._serialized_start=152
@@ -65,45 +65,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLAIMRUNREQUEST']._serialized_start=907
   _globals['_CLAIMRUNREQUEST']._serialized_end=976
   _globals['_CLAIMRUNRESPONSE']._serialized_start=978
-  _globals['_CLAIMRUNRESPONSE']._serialized_end=1064
-  _globals['_STEPRESULT']._serialized_start=1066
-  _globals['_STEPRESULT']._serialized_end=1133
-  _globals['_RUN']._serialized_start=1136
-  _globals['_RUN']._serialized_end=1489
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1491
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1536
-  _globals['_GETLOGSREQUEST']._serialized_start=1538
-  _globals['_GETLOGSREQUEST']._serialized_end=1601
-  _globals['_GETLOGSRESPONSE']._serialized_start=1603
-  _globals['_GETLOGSRESPONSE']._serialized_end=1635
-  _globals['_STOPRUNRESPONSE']._serialized_start=1637
-  _globals['_STOPRUNRESPONSE']._serialized_end=1699
-  _globals['_RUNNERINFO']._serialized_start=1702
-  _globals['_RUNNERINFO']._serialized_end=1843
-  _globals['_LISTRUNNERSRESPONSE']._serialized_start=1845
-  _globals['_LISTRUNNERSRESPONSE']._serialized_end=1903
-  _globals['_STATS']._serialized_start=1906
-  _globals['_STATS']._serialized_end=2085
-  _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_start=2034
-  _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_end=2085
-  _globals['_SETRUNPAUSEDREQUEST']._serialized_start=2087
-  _globals['_SETRUNPAUSEDREQUEST']._serialized_end=2140
-  _globals['_RUNATTEMPT']._serialized_start=2142
-  _globals['_RUNATTEMPT']._serialized_end=2187
-  _globals['_RENEWLEASESREQUEST']._serialized_start=2190
-  _globals['_RENEWLEASESREQUEST']._serialized_end=2334
-  _globals['_RUNINSTRUCTION']._serialized_start=2336
-  _globals['_RUNINSTRUCTION']._serialized_end=2401
-  _globals['_RENEWLEASESRESPONSE']._serialized_start=2403
-  _globals['_RENEWLEASESRESPONSE']._serialized_end=2488
-  _globals['_RELEASERUNREQUEST']._serialized_start=2490
-  _globals['_RELEASERUNREQUEST']._serialized_end=2577
-  _globals['_LISTEVENTSREQUEST']._serialized_start=2579
-  _globals['_LISTEVENTSREQUEST']._serialized_end=2648
-  _globals['_CLUSTEREVENT']._serialized_start=2651
-  _globals['_CLUSTEREVENT']._serialized_end=2837
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=2839
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=2916
-  _globals['_ENTITIES']._serialized_start=3025
-  _globals['_ENTITIES']._serialized_end=4675
+  _globals['_CLAIMRUNRESPONSE']._serialized_end=1086
+  _globals['_STEPRESULT']._serialized_start=1088
+  _globals['_STEPRESULT']._serialized_end=1155
+  _globals['_RUN']._serialized_start=1158
+  _globals['_RUN']._serialized_end=1511
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1513
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1558
+  _globals['_GETLOGSREQUEST']._serialized_start=1560
+  _globals['_GETLOGSREQUEST']._serialized_end=1623
+  _globals['_GETLOGSRESPONSE']._serialized_start=1625
+  _globals['_GETLOGSRESPONSE']._serialized_end=1657
+  _globals['_STOPRUNRESPONSE']._serialized_start=1659
+  _globals['_STOPRUNRESPONSE']._serialized_end=1721
+  _globals['_RUNNERINFO']._serialized_start=1724
+  _globals['_RUNNERINFO']._serialized_end=1865
+  _globals['_LISTRUNNERSRESPONSE']._serialized_start=1867
+  _globals['_LISTRUNNERSRESPONSE']._serialized_end=1925
+  _globals['_STATS']._serialized_start=1928
+  _globals['_STATS']._serialized_end=2131
+  _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_start=2080
+  _globals['_STATS_RUNSBYSTATUSENTRY']._serialized_end=2131
+  _globals['_SETRUNPAUSEDREQUEST']._serialized_start=2133
+  _globals['_SETRUNPAUSEDREQUEST']._serialized_end=2186
+  _globals['_RUNATTEMPT']._serialized_start=2188
+  _globals['_RUNATTEMPT']._serialized_end=2233
+  _globals['_RENEWLEASESREQUEST']._serialized_start=2236
+  _globals['_RENEWLEASESREQUEST']._serialized_end=2380
+  _globals['_RUNINSTRUCTION']._serialized_start=2382
+  _globals['_RUNINSTRUCTION']._serialized_end=2447
+  _globals['_RENEWLEASESRESPONSE']._serialized_start=2449
+  _globals['_RENEWLEASESRESPONSE']._serialized_end=2534
+  _globals['_RELEASERUNREQUEST']._serialized_start=2536
+  _globals['_RELEASERUNREQUEST']._serialized_end=2623
+  _globals['_LISTEVENTSREQUEST']._serialized_start=2625
+  _globals['_LISTEVENTSREQUEST']._serialized_end=2694
+  _globals['_CLUSTEREVENT']._serialized_start=2697
+  _globals['_CLUSTEREVENT']._serialized_end=2883
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=2885
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2962
+  _globals['_ENTITIES']._serialized_start=3071
+  _globals['_ENTITIES']._serialized_end=4721
 # @@protoc_insertion_point(module_scope)
