@@ -135,7 +135,8 @@ class EventConsumer:
         channel = await connection.channel()
         try:
             await channel.set_qos(prefetch_count=self.prefetch)
-            queue = await topology.declare_entities_events(channel)
+            # Entities owns the topology: all of it is declared here, first thing.
+            queue = await topology.declare_shared(channel)
             tag = await queue.consume(self._on_message)
             self.connected.set()
             log.info("consuming %s, prefetch %d", queue.name, self.prefetch)
