@@ -13,8 +13,9 @@ and `read` on the queue.
 - entities owns the topology: it declares all of it, publishes jobs, controls, dead
   letters and error reports, and consumes the run events and the dead jobs.
 - a runner of type T declares and consumes its job queue bob.jobs.T only (dead-lettered
-  to bob.jobs-dead), and a server-named exclusive control queue (amq.gen-*) bound to
-  bob.control; it publishes run events and error reports. It cannot bind to bob.jobs
+  to bob.jobs-dead), and its exclusive control queue bob.control.<runner id> bound to
+  bob.control (exclusive: no other connection may touch it); it publishes run events and
+  error reports. It cannot bind to bob.jobs
   (nor take other types' jobs), declare or delete anything else, publish through the
   default exchange (which reaches every queue), or read the events of others.
 - the API declares nothing and publishes nothing: it reads bob.errors (GET /error), and
@@ -56,21 +57,22 @@ def _only(*names: str) -> str:
     return "^(" + "|".join(parts) + ")$"
 
 
-_SERVER_NAMED = r"re:amq\.gen-.*"
+# Runners' own control queues (topology.control_queue_name).
+_CONTROL_QUEUES = r"re:bob\.control\..+"
 
 
 def runner_permissions(runner_type: str) -> Permissions:
     jobs = topology.job_queue_name(runner_type)
     return Permissions(
-        configure=_only(jobs, _SERVER_NAMED),
+        configure=_only(jobs, _CONTROL_QUEUES),
         write=_only(
             topology.EVENTS_EXCHANGE,
             topology.ERRORS_EXCHANGE,
             # The job queue's dead-letter exchange: declaring the queue needs it.
             topology.DEAD_JOBS_EXCHANGE,
-            _SERVER_NAMED,
+            _CONTROL_QUEUES,
         ),
-        read=_only(jobs, topology.CONTROL_EXCHANGE, _SERVER_NAMED),
+        read=_only(jobs, topology.CONTROL_EXCHANGE, _CONTROL_QUEUES),
     )
 
 

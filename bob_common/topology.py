@@ -4,7 +4,8 @@
 |---------------------|-----------------|---------------------------------------|
 | bob.jobs            | direct exchange | routing key = runner type             |
 | bob.jobs.<type>     | quorum queue    | jobs for one runner type; bounded     |
-| bob.control         | fanout exchange | stop/pause/resume; a queue per runner |
+| bob.control         | fanout exchange | stop/pause/resume, to each runner's   |
+| bob.control.<id>    | exclusive queue | ...own queue, named by its runner id  |
 | bob.events          | topic exchange  | run.<run_id>.<kind>                   |
 | bob.entities.events | quorum queue    | bound to bob.events, for entities     |
 | bob.error-reports   | fanout exchange | where services report errors, to:     |
@@ -138,11 +139,20 @@ async def declare_control(channel: AbstractChannel) -> AbstractExchange:
     )
 
 
-async def declare_control_queue(channel: AbstractChannel) -> AbstractQueue:
-    """A runner's own exclusive queue on the control fanout; gone when the runner is.
-    The fanout must exist (ensure_for_runner)."""
+def control_queue_name(runner_id: str) -> str:
+    """A runner's own queue on the control fanout: named, so that a broker user may be
+    allowed runners' control queues and nothing else (server- or client-generated names
+    are not the runner's to choose)."""
+    return f"{CONTROL_EXCHANGE}.{runner_id}"
+
+
+async def declare_control_queue(channel: AbstractChannel, runner_id: str) -> AbstractQueue:
+    """A runner's own exclusive queue on the control fanout; gone when the runner is (and
+    no other connection may use it meanwhile). The fanout must exist (ensure_for_runner)."""
     exchange = await channel.get_exchange(CONTROL_EXCHANGE, ensure=False)
-    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    queue = await channel.declare_queue(
+        control_queue_name(runner_id), exclusive=True, auto_delete=True
+    )
     await queue.bind(exchange)
     return queue
 

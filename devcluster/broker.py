@@ -21,13 +21,19 @@ PASSWORDS = Path("data/broker-users.json")
 RUNNER_TYPES = (runner_types.DEFAULT, "shell")
 
 
-def queue_urls(env: Mapping[str, str]) -> dict[str, str] | None:
+def queue_urls(
+    env: Mapping[str, str],
+    *,
+    vhost: str = VHOST,
+    passwords: Path = PASSWORDS,
+    user_prefix: str = broker_users.USER_PREFIX,
+) -> dict[str, str] | None:
     """Each service's BOB_QUEUE_URL, its users created or brought up to the table; None
     when BOB_QUEUE_URL is set, which names the broker and user for every service."""
     if env.get("BOB_QUEUE_URL"):
         return None
     kinds = {*RUNNER_TYPES, runner_types.canonical(env.get("BOB_RUNNER_TYPE", ""))}
-    return broker_users.provision(VHOST, sorted(kinds), PASSWORDS)
+    return broker_users.provision(vhost, sorted(kinds), passwords, user_prefix=user_prefix)
 
 
 def main(argv: list[str]) -> int:

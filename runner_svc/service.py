@@ -117,7 +117,7 @@ class RunnerService:
         events = await events_channel.get_exchange(topology.EVENTS_EXCHANGE, ensure=False)
 
         control_channel = await connection.channel()
-        control_queue = await topology.declare_control_queue(control_channel)
+        control_queue = await topology.declare_control_queue(control_channel, s.runner_id)
 
         consumer = JobConsumer(
             s,
