@@ -4,6 +4,7 @@ hash), listed without secrets, revoked, and looked up by hash for the API's chec
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ NAME_MAX = 128
 # Ten years: a longer expiry is a mistake for "never" (0).
 EXPIRES_IN_MAX_S = 10 * 365 * 24 * 3600
 KIND = "Token"
+# C0, DEL and C1: a name is shown in lists and logs, where they would garble the line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,8 @@ def _live(at_ms: int):
 
 
 def _check(name: str, role: int, expires_in_s: int) -> Role:
-    if not name or len(name) > NAME_MAX or not name.isprintable():
-        raise Invalid(f"Token name must be 1 to {NAME_MAX} printable characters")
+    if not name or len(name) > NAME_MAX or _CONTROL.search(name):
+        raise Invalid(f"Token name must be 1 to {NAME_MAX} characters, none a control character")
     if role not in set(Role):
         raise Invalid(f"Token role must be one of {', '.join(roles.NAMES)}")
     if not 0 <= expires_in_s <= EXPIRES_IN_MAX_S:
