@@ -35,9 +35,7 @@ def create_app(settings: ApiSettings) -> connexion.AsyncApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app) -> AsyncIterator[dict]:
         async with open_backends(settings) as backends:
-            verifier = TokenVerifier(
-                backends.entities, settings.token_cache_s, settings.token_cache_size
-            )
+            verifier = TokenVerifier(backends, settings.token_cache_s, settings.token_cache_size)
             bootstrapping = None
             if settings.auth == AUTH_TOKENS:
                 bootstrapping = asyncio.create_task(

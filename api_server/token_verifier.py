@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 from cachetools import TLRUCache
@@ -19,7 +20,7 @@ from cachetools import TLRUCache
 from api_server.problems import from_grpc
 from bob_common.api_tokens import hash_secret
 from bob_common.roles import Role
-from bob_pb import entities_pb2, entities_pb2_grpc
+from bob_pb import entities_pb2
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,15 @@ class Refused(Exception):
     """The token is unknown, expired or revoked; the message says which (401)."""
 
 
+class Entities(Protocol):
+    """Where the verifier asks: the app's backends.Backends (its `entities` stub)."""
+
+    entities: Any
+
+
 class TokenVerifier:
-    def __init__(self, entities: entities_pb2_grpc.EntitiesStub, ttl_s: float, size: int):
-        self._entities = entities
+    def __init__(self, backends: Entities, ttl_s: float, size: int):
+        self._backends = backends
         self._ttl_s = ttl_s
         self._cache: TLRUCache[str, Holder] = TLRUCache(maxsize=size, ttu=self._until)
 
@@ -59,7 +66,7 @@ class TokenVerifier:
         if holder is not None:
             return holder
         try:
-            token = await self._entities.VerifyToken(
+            token = await self._backends.entities.VerifyToken(
                 entities_pb2.VerifyTokenRequest(token_hash=key)
             )
         except grpc.aio.AioRpcError as err:
