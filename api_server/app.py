@@ -18,6 +18,7 @@ from api_server import bootstrap, handlers, problems
 from api_server.auth import SECURITY_MAP, VERIFIER, Authenticate
 from api_server.backends import open_backends
 from api_server.body_limit import BodyLimit
+from api_server.guard import Guard
 from api_server.memory_status import MemoryStatus
 from api_server.operation_roles import OperationRoles
 from api_server.resolver import HandlerResolver
@@ -65,8 +66,11 @@ def create_app(settings: ApiSettings) -> connexion.AsyncApp:
         # step only records the caller.
         security_map=SECURITY_MAP,
     )
-    # Outermost of ours: nothing is answered, not even a too-large body's 413 or a status
-    # from memory, before the caller's token is checked.
+    # Added first, so it runs first of the API's middlewares (each one added at a
+    # position goes after those added before): a refused request reaches nothing else.
+    app.add_middleware(Guard, MiddlewarePosition.BEFORE_EXCEPTION, settings=settings)
+    # Then the caller's token: nothing is answered, not even a too-large body's 413 or a
+    # status from memory, before it is checked.
     app.add_middleware(
         Authenticate, MiddlewarePosition.BEFORE_EXCEPTION, roles=roles, mode=settings.auth
     )

@@ -1,5 +1,5 @@
-"""Every request's token, checked before anything answers it (this runs outermost, in
-front of the body limit and of the in-memory status answer).
+"""Every request's token, checked before anything answers it (right after guard.py's
+Host/Origin/JSON check, in front of the body limit and of the in-memory status answer).
 
 A token comes as `Authorization: Bearer <token>`, or as the password of HTTP Basic with
 any user name: Go's HTTP client sends a URL's user-info (`http://token:SECRET@bob:7777`)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from bob_common import runner_types
 
@@ -130,6 +131,11 @@ class ApiSettings:
     follow_poll_s: float
     # Largest request body; a larger one is refused with 413 before it is read.
     max_body_bytes: int
+    # Host names (any port) requests may name in their Host header besides the loopback
+    # names and IP addresses (api_server/guard.py); "*" lets any name in.
+    allowed_hosts: tuple[str, ...]
+    # Browser origins (scheme://host[:port]) besides the API's own that may write.
+    allowed_origins: tuple[str, ...]
     # "tokens": every operation needs a token of its role (README: API tokens and roles);
     # "none": a request without one may do anything (a presented token is still checked).
     auth: str = AUTH_TOKENS
@@ -160,6 +166,8 @@ class ApiSettings:
             follow_idle_s=_get(env, "BOB_API_FOLLOW_IDLE_S", 300.0),
             follow_poll_s=_get(env, "BOB_API_FOLLOW_POLL_S", 0.25),
             max_body_bytes=_get(env, "BOB_API_MAX_BODY_BYTES", 1 << 20),
+            allowed_hosts=_host_names(env, "BOB_API_ALLOWED_HOSTS"),
+            allowed_origins=_origins(env, "BOB_API_ALLOWED_ORIGINS"),
             auth=_get(env, "BOB_API_AUTH", default_auth).lower(),
             allow_unauthenticated=_get(env, "BOB_API_ALLOW_UNAUTHENTICATED", False),
             open_paths=tuple(p.strip() for p in open_paths.split(",") if p.strip()),
@@ -244,3 +252,49 @@ class RunnerSettings:
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
         return settings
+
+
+def _items(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list, its items trimmed and lower-cased, empty ones dropped."""
+    return tuple(i.strip().lower() for i in env.get(name, "").split(",") if i.strip())
+
+
+def _host_names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Host names without port (any port is allowed), IPv6 addresses with or without
+    brackets, or "*"."""
+    names = []
+    for item in _items(env, name):
+        host = item[1:-1] if item.startswith("[") and item.endswith("]") else item
+        if "/" in host or "@" in host or (":" in host and not _is_ipv6(host)):
+            raise ConfigError(f"{name}: {item!r} is not a host name (give names without port)")
+        names.append(host.rstrip("."))
+    return tuple(names)
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Origins as browsers send them: scheme://host[:port], nothing after."""
+    origins = []
+    for item in _items(env, name):
+        parts = urlsplit(item)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ConfigError(f"{name}: {item!r} is not an origin like https://bob.example:8443")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} has an invalid port") from None
+        origins.append(item.rstrip("/"))
+    return tuple(origins)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False

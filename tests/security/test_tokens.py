@@ -121,7 +121,9 @@ def test_no_token_gets_401_naming_how_to_send_one_even_for_a_status_held_in_memo
         # and so are a write, an unknown path and a too-large body: nothing is answered first
         refused(http.post("/pipelines", json={}), 401, "A token is required")
         refused(http.get("/no-such-thing"), 401, "A token is required")
-        big = http.post("/pipelines", content=b"x" * (2 << 20), headers={"Content-Type": "x"})
+        big = http.post(
+            "/pipelines", content=b"x" * (2 << 20), headers={"Content-Type": "application/json"}
+        )
         refused(big, 401, "A token is required")
         # And with a read token the status is answered
         _, secret = mint(bob, minted, "read")
