@@ -31,8 +31,8 @@ from bob_common.roles import Role, allows
 
 log = logging.getLogger(__name__)
 
-# Where the holder of the request's token is put in the request's state (None: no token,
-# allowed by BOB_API_AUTH=none); connexion's security check and the handlers read it.
+# Where the holder of the request's token is put in the request's state (absent: no
+# token, and none needed); connexion's security check and the handlers read it.
 HOLDER = "token_holder"
 VERIFIER = "token_verifier"
 
@@ -94,28 +94,29 @@ class Authenticate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        try:
+            token, bad = presented_token(scope["headers"]), None
+        except BadCredentials as exc:
+            token, bad = None, exc
+        if token is None and bad is None and self.mode == AUTH_NONE:
+            return await self.app(scope, receive, send)  # nothing to check
         needs = self.roles.needed(scope["method"], scope["path"])
         if needs is None:
-            return await self.app(scope, receive, send)
-        try:
-            token = presented_token(scope["headers"])
-        except BadCredentials as exc:
-            return await _refuse(send, 401, f"{exc}: {HOW}", _INVALID)
-        holder: Holder | None = None
+            return await self.app(scope, receive, send)  # credentials or not
+        if bad is not None:
+            return await _refuse(send, 401, f"{bad}: {HOW}", _INVALID)
         if token is None:
-            if self.mode != AUTH_NONE:
-                return await _refuse(send, 401, f"A token is required: {HOW}", _CHALLENGE)
-        else:
-            verifier: TokenVerifier = scope["state"][VERIFIER]
-            try:
-                holder = await verifier.verify(token)
-            except Refused as exc:
-                return await _refuse(send, 401, f"{exc}: {HOW}", _INVALID)
-            except ApiError as exc:
-                headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-                return await _refuse(send, exc.status, exc.message, headers)
-            if not allows(holder.role, needs):
-                return await _refuse(send, 403, _forbidden(scope, needs, holder), [])
+            return await _refuse(send, 401, f"A token is required: {HOW}", _CHALLENGE)
+        verifier: TokenVerifier = scope["state"][VERIFIER]
+        try:
+            holder = await verifier.verify(token)
+        except Refused as exc:
+            return await _refuse(send, 401, f"{exc}: {HOW}", _INVALID)
+        except ApiError as exc:
+            headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+            return await _refuse(send, exc.status, exc.message, headers)
+        if not allows(holder.role, needs):
+            return await _refuse(send, 403, _forbidden(scope, needs, holder), [])
         scope["state"][HOLDER] = holder
         await self.app(scope, receive, send)
 
@@ -135,9 +136,10 @@ async def _refuse(
 
 
 def holder_info(holder: Holder | None) -> dict:
-    """What connexion's security check and the handlers see of the caller."""
+    """What connexion's security check and the handlers see of the caller: "anonymous"
+    when it sent no token (BOB_API_AUTH=none, or an open operation)."""
     if holder is None:
-        return {"sub": "anonymous", "role": Role.ADMIN.label}
+        return {"sub": "anonymous"}
     return {"sub": holder.name, **asdict(holder), "role": holder.role.label}
 
 
