@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import re
 import sys
+import time
 
 import grpc
 from google.protobuf import empty_pb2
@@ -56,7 +57,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _row(t: entities_pb2.ApiToken) -> list[str]:
-    state = "revoked" if t.revoked_at_ms else "live"
+    if t.revoked_at_ms:
+        state = "revoked"
+    elif t.expires_at_ms and t.expires_at_ms <= time.time() * 1000:
+        state = "expired"
+    else:
+        state = "live"
     return [
         t.id,
         t.name,
