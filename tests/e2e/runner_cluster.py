@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api_server import bootstrap
 from bob_common import broker_users, runner_types
-from bob_common.config import CommonSettings
+from bob_common.config import AUTH_TOKENS, ApiSettings, CommonSettings
 from devcluster.cluster import Cluster, free_port
 from tests.conftest import fresh_vhost
 from tests.waiting import wait_until
@@ -33,6 +34,21 @@ class Bob:
         self.http = httpx.Client(base_url=cluster.api_url, timeout=30)
         # Service name -> its own broker URL, when started with service_users.
         self.queue_urls: dict[str, str] = {}
+        # With BOB_API_AUTH=tokens: the admin token the API bootstrapped, which self.http
+        # sends.
+        self.admin_token: str | None = None
+
+    def use_bootstrap_token(self) -> str:
+        """Waits for the API's bootstrap admin token and sends it from now on."""
+        token = wait_until(
+            lambda: bootstrap.find_secret(self.cluster.api.lines),
+            timeout=30,
+            what="the API's bootstrap admin token",
+            describe=self.logs_tail,
+        )
+        self.admin_token = token
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        return token
 
     def logs_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -128,6 +144,8 @@ def runner_cluster(
             bob = Bob(cluster, log_path, runners[0]["BOB_RUNNER_ID"], queue_url)
             bob.queue_urls = queue_urls or {}
             try:
+                if ApiSettings.from_env(cluster.api.env).auth == AUTH_TOKENS:
+                    bob.use_bootstrap_token()
                 wait_until(
                     lambda: _seen(bob) >= {r["BOB_RUNNER_ID"] for r in runners},
                     timeout=30,
