@@ -227,7 +227,9 @@ def test_an_event_whose_gap_never_fills_is_refused_and_dead_lettered(db_url, rab
 
             # Then it is refused once held past hold_s: dead-lettered, never applied
             await await_until(lambda: _count(service), what="the held event refused")
-            assert await dead.get(no_ack=True, fail=False) is not None
+            await await_until(
+                lambda: dead.get(no_ack=True, fail=False), what="the event in bob.dead"
+            )
             run = await stub.GetRun(E.RunRef(run_id=run_id))
             assert run.status == M.INITIALIZING
             # And the run's events still apply once they come in sequence
