@@ -115,6 +115,9 @@ class EventConsumer:
         self.events_refused = 0
         # Early events, unacked, waiting for the events before them (at most max_held).
         self._held: list[_Held] = []
+        # Held deliveries stay unacked and take prefetch: half of it at most, so the rest
+        # always lets in the events that fill the gaps. One more is refused (dead-lettered),
+        # not given back: a quorum queue would redeliver it at once, again and again.
         self.max_held = max(1, self.prefetch // 2)
         self.hold_s = HOLD_S
 
@@ -276,12 +279,12 @@ class EventConsumer:
                 )
                 await _settle(amqp.dead_letter(channel, SERVICE, message, why))
             elif len(self._held) >= self.max_held:
-                # Unacked deliveries take prefetch: too many held would starve the consumer
-                # of the very events that fill the gaps. The broker keeps this one.
-                log.warning(
-                    "run %s: event seq %d given back; too many held", event.run_id, event.seq
+                self.events_refused += 1
+                why = (
+                    f"run {event.run_id}: event seq {event.seq} refused, out of sequence: "
+                    f"{len(self._held)} events are held already"
                 )
-                await _settle(message.nack(requeue=True))
+                await _settle(amqp.dead_letter(channel, SERVICE, message, why))
             else:
                 self._held.append(_Held(message, signed, first))
         return done

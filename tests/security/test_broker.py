@@ -244,6 +244,42 @@ def test_an_event_whose_gap_never_fills_is_refused_and_dead_lettered(db_url, rab
     asyncio.run(main())
 
 
+def test_events_beyond_what_may_be_held_are_refused_never_applied_out_of_turn(db_url, rabbit_url):
+    async def main() -> None:
+        async with _entities(db_url, rabbit_url) as (service, stub, channel):
+            service.consumer.max_held = 1
+            run_id, key = await _claimed_run(stub)
+            # Given events 3 and 4 arrive before 1 and 2: 3 is held, and 4, one too many,
+            # is refused
+            await _publish(
+                rabbit_url,
+                [
+                    (_event(run_id, 3, **_line(1, "third")), key),
+                    (_event(run_id, 4, **_status(M.PASSED)), key),
+                ],
+            )
+            await await_until(lambda: _count(service), what="the second early event refused")
+            # When 1 and 2 come
+            await _publish(
+                rabbit_url,
+                [
+                    (_event(run_id, 1, **_status(M.RUNNING)), key),
+                    (_event(run_id, 2, **_line(0, "first")), key),
+                ],
+            )
+
+            # Then 1, 2 and the held 3 apply in order, and the refused 4 never does
+            async def logged() -> list[str]:
+                found = await stub.GetLogs(E.GetLogsRequest(run_id=run_id, limit=10))
+                return list(found.lines) if len(found.lines) == 2 else []
+
+            assert await await_until(logged, what="both lines") == ["first", "third"]
+            run = await stub.GetRun(E.RunRef(run_id=run_id))
+            assert run.status == M.RUNNING
+
+    asyncio.run(main())
+
+
 async def _count(service: EntitiesService) -> bool:
     return service.consumer.events_refused == 1
 
