@@ -56,12 +56,17 @@ class Backends:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def open_channel(settings: ApiSettings) -> grpc.aio.Channel:
+    """The API's channel to entities (the server's, and `python -m api_server tokens`'):
+    TLS with the API's own certificate when the settings give one (bob_common.tls)."""
+    return tls.aio_channel(settings.common)
+
+
 @contextlib.asynccontextmanager
 async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
     # Every call gets the configured deadline and names the run it is about: the stubs
     # see to it (rpc.with_defaults), as rpc.ClientInterceptor would at a higher cost.
-    # TLS with the API's own certificate when the settings give one (bob_common.tls).
-    channel = tls.aio_channel(settings.common)
+    channel = open_channel(settings)
     timeout_s = settings.common.grpc_timeout_s
     publisher = Publisher(settings.common)
     await publisher.start()

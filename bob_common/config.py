@@ -92,15 +92,9 @@ def _check_tls_files(settings: CommonSettings) -> None:
             raise ConfigError(f"{name}={path!r} is not a readable file")
 
 
-def is_loopback(addr: str) -> bool:
+def address_is_loopback(addr: str) -> bool:
     """Whether host:port (or [v6]:port) names only this machine's loopback interface."""
-    host = addr.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(addr.rsplit(":", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -147,7 +141,7 @@ class EntitiesSettings:
         if (
             not common.tls
             and not settings.allow_plaintext
-            and not is_loopback(settings.listen_addr)
+            and not address_is_loopback(settings.listen_addr)
         ):
             raise ConfigError(
                 f"refusing to serve plaintext gRPC on {settings.listen_addr}, beyond loopback: "
@@ -155,6 +149,21 @@ class EntitiesSettings:
                 "BOB_ENTITIES_ALLOW_PLAINTEXT=true to let anyone who reaches it call anything"
             )
         return settings
+
+
+AUTH_TOKENS = "tokens"
+AUTH_NONE = "none"
+AUTH_MODES = (AUTH_TOKENS, AUTH_NONE)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps a server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 @dataclass(frozen=True)
@@ -177,12 +186,31 @@ class ApiSettings:
     allowed_hosts: tuple[str, ...]
     # Browser origins (scheme://host[:port]) besides the API's own that may write.
     allowed_origins: tuple[str, ...]
+    # "tokens": every operation needs a token of its role (README: API tokens and roles);
+    # "none": a request without one may do anything (a presented token is still checked).
+    auth: str = AUTH_TOKENS
+    # Lets `none` serve on an address other than loopback, with a loud warning.
+    allow_unauthenticated: bool = False
+    # Paths (as in openapi.yaml) whose read operations answer without a token.
+    open_paths: tuple[str, ...] = ("/can-we-build-it",)
+    # How long a verified token is taken on trust without asking entities again: a
+    # revocation reaches other API processes within this time. 0 asks every time.
+    token_cache_s: float = 10.0
+    # Verified tokens remembered at most.
+    token_cache_size: int = 1024
+
+    @property
+    def on_loopback(self) -> bool:
+        return is_loopback(self.host)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        host = _get(env, "BOB_API_HOST", "127.0.0.1")
+        default_auth = AUTH_NONE if is_loopback(host) else AUTH_TOKENS
+        open_paths = _get(env, "BOB_API_OPEN_PATHS", "/can-we-build-it")
         settings = cls(
             common=CommonSettings.from_env(env),
-            host=_get(env, "BOB_API_HOST", "127.0.0.1"),
+            host=host,
             port=_get(env, "BOB_API_PORT", 7777),
             validate_responses=_get(env, "BOB_API_VALIDATE_RESPONSES", False),
             follow_idle_s=_get(env, "BOB_API_FOLLOW_IDLE_S", 300.0),
@@ -190,11 +218,34 @@ class ApiSettings:
             max_body_bytes=_get(env, "BOB_API_MAX_BODY_BYTES", 1 << 20),
             allowed_hosts=_host_names(env, "BOB_API_ALLOWED_HOSTS"),
             allowed_origins=_origins(env, "BOB_API_ALLOWED_ORIGINS"),
+            auth=_get(env, "BOB_API_AUTH", default_auth).lower(),
+            allow_unauthenticated=_get(env, "BOB_API_ALLOW_UNAUTHENTICATED", False),
+            open_paths=tuple(p.strip() for p in open_paths.split(",") if p.strip()),
+            token_cache_s=_get(env, "BOB_API_TOKEN_CACHE_S", 10.0),
+            token_cache_size=_get(env, "BOB_API_TOKEN_CACHE_SIZE", 1024),
         )
         if settings.follow_idle_s < 0 or settings.follow_poll_s <= 0:
             raise ConfigError("BOB_API_FOLLOW_IDLE_S must be >= 0 and BOB_API_FOLLOW_POLL_S > 0")
         if settings.max_body_bytes < 1024:
             raise ConfigError("BOB_API_MAX_BODY_BYTES must be at least 1024")
+        if settings.auth not in AUTH_MODES:
+            raise ConfigError(f"BOB_API_AUTH must be one of {', '.join(AUTH_MODES)}")
+        if (
+            settings.auth == AUTH_NONE
+            and not is_loopback(host)
+            and not (settings.allow_unauthenticated)
+        ):
+            raise ConfigError(
+                f"refusing to serve without tokens on {host}, which is not a loopback "
+                "address: anyone who reaches it could do anything. Set BOB_API_AUTH=tokens, "
+                "or BOB_API_ALLOW_UNAUTHENTICATED=true to accept that risk"
+            )
+        if settings.token_cache_s < 0 or settings.token_cache_size < 1:
+            raise ConfigError(
+                "BOB_API_TOKEN_CACHE_S must be >= 0 and BOB_API_TOKEN_CACHE_SIZE at least 1"
+            )
+        if any(not p.startswith("/") for p in settings.open_paths):
+            raise ConfigError("BOB_API_OPEN_PATHS: each path starts with '/'")
         return settings
 
 

@@ -6,19 +6,28 @@ cleanly."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 
+from bob_common.broker_users import ProvisionError
+from devcluster import broker
 from devcluster.cluster import Cluster
 
 PKI_DIR = "data/pki"
 
 
 def main() -> int:
+    try:
+        # Each service its own broker user, never guest (devcluster/broker.py).
+        queue_urls = broker.queue_urls(os.environ)
+    except ProvisionError as exc:
+        print(f"could not create the broker users: {exc}", flush=True)
+        return 1
     # The cluster's CA and certificates are kept in data/pki (renewed when due), so the
     # runner keeps its id across restarts and tools keep their certificate.
-    cluster = Cluster({}, plugins=True, pki_dir=PKI_DIR)
+    cluster = Cluster({}, plugins=True, queue_urls=queue_urls, pki_dir=PKI_DIR)
     stopping = threading.Event()
 
     def on_signal(_signum, _frame) -> None:

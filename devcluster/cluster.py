@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bob_common import pki
+import grpc
+
+from bob_common import broker_users, pki, runner_types
 from bob_common.config import ApiSettings
 from bob_plugins import artifact_local, logger_local, resource_git
 from devcluster import certs
@@ -108,8 +110,11 @@ class Cluster:
     git resource provider, local artifact store and local logger too
     (BOB_GIT_PROVIDER_PORT, BOB_ARTIFACT_STORE_PORT, BOB_ARTIFACT_DIR, BOB_LOGGER_PORT,
     BOB_LOGGER_DIR). `plugin_urls` maps the name each is registered by in the README to
-    its URL. Entities serves mutual TLS: the CA and each service's certificate are issued
-    into `pki_dir`, or a temporary directory, unless the variables set BOB_TLS_*."""
+    its URL. `queue_urls` gives each service its own BOB_QUEUE_URL, by the service names
+    of bob_common/broker_users.py (entities, api, runner for docker runners,
+    runner-<type> for others): its own broker user (make run; broker_users.provision).
+    Entities serves mutual TLS: the CA and each service's certificate are issued into
+    `pki_dir`, or a temporary directory, unless the variables set BOB_TLS_*."""
 
     def __init__(
         self,
@@ -120,6 +125,7 @@ class Cluster:
         runner_env: list[Mapping[str, str]] | None = None,
         plugins: bool = False,
         pki_dir: Path | str | None = None,
+        queue_urls: Mapping[str, str] | None = None,
     ) -> None:
         base = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         api = ApiSettings.from_env(base)
@@ -127,12 +133,24 @@ class Cluster:
         self.sink = sink
         self._lock = threading.Lock()
         extra = runner_env or [{} for _ in range(runners)]
-        self.entities = Service("entities", "entities_svc", dict(base))
-        self.api = Service("api", "api_server", dict(base))
-        self.runners = [
-            Service(f"runner-{i + 1}" if len(extra) > 1 else "runner", "runner_svc", {**base, **e})
-            for i, e in enumerate(extra)
-        ]
+        urls = queue_urls or {}
+
+        def own(service: str, variables: dict[str, str]) -> dict[str, str]:
+            # A dict of the service's own: each gets its own certificate below.
+            if service in urls:
+                return {**variables, "BOB_QUEUE_URL": urls[service]}
+            return dict(variables)
+
+        self.entities = Service("entities", "entities_svc", own(broker_users.ENTITIES, base))
+        self.api = Service("api", "api_server", own(broker_users.API, base))
+        self.runners = []
+        for i, e in enumerate(extra):
+            variables = {**base, **e}
+            kind = variables.get("BOB_RUNNER_TYPE") or runner_types.DEFAULT
+            name = f"runner-{i + 1}" if len(extra) > 1 else "runner"
+            self.runners.append(
+                Service(name, "runner_svc", own(broker_users.runner_service(kind), variables))
+            )
         # Entities serves mutual TLS, each service with a certificate of its own, unless
         # the caller's variables set up TLS themselves: in `pki_dir` (kept, renewed when
         # due) or in a directory of the cluster's own, removed when it stops.
@@ -228,3 +246,12 @@ class Cluster:
         who = pki.Identity.parse(identity)
         pki.ensure(self.pki_dir, [who])
         return pki.files(self.pki_dir, who)
+
+    def entities_channel(self, identity: str) -> grpc.Channel:
+        """A channel to this cluster's entities as `identity` (e.g. "api", "runner/r-1"),
+        for tests and tools that call it themselves."""
+        files = self.tls_files(identity)
+        credentials = grpc.ssl_channel_credentials(
+            files.ca.read_bytes(), files.key.read_bytes(), files.cert.read_bytes()
+        )
+        return grpc.secure_channel(self.entities.env["BOB_ENTITIES_ADDR"], credentials)

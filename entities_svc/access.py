@@ -40,6 +40,8 @@ READERS = frozenset({API, ADMIN, READ})
 WRITERS = frozenset({API, ADMIN})
 RUNNERS = frozenset({RUNNER})
 RUN_READERS = READERS | RUNNERS
+# Credentials are managed through the API alone, where each user's role is checked.
+API_ONLY = frozenset({API})
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ RULES: dict[str, Rule] = {
     "ListRunners": Rule(READERS),
     "GetStats": Rule(READERS),
     "ListEvents": Rule(READERS),
+    # API tokens
+    "CreateToken": Rule(API_ONLY),
+    "ListTokens": Rule(API_ONLY),
+    "RevokeToken": Rule(API_ONLY),
+    "VerifyToken": Rule(API_ONLY),
 }
 
 # The standard services beside Entities (health checks, reflection) tell nothing a

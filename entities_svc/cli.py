@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 
-from bob_common.config import EntitiesSettings, is_loopback
+from bob_common.config import EntitiesSettings, address_is_loopback
 from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
 from entities_svc.server import BindError
 from entities_svc.service import EntitiesService
@@ -39,7 +39,7 @@ def main() -> int:
     if settings is None:
         return RET_CONFIG
     log.info("starting with %s", settings)
-    if not settings.common.tls and not is_loopback(settings.listen_addr):
+    if not settings.common.tls and not address_is_loopback(settings.listen_addr):
         # Allowed by BOB_ENTITIES_ALLOW_PLAINTEXT, or the settings would have refused.
         log.warning(
             "PLAINTEXT gRPC on %s, beyond loopback (BOB_ENTITIES_ALLOW_PLAINTEXT): anyone "

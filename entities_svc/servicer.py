@@ -3,6 +3,7 @@ database thread, and maps domain errors to status codes in one table."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -21,10 +22,18 @@ from entities_svc import (
     run_queries,
     run_start,
     runners,
+    tokens,
 )
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
-from entities_svc.errors import FailedPrecondition, Invalid, NotFound, NotQueued
+from entities_svc.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    Invalid,
+    NotFound,
+    NotQueued,
+    Unauthenticated,
+)
 from entities_svc.feed import EventFeed
 from entities_svc.job_queue import JobQueue, pipeline_from_dict
 
@@ -36,6 +45,8 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Invalid: grpc.StatusCode.INVALID_ARGUMENT,
     NotQueued: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     # "database is locked" and the like: the caller may retry.
     peewee.OperationalError: grpc.StatusCode.UNAVAILABLE,
 }
@@ -171,6 +182,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         events_applied: Callable[[], int] = lambda: 0,
         job_due: Callable[[], None] = lambda: None,
         control_owed: Callable[[], None] = lambda: None,
+        events_refused: Callable[[], int] = lambda: 0,
     ) -> None:
         self._db = db
         self._jobs = jobs
@@ -180,6 +192,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._job_due = job_due
         # Sends the controls owed now (a stop or pause was recorded); never waited for.
         self._control_owed = control_owed
+        self._events_refused = events_refused
         self._feed = EventFeed(db)
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
@@ -258,7 +271,10 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             self._lease_ms,
         )
         return entities_pb2.ClaimRunResponse(
-            claimed=claim.claimed, reason=claim.reason, status=int(claim.status)
+            claimed=claim.claimed,
+            reason=claim.reason,
+            status=int(claim.status),
+            claim_secret=claim.secret,
         )
 
     async def GetRun(self, request, context):
@@ -321,6 +337,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             pipelines=stats.pipelines,
             events_applied=self._events_applied(),
             log_lines=stats.log_lines,
+            events_refused=self._events_refused(),
         )
 
     async def ListEvents(self, request, context):
@@ -330,6 +347,43 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return entities_pb2.ListEventsResponse(
             events=[_event(event) for event in found], newest_id=newest
         )
+
+    # API tokens: called by the API only.
+
+    async def CreateToken(self, request, context):
+        created = await self._call(
+            context,
+            functools.partial(tokens.create, unless_admin_exists=request.unless_admin_exists),
+            request.name,
+            request.role,
+            request.expires_in_s,
+        )
+        if created is None:
+            return entities_pb2.CreateTokenResponse(created=False)
+        return entities_pb2.CreateTokenResponse(
+            created=True, token=_api_token(created.token), secret=created.secret
+        )
+
+    async def ListTokens(self, request, context):
+        found = await self._call(context, tokens.list_all)
+        return entities_pb2.ListTokensResponse(tokens=[_api_token(t) for t in found])
+
+    async def RevokeToken(self, request, context):
+        return _api_token(await self._call(context, tokens.revoke, request.id))
+
+    async def VerifyToken(self, request, context):
+        return _api_token(await self._call(context, tokens.verify, request.token_hash))
+
+
+def _api_token(token: tokens.Token) -> entities_pb2.ApiToken:
+    return entities_pb2.ApiToken(
+        id=token.id,
+        name=token.name,
+        role=int(token.role),
+        created_at_ms=token.created_at_ms,
+        expires_at_ms=token.expires_at_ms,
+        revoked_at_ms=token.revoked_at_ms,
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:

@@ -10,7 +10,7 @@ from bob_common.config import (
     ConfigError,
     EntitiesSettings,
     RunnerSettings,
-    is_loopback,
+    address_is_loopback,
 )
 
 
@@ -50,7 +50,7 @@ def test_tls_needs_all_three_files(runner_files):
     ],
 )
 def test_loopback_addresses(addr, loopback):
-    assert is_loopback(addr) is loopback
+    assert address_is_loopback(addr) is loopback
 
 
 def test_entities_refuses_plaintext_beyond_loopback_unless_allowed(runner_files):

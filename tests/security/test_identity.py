@@ -68,7 +68,7 @@ def as_identity(cluster) -> Iterator:
     channels: list[grpc.Channel] = []
 
     def stub(identity: str) -> entities_pb2_grpc.EntitiesStub:
-        channel = grpc.secure_channel(_addr(cluster), _credentials(cluster.tls_files(identity)))
+        channel = cluster.entities_channel(identity)
         channels.append(channel)
         return entities_pb2_grpc.EntitiesStub(channel)
 
