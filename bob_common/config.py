@@ -6,8 +6,11 @@ service's cli passes down. README.md documents each variable in one table.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import socket
+import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +19,18 @@ from typing import TypeVar
 from bob_common import runner_types
 
 T = TypeVar("T", str, int, float, bool)
+
+# The plain vars whose values the runner masks in logs, as the Buildkite agent's
+# redacted-vars: glob patterns over variable names (BOB_REDACTED_VARS).
+REDACTED_VARS_DEFAULT = (
+    "*_PASSWORD",
+    "*_SECRET",
+    "*_TOKEN",
+    "*_PRIVATE_KEY",
+    "*_ACCESS_KEY",
+    "*_SECRET_KEY",
+    "*_CONNECTION_STRING",
+)
 
 
 class ConfigError(ValueError):
@@ -76,6 +91,9 @@ class EntitiesSettings:
     # Events the cluster's journal (GET /events) keeps at most; older ones are pruned, as
     # are those older than 7 days.
     events_keep: int
+    # Fernet keys of the secret store, the one that encrypts first, older ones after it
+    # (still read during a rotation); empty: no key, secrets cannot be stored or read.
+    secrets_keys: tuple[str, ...] = field(repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
@@ -89,6 +107,7 @@ class EntitiesSettings:
             max_attempts=_get(env, "BOB_MAX_ATTEMPTS", 3),
             sweep_s=_get(env, "BOB_SWEEP_S", 5.0),
             events_keep=_get(env, "BOB_EVENTS_KEEP", 100_000),
+            secrets_keys=_secrets_keys(env),
         )
         if settings.max_attempts < 1:
             raise ConfigError("BOB_MAX_ATTEMPTS must be at least 1")
@@ -161,6 +180,8 @@ class RunnerSettings:
     plugin_timeout_s: float
     # How often the runner looks for build containers whose run is nobody's any more.
     orphan_sweep_s: float
+    # Glob patterns of the names of plain vars whose values are masked in logs.
+    redacted_vars: tuple[str, ...]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -182,7 +203,59 @@ class RunnerSettings:
             archive_max_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_BYTES", 1 << 30),
             plugin_timeout_s=_get(env, "BOB_RUNNER_PLUGIN_TIMEOUT_S", 30.0),
             orphan_sweep_s=_get(env, "BOB_RUNNER_ORPHAN_SWEEP_S", 30.0),
+            redacted_vars=_patterns(
+                _get(env, "BOB_REDACTED_VARS", ",".join(REDACTED_VARS_DEFAULT))
+            ),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
         return settings
+
+
+def _patterns(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _secrets_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The secret store's keys from BOB_SECRETS_KEY (comma-separated) or the file named by
+    BOB_SECRETS_KEY_FILE (one a line, `#` comments), the encrypting key first. A file
+    that others may read is refused, as ssh refuses such a private key."""
+    given, path = env.get("BOB_SECRETS_KEY", ""), env.get("BOB_SECRETS_KEY_FILE", "")
+    if given and path:
+        raise ConfigError("set BOB_SECRETS_KEY or BOB_SECRETS_KEY_FILE, not both")
+    if path:
+        try:
+            mode = os.stat(path).st_mode
+            with open(path, encoding="ascii") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"BOB_SECRETS_KEY_FILE={path!r} cannot be read: {exc}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"BOB_SECRETS_KEY_FILE={path!r} is open to others (mode "
+                f"{stat.S_IMODE(mode):04o}); make it readable by its owner only (chmod 600)"
+            )
+        lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+        keys = tuple(line for line in lines if line)
+        where = "BOB_SECRETS_KEY_FILE"
+        if not keys:
+            raise ConfigError(f"BOB_SECRETS_KEY_FILE={path!r} holds no key")
+    else:
+        keys = tuple(k.strip() for k in given.split(",") if k.strip())
+        where = "BOB_SECRETS_KEY"
+    for number, key in enumerate(keys, start=1):
+        if not is_fernet_key(key):
+            # The key itself stays out of the message.
+            raise ConfigError(
+                f"{where}: key {number} is not a Fernet key (32 bytes in url-safe base64, "
+                "as `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'` makes)"
+            )
+    return keys
+
+
+def is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return False

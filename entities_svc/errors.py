@@ -23,3 +23,8 @@ class Invalid(EntitiesError):
 class NotQueued(EntitiesError):
     """Raised when the broker refused a new run's job (its queue is full, or the broker is
     away) and the run was withdrawn; the caller may retry later."""
+
+
+class Forbidden(EntitiesError):
+    """Raised when the caller may not have what it asks for (a run's secrets asked by a
+    runner that does not hold its claim); the caller must not retry."""

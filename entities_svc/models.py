@@ -190,6 +190,20 @@ class ClusterEvent(BaseModel):
         table_name = "cluster_events"
 
 
+class Secret(BaseModel):
+    """A stored secret (secrets.py): its value only ever encrypted, with the operator's key
+    (secret_box.py). Reads answer its name and times."""
+
+    name = CharField(primary_key=True)
+    # The Fernet token of the value (bound to the name), ASCII.
+    ciphertext = TextField()
+    created_at_ms = BigIntegerField()
+    updated_at_ms = BigIntegerField()
+
+    class Meta:
+        table_name = "secrets"
+
+
 MODELS = (
     Pipeline,
     ResourceProvider,
@@ -200,4 +214,5 @@ MODELS = (
     LogLine,
     Runner,
     ClusterEvent,
+    Secret,
 )

@@ -15,7 +15,7 @@ from bob_common import rpc, runner_types
 from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_common.run_states import RunStatus, status_name
 from bob_pb import messages_pb2
-from entities_svc import compiled, pipelines, plugins, run_status, runners
+from entities_svc import compiled, pipelines, plugins, run_status, runners, secrets
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
 from entities_svc.errors import FailedPrecondition, Invalid, NotQueued
@@ -39,11 +39,13 @@ async def start_run(
     name: str,
     runner_type: str = "",
     logger: str = "",
+    *,
+    secrets_readable: bool = True,
 ) -> messages_pb2.Job:
     """Records the run and queues its job; the job, once the broker has confirmed it (or
     the run stands anyway, see above). NotQueued when the broker refused it and the run
     was withdrawn."""
-    info = await db.call(create_run, group, name, runner_type, logger)
+    info = await db.call(create_run, group, name, runner_type, logger, secrets_readable)
     job = job_of(info)
     try:
         await jobs.publish(job)
@@ -94,10 +96,17 @@ def _unregistered(definition: dict[str, Any], logger: str) -> list[str]:
     ]
 
 
-def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -> RunInfo:
+def create_run(
+    group: str,
+    name: str,
+    runner_type: str = "",
+    logger: str = "",
+    secrets_readable: bool = True,
+) -> RunInfo:
     """Records a PENDING run (attempt 1) with a snapshot of the pipeline's definition.
     Refused while a plugin it needs (its pipeline's providers and stores, its logger)
-    is not registered: a run that cannot fetch or keep what it needs would only fail."""
+    is not registered, or a secret it references is not stored (or, without a key, not
+    readable): a run that cannot fetch or keep what it needs would only fail."""
     # Bob's "container" means docker; no type means the default.
     runner_type = runner_types.canonical(runner_type)
     if not _RUNNER_TYPE.match(runner_type):
@@ -112,7 +121,9 @@ def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -
                 f"No runner of type {runner_type!r} has been seen; "
                 f"known types: {', '.join(sorted(known))}"
             )
-        if missing := _unregistered(json.loads(pipeline.definition), logger):
+        definition = json.loads(pipeline.definition)
+        missing = _unregistered(definition, logger) + secrets.missing(definition, secrets_readable)
+        if missing:
             raise FailedPrecondition("; ".join(missing))
         now = now_ms()
         row = Run(

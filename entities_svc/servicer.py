@@ -21,12 +21,14 @@ from entities_svc import (
     run_queries,
     run_start,
     runners,
+    secrets,
 )
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
-from entities_svc.errors import FailedPrecondition, Invalid, NotFound, NotQueued
+from entities_svc.errors import FailedPrecondition, Forbidden, Invalid, NotFound, NotQueued
 from entities_svc.feed import EventFeed
 from entities_svc.job_queue import JobQueue, pipeline_from_dict
+from entities_svc.secret_box import SecretBox
 
 T = TypeVar("T")
 
@@ -36,6 +38,7 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Invalid: grpc.StatusCode.INVALID_ARGUMENT,
     NotQueued: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     # "database is locked" and the like: the caller may retry.
     peewee.OperationalError: grpc.StatusCode.UNAVAILABLE,
 }
@@ -171,8 +174,11 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         events_applied: Callable[[], int] = lambda: 0,
         job_due: Callable[[], None] = lambda: None,
         control_owed: Callable[[], None] = lambda: None,
+        box: SecretBox | None = None,
     ) -> None:
         self._db = db
+        # Seals and opens stored secrets; without keys, only secrets fail.
+        self._box = box or SecretBox(())
         self._jobs = jobs
         self._lease_ms = lease_ms
         self._events_applied = events_applied
@@ -245,6 +251,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             request.name,
             request.runner_type,
             request.logger,
+            secrets_readable=self._box.usable,
         )
         return await self._mapped(context, starting)
 
@@ -330,6 +337,35 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return entities_pb2.ListEventsResponse(
             events=[_event(event) for event in found], newest_id=newest
         )
+
+    # --- secrets ---------------------------------------------------------------------
+
+    async def PutSecret(self, request, context):
+        created = await self._call(
+            context, secrets.put_secret, self._box, request.name, request.value
+        )
+        return entities_pb2.PutSecretResponse(created=created)
+
+    async def ListSecrets(self, request, context):
+        found = await self._call(context, secrets.list_secrets)
+        return entities_pb2.ListSecretsResponse(
+            secrets=[entities_pb2.SecretInfo(**vars(info)) for info in found]
+        )
+
+    async def DeleteSecret(self, request, context):
+        await self._call(context, secrets.delete_secret, request.name)
+        return _EMPTY
+
+    async def GetRunSecrets(self, request, context):
+        values = await self._call(
+            context,
+            secrets.run_secrets,
+            self._box,
+            request.run_id,
+            request.attempt,
+            request.runner_id,
+        )
+        return entities_pb2.GetRunSecretsResponse(values=values)
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:

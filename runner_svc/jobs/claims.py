@@ -92,6 +92,17 @@ class RunClaims:
         with _answered("ReleaseRun"):
             await self._stub.ReleaseRun(request, timeout=self._timeout_s)
 
+    async def secrets(self, run_id: str, attempt: int) -> dict[str, str]:
+        """The values of the secrets the run uses, by secret name: entities answers only
+        the runner holding the run's claim. EntitiesRefused names what is wrong (a secret
+        not stored, this runner not holding the claim)."""
+        request = entities_pb2.GetRunSecretsRequest(
+            run_id=run_id, attempt=attempt, runner_id=self._runner_id
+        )
+        with _answered("GetRunSecrets"):
+            response = await self._stub.GetRunSecrets(request, timeout=self._timeout_s)
+        return dict(response.values)
+
     async def owner(self, run_id: str) -> Owner | None:
         """None when entities does not know the run."""
         try:

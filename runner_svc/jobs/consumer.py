@@ -195,6 +195,9 @@ class JobConsumer:
             batch_lines=self._settings.log_batch_lines,
             flush_s=self._settings.log_flush_s,
             tuning=self._tuning,
+            # Asked only once the claim is held: entities answers only its holder.
+            secrets=self._claims.secrets,
+            redacted_vars=self._settings.redacted_vars,
         )
 
     async def _claim(
