@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from bob_common.config import ApiSettings
+from cryptography.fernet import Fernet
+from playhouse import db_url
+
+from bob_common.config import ApiSettings, EntitiesSettings
 from bob_plugins import artifact_local, logger_local, resource_git
 
 STOP_GRACE_S = 15.0
@@ -30,6 +33,31 @@ STOP_GRACE_S = 15.0
 # stops them in order.
 _SETPRIV = shutil.which("setpriv")
 DIE_WITH_LAUNCHER = [_SETPRIV, "--pdeathsig", "TERM", "--"] if _SETPRIV else []
+
+
+KEY_FILE = "secrets.key"
+
+
+def secrets_key(env: Mapping[str, str]) -> dict[str, str]:
+    """Entities' secrets key when none is given: BOB_SECRETS_KEY_FILE naming a key made
+    once and kept, readable by its owner only, beside the SQLite database (data/ for `make
+    run`, the test's directory for a test cluster; data/ for any other database)."""
+    # Either variable set, even empty (no key: secrets are refused), is the operator's choice.
+    if "BOB_SECRETS_KEY" in env or "BOB_SECRETS_KEY_FILE" in env:
+        return {}
+    url = EntitiesSettings.from_env(env).db_url
+    path = db_url.parse(url).get("database", "") if url.startswith("sqlite") else ""
+    folder = os.path.dirname(os.path.abspath(path)) if path and path != ":memory:" else "data"
+    os.makedirs(folder, exist_ok=True)
+    key_file = os.path.join(folder, KEY_FILE)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # made by an earlier start: the secrets stored with it stay readable
+    else:
+        with os.fdopen(fd, "w") as file:
+            file.write(Fernet.generate_key().decode() + "\n")
+    return {"BOB_SECRETS_KEY_FILE": key_file}
 
 
 def free_port() -> int:
@@ -121,7 +149,8 @@ class Cluster:
         self.sink = sink
         self._lock = threading.Lock()
         extra = runner_env or [{} for _ in range(runners)]
-        self.entities = Service("entities", "entities_svc", dict(base))
+        # Only entities holds the secrets key.
+        self.entities = Service("entities", "entities_svc", {**base, **secrets_key(base)})
         self.api = Service("api", "api_server", dict(base))
         self.runners = [
             Service(f"runner-{i + 1}" if len(extra) > 1 else "runner", "runner_svc", {**base, **e})
