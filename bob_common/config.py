@@ -93,7 +93,7 @@ class EntitiesSettings:
     events_keep: int
     # Fernet keys of the secret store, the one that encrypts first, older ones after it
     # (still read during a rotation); empty: no key, secrets cannot be stored or read.
-    secrets_keys: tuple[str, ...] = field(repr=False)
+    secrets_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
@@ -181,7 +181,7 @@ class RunnerSettings:
     # How often the runner looks for build containers whose run is nobody's any more.
     orphan_sweep_s: float
     # Glob patterns of the names of plain vars whose values are masked in logs.
-    redacted_vars: tuple[str, ...]
+    redacted_vars: tuple[str, ...] = REDACTED_VARS_DEFAULT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:

@@ -22,7 +22,14 @@ from runner_svc.reporting.masking import (
 )
 
 SECRET = "hunter2-s3cret-value"
-KEY = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END KEY-----"
+KEY = "\n".join(
+    [
+        "-----BEGIN KEY-----",
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+        "BKcwggSjAgEAAoIBAQC7",
+        "-----END KEY-----",
+    ]
+)
 
 
 def redactor(*values: str) -> Redactor:
