@@ -19,6 +19,7 @@ masked line by line (Redactor.mask).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
@@ -27,6 +28,10 @@ MASK = "***"
 _MASK_BYTES = MASK.encode()
 # Values of secret-looking plain vars shorter than this are not masked (Buildkite's).
 MIN_VAR_LENGTH = 6
+# The most a stream holds back; see StreamMasker.feed.
+MAX_HELD = 1 << 20
+# How much of a value's beginning is compared before the whole of it (_partial_start).
+_HEAD = 16
 
 
 def looks_secret(name: str, patterns: Sequence[str]) -> bool:
@@ -114,6 +119,10 @@ class StreamMasker:
         for start, end in ranges:
             if start < cut < end:
                 cut = start
+        if len(buf) - cut > MAX_HELD:
+            # Only output that keeps repeating a value that overlaps itself gets here: what
+            # is held is a value found whole, so it goes out masked.
+            cut = len(buf)
         self._held = buf[cut:]
         return _masked(buf, ranges, cut)
 
@@ -128,10 +137,27 @@ def _ranges(data: bytes, needles: Sequence[bytes]) -> list[tuple[int, int]]:
     overlaps another is masked with it, so neither shows a piece."""
     found = []
     for needle in needles:
+        size, period = len(needle), _period(needle)
+        repeat = needle[size - period :]
         at = data.find(needle)
         while at != -1:
-            found.append((at, at + len(needle)))
-            at = data.find(needle, at + 1)
+            end = at + size
+            # The occurrences overlapping this one, one period further each, as far as the
+            # text goes on repeating (cheap for "aaaa...", which step by step is not).
+            while period < size:
+                # Whole blocks of periods first: a long run of "aaaa..." costs its length.
+                block = size - size % period
+                if end + block <= len(data) and (
+                    data[end : end + block] == data[end - period : end - period + block]
+                ):
+                    end += block
+                elif data.startswith(repeat, end):
+                    end += period
+                else:
+                    break
+            found.append((at, end))
+            # Any occurrence starting before end - size ends inside this range.
+            at = data.find(needle, max(at + 1, end - size + 1))
     found.sort()
     merged: list[tuple[int, int]] = []
     for start, end in found:
@@ -142,18 +168,42 @@ def _ranges(data: bytes, needles: Sequence[bytes]) -> list[tuple[int, int]]:
     return merged
 
 
+@functools.lru_cache(maxsize=1024)
+def _period(needle: bytes) -> int:
+    """The smallest shift at which the needle overlaps itself (its length when it never
+    does), from the prefix function."""
+    border = [0] * len(needle)
+    k = 0
+    for i in range(1, len(needle)):
+        while k and needle[i] != needle[k]:
+            k = border[k - 1]
+        if needle[i] == needle[k]:
+            k += 1
+        border[i] = k
+    return len(needle) - (border[-1] if needle else 0)
+
+
 def _partial_start(data: bytes, needles: Sequence[bytes]) -> int:
     """The first position from which the rest of `data` is the beginning of a needle (a
     value that may go on in the next chunk); len(data) when there is none."""
     cut = len(data)
     for needle in needles:
-        first = needle[:1]
-        at = data.find(first, max(0, len(data) - len(needle) + 1))
-        while at != -1 and at < cut:
-            if needle.startswith(data[at:]):
+        # Far from the end, a beginning holds the needle's whole head: found by find(), at
+        # C speed (output full of "-" must not cost a comparison with "-----BEGIN..." at
+        # every dash); the last few positions are tried one by one.
+        head = needle[:_HEAD]
+        lo = max(0, len(data) - len(needle) + 1)
+        near = max(lo, len(data) - len(head) + 1)
+        at = data.find(head, lo)
+        while -1 < at < min(near, cut):
+            if data.startswith(needle[: len(data) - at], at):
                 cut = at
                 break
-            at = data.find(first, at + 1)
+            at = data.find(head, at + 1)
+        for at in range(near, cut):
+            if data.startswith(needle[: len(data) - at], at):
+                cut = at
+                break
     return cut
 
 

@@ -193,3 +193,21 @@ async def _sink_scenario() -> None:
             (messages_pb2.STDERR, MASK),
         ]
     )
+
+
+def test_a_value_that_overlaps_itself_is_masked_whole_and_output_repeating_it_stays_bounded():
+    r = redactor("abaaba")
+    assert r.mask("x abaabaaba y") == f"x {MASK} y"  # two occurrences, overlapping
+    assert streamed(r, [b"x abaab", b"aaba y"]) == f"x {MASK} y".encode()
+    # A step printing a value made of one character for ever: masked, never held whole
+    masker = redactor("A" * 5000).stream()
+    out = b"".join(masker.feed(b"A" * 65536) for _ in range(40)) + masker.flush()
+    assert b"AAAAAA" not in out and MASK.encode() in out
+
+
+def test_output_full_of_the_first_characters_of_a_long_value_is_cheap_and_untouched():
+    r = redactor("-----BEGIN KEY-----\n" + "Q" * 60000 + "\n-----END KEY-----")
+    masker = r.stream()
+    chunk = (b"-" * 999 + b"\n") * 64
+    out = b"".join(masker.feed(chunk) for _ in range(50)) + masker.flush()
+    assert out == chunk * 50
