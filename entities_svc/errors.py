@@ -28,3 +28,12 @@ class NotQueued(EntitiesError):
 class Forbidden(EntitiesError):
     """Raised when the caller may not have what it asks for (a run's secrets asked by a
     runner that does not hold its claim); the caller must not retry."""
+
+
+class AlreadyExists(EntitiesError):
+    """Raised when a name is taken (a live API token's); the caller answers 409."""
+
+
+class Unauthenticated(EntitiesError):
+    """Raised for an API token that is unknown, expired or revoked; the API answers 401
+    with the message, which says which."""

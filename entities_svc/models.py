@@ -204,6 +204,25 @@ class Secret(BaseModel):
         table_name = "secrets"
 
 
+class ApiToken(BaseModel):
+    """A token of the REST API (api_tokens.py): its SHA-256, never the token itself."""
+
+    # Random and public: how it is named in lists and to revoke it.
+    id = CharField(primary_key=True)
+    name = CharField()
+    # A bob_common.roles.Role value.
+    role = SmallIntegerField()
+    token_hash = CharField(unique=True)
+    created_at_ms = BigIntegerField()
+    # 0 when it never expires.
+    expires_at_ms = BigIntegerField(default=0)
+    # 0 while it is not revoked.
+    revoked_at_ms = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "api_tokens"
+
+
 MODELS = (
     Pipeline,
     ResourceProvider,
@@ -215,4 +234,5 @@ MODELS = (
     Runner,
     ClusterEvent,
     Secret,
+    ApiToken,
 )

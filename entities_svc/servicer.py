@@ -3,6 +3,7 @@ database thread, and maps domain errors to status codes in one table."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -22,10 +23,19 @@ from entities_svc import (
     run_start,
     runners,
     secrets,
+    tokens,
 )
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
-from entities_svc.errors import FailedPrecondition, Forbidden, Invalid, NotFound, NotQueued
+from entities_svc.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    Forbidden,
+    Invalid,
+    NotFound,
+    NotQueued,
+    Unauthenticated,
+)
 from entities_svc.feed import EventFeed
 from entities_svc.job_queue import JobQueue, pipeline_from_dict
 from entities_svc.secret_box import SecretBox
@@ -39,6 +49,8 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     Invalid: grpc.StatusCode.INVALID_ARGUMENT,
     NotQueued: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     # "database is locked" and the like: the caller may retry.
     peewee.OperationalError: grpc.StatusCode.UNAVAILABLE,
 }
@@ -366,6 +378,43 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             request.runner_id,
         )
         return entities_pb2.GetRunSecretsResponse(values=values)
+
+    # API tokens: called by the API only.
+
+    async def CreateToken(self, request, context):
+        created = await self._call(
+            context,
+            functools.partial(tokens.create, unless_admin_exists=request.unless_admin_exists),
+            request.name,
+            request.role,
+            request.expires_in_s,
+        )
+        if created is None:
+            return entities_pb2.CreateTokenResponse(created=False)
+        return entities_pb2.CreateTokenResponse(
+            created=True, token=_api_token(created.token), secret=created.secret
+        )
+
+    async def ListTokens(self, request, context):
+        found = await self._call(context, tokens.list_all)
+        return entities_pb2.ListTokensResponse(tokens=[_api_token(t) for t in found])
+
+    async def RevokeToken(self, request, context):
+        return _api_token(await self._call(context, tokens.revoke, request.id))
+
+    async def VerifyToken(self, request, context):
+        return _api_token(await self._call(context, tokens.verify, request.token_hash))
+
+
+def _api_token(token: tokens.Token) -> entities_pb2.ApiToken:
+    return entities_pb2.ApiToken(
+        id=token.id,
+        name=token.name,
+        role=int(token.role),
+        created_at_ms=token.created_at_ms,
+        expires_at_ms=token.expires_at_ms,
+        revoked_at_ms=token.revoked_at_ms,
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:

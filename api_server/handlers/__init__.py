@@ -11,6 +11,19 @@ from api_server.handlers import (
     plugins,
     runs,
     secrets,
+    tokens,
 )
 
-MODULES = [api, artifacts, cluster, events, logs, observability, pipeline, plugins, runs, secrets]
+MODULES = [
+    api,
+    artifacts,
+    cluster,
+    events,
+    logs,
+    observability,
+    pipeline,
+    plugins,
+    runs,
+    secrets,
+    tokens,
+]

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bob_common.config import CommonSettings
+from api_server import bootstrap
+from bob_common.config import AUTH_TOKENS, ApiSettings, CommonSettings
 from devcluster.cluster import Cluster, free_port
 from tests.conftest import fresh_vhost
 from tests.waiting import wait_until
@@ -30,6 +31,21 @@ class Bob:
         self.log_path = log_path
         self.runner_id = runner_id
         self.http = httpx.Client(base_url=cluster.api_url, timeout=30)
+        # With BOB_API_AUTH=tokens: the admin token the API bootstrapped, which self.http
+        # sends.
+        self.admin_token: str | None = None
+
+    def use_bootstrap_token(self) -> str:
+        """Waits for the API's bootstrap admin token and sends it from now on."""
+        token = wait_until(
+            lambda: bootstrap.find_secret(self.cluster.api.lines),
+            timeout=30,
+            what="the API's bootstrap admin token",
+            describe=self.logs_tail,
+        )
+        self.admin_token = token
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        return token
 
     def logs_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -111,6 +127,8 @@ def runner_cluster(
                 pytest.fail(f"cluster did not start:\n{log_path.read_text()[-4000:]}")
             bob = Bob(cluster, log_path, runners[0]["BOB_RUNNER_ID"], queue_url)
             try:
+                if ApiSettings.from_env(cluster.api.env).auth == AUTH_TOKENS:
+                    bob.use_bootstrap_token()
                 wait_until(
                     lambda: _seen(bob) >= {r["BOB_RUNNER_ID"] for r in runners},
                     timeout=30,
