@@ -112,6 +112,10 @@ class Run(BaseModel):
     status_event_id = BigIntegerField(default=0)
     # The pipeline definition (JSON) when the run was accepted; later edits do not affect it.
     pipeline = TextField()
+    # The secret of the current claim, hex (claim_proof.py): the key of the MAC that every
+    # event of the claimed attempt carries. Kept as it is, not hashed, since checking an
+    # HMAC needs the key; "" while nobody holds the run.
+    claim_key = CharField(default="")
 
     class Meta:
         table_name = "runs"

@@ -4,6 +4,7 @@ gets the values its pipeline references (run_secrets)."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bob_common import pipeline_rules
+from bob_common import claim_proof, pipeline_rules
 from bob_common.run_states import CLAIMED
 from entities_svc import journal
 from entities_svc.clock import now_ms
@@ -107,10 +108,13 @@ def missing(definition: dict[str, Any], readable: bool) -> list[str]:
     ]
 
 
-def run_secrets(box: SecretBox, run_id: str, attempt: int, runner_id: str) -> dict[str, str]:
+def run_secrets(
+    box: SecretBox, run_id: str, attempt: int, runner_id: str, proof: str
+) -> dict[str, str]:
     """The values of the secrets the run's snapshot references, by secret name, for the
-    runner that holds its claim: Forbidden for any other caller, whether the run exists
-    or not (an unknown run says nothing more than a foreign one)."""
+    runner that holds its claim and proves it with the claim's secret: Forbidden for any
+    other caller, whether the run exists or not (an unknown run says nothing more than a
+    foreign one)."""
     row = Run.get_or_none(Run.id == run_id)
     if (
         row is None
@@ -118,6 +122,7 @@ def run_secrets(box: SecretBox, run_id: str, attempt: int, runner_id: str) -> di
         or row.runner_id != runner_id
         or row.attempt != attempt
         or row.status not in _CLAIMED
+        or not _proven(row.claim_key, run_id, attempt, proof)
     ):
         raise Forbidden(
             f"Runner {runner_id!r} does not hold the claim of run {run_id} attempt {attempt}"
@@ -129,6 +134,13 @@ def run_secrets(box: SecretBox, run_id: str, attempt: int, runner_id: str) -> di
     values = {name: box.open(name, found[name].ciphertext) for name, _ in uses}
     log.info("run %s: %d secret(s) handed to runner %s", run_id, len(values), runner_id)
     return values
+
+
+def _proven(claim_key: str, run_id: str, attempt: int, proof: str) -> bool:
+    if not claim_key or not proof:
+        return False
+    expected = claim_proof.secrets_proof(bytes.fromhex(claim_key), run_id, attempt)
+    return hmac.compare_digest(expected, proof)
 
 
 def reencrypt(box: SecretBox) -> int:

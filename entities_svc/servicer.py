@@ -187,6 +187,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         job_due: Callable[[], None] = lambda: None,
         control_owed: Callable[[], None] = lambda: None,
         box: SecretBox | None = None,
+        events_refused: Callable[[], int] = lambda: 0,
     ) -> None:
         self._db = db
         # Seals and opens stored secrets; without keys, only secrets fail.
@@ -198,6 +199,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._job_due = job_due
         # Sends the controls owed now (a stop or pause was recorded); never waited for.
         self._control_owed = control_owed
+        self._events_refused = events_refused
         self._feed = EventFeed(db)
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
@@ -277,7 +279,10 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             self._lease_ms,
         )
         return entities_pb2.ClaimRunResponse(
-            claimed=claim.claimed, reason=claim.reason, status=int(claim.status)
+            claimed=claim.claimed,
+            reason=claim.reason,
+            status=int(claim.status),
+            claim_secret=claim.secret,
         )
 
     async def GetRun(self, request, context):
@@ -340,6 +345,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             pipelines=stats.pipelines,
             events_applied=self._events_applied(),
             log_lines=stats.log_lines,
+            events_refused=self._events_refused(),
         )
 
     async def ListEvents(self, request, context):
@@ -376,6 +382,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             request.run_id,
             request.attempt,
             request.runner_id,
+            request.claim_proof,
         )
         return entities_pb2.GetRunSecretsResponse(values=values)
 

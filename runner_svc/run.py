@@ -50,8 +50,9 @@ KILLED = 128 + 9
 # How long the run's secrets are asked for while entities cannot answer, before it fails.
 SECRETS_GIVE_UP_S = 60.0
 
-# Fetches the values of a run's secrets, by secret name: (run id, attempt) -> values.
-SecretFetch = Callable[[str, int], Awaitable[Mapping[str, str]]]
+# Fetches the values of a run's secrets, by secret name: (run id, attempt, the claim's
+# secret) -> values.
+SecretFetch = Callable[[str, int, bytes], Awaitable[Mapping[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Run:
         self._report = reporter = MaskingReporter(reporter, self._redactor)
         self._secrets = secrets
         self._redacted_vars = tuple(redacted_vars)
+        # Given by the claim (held()): what shows entities that the run is this runner's.
+        self._claim_secret = b""
         self._batch_lines = batch_lines
         self._flush_s = flush_s
         self._tuning = tuning
@@ -209,6 +212,10 @@ class Run:
                 return Outcome(RunStatus.FAILED, failure)
         return self._halt or Outcome(RunStatus.PASSED)
 
+    def held(self, claim_secret: bytes) -> None:
+        """The run is claimed, with this secret: it proves the claim to get the secrets."""
+        self._claim_secret = claim_secret
+
     async def _take_secrets(self) -> str:
         """Fetches the values of the run's secrets into its spec, and has the log mask them
         and the secret-looking plain vars (masking.py); why the run cannot go on, or ""."""
@@ -221,7 +228,7 @@ class Run:
             try:
                 values = (
                     await until_done(
-                        lambda: fetch(spec.run_id, spec.attempt),
+                        lambda: fetch(spec.run_id, spec.attempt, self._claim_secret),
                         what="entities for the run's secrets",
                         errors=EntitiesUnavailable,
                         log=self._log,

@@ -151,14 +151,16 @@ class ClaimRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., runner_id: _Optional[str] = ...) -> None: ...
 
 class ClaimRunResponse(_message.Message):
-    __slots__ = ("claimed", "reason", "status")
+    __slots__ = ("claimed", "reason", "status", "claim_secret")
     CLAIMED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_SECRET_FIELD_NUMBER: _ClassVar[int]
     claimed: bool
     reason: str
     status: _messages_pb2.RunStatus
-    def __init__(self, claimed: _Optional[bool] = ..., reason: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ...) -> None: ...
+    claim_secret: bytes
+    def __init__(self, claimed: _Optional[bool] = ..., reason: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., claim_secret: _Optional[bytes] = ...) -> None: ...
 
 class StepResult(_message.Message):
     __slots__ = ("index", "exit_code", "duration_ms")
@@ -259,7 +261,7 @@ class ListRunnersResponse(_message.Message):
     def __init__(self, runners: _Optional[_Iterable[_Union[RunnerInfo, _Mapping]]] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("runs_by_status", "pipelines", "events_applied", "log_lines")
+    __slots__ = ("runs_by_status", "pipelines", "events_applied", "log_lines", "events_refused")
     class RunsByStatusEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -271,11 +273,13 @@ class Stats(_message.Message):
     PIPELINES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_APPLIED_FIELD_NUMBER: _ClassVar[int]
     LOG_LINES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_REFUSED_FIELD_NUMBER: _ClassVar[int]
     runs_by_status: _containers.ScalarMap[str, int]
     pipelines: int
     events_applied: int
     log_lines: int
-    def __init__(self, runs_by_status: _Optional[_Mapping[str, int]] = ..., pipelines: _Optional[int] = ..., events_applied: _Optional[int] = ..., log_lines: _Optional[int] = ...) -> None: ...
+    events_refused: int
+    def __init__(self, runs_by_status: _Optional[_Mapping[str, int]] = ..., pipelines: _Optional[int] = ..., events_applied: _Optional[int] = ..., log_lines: _Optional[int] = ..., events_refused: _Optional[int] = ...) -> None: ...
 
 class SetRunPausedRequest(_message.Message):
     __slots__ = ("run_id", "paused")
@@ -414,14 +418,16 @@ class ListSecretsResponse(_message.Message):
     def __init__(self, secrets: _Optional[_Iterable[_Union[SecretInfo, _Mapping]]] = ...) -> None: ...
 
 class GetRunSecretsRequest(_message.Message):
-    __slots__ = ("run_id", "attempt", "runner_id")
+    __slots__ = ("run_id", "attempt", "runner_id", "claim_proof")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_PROOF_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     runner_id: str
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., runner_id: _Optional[str] = ...) -> None: ...
+    claim_proof: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., runner_id: _Optional[str] = ..., claim_proof: _Optional[str] = ...) -> None: ...
 
 class GetRunSecretsResponse(_message.Message):
     __slots__ = ("values",)

@@ -434,8 +434,8 @@ class EntitiesServicer:
 
     def GetRunSecrets(self, request, context):
         """The values of the secrets a run's pipeline snapshot references, for the runner that
-        holds the run's claim (this runner_id, this attempt, the run claimed and not ended);
-        PERMISSION_DENIED for anyone else. FAILED_PRECONDITION naming a referenced secret
+        holds the run's claim (this runner_id, this attempt, the run claimed and not ended,
+        and the proof keyed by this claim's secret); PERMISSION_DENIED for anyone else. FAILED_PRECONDITION naming a referenced secret
         that is not stored (any more) or cannot be decrypted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

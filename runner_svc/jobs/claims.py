@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
-from bob_common import rpc
+from bob_common import claim_proof, rpc
 from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
 from runner_svc.jobs.node import node_info
@@ -22,6 +22,8 @@ class Claim:
     claimed: bool
     # Why not, when refused.
     reason: str = ""
+    # The claim's secret: every event of the attempt is signed with it (claim_proof.py).
+    secret: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class RunClaims:
         except EntitiesRefused as exc:
             # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION...: a definite no.
             return Claim(False, str(exc))
-        return Claim(response.claimed, response.reason)
+        return Claim(response.claimed, response.reason, response.claim_secret)
 
     async def renew(self, runs: Sequence[tuple[str, int]]) -> Renewal:
         """Renews the leases of these (run id, attempt), none for an idle runner, and says
@@ -92,12 +94,15 @@ class RunClaims:
         with _answered("ReleaseRun"):
             await self._stub.ReleaseRun(request, timeout=self._timeout_s)
 
-    async def secrets(self, run_id: str, attempt: int) -> dict[str, str]:
+    async def secrets(self, run_id: str, attempt: int, claim_secret: bytes) -> dict[str, str]:
         """The values of the secrets the run uses, by secret name: entities answers only
-        the runner holding the run's claim. EntitiesRefused names what is wrong (a secret
-        not stored, this runner not holding the claim)."""
+        the runner holding the run's claim, shown by a MAC under the claim's secret.
+        EntitiesRefused names what is wrong (a secret not stored, the claim not held)."""
         request = entities_pb2.GetRunSecretsRequest(
-            run_id=run_id, attempt=attempt, runner_id=self._runner_id
+            run_id=run_id,
+            attempt=attempt,
+            runner_id=self._runner_id,
+            claim_proof=claim_proof.secrets_proof(claim_secret, run_id, attempt),
         )
         with _answered("GetRunSecrets"):
             response = await self._stub.GetRunSecrets(request, timeout=self._timeout_s)

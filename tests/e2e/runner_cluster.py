@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from api_server import bootstrap
+from bob_common import broker_users, runner_types
 from bob_common.config import AUTH_TOKENS, ApiSettings, CommonSettings
 from devcluster.cluster import Cluster, free_port
 from tests.conftest import fresh_vhost
@@ -31,6 +32,8 @@ class Bob:
         self.log_path = log_path
         self.runner_id = runner_id
         self.http = httpx.Client(base_url=cluster.api_url, timeout=30)
+        # Service name -> its own broker URL, when started with service_users.
+        self.queue_urls: dict[str, str] = {}
         # With BOB_API_AUTH=tokens: the admin token the API bootstrapped, which self.http
         # sends.
         self.admin_token: str | None = None
@@ -96,13 +99,20 @@ def runner_cluster(
     plugins: bool = False,
     env: Mapping[str, str] | None = None,
     queue_url: str | None = None,
+    service_users: bool = False,
 ) -> Iterator[Bob]:
     """`runners`: the extra variables of each runner; give each a BOB_RUNNER_ID. `env`:
     variables for every service, on top of the cluster's own (e.g. BOB_LEASE_S).
     `queue_url`: a vhost the caller made (e.g. to reach it through a proxy) instead of a
-    fresh one."""
+    fresh one. `service_users`: each service reaches the vhost as a broker user of its
+    own, with the permissions of bob_common/broker_users.py, as under `make run`
+    (Bob.queue_urls has their URLs); otherwise all share `queue_url`'s."""
     vhost = contextlib.nullcontext(queue_url) if queue_url else fresh_vhost()
-    with vhost as queue_url:
+    with vhost as queue_url, contextlib.ExitStack() as users:
+        queue_urls = None
+        if service_users:
+            kinds = {r.get("BOB_RUNNER_TYPE") or runner_types.DEFAULT for r in runners}
+            queue_urls = users.enter_context(users_on(queue_url, tmp, kinds))
         base = {
             "BOB_QUEUE_URL": queue_url,
             "BOB_DB_URL": f"sqlite:///{tmp / 'bob.db'}",
@@ -118,7 +128,13 @@ def runner_cluster(
         }
         log_path = tmp / "cluster.log"
         with log_path.open("w") as sink:
-            cluster = Cluster(base, sink=sink, runner_env=list(runners), plugins=plugins)
+            cluster = Cluster(
+                base,
+                sink=sink,
+                runner_env=list(runners),
+                plugins=plugins,
+                queue_urls=queue_urls,
+            )
             try:
                 cluster.start()
             except RuntimeError:
@@ -126,6 +142,7 @@ def runner_cluster(
                 sink.flush()
                 pytest.fail(f"cluster did not start:\n{log_path.read_text()[-4000:]}")
             bob = Bob(cluster, log_path, runners[0]["BOB_RUNNER_ID"], queue_url)
+            bob.queue_urls = queue_urls or {}
             try:
                 if ApiSettings.from_env(cluster.api.env).auth == AUTH_TOKENS:
                     bob.use_bootstrap_token()
@@ -139,6 +156,21 @@ def runner_cluster(
             finally:
                 bob.http.close()
                 cluster.stop()
+
+
+@contextlib.contextmanager
+def users_on(queue_url: str, tmp: Path, runner_types_: set[str]) -> Iterator[dict[str, str]]:
+    """The services' broker users on the vhost of `queue_url` (named after the vhost, since
+    users are the broker's, not the vhost's), deleted afterwards; their URLs."""
+    vhost = queue_url.rsplit("/", 1)[1]
+    prefix = f"{vhost}-"
+    urls = broker_users.provision(
+        vhost, runner_types_, tmp / "broker-users.json", user_prefix=prefix
+    )
+    try:
+        yield urls
+    finally:
+        broker_users.delete_users(urls, user_prefix=prefix)
 
 
 def _seen(bob: Bob) -> set[str]:

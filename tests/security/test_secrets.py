@@ -25,7 +25,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from bob_common import topology
+from bob_common import claim_proof, topology
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2
 from devcluster.cluster import STOP_GRACE_S
 from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
@@ -317,26 +317,33 @@ def test_only_the_runner_holding_the_claim_gets_the_run_secrets(bob, unique):
     assert holder == DOCKER
     channel, entities = _entities_stub(bob)
 
-    def ask(run: str, attempt: int, runner: str) -> grpc.RpcError:
-        request = entities_pb2.GetRunSecretsRequest(run_id=run, attempt=attempt, runner_id=runner)
+    def ask(run: str, attempt: int, runner: str, proof: str = "") -> grpc.RpcError:
+        request = entities_pb2.GetRunSecretsRequest(
+            run_id=run, attempt=attempt, runner_id=runner, claim_proof=proof
+        )
         with pytest.raises(grpc.RpcError) as caught:
             entities.GetRunSecrets(request, timeout=5)
         return caught.value
 
     with channel:
-        # While it runs: another runner, another attempt, an unknown run are refused alike
-        for run, attempt, runner in (
-            (run_id, 1, "intruder"),
-            (run_id, 1, ""),
-            (run_id, 2, holder),
-            ("r-unknown", 1, holder),
+        # While it runs: another runner, another attempt, an unknown run, and the holder's
+        # id (public in /cluster/info) without the proof of its claim's secret, or with a
+        # proof under another key, are refused alike
+        forged = claim_proof.secrets_proof(b"guessed" * 4, run_id, 1)
+        for run, attempt, runner, proof in (
+            (run_id, 1, "intruder", forged),
+            (run_id, 1, "", ""),
+            (run_id, 2, holder, ""),
+            ("r-unknown", 1, holder, forged),
+            (run_id, 1, holder, ""),
+            (run_id, 1, holder, forged),
         ):
-            refused = ask(run, attempt, runner)
+            refused = ask(run, attempt, runner, proof)
             assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, (run, attempt, runner)
             assert TOKEN not in (refused.details() or "")
         # Once the run has ended, its holder is refused too
         assert bob.wait_terminal(run_id) == "passed"
-        assert ask(run_id, 1, holder).code() == grpc.StatusCode.PERMISSION_DENIED
+        assert ask(run_id, 1, holder, forged).code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 # --- rotation of the key ------------------------------------------------------------
