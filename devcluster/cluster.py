@@ -49,7 +49,8 @@ def secrets_key(env: Mapping[str, str]) -> dict[str, str]:
     url = EntitiesSettings.from_env(env).db_url
     path = db_url.parse(url).get("database", "") if url.startswith("sqlite") else ""
     folder = os.path.dirname(os.path.abspath(path)) if path and path != ":memory:" else "data"
-    os.makedirs(folder, exist_ok=True)
+    # Made as entities makes its database's directory (owner only), should it come first.
+    os.makedirs(folder, mode=0o700, exist_ok=True)
     key_file = os.path.join(folder, KEY_FILE)
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
