@@ -76,6 +76,9 @@ class EntitiesSettings:
     # Events the cluster's journal (GET /events) keeps at most; older ones are pruned, as
     # are those older than 7 days.
     events_keep: int
+    # Runner types a pipeline without a list of its own may run on; never "shell", which
+    # an admin grants pipeline by pipeline (PUT /pipelines/groups/{g}/names/{n}/runner-types).
+    runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
@@ -89,6 +92,7 @@ class EntitiesSettings:
             max_attempts=_get(env, "BOB_MAX_ATTEMPTS", 3),
             sweep_s=_get(env, "BOB_SWEEP_S", 5.0),
             events_keep=_get(env, "BOB_EVENTS_KEEP", 100_000),
+            runner_types_allowed=_allowed_by_default(env),
         )
         if settings.max_attempts < 1:
             raise ConfigError("BOB_MAX_ATTEMPTS must be at least 1")
@@ -97,6 +101,23 @@ class EntitiesSettings:
         if settings.lease_s <= 0 or settings.sweep_s <= 0:
             raise ConfigError("BOB_LEASE_S and BOB_SWEEP_S must be positive")
         return settings
+
+
+def _allowed_by_default(env: Mapping[str, str]) -> tuple[str, ...]:
+    name = "BOB_RUNNER_TYPES_ALLOWED"
+    raw = _get(env, name, runner_types.DEFAULT)
+    try:
+        allowed = runner_types.normalized(t.strip() for t in raw.split(",") if t.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if refused := runner_types.NEVER_BY_DEFAULT.intersection(allowed):
+        # Refused rather than warned about: a shell runner executes builds on its host, so
+        # it is granted pipeline by pipeline, by an admin, never to every pipeline at once.
+        raise ConfigError(
+            f"{name} must not contain {', '.join(sorted(refused))}: an admin allows it per "
+            "pipeline (PUT /pipelines/groups/{group}/names/{name}/runner-types)"
+        )
+    return allowed
 
 
 @dataclass(frozen=True)
@@ -133,6 +154,24 @@ class ApiSettings:
         return settings
 
 
+# Far above the uids of people and system users (and below 2^21, which tar headers hold).
+SHELL_UIDS = (900_000, 900_999)
+
+
+def _uid_range(env: Mapping[str, str]) -> tuple[int, int]:
+    name = "BOB_SHELL_RUNNER_UIDS"
+    raw = _get(env, name, f"{SHELL_UIDS[0]}-{SHELL_UIDS[1]}")
+    first, sep, last = raw.partition("-")
+    try:
+        uids = (int(first), int(last) if sep else int(first))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a uid range such as 900000-900999") from None
+    if not 0 < uids[0] <= uids[1] < 2**31:
+        # Never uid 0: a shell runner does not run steps as root.
+        raise ConfigError(f"{name}={raw!r}: the uids must be ordered, above 0 and below 2^31")
+    return uids
+
+
 @dataclass(frozen=True)
 class RunnerSettings:
     common: CommonSettings
@@ -161,6 +200,8 @@ class RunnerSettings:
     plugin_timeout_s: float
     # How often the runner looks for build containers whose run is nobody's any more.
     orphan_sweep_s: float
+    # Shell runners: the uids a run's steps run as, one per run at a time (first, last).
+    shell_uids: tuple[int, int] = SHELL_UIDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -182,6 +223,7 @@ class RunnerSettings:
             archive_max_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_BYTES", 1 << 30),
             plugin_timeout_s=_get(env, "BOB_RUNNER_PLUGIN_TIMEOUT_S", 30.0),
             orphan_sweep_s=_get(env, "BOB_RUNNER_ORPHAN_SWEEP_S", 30.0),
+            shell_uids=_uid_range(env),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")

@@ -62,6 +62,7 @@ class EntitiesService:
             events_applied=lambda: self.consumer.events_applied,
             job_due=self.sweeper.wake,
             control_owed=self.controls.send_soon,
+            runner_types_allowed=self.settings.runner_types_allowed,
         )
         try:
             self._server, self.port, self._health = await start_server(

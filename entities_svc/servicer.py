@@ -11,6 +11,7 @@ import grpc
 import peewee
 from google.protobuf import empty_pb2, json_format
 
+from bob_common import runner_types
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc import (
     journal,
@@ -20,6 +21,7 @@ from entities_svc import (
     run_commands,
     run_queries,
     run_start,
+    runner_grants,
     runners,
 )
 from entities_svc.clock import now_ms
@@ -171,6 +173,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         events_applied: Callable[[], int] = lambda: 0,
         job_due: Callable[[], None] = lambda: None,
         control_owed: Callable[[], None] = lambda: None,
+        runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,),
     ) -> None:
         self._db = db
         self._jobs = jobs
@@ -181,6 +184,8 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         # Sends the controls owed now (a stop or pause was recorded); never waited for.
         self._control_owed = control_owed
         self._feed = EventFeed(db)
+        # The runner types of pipelines without a list of their own (BOB_RUNNER_TYPES_ALLOWED).
+        self._allowed_by_default = runner_types_allowed
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
         return await self._mapped(context, self._db.call(fn, *args))
@@ -245,6 +250,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             request.name,
             request.runner_type,
             request.logger,
+            self._allowed_by_default,
         )
         return await self._mapped(context, starting)
 
@@ -330,6 +336,38 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return entities_pb2.ListEventsResponse(
             events=[_event(event) for event in found], newest_id=newest
         )
+
+    # --- runner types (issue 14) ---
+
+    async def GetPipelineRunnerTypes(self, request, context):
+        allowed = await self._call(
+            context, runner_grants.get, request.group, request.name, self._allowed_by_default
+        )
+        return _runner_types(allowed)
+
+    async def SetPipelineRunnerTypes(self, request, context):
+        if request.use_default and request.runner_types:
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "use_default drops the pipeline's list: runner_types must be empty",
+            )
+        types = None if request.use_default else list(request.runner_types)
+        allowed = await self._call(
+            context,
+            runner_grants.put,
+            request.group,
+            request.name,
+            types,
+            self._allowed_by_default,
+        )
+        return _runner_types(allowed)
+
+
+def _runner_types(allowed: runner_grants.Allowed) -> entities_pb2.PipelineRunnerTypes:
+    return entities_pb2.PipelineRunnerTypes(
+        runner_types=allowed.runner_types, is_default=allowed.is_default
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, text: str) -> NoReturn:

@@ -365,3 +365,23 @@ class ListEventsResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[ClusterEvent]
     newest_id: int
     def __init__(self, events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., newest_id: _Optional[int] = ...) -> None: ...
+
+class PipelineRunnerTypes(_message.Message):
+    __slots__ = ("runner_types", "is_default")
+    RUNNER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    runner_types: _containers.RepeatedScalarFieldContainer[str]
+    is_default: bool
+    def __init__(self, runner_types: _Optional[_Iterable[str]] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class SetPipelineRunnerTypesRequest(_message.Message):
+    __slots__ = ("group", "name", "runner_types", "use_default")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    USE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    runner_types: _containers.RepeatedScalarFieldContainer[str]
+    use_default: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., runner_types: _Optional[_Iterable[str]] = ..., use_default: _Optional[bool] = ...) -> None: ...

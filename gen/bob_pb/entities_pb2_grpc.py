@@ -166,6 +166,16 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.GetPipelineRunnerTypes = channel.unary_unary(
+                '/bob.v1.Entities/GetPipelineRunnerTypes',
+                request_serializer=bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+                _registered_method=True)
+        self.SetPipelineRunnerTypes = channel.unary_unary(
+                '/bob.v1.Entities/SetPipelineRunnerTypes',
+                request_serializer=bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+                _registered_method=True)
 
 
 class EntitiesServicer:
@@ -369,6 +379,25 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPipelineRunnerTypes(self, request, context):
+        """--- runner types (issue 14: runner types are an allow-list); callers: api ---
+        The runner types a pipeline may run on: its own list when an admin set one, else the
+        cluster's default (BOB_RUNNER_TYPES_ALLOWED). NOT_FOUND for an unknown pipeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPipelineRunnerTypes(self, request, context):
+        """Sets a pipeline's own list (or, with use_default, drops it); CreateRun refuses any
+        other type with FAILED_PRECONDITION. The list goes with the pipeline: deleting the
+        pipeline deletes it, replacing its definition keeps it. INVALID_ARGUMENT for a
+        malformed type name, NOT_FOUND for an unknown pipeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitiesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -501,6 +530,16 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=bob__pb_dot_entities__pb2.ListEventsRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'GetPipelineRunnerTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipelineRunnerTypes,
+                    request_deserializer=bob__pb_dot_entities__pb2.PipelineRef.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.SerializeToString,
+            ),
+            'SetPipelineRunnerTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPipelineRunnerTypes,
+                    request_deserializer=bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1205,6 +1244,60 @@ class Entities:
             '/bob.v1.Entities/ListEvents',
             bob__pb_dot_entities__pb2.ListEventsRequest.SerializeToString,
             bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPipelineRunnerTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/GetPipelineRunnerTypes',
+            bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
+            bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPipelineRunnerTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/SetPipelineRunnerTypes',
+            bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,14 +66,14 @@ def test_processes_a_step_leaves_behind_end_with_the_run(rabbit_url, tmp_path):
             # holds on to the step's output
             job = make_job(
                 IMAGE,
-                [f"(sleep 300; touch {marker}) & echo $! > {tmp_path}/pid"],
+                [f"(sleep 300; touch {marker}) & echo pid $!"],
                 runner_type="shell",
             )
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
             assert final.status == messages_pb2.PASSED
             # Then that process is gone once the run has ended
-            pid = int((tmp_path / "pid").read_text())
+            [pid] = [int(t.split()[1]) for t in w.tap.texts(job.run_id) if t.startswith("pid ")]
 
             async def gone() -> bool:
                 try:
