@@ -46,7 +46,7 @@ from runner_svc.errors import (
 )
 from runner_svc.executors import tarsafe
 from runner_svc.executors.shell import identity
-from runner_svc.executors.shell.identity import RunUid, files_as
+from runner_svc.executors.shell.identity import RunUid, files_as, iterate_as
 from runner_svc.reporting.logsink import LogSink
 from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import NO_LIMITS, Limits
@@ -76,8 +76,8 @@ class ShellExecutor:
                 "the shell runner must start as root: it runs each run's steps as a uid of "
                 "its own (BOB_SHELL_RUNNER_UIDS), never as root nor as the runner's user"
             )
-        self.setpriv, kill = identity.tools()
-        self.uids = identity.UidPool(*settings.shell_uids, kill, lock_dir)
+        self.setpriv = identity.setpriv()
+        self.uids = identity.UidPool(*settings.shell_uids, lock_dir)
         self._settings = settings
         self._root = root or tempfile.gettempdir()
         # Directories of this runner start so, which finds them again after a crash.
@@ -255,7 +255,7 @@ class ShellWorkspace:
             self._lock.notify_all()
         # Then whatever left the steps' groups (setsid, double forks): all of the run's uid.
         try:
-            await asyncio.to_thread(identity.kill_all, self._executor.uids.kill, self.uid)
+            await asyncio.to_thread(identity.kill_all, self.uid)
         except (OSError, subprocess.SubprocessError, RunnerError) as exc:
             self._log.error("could not kill the processes of uid %d: %s", self.uid, exc)
 
@@ -277,8 +277,11 @@ class ShellWorkspace:
 
     def _put(self, archive: Callable[[], Iterator[bytes]]) -> None:
         try:
-            with files_as(self.uid):  # what it writes is the run's; nowhere the run can't
-                tarsafe.extract(archive(), self.path)
+            # What it writes is the run's, and nowhere the run could not write; the
+            # archive is downloaded as the runner.
+            chunks = iterate_as(os.geteuid(), archive())
+            with files_as(self.uid):
+                tarsafe.extract(chunks, self.path)
         except OSError as exc:
             raise TransferFailed(f"could not write into the working directory: {exc}") from exc
 
@@ -286,11 +289,8 @@ class ShellWorkspace:
         await self._executor.run(self._get, path, consume)
 
     def _get(self, path: str, consume: Callable[[Iterator[bytes]], None]) -> None:
-        with files_as(self.uid):  # reads nothing the run could not
-            self._pack(path, consume)
-
-    def _pack(self, path: str, consume: Callable[[Iterator[bytes]], None]) -> None:
-        chunks = tarsafe.pack(self.path, path)
+        # Reads nothing the run could not; uploaded as the runner.
+        chunks = iterate_as(self.uid, tarsafe.pack(self.path, path))
         try:
             first = next(chunks)
         except FileNotFoundError as exc:

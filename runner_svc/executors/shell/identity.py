@@ -25,13 +25,15 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from runner_svc.errors import ExecutorMisconfigured, PrepareFailed, RunnerError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Lock files, one per uid in use, so that shell runners on one host never share a uid. A
 # runner that dies releases its locks with its file descriptors.
@@ -48,22 +50,24 @@ class RunUid:
     lock_fd: int
 
 
-def tools() -> tuple[str, str]:
-    """setpriv and kill, found on PATH; ExecutorMisconfigured without them."""
-    found = shutil.which("setpriv"), shutil.which("kill")
-    if not all(found):
-        raise ExecutorMisconfigured(
-            "the shell runner needs setpriv and kill (util-linux, procps) on its PATH"
-        )
-    return found  # type: ignore[return-value]
+# kill(-1, SIGKILL) by the shell's builtin kill (dash, bash and busybox agree on this
+# form; procps' kill(1) does not take it). The shell itself is spared by the kernel.
+KILL_ALL = ["/bin/sh", "-c", "kill -9 -1"]
+
+
+def setpriv() -> str:
+    """setpriv (util-linux), found on PATH; ExecutorMisconfigured without it."""
+    found = shutil.which("setpriv")
+    if not found:
+        raise ExecutorMisconfigured("the shell runner needs setpriv (util-linux) on its PATH")
+    return found
 
 
 class UidPool:
     """The uids of BOB_SHELL_RUNNER_UIDS; acquire() and release() block (worker threads)."""
 
-    def __init__(self, first: int, last: int, kill: str, lock_dir: str = LOCK_DIR) -> None:
+    def __init__(self, first: int, last: int, lock_dir: str = LOCK_DIR) -> None:
         self._uids = range(first, last + 1)
-        self.kill = kill
         self._lock_dir = lock_dir
 
     def prepare(self) -> None:
@@ -86,7 +90,11 @@ class UidPool:
                 os.close(fd)
                 continue
             try:
-                kill_all(self.kill, uid)  # what a runner that died may have left
+                kill_all(uid)  # what a runner that died may have left
+            except (OSError, subprocess.SubprocessError, RunnerError) as exc:
+                log.error("uid %d skipped: its processes could not be ended: %s", uid, exc)
+                os.close(fd)
+                continue
             except BaseException:
                 os.close(fd)
                 raise
@@ -98,18 +106,18 @@ class UidPool:
 
     def release(self, held: RunUid) -> None:
         try:
-            kill_all(self.kill, held.uid)
+            kill_all(held.uid)
         finally:
             os.close(held.lock_fd)
 
 
-def kill_all(kill: str, uid: int) -> None:
+def kill_all(uid: int) -> None:
     """SIGKILL to every process of `uid`, sent as `uid` (see the module's docstring), then
     waits until none is left alive; RunnerError when some outlive KILL_WAIT_S."""
     if uid == 0:
         raise AssertionError("never kill(-1) as root")
     subprocess.run(
-        [kill, "-s", "KILL", "--", "-1"],
+        KILL_ALL,
         user=uid,
         group=uid,
         extra_groups=[],
@@ -150,19 +158,34 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 @contextmanager
 def files_as(uid: int) -> Iterator[None]:
-    """This thread opens and creates files as `uid` (and its group) would: what it makes
-    is the run's, what the run could not read it cannot either. setfsuid is per thread;
-    the runner has dropped its supplementary groups (ShellExecutor.start)."""
-    before_uid, before_gid = os.geteuid(), os.getegid()
+    """This thread opens and creates files as `uid` (and the group of that number) would:
+    what it makes is the run's, what the run could not read it cannot either. setfsuid is
+    per thread, and the runner has dropped its supplementary groups (ShellExecutor.start).
+    Nests: the identity before is restored on the way out. Keep network and imports out
+    of it (iterate_as): Python's own files are root's here."""
+    # setfsuid answers the previous value, and changes nothing for an invalid uid (-1).
+    before_uid, before_gid = _libc.setfsuid(-1), _libc.setfsgid(-1)
     _libc.setfsgid(uid)
     _libc.setfsuid(uid)
-    # setfsuid answers the previous value, and changes nothing for an invalid uid (-1).
-    if _libc.setfsuid(-1) != uid or _libc.setfsgid(-1) != uid:
-        _libc.setfsuid(before_uid)
-        _libc.setfsgid(before_gid)
-        raise RunnerError(f"could not take the file identity of uid {uid}")
     try:
+        if _libc.setfsuid(-1) != uid or _libc.setfsgid(-1) != uid:
+            raise RunnerError(f"could not take the file identity of uid {uid}")
         yield
     finally:
         _libc.setfsuid(before_uid)
         _libc.setfsgid(before_gid)
+
+
+_END = object()
+
+
+def iterate_as(uid: int, items: Iterable[T]) -> Iterator[T]:
+    """`items`, each produced with the file identity of `uid` (files_as) and handed on
+    with the caller's: file reads as the run, network with the runner's own."""
+    source = iter(items)
+    while True:
+        with files_as(uid):
+            item = next(source, _END)
+        if item is _END:
+            return
+        yield item  # type: ignore[misc]
