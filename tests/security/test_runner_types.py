@@ -4,6 +4,7 @@ shell runner (issue 14)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bob_common import topology
-from bob_common.config import SHELL_UIDS
+from bob_common.config import SHELL_UIDS, RunnerSettings
+from runner_svc.executors.shell.executor import ShellExecutor
 from runner_svc.executors.shell.identity import processes_of
 from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
 from tests.waiting import wait_until
@@ -269,6 +271,28 @@ def test_leftovers_are_killed_when_a_run_times_out_or_is_stopped(bob, unique, en
 
     # Then nothing it started is left
     wait_until(lambda: _gone(pids, uid), timeout=10, what=f"the processes of uid {uid} to end")
+
+
+def test_a_shell_runner_starting_kills_what_the_runs_of_a_dead_runner_left(tmp_path):
+    # Given a daemon of a run whose runner died (its uid's lock went with it)
+    uid = 900_990
+    left = subprocess.Popen(["setsid", "sleep", "1000"], user=uid, group=uid, extra_groups=[])
+    wait_until(lambda: processes_of(uid), timeout=10, what="the leftover to run")
+    env = {"BOB_RUNNER_TYPE": "shell", "BOB_SHELL_RUNNER_UIDS": f"{uid}-{uid + 1}"}
+    executor = ShellExecutor(
+        RunnerSettings.from_env(env), root=str(tmp_path), lock_dir=str(tmp_path / "locks")
+    )
+
+    # When a shell runner starts on the host
+    async def start_and_close() -> None:
+        await executor.start()
+        await executor.close()
+
+    asyncio.run(start_and_close())
+
+    # Then the leftover is gone
+    assert left.wait(timeout=10) == -9
+    assert processes_of(uid) == []
 
 
 # --- what may not start --------------------------------------------------------------

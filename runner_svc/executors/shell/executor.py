@@ -95,6 +95,9 @@ class ShellExecutor:
         # (files_as) may open; root needs none.
         os.setgroups([])
         self.uids.prepare()
+        # Before the directories: nothing of a dead runner's runs may still write in them.
+        if swept := await asyncio.to_thread(self.uids.sweep):
+            log.warning("killed the processes of uid(s) %s, left by a runner gone", swept)
         removed = await asyncio.to_thread(self._remove_own_directories)
         if removed:
             log.warning(

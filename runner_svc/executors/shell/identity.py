@@ -82,13 +82,10 @@ class UidPool:
     def acquire(self) -> RunUid:
         """A uid no other run on this host holds, with nothing of it left running."""
         for uid in self._uids:
-            path = os.path.join(self._lock_dir, f"{uid}.lock")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fd = self._lock(uid)
             except BlockingIOError:
-                os.close(fd)
-                continue
+                continue  # another run's
             try:
                 kill_all(uid)  # what a runner that died may have left
             except (OSError, subprocess.SubprocessError, RunnerError) as exc:
@@ -103,6 +100,34 @@ class UidPool:
             f"every uid of BOB_SHELL_RUNNER_UIDS ({self._uids.start}-{self._uids.stop - 1}) "
             "is in use by a run on this host"
         )
+
+    def sweep(self) -> list[int]:
+        """Kills the processes of every uid of the pool that no run holds (left by a runner
+        that died) and answers those uids."""
+        swept = []
+        for uid in sorted(_uids_running(self._uids)):
+            try:
+                held = self._lock(uid)
+            except BlockingIOError:
+                continue  # a run holds it
+            try:
+                kill_all(uid)
+                swept.append(uid)
+            except (OSError, subprocess.SubprocessError, RunnerError) as exc:
+                log.error("could not end the processes of uid %d: %s", uid, exc)
+            finally:
+                os.close(held)
+        return swept
+
+    def _lock(self, uid: int) -> int:
+        path = os.path.join(self._lock_dir, f"{uid}.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def release(self, held: RunUid) -> None:
         try:
@@ -138,7 +163,15 @@ def kill_all(uid: int) -> None:
 def processes_of(uid: int) -> list[int]:
     """Pids of the live processes (zombies are dead) whose real, effective or saved uid is
     `uid`."""
-    found = []
+    return [pid for pid, uids in _live_processes() if uid in uids]
+
+
+def _uids_running(among: range) -> set[int]:
+    return {uid for _, uids in _live_processes() for uid in uids if uid in among}
+
+
+def _live_processes() -> Iterator[tuple[int, set[int]]]:
+    """(pid, {real, effective, saved uid}) of each process that is not a zombie."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -147,10 +180,8 @@ def processes_of(uid: int) -> list[int]:
                 fields = dict(line.split(":", 1) for line in status if ":" in line)
         except OSError:
             continue  # ended meanwhile
-        uids = {int(u) for u in fields.get("Uid", "").split()[:3]}
-        if uid in uids and not fields.get("State", "").strip().startswith("Z"):
-            found.append(int(entry.name))
-    return found
+        if not fields.get("State", "").strip().startswith("Z"):
+            yield int(entry.name), {int(u) for u in fields.get("Uid", "").split()[:3]}
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
