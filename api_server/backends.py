@@ -56,11 +56,16 @@ class Backends:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def open_channel(settings: ApiSettings) -> grpc.aio.Channel:
+    """The API's channel to entities (the server's, and `python -m api_server tokens`')."""
+    return grpc.aio.insecure_channel(settings.common.entities_addr)
+
+
 @contextlib.asynccontextmanager
 async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
     # Every call gets the configured deadline and names the run it is about: the stubs
     # see to it (rpc.with_defaults), as rpc.ClientInterceptor would at a higher cost.
-    channel = grpc.aio.insecure_channel(settings.common.entities_addr)
+    channel = open_channel(settings)
     timeout_s = settings.common.grpc_timeout_s
     publisher = Publisher(settings.common)
     await publisher.start()

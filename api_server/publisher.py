@@ -33,8 +33,17 @@ class Publisher:
         """The oldest message on bob.errors, removed from it; None when there is none."""
 
         async def pop() -> str | None:
-            queue = await self._link.channel().declare_queue(topology.ERRORS_QUEUE, durable=True)
-            message = await queue.get(no_ack=True, fail=False)
+            # Passive, on a channel of its own: the API's broker user may read bob.errors
+            # but declare nothing (entities does), and a missing queue closes the channel.
+            channel = await self._link.connection.channel(publisher_confirms=False)
+            try:
+                queue = await channel.declare_queue(topology.ERRORS_QUEUE, passive=True)
+                message = await queue.get(no_ack=True, fail=False)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                return None
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
             return message.body.decode("utf-8", "replace") if message else None
 
         return await self._link.bounded(pop)

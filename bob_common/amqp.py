@@ -74,17 +74,18 @@ def decode(message: AbstractIncomingMessage, cls: type[M]) -> M:
 
 
 async def report_error(channel: AbstractChannel, service: str, text: str) -> None:
-    """Puts a system error on bob.errors, where GET /error pops it. Never raises: failing
-    to report an error must not turn into a second one."""
+    """Puts a system error on bob.errors (through bob.error-reports), where GET /error
+    pops it. Never raises: failing to report an error must not turn into a second one."""
     try:
-        await channel.default_exchange.publish(
+        exchange = await channel.get_exchange(topology.ERRORS_EXCHANGE, ensure=False)
+        await exchange.publish(
             aio_pika.Message(
                 body=f"{service}: {text}".encode(),
                 content_type="text/plain",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 headers={"service": service},
             ),
-            routing_key=topology.ERRORS_QUEUE,
+            routing_key="",
         )
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("could not report error to %s: %s", topology.ERRORS_QUEUE, text)

@@ -6,12 +6,14 @@ service's cli passes down. README.md documents each variable in one table.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from bob_common import runner_types
 
@@ -120,6 +122,21 @@ def _allowed_by_default(env: Mapping[str, str]) -> tuple[str, ...]:
     return allowed
 
 
+AUTH_TOKENS = "tokens"
+AUTH_NONE = "none"
+AUTH_MODES = (AUTH_TOKENS, AUTH_NONE)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps a server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     common: CommonSettings
@@ -135,22 +152,71 @@ class ApiSettings:
     follow_poll_s: float
     # Largest request body; a larger one is refused with 413 before it is read.
     max_body_bytes: int
+    # Host names (any port) requests may name in their Host header besides the loopback
+    # names and IP addresses (api_server/guard.py); "*" lets any name in.
+    allowed_hosts: tuple[str, ...]
+    # Browser origins (scheme://host[:port]) besides the API's own that may write.
+    allowed_origins: tuple[str, ...]
+    # "tokens": every operation needs a token of its role (README: API tokens and roles);
+    # "none": a request without one may do anything (a presented token is still checked).
+    auth: str = AUTH_TOKENS
+    # Lets `none` serve on an address other than loopback, with a loud warning.
+    allow_unauthenticated: bool = False
+    # Paths (as in openapi.yaml) whose read operations answer without a token.
+    open_paths: tuple[str, ...] = ("/can-we-build-it",)
+    # How long a verified token is taken on trust without asking entities again: a
+    # revocation reaches other API processes within this time. 0 asks every time.
+    token_cache_s: float = 10.0
+    # Verified tokens remembered at most.
+    token_cache_size: int = 1024
+
+    @property
+    def on_loopback(self) -> bool:
+        return is_loopback(self.host)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        host = _get(env, "BOB_API_HOST", "127.0.0.1")
+        default_auth = AUTH_NONE if is_loopback(host) else AUTH_TOKENS
+        open_paths = _get(env, "BOB_API_OPEN_PATHS", "/can-we-build-it")
         settings = cls(
             common=CommonSettings.from_env(env),
-            host=_get(env, "BOB_API_HOST", "127.0.0.1"),
+            host=host,
             port=_get(env, "BOB_API_PORT", 7777),
             validate_responses=_get(env, "BOB_API_VALIDATE_RESPONSES", False),
             follow_idle_s=_get(env, "BOB_API_FOLLOW_IDLE_S", 300.0),
             follow_poll_s=_get(env, "BOB_API_FOLLOW_POLL_S", 0.25),
             max_body_bytes=_get(env, "BOB_API_MAX_BODY_BYTES", 1 << 20),
+            allowed_hosts=_host_names(env, "BOB_API_ALLOWED_HOSTS"),
+            allowed_origins=_origins(env, "BOB_API_ALLOWED_ORIGINS"),
+            auth=_get(env, "BOB_API_AUTH", default_auth).lower(),
+            allow_unauthenticated=_get(env, "BOB_API_ALLOW_UNAUTHENTICATED", False),
+            open_paths=tuple(p.strip() for p in open_paths.split(",") if p.strip()),
+            token_cache_s=_get(env, "BOB_API_TOKEN_CACHE_S", 10.0),
+            token_cache_size=_get(env, "BOB_API_TOKEN_CACHE_SIZE", 1024),
         )
         if settings.follow_idle_s < 0 or settings.follow_poll_s <= 0:
             raise ConfigError("BOB_API_FOLLOW_IDLE_S must be >= 0 and BOB_API_FOLLOW_POLL_S > 0")
         if settings.max_body_bytes < 1024:
             raise ConfigError("BOB_API_MAX_BODY_BYTES must be at least 1024")
+        if settings.auth not in AUTH_MODES:
+            raise ConfigError(f"BOB_API_AUTH must be one of {', '.join(AUTH_MODES)}")
+        if (
+            settings.auth == AUTH_NONE
+            and not is_loopback(host)
+            and not (settings.allow_unauthenticated)
+        ):
+            raise ConfigError(
+                f"refusing to serve without tokens on {host}, which is not a loopback "
+                "address: anyone who reaches it could do anything. Set BOB_API_AUTH=tokens, "
+                "or BOB_API_ALLOW_UNAUTHENTICATED=true to accept that risk"
+            )
+        if settings.token_cache_s < 0 or settings.token_cache_size < 1:
+            raise ConfigError(
+                "BOB_API_TOKEN_CACHE_S must be >= 0 and BOB_API_TOKEN_CACHE_SIZE at least 1"
+            )
+        if any(not p.startswith("/") for p in settings.open_paths):
+            raise ConfigError("BOB_API_OPEN_PATHS: each path starts with '/'")
         return settings
 
 
@@ -228,3 +294,49 @@ class RunnerSettings:
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
         return settings
+
+
+def _items(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list, its items trimmed and lower-cased, empty ones dropped."""
+    return tuple(i.strip().lower() for i in env.get(name, "").split(",") if i.strip())
+
+
+def _host_names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Host names without port (any port is allowed), IPv6 addresses with or without
+    brackets, or "*"."""
+    names = []
+    for item in _items(env, name):
+        host = item[1:-1] if item.startswith("[") and item.endswith("]") else item
+        if "/" in host or "@" in host or (":" in host and not _is_ipv6(host)):
+            raise ConfigError(f"{name}: {item!r} is not a host name (give names without port)")
+        names.append(host.rstrip("."))
+    return tuple(names)
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Origins as browsers send them: scheme://host[:port], nothing after."""
+    origins = []
+    for item in _items(env, name):
+        parts = urlsplit(item)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ConfigError(f"{name}: {item!r} is not an origin like https://bob.example:8443")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} has an invalid port") from None
+        origins.append(item.rstrip("/"))
+    return tuple(origins)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False

@@ -21,6 +21,10 @@ _NOISY = (
     "httpcore",
 )
 
+# Libraries that log the values a client posted (Connexion names a pipeline var's value
+# when it fails validation, at INFO): their warnings only. The client is told anyway.
+_ECHOING = ("connexion.validators",)
+
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -32,5 +36,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in _NOISY:
+    for name in (*_NOISY, *_ECHOING):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -8,11 +8,20 @@
 
 Each name is one quoted path segment: a `/`, `?`, `#` or space in it cannot change which
 path is asked, and a name that is only dots (`..`) is escaped so that no client resolves
-it against the path before it."""
+it against the path before it.
+
+A plugin's URL may carry credentials in its user-info (`http://user:password@host/`):
+they are kept where the URL is stored and used, and shown only as `without_credentials`
+gives them (listings, logs, run reasons)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
+
+# The user-info of a URL's authority: everything up to its last "@" before the path.
+_USER_INFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#]*)@")
+HIDDEN = "***"
 
 
 def _base(plugin_url: str) -> str:
@@ -40,3 +49,15 @@ def log_url(logger_url: str, run_id: str) -> str:
 
 def ping_url(plugin_url: str) -> str:
     return f"{_base(plugin_url)}/ping"
+
+
+def without_credentials(url: str) -> str:
+    """`url` as it may be shown: a password in its user-info replaced by ***, and so is
+    a user name given alone (`https://TOKEN@host/` is how tokens are often passed);
+    a URL without user-info is returned as it is."""
+    match = _USER_INFO.match(url)
+    if match is None:
+        return url
+    user, has_password, _ = match["info"].partition(":")
+    shown = f"{user}:{HIDDEN}" if has_password else HIDDEN
+    return f"{match['scheme']}{shown}@{url[match.end() :]}"

@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from bob_common.private_files import private_dir
 from bob_common.startup import RET_CONFIG
 from bob_plugins.serve import (
     message,
@@ -115,8 +116,8 @@ def main() -> int:
     port = port_from(os.environ, "BOB_ARTIFACT_STORE_PORT", DEFAULT_PORT)
     if port is None:
         return RET_CONFIG
-    root = Path(os.environ.get("BOB_ARTIFACT_DIR") or DEFAULT_DIR).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    # Created for its owner only: builds' logs and artifacts may hold their secrets.
+    root = private_dir(Path(os.environ.get("BOB_ARTIFACT_DIR") or DEFAULT_DIR).resolve())
     log.info("artifacts are kept in %s", root)
     return serve("artifact-store", create_app(root), port)
 

@@ -36,6 +36,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from bob_common.private_files import private_dir
 from bob_common.startup import RET_CONFIG
 from bob_plugins.serve import message, port_from, safe_name, serve, start_logging
 
@@ -250,8 +251,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return RET_CONFIG
-    root = Path(os.environ.get("BOB_LOGGER_DIR") or DEFAULT_DIR).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    # Created for its owner only: builds' logs and artifacts may hold their secrets.
+    root = private_dir(Path(os.environ.get("BOB_LOGGER_DIR") or DEFAULT_DIR).resolve())
     # Left by PUTs that were cut short when the logger last stopped.
     for leftover in root.glob(f".*{PARTIAL_SUFFIX}"):
         leftover.unlink(missing_ok=True)

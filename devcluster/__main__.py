@@ -5,15 +5,24 @@ cleanly."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 
+from bob_common.broker_users import ProvisionError
+from devcluster import broker
 from devcluster.cluster import Cluster
 
 
 def main() -> int:
-    cluster = Cluster({}, plugins=True)
+    try:
+        # Each service its own broker user, never guest (devcluster/broker.py).
+        queue_urls = broker.queue_urls(os.environ)
+    except ProvisionError as exc:
+        print(f"could not create the broker users: {exc}", flush=True)
+        return 1
+    cluster = Cluster({}, plugins=True, queue_urls=queue_urls)
     stopping = threading.Event()
 
     def on_signal(_signum, _frame) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from bob_common import broker_users, runner_types
 from bob_common.config import ApiSettings
 from bob_plugins import artifact_local, logger_local, resource_git
 
@@ -104,7 +105,9 @@ class Cluster:
     git resource provider, local artifact store and local logger too
     (BOB_GIT_PROVIDER_PORT, BOB_ARTIFACT_STORE_PORT, BOB_ARTIFACT_DIR, BOB_LOGGER_PORT,
     BOB_LOGGER_DIR). `plugin_urls` maps the name each is registered by in the README to
-    its URL."""
+    its URL. `queue_urls` gives each service its own BOB_QUEUE_URL, by the service names
+    of bob_common/broker_users.py (entities, api, runner for docker runners,
+    runner-<type> for others): its own broker user (make run; broker_users.provision)."""
 
     def __init__(
         self,
@@ -114,6 +117,7 @@ class Cluster:
         sink: TextIO = sys.stdout,
         runner_env: list[Mapping[str, str]] | None = None,
         plugins: bool = False,
+        queue_urls: Mapping[str, str] | None = None,
     ) -> None:
         base = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         api = ApiSettings.from_env(base)
@@ -121,12 +125,23 @@ class Cluster:
         self.sink = sink
         self._lock = threading.Lock()
         extra = runner_env or [{} for _ in range(runners)]
-        self.entities = Service("entities", "entities_svc", dict(base))
-        self.api = Service("api", "api_server", dict(base))
-        self.runners = [
-            Service(f"runner-{i + 1}" if len(extra) > 1 else "runner", "runner_svc", {**base, **e})
-            for i, e in enumerate(extra)
-        ]
+        urls = queue_urls or {}
+
+        def own(service: str, variables: dict[str, str]) -> dict[str, str]:
+            if service in urls:
+                return {**variables, "BOB_QUEUE_URL": urls[service]}
+            return variables
+
+        self.entities = Service("entities", "entities_svc", own(broker_users.ENTITIES, base))
+        self.api = Service("api", "api_server", own(broker_users.API, base))
+        self.runners = []
+        for i, e in enumerate(extra):
+            variables = {**base, **e}
+            kind = variables.get("BOB_RUNNER_TYPE") or runner_types.DEFAULT
+            name = f"runner-{i + 1}" if len(extra) > 1 else "runner"
+            self.runners.append(
+                Service(name, "runner_svc", own(broker_users.runner_service(kind), variables))
+            )
         self.plugins: list[Service] = []
         self.plugin_urls: dict[str, str] = {}
         if plugins:

@@ -4,6 +4,7 @@ and the one thread that uses it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -16,6 +17,7 @@ from urllib.parse import urlparse
 from peewee import Database
 from playhouse import db_url
 
+from bob_common import private_files
 from entities_svc import journal, models, schema
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 5000,
     "foreign_keys": 1,
 }
+# The files SQLite keeps beside the database file.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def open_database(url: str) -> Database:
@@ -39,7 +43,7 @@ def open_database(url: str) -> Database:
     if scheme.startswith("sqlite"):
         path = db_url.parse(url)["database"]
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            _owner_only(path)
         params["pragmas"] = SQLITE_PRAGMAS
     database = db_url.connect(url, **params)
     models.database.initialize(database)
@@ -48,6 +52,17 @@ def open_database(url: str) -> Database:
     journal.newest_id()  # so that readers need not ask the database for what is not there
     log.info("database ready (%s)", scheme)
     return database
+
+
+def _owner_only(path: str) -> None:
+    """The database file, made before SQLite opens it, is the owner's only (it holds
+    pipeline vars and plugin URLs with their credentials). SQLite gives the -wal, -shm and
+    -journal files it creates the mode of the database file; those left by an earlier
+    version are narrowed here."""
+    private_files.private_file(os.path.abspath(path))
+    for suffix in SQLITE_SIDE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            private_files.narrow(path + suffix)
 
 
 def close_database(database: Database) -> None:

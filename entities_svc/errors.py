@@ -23,3 +23,12 @@ class Invalid(EntitiesError):
 class NotQueued(EntitiesError):
     """Raised when the broker refused a new run's job (its queue is full, or the broker is
     away) and the run was withdrawn; the caller may retry later."""
+
+
+class AlreadyExists(EntitiesError):
+    """Raised when a name is taken (a live API token's); the caller answers 409."""
+
+
+class Unauthenticated(EntitiesError):
+    """Raised for an API token that is unknown, expired or revoked; the API answers 401
+    with the message, which says which."""

@@ -1,8 +1,12 @@
-"""The consumer of run events: bob.entities.events -> progress.apply_events, in batches.
+"""The consumer of run events: bob.entities.events -> claim_check.apply_signed, in batches.
 
 Deliveries are applied in batches, one database transaction each, and acked only once
 that transaction has committed: a crash before the commit redelivers the batch, and the
-per-run sequence numbers make the redelivery harmless.
+per-run sequence numbers make the redelivery harmless. Events not signed by their run's
+claim are refused and acked (claim_check.py). An event that arrives before one it
+follows (progress.py: early) is held here, unacked, and tried again with the next
+deliveries until the gap is filled; held longer than HOLD_S, it is refused and
+dead-lettered, so a run whose events went missing cannot block the consumer.
 """
 
 from __future__ import annotations
@@ -10,17 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from bob_common import amqp, topology
+from bob_common import amqp, claim_proof, topology
 from bob_common.broker_link import BrokerLink
 from bob_common.run_states import RunStatus
 from bob_pb import messages_pb2
-from entities_svc import progress
+from entities_svc import claim_check, progress
 from entities_svc.db import DatabaseThread
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,25 @@ LINGER_S = 0.005
 BATCH_BYTES = 4 * 1024 * 1024
 MAX_PREFETCH = 200
 MAX_INT64 = 2**63 - 1
+# How long an early event waits for the events before it; then it is refused. Longer than
+# a publish retry (reporter.py) takes, shorter than a run's lease.
+HOLD_S = 20.0
+# While events are held, how often they are tried again without new deliveries (their run
+# may have moved on to a new attempt, which makes them stale).
+HOLD_RETRY_S = 1.0
+
+
+class _Held(NamedTuple):
+    message: AbstractIncomingMessage
+    signed: claim_check.Signed
+    # When it was first held (time.monotonic()).
+    since: float
+
+
+def to_signed(message: AbstractIncomingMessage) -> claim_check.Signed:
+    """The event of a delivery, with what proves who sent it; MessageDecodeError for
+    anything that is not a usable event."""
+    return claim_check.Signed(to_domain(message), message.body, claim_proof.mac_of(message.headers))
 
 
 def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent:
@@ -87,6 +111,15 @@ class EventConsumer:
         self.retry_pause_s = 1.0
         # Run events applied since start, for monitoring.
         self.events_applied = 0
+        # Run events refused since start: not from the claim holder, or held too long.
+        self.events_refused = 0
+        # Early events, unacked, waiting for the events before them (at most max_held).
+        self._held: list[_Held] = []
+        # Held deliveries stay unacked and take prefetch: half of it at most, so the rest
+        # always lets in the events that fill the gaps. One more is refused (dead-lettered),
+        # not given back: a quorum queue would redeliver it at once, again and again.
+        self.max_held = max(1, self.prefetch // 2)
+        self.hold_s = HOLD_S
 
     @property
     def stopped(self) -> bool:
@@ -105,12 +138,14 @@ class EventConsumer:
         channel = await connection.channel()
         try:
             await channel.set_qos(prefetch_count=self.prefetch)
-            queue = await topology.declare_entities_events(channel)
+            # Entities owns the topology: all of it is declared here, first thing.
+            queue = await topology.declare_shared(channel)
             tag = await queue.consume(self._on_message)
             self.connected.set()
             log.info("consuming %s, prefetch %d", queue.name, self.prefetch)
-            while batch := await self._next_batch():
-                await self._handle(channel, batch)
+            while (batch := await self._next_batch()) is not None:
+                if batch or self._held:
+                    await self._handle(channel, batch)
             # Deliveries still in the inbox are never acked: closing the channel returns
             # them to the queue for the next consumer.
             await amqp.cancel_consuming(queue, tag)
@@ -137,16 +172,25 @@ class EventConsumer:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait(message)
 
-    async def _next_batch(self) -> list[AbstractIncomingMessage]:
+    async def _next_batch(self) -> list[AbstractIncomingMessage] | None:
         """Up to batch_max deliveries or BATCH_BYTES of them: the first to come, and what
-        follows within LINGER_S. Empty once stop() was called."""
+        follows within LINGER_S. While events are held, empty after HOLD_RETRY_S without
+        a delivery. None once stop() was called."""
+        if self._stopping.is_set():
+            return None
         if self._inbox.empty():
-            first = await self._unless_stopped(self._inbox.get())
-            if first is None:
-                return []
-            batch = [first]
-        elif self._stopping.is_set():
-            return []
+            getter = asyncio.ensure_future(self._inbox.get())
+            stopper = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait(
+                {getter, stopper},
+                timeout=HOLD_RETRY_S if self._held else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            stopper.cancel()
+            if not getter.done():
+                getter.cancel()
+                return None if self._stopping.is_set() else []
+            batch = [getter.result()]
         else:
             batch = []
         lingered = False
@@ -163,53 +207,98 @@ class EventConsumer:
         return batch
 
     async def _handle(self, channel: AbstractChannel, batch: list[AbstractIncomingMessage]) -> None:
-        decoded: list[tuple[AbstractIncomingMessage, progress.RunEvent]] = []
+        # Held events go first: they are older than the new deliveries.
+        held, self._held = self._held, []
+        since = {id(h.message): h.since for h in held}
+        decoded = [(h.message, h.signed) for h in held]
         for message in batch:
             try:
-                decoded.append((message, to_domain(message)))
+                decoded.append((message, to_signed(message)))
             except amqp.MessageDecodeError as exc:
                 await _settle(amqp.dead_letter(channel, SERVICE, message, exc.reason))
         if not decoded:
             return
         try:
-            outcome = await self._db.call(progress.apply_events, [e for _, e in decoded])
+            outcome = await self._db.call(claim_check.apply_signed, [s for _, s in decoded])
         except Exception as exc:  # noqa: BLE001 - the consumer must outlive any one batch
             log.exception("applying a batch of %d deliveries failed", len(decoded))
             if len(decoded) == 1:
                 await self._give_back(channel, *decoded[0], exc)
             else:
-                await self._apply_one_by_one(channel, decoded)
+                await self._apply_one_by_one(channel, decoded, since)
             await self._pause(self.retry_pause_s)
             return
-        self.events_applied += outcome.applied
         log.debug("applied a batch of %d deliveries: %s", len(decoded), outcome)
-        await _ack_all([message for message, _ in decoded])
+        done = await self._count_and_hold(channel, decoded, outcome, since)
+        await _ack_all(done, multiple=not self._held)
 
     async def _apply_one_by_one(
         self,
         channel: AbstractChannel,
-        decoded: list[tuple[AbstractIncomingMessage, progress.RunEvent]],
+        decoded: list[tuple[AbstractIncomingMessage, claim_check.Signed]],
+        since: dict[int, float],
     ) -> None:
         """Isolates a poison event, so that it alone is requeued (and, after the broker's
         delivery limit, dead-lettered) instead of the whole batch with it."""
-        for message, event in decoded:
+        for message, signed in decoded:
             try:
-                outcome = await self._db.call(progress.apply_events, [event])
+                outcome = await self._db.call(claim_check.apply_signed, [signed])
             except Exception as exc:  # noqa: BLE001 - see above
-                await self._give_back(channel, message, event, exc)
+                await self._give_back(channel, message, signed, exc)
             else:
-                self.events_applied += outcome.applied
-                await _settle(message.ack())
+                for done in await self._count_and_hold(
+                    channel, [(message, signed)], outcome, since
+                ):
+                    await _settle(done.ack())
+
+    async def _count_and_hold(
+        self,
+        channel: AbstractChannel,
+        decoded: list[tuple[AbstractIncomingMessage, claim_check.Signed]],
+        outcome: progress.Outcome,
+        since: dict[int, float],
+    ) -> list[AbstractIncomingMessage]:
+        """Counts what a committed batch did and holds its early events; answers the
+        deliveries that are done with, to be acked."""
+        self.events_applied += outcome.applied
+        self.events_refused += outcome.refused
+        early = set(outcome.early)
+        done = []
+        now = time.monotonic()
+        for message, signed in decoded:
+            event = signed.event
+            if (event.run_id, event.seq) not in early:
+                done.append(message)
+                continue
+            first = since.get(id(message), now)
+            if now - first >= self.hold_s:
+                self.events_refused += 1
+                why = (
+                    f"run {event.run_id}: event seq {event.seq} refused, out of sequence: the "
+                    f"events before it did not arrive within {self.hold_s:g} s"
+                )
+                await _settle(amqp.dead_letter(channel, SERVICE, message, why))
+            elif len(self._held) >= self.max_held:
+                self.events_refused += 1
+                why = (
+                    f"run {event.run_id}: event seq {event.seq} refused, out of sequence: "
+                    f"{len(self._held)} events are held already"
+                )
+                await _settle(amqp.dead_letter(channel, SERVICE, message, why))
+            else:
+                self._held.append(_Held(message, signed, first))
+        return done
 
     async def _give_back(
         self,
         channel: AbstractChannel,
         message: AbstractIncomingMessage,
-        event: progress.RunEvent,
+        signed: claim_check.Signed,
         exc: Exception,
     ) -> None:
         """Requeues a delivery that failed to apply. The broker dead-letters it once it
         has failed DELIVERY_LIMIT times; bob.errors hears about it then, not before."""
+        event = signed.event
         deliveries = _deliveries(message)
         what = f"run {event.run_id}: event seq {event.seq}"
         log.error("%s not applied (redelivered %d times): %r", what, deliveries, exc)
@@ -222,13 +311,14 @@ class EventConsumer:
         await _settle(message.nack(requeue=True))
 
 
-async def _ack_all(messages: list[AbstractIncomingMessage]) -> None:
+async def _ack_all(messages: list[AbstractIncomingMessage], *, multiple: bool = True) -> None:
     """Acks the deliveries of a committed batch: with one ack of the last of them
     (`multiple`, which acks every delivery up to it on its channel) when they are all of
-    one channel, as they are but after a reconnect. Every delivery before them on that
-    channel was settled before they were taken: deliveries are taken in order, each batch
-    is settled before the next, and those that failed to decode were rejected above."""
-    if len(messages) > 1 and _one_channel(messages):
+    one channel, as they are but after a reconnect, and no delivery is held. Every
+    delivery before them on that channel was settled before they were taken: deliveries
+    are taken in order, each batch is settled before the next, and those that failed to
+    decode were rejected above."""
+    if multiple and len(messages) > 1 and _one_channel(messages):
         last = max(messages, key=lambda m: m.delivery_tag or 0)
         await _settle(last.ack(multiple=True))
         return

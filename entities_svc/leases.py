@@ -155,6 +155,8 @@ def _next_attempt(row: Run, why: str, *, lost: bool) -> int:
     row.attempt += 1
     run_status.change(row, RunStatus.PENDING, why=retrying)
     row.runner_id = ""
+    # The old claim is over: its runner's late events are refused from now on.
+    row.claim_key = ""
     row.last_seq = 0
     row.lease_expires_ms = 0
     row.desired = int(Order.UNSPECIFIED)
@@ -174,7 +176,10 @@ def _fail(row: Run, reason: str) -> None:
 
 
 def _end(row: Run, status: RunStatus, reason: str) -> None:
+    """Ends a run entities takes from its runner (lost, or handed back while stopping):
+    the claim ends with it, so a late event of that runner is refused."""
     run_status.change(row, status, reason=reason)
+    row.claim_key = ""
     row.lease_expires_ms = 0
     row.requeue_at_ms = 0
     row.save()

@@ -116,6 +116,10 @@ class Run(BaseModel):
     status_event_id = BigIntegerField(default=0)
     # The pipeline definition (JSON) when the run was accepted; later edits do not affect it.
     pipeline = TextField()
+    # The secret of the current claim, hex (claim_proof.py): the key of the MAC that every
+    # event of the claimed attempt carries. Kept as it is, not hashed, since checking an
+    # HMAC needs the key; "" while nobody holds the run.
+    claim_key = CharField(default="")
 
     class Meta:
         table_name = "runs"
@@ -194,6 +198,25 @@ class ClusterEvent(BaseModel):
         table_name = "cluster_events"
 
 
+class ApiToken(BaseModel):
+    """A token of the REST API (api_tokens.py): its SHA-256, never the token itself."""
+
+    # Random and public: how it is named in lists and to revoke it.
+    id = CharField(primary_key=True)
+    name = CharField()
+    # A bob_common.roles.Role value.
+    role = SmallIntegerField()
+    token_hash = CharField(unique=True)
+    created_at_ms = BigIntegerField()
+    # 0 when it never expires.
+    expires_at_ms = BigIntegerField(default=0)
+    # 0 while it is not revoked.
+    revoked_at_ms = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "api_tokens"
+
+
 MODELS = (
     Pipeline,
     ResourceProvider,
@@ -204,4 +227,5 @@ MODELS = (
     LogLine,
     Runner,
     ClusterEvent,
+    ApiToken,
 )

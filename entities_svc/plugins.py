@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from bob_common.plugin_urls import without_credentials
 from entities_svc import journal
 from entities_svc.errors import Invalid, NotFound
 from entities_svc.models import ArtifactStore, Logger, ResourceProvider, database
@@ -43,9 +44,11 @@ def _check(plugin: Plugin) -> None:
         parsed = urlparse(plugin.url)
         parsed.port  # noqa: B018 - raises ValueError for a malformed host or port
     except ValueError:
-        raise Invalid(f"Plugin url {plugin.url!r} is not a valid URL") from None
+        shown = without_credentials(plugin.url)
+        raise Invalid(f"Plugin url {shown!r} is not a valid URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise Invalid(f"Plugin url must be an http(s) URL, got {plugin.url!r}")
+        shown = without_credentials(plugin.url)
+        raise Invalid(f"Plugin url must be an http(s) URL, got {shown!r}")
 
 
 def put(registry: Registry, plugin: Plugin) -> None:
@@ -59,7 +62,8 @@ def put(registry: Registry, plugin: Plugin) -> None:
         # The URL stays out of the journal: it may carry credentials.
         message = f"{registry.label} {plugin.name} registered"
         journal.append(registry.kind, f"{registry.kind}Registered", message)
-    log.info("registered %s %s at %s", registry.label.lower(), plugin.name, plugin.url)
+    shown = without_credentials(plugin.url)
+    log.info("registered %s %s at %s", registry.label.lower(), plugin.name, shown)
 
 
 def delete(registry: Registry, name: str) -> None:

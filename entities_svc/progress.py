@@ -3,13 +3,17 @@
 A run keeps `last_seq`, the highest event sequence number applied for its current
 attempt. The queue delivers at least once, so an event at or below it is a duplicate and
 is skipped; an event of another attempt comes from a superseded runner and is skipped too.
+An event beyond last_seq + 1 is early (one before it has not arrived, or failed to
+apply): it is not applied, nor anything after it, and the consumer holds it until the
+gap is filled (events.py). Whether an event comes from the run's claim holder at all is
+decided before, by claims.py.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from bob_common import rpc
@@ -65,6 +69,10 @@ class Outcome:
     duplicate: int = 0
     stale_attempt: int = 0
     unknown_run: int = 0
+    # Not signed by the run's current claim (claims.py): never applied.
+    refused: int = 0
+    # (run_id, seq) of the events not applied because one before them is missing.
+    early: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _insert_lines(rows: list[tuple[str, int, str, int]]) -> None:
@@ -124,6 +132,7 @@ def _apply_run(
     steps: list[tuple[str, int, int, int]],
 ) -> None:
     skipped: Counter[str] = Counter()
+    gap = False
     for event in events:
         if event.attempt != row.attempt:
             outcome.stale_attempt += 1
@@ -133,9 +142,20 @@ def _apply_run(
             outcome.duplicate += 1
             skipped["duplicates"] += 1
             continue
-        if event.seq != row.last_seq + 1:
-            # Gap-free is the runners' promise; apply anyway rather than stall the run.
-            log.warning("run %s: event seq %d follows %d", row.id, event.seq, row.last_seq)
+        if gap or event.seq != row.last_seq + 1:
+            # Gap-free is the runners' promise: an event applied after a gap would be
+            # applied before what the gap holds, and the gap's events then skipped as
+            # duplicates. Held instead, with every later one (events come in seq order).
+            if not gap:
+                log.warning(
+                    "run %s: event seq %d is ahead of %d; held until the events between arrive",
+                    row.id,
+                    event.seq,
+                    row.last_seq,
+                )
+            gap = True
+            outcome.early.append((row.id, event.seq))
+            continue
         row.last_seq = event.seq
         outcome.applied += 1
         body = event.body

@@ -5,8 +5,9 @@ a lease decides, leases.py's."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bob_common import claim_proof
 from bob_common.run_states import CLAIMED, TERMINAL, Order, RunStatus, status_name
 from entities_svc import compiled, run_status
 from entities_svc.clock import now_ms
@@ -25,16 +26,20 @@ class Claim:
     # Why the claim was refused; empty when it succeeded.
     reason: str
     status: RunStatus
+    # The claim's secret, which keys the MAC of the attempt's events; empty when refused.
+    secret: bytes = field(default=b"", repr=False, compare=False)
 
 
 def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim:
     """The runner's compare-and-set before it executes a job: only a PENDING run of the
-    same attempt becomes INITIALIZING and owned by `runner_id`, for a lease of lease_ms."""
+    same attempt becomes INITIALIZING and owned by `runner_id`, for a lease of lease_ms.
+    The winner gets a new secret: only events signed with it are applied (claim_proof.py)."""
     if not runner_id:
         raise Invalid("runner_id must not be empty")
     # One conditional UPDATE: the database decides between concurrent claimers, and the
     # row count says who won, whatever the isolation level or number of processes.
     now = now_ms()
+    secret = claim_proof.new_secret()
     with database.atomic():
         values = (
             int(RunStatus.INITIALIZING),
@@ -42,6 +47,7 @@ def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim
             now + lease_ms,
             # A job claimed was queued, whether or not its confirm was recorded.
             0,
+            secret.hex(),
             run_id,
             int(RunStatus.PENDING),
             attempt,
@@ -51,7 +57,7 @@ def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim
             _entered(run_id, RunStatus.PENDING, at_ms=now)
     if won:
         log.info("run %s attempt %d claimed by %s", run_id, attempt, runner_id)
-        return Claim(True, "", RunStatus.INITIALIZING)
+        return Claim(True, "", RunStatus.INITIALIZING, secret)
     row = find_row(run_id)
     status = RunStatus(row.status)
     if status in TERMINAL:
@@ -65,14 +71,15 @@ def claim_run(run_id: str, attempt: int, runner_id: str, lease_ms: int) -> Claim
 
 
 def _claim(m: list[int]) -> object:
-    """claim_run's compare-and-set: the new status, runner, lease end and requeue time, of
-    the run with this id, status and attempt."""
+    """claim_run's compare-and-set: the new status, runner, lease end, requeue time and
+    claim key, of the run with this id, status and attempt."""
     return Run.update(
         status=m[0],
         runner_id=m[1],
         lease_expires_ms=m[2],
         requeue_at_ms=m[3],
-    ).where((Run.id == m[4]) & (Run.status == m[5]) & (Run.attempt == m[6]))
+        claim_key=m[4],
+    ).where((Run.id == m[5]) & (Run.status == m[6]) & (Run.attempt == m[7]))
 
 
 def _entered(run_id: str, old: RunStatus, at_ms: int) -> None:

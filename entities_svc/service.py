@@ -60,6 +60,7 @@ class EntitiesService:
             self.jobs,
             lease_ms=int(self.settings.lease_s * 1000),
             events_applied=lambda: self.consumer.events_applied,
+            events_refused=lambda: self.consumer.events_refused,
             job_due=self.sweeper.wake,
             control_owed=self.controls.send_soon,
             runner_types_allowed=self.settings.runner_types_allowed,

@@ -3,6 +3,7 @@ database thread, and maps domain errors to status codes in one table."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -23,10 +24,18 @@ from entities_svc import (
     run_start,
     runner_grants,
     runners,
+    tokens,
 )
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
-from entities_svc.errors import FailedPrecondition, Invalid, NotFound, NotQueued
+from entities_svc.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    Invalid,
+    NotFound,
+    NotQueued,
+    Unauthenticated,
+)
 from entities_svc.feed import EventFeed
 from entities_svc.job_queue import JobQueue, pipeline_from_dict
 
@@ -38,6 +47,8 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Invalid: grpc.StatusCode.INVALID_ARGUMENT,
     NotQueued: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     # "database is locked" and the like: the caller may retry.
     peewee.OperationalError: grpc.StatusCode.UNAVAILABLE,
 }
@@ -173,6 +184,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         events_applied: Callable[[], int] = lambda: 0,
         job_due: Callable[[], None] = lambda: None,
         control_owed: Callable[[], None] = lambda: None,
+        events_refused: Callable[[], int] = lambda: 0,
         runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,),
     ) -> None:
         self._db = db
@@ -183,6 +195,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._job_due = job_due
         # Sends the controls owed now (a stop or pause was recorded); never waited for.
         self._control_owed = control_owed
+        self._events_refused = events_refused
         self._feed = EventFeed(db)
         # The runner types of pipelines without a list of their own (BOB_RUNNER_TYPES_ALLOWED).
         self._allowed_by_default = runner_types_allowed
@@ -264,7 +277,10 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             self._lease_ms,
         )
         return entities_pb2.ClaimRunResponse(
-            claimed=claim.claimed, reason=claim.reason, status=int(claim.status)
+            claimed=claim.claimed,
+            reason=claim.reason,
+            status=int(claim.status),
+            claim_secret=claim.secret,
         )
 
     async def GetRun(self, request, context):
@@ -327,6 +343,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             pipelines=stats.pipelines,
             events_applied=self._events_applied(),
             log_lines=stats.log_lines,
+            events_refused=self._events_refused(),
         )
 
     async def ListEvents(self, request, context):
@@ -336,6 +353,32 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return entities_pb2.ListEventsResponse(
             events=[_event(event) for event in found], newest_id=newest
         )
+
+    # API tokens: called by the API only.
+
+    async def CreateToken(self, request, context):
+        created = await self._call(
+            context,
+            functools.partial(tokens.create, unless_admin_exists=request.unless_admin_exists),
+            request.name,
+            request.role,
+            request.expires_in_s,
+        )
+        if created is None:
+            return entities_pb2.CreateTokenResponse(created=False)
+        return entities_pb2.CreateTokenResponse(
+            created=True, token=_api_token(created.token), secret=created.secret
+        )
+
+    async def ListTokens(self, request, context):
+        found = await self._call(context, tokens.list_all)
+        return entities_pb2.ListTokensResponse(tokens=[_api_token(t) for t in found])
+
+    async def RevokeToken(self, request, context):
+        return _api_token(await self._call(context, tokens.revoke, request.id))
+
+    async def VerifyToken(self, request, context):
+        return _api_token(await self._call(context, tokens.verify, request.token_hash))
 
     # --- runner types (issue 14) ---
 
@@ -362,6 +405,17 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             self._allowed_by_default,
         )
         return _runner_types(allowed)
+
+
+def _api_token(token: tokens.Token) -> entities_pb2.ApiToken:
+    return entities_pb2.ApiToken(
+        id=token.id,
+        name=token.name,
+        role=int(token.role),
+        created_at_ms=token.created_at_ms,
+        expires_at_ms=token.expires_at_ms,
+        revoked_at_ms=token.revoked_at_ms,
+    )
 
 
 def _runner_types(allowed: runner_grants.Allowed) -> entities_pb2.PipelineRunnerTypes:

@@ -107,15 +107,17 @@ class RunnerService:
         self, connection: AbstractRobustConnection, claims: RunClaims, plugins: PluginDirectory
     ) -> None:
         s = self._settings
+        # Retried: a runner whose broker user may not declare the shared topology waits
+        # for entities to (bob_common/topology.py).
+        if not await self._retry("the queue topology", lambda: self._ensure_topology(connection)):
+            return
         slots = [await self._slot_queue(connection) for _ in range(s.capacity)]
 
         events_channel = await connection.channel()
-        events = await topology.declare_events(events_channel)
-        # Declared here too, so events published before entities first starts are kept.
-        await topology.declare_entities_events(events_channel)
+        events = await events_channel.get_exchange(topology.EVENTS_EXCHANGE, ensure=False)
 
         control_channel = await connection.channel()
-        control_queue = await topology.declare_control_queue(control_channel)
+        control_queue = await topology.declare_control_queue(control_channel, s.runner_id)
 
         consumer = JobConsumer(
             s,
@@ -159,13 +161,21 @@ class RunnerService:
         finally:
             connection.reconnect_callbacks.discard(reconnected)
 
+    async def _ensure_topology(self, connection: AbstractRobustConnection) -> bool:
+        channel = await connection.channel()
+        try:
+            await topology.ensure_for_runner(connection, channel)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return True
+
     async def _slot_queue(self, connection: AbstractRobustConnection) -> AbstractQueue:
         """The job queue on a channel of its own with prefetch 1, for one slot (jobs/slots.py)."""
         s = self._settings
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=1)
-        _, queue = await topology.declare_jobs(channel, s.runner_type, s.common.queue_max_jobs)
-        return queue
+        return await topology.declare_job_queue(channel, s.runner_type, s.common.queue_max_jobs)
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T | None:
         """attempt()'s result, retried with backoff while `what` is unreachable; None when

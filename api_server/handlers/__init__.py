@@ -10,6 +10,7 @@ from api_server.handlers import (
     pipeline,
     plugins,
     runs,
+    tokens,
 )
 
-MODULES = [api, artifacts, cluster, events, logs, observability, pipeline, plugins, runs]
+MODULES = [api, artifacts, cluster, events, logs, observability, pipeline, plugins, runs, tokens]

@@ -12,7 +12,7 @@ from starlette.responses import StreamingResponse
 from api_server import backends
 from api_server.handlers.runs import run_of
 from api_server.problems import ApiError, unavailable
-from bob_common.plugin_urls import artifact_url
+from bob_common.plugin_urls import artifact_url, without_credentials
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ async def pipeline_artifact_fetch(
             raise ApiError(
                 404, f"Artifact {artifact_name} of run {id_} not found in store {store_name}"
             )
-        log.warning("artifact store %s answered %d for %s", store_name, response.status_code, url)
+        shown = without_credentials(url)
+        log.warning("artifact store %s answered %d for %s", store_name, response.status_code, shown)
         raise ApiError(502, f"Artifact store {store_name} answered {response.status_code}")
     # Streamed chunk by chunk: an artifact is never held whole in memory.
     return StreamingResponse(

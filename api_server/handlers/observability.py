@@ -94,6 +94,12 @@ class _Snapshot:
             "Run events applied by entities since it started",
             value=self._stats.events_applied,
         )
+        yield CounterMetricFamily(
+            "bob_events_refused",
+            "Run events entities refused since it started: not signed by the run's claim, "
+            "or out of sequence for too long",
+            value=self._stats.events_refused,
+        )
         queued = GaugeMetricFamily(
             "bob_queued_jobs_by_type",
             "Jobs waiting in the queue, by runner type",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from google.protobuf import empty_pb2
 
 from api_server import backends
+from bob_common.plugin_urls import without_credentials
 from bob_pb import entities_pb2, entities_pb2_grpc
 
 OK = {"message": "Ok"}
@@ -56,11 +57,13 @@ async def _delete(kind: Kind, name: str) -> tuple[dict, int]:
 
 async def _list(kind: Kind, name: str | None) -> tuple[dict, int]:
     """Only string values in each item: the Terraform provider decodes the list as
-    map[string]string."""
+    map[string]string. URLs are shown without their credentials (the stored URL keeps
+    them, for the runners)."""
     b = backends.current()
     reply = await b.call(kind.list(b.entities, empty_pb2.Empty()))
     found = [p for p in reply.plugins if name is None or p.name == name]
-    return {"message": [{"name": p.name, "url": p.url} for p in found]}, 200
+    shown = [{"name": p.name, "url": without_credentials(p.url)} for p in found]
+    return {"message": shown}, 200
 
 
 async def resource_provider_create(body: dict):

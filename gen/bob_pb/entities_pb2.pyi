@@ -17,11 +17,22 @@ class RunOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_PAUSE: _ClassVar[RunOrder]
     ORDER_STOP: _ClassVar[RunOrder]
     ORDER_ABANDON: _ClassVar[RunOrder]
+
+class TokenRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOKEN_ROLE_UNSPECIFIED: _ClassVar[TokenRole]
+    TOKEN_ROLE_READ: _ClassVar[TokenRole]
+    TOKEN_ROLE_OPERATE: _ClassVar[TokenRole]
+    TOKEN_ROLE_ADMIN: _ClassVar[TokenRole]
 RUN_ORDER_UNSPECIFIED: RunOrder
 ORDER_RUN: RunOrder
 ORDER_PAUSE: RunOrder
 ORDER_STOP: RunOrder
 ORDER_ABANDON: RunOrder
+TOKEN_ROLE_UNSPECIFIED: TokenRole
+TOKEN_ROLE_READ: TokenRole
+TOKEN_ROLE_OPERATE: TokenRole
+TOKEN_ROLE_ADMIN: TokenRole
 
 class PipelineRef(_message.Message):
     __slots__ = ("group", "name")
@@ -140,14 +151,16 @@ class ClaimRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., runner_id: _Optional[str] = ...) -> None: ...
 
 class ClaimRunResponse(_message.Message):
-    __slots__ = ("claimed", "reason", "status")
+    __slots__ = ("claimed", "reason", "status", "claim_secret")
     CLAIMED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_SECRET_FIELD_NUMBER: _ClassVar[int]
     claimed: bool
     reason: str
     status: _messages_pb2.RunStatus
-    def __init__(self, claimed: _Optional[bool] = ..., reason: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ...) -> None: ...
+    claim_secret: bytes
+    def __init__(self, claimed: _Optional[bool] = ..., reason: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., claim_secret: _Optional[bytes] = ...) -> None: ...
 
 class StepResult(_message.Message):
     __slots__ = ("index", "exit_code", "duration_ms")
@@ -248,7 +261,7 @@ class ListRunnersResponse(_message.Message):
     def __init__(self, runners: _Optional[_Iterable[_Union[RunnerInfo, _Mapping]]] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("runs_by_status", "pipelines", "events_applied", "log_lines")
+    __slots__ = ("runs_by_status", "pipelines", "events_applied", "log_lines", "events_refused")
     class RunsByStatusEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -260,11 +273,13 @@ class Stats(_message.Message):
     PIPELINES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_APPLIED_FIELD_NUMBER: _ClassVar[int]
     LOG_LINES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_REFUSED_FIELD_NUMBER: _ClassVar[int]
     runs_by_status: _containers.ScalarMap[str, int]
     pipelines: int
     events_applied: int
     log_lines: int
-    def __init__(self, runs_by_status: _Optional[_Mapping[str, int]] = ..., pipelines: _Optional[int] = ..., events_applied: _Optional[int] = ..., log_lines: _Optional[int] = ...) -> None: ...
+    events_refused: int
+    def __init__(self, runs_by_status: _Optional[_Mapping[str, int]] = ..., pipelines: _Optional[int] = ..., events_applied: _Optional[int] = ..., log_lines: _Optional[int] = ..., events_refused: _Optional[int] = ...) -> None: ...
 
 class SetRunPausedRequest(_message.Message):
     __slots__ = ("run_id", "paused")
@@ -365,6 +380,62 @@ class ListEventsResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[ClusterEvent]
     newest_id: int
     def __init__(self, events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., newest_id: _Optional[int] = ...) -> None: ...
+
+class ApiToken(_message.Message):
+    __slots__ = ("id", "name", "role", "created_at_ms", "expires_at_ms", "revoked_at_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    role: TokenRole
+    created_at_ms: int
+    expires_at_ms: int
+    revoked_at_ms: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[_Union[TokenRole, str]] = ..., created_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., revoked_at_ms: _Optional[int] = ...) -> None: ...
+
+class CreateTokenRequest(_message.Message):
+    __slots__ = ("name", "role", "expires_in_s", "unless_admin_exists")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_S_FIELD_NUMBER: _ClassVar[int]
+    UNLESS_ADMIN_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: TokenRole
+    expires_in_s: int
+    unless_admin_exists: bool
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[TokenRole, str]] = ..., expires_in_s: _Optional[int] = ..., unless_admin_exists: _Optional[bool] = ...) -> None: ...
+
+class CreateTokenResponse(_message.Message):
+    __slots__ = ("created", "token", "secret")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    token: ApiToken
+    secret: str
+    def __init__(self, created: _Optional[bool] = ..., token: _Optional[_Union[ApiToken, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[ApiToken]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[ApiToken, _Mapping]]] = ...) -> None: ...
+
+class TokenRef(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class VerifyTokenRequest(_message.Message):
+    __slots__ = ("token_hash",)
+    TOKEN_HASH_FIELD_NUMBER: _ClassVar[int]
+    token_hash: str
+    def __init__(self, token_hash: _Optional[str] = ...) -> None: ...
 
 class PipelineRunnerTypes(_message.Message):
     __slots__ = ("runner_types", "is_default")

@@ -166,6 +166,26 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/bob.v1.Entities/CreateToken',
+                request_serializer=bob__pb_dot_entities__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/bob.v1.Entities/ListTokens',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/bob.v1.Entities/RevokeToken',
+                request_serializer=bob__pb_dot_entities__pb2.TokenRef.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ApiToken.FromString,
+                _registered_method=True)
+        self.VerifyToken = channel.unary_unary(
+                '/bob.v1.Entities/VerifyToken',
+                request_serializer=bob__pb_dot_entities__pb2.VerifyTokenRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ApiToken.FromString,
+                _registered_method=True)
         self.GetPipelineRunnerTypes = channel.unary_unary(
                 '/bob.v1.Entities/GetPipelineRunnerTypes',
                 request_serializer=bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
@@ -379,6 +399,43 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """API tokens (part: API tokens with roles). Called by the API only: its middleware
+        verifies every presented token, its handlers and `python -m api_server tokens` manage
+        them. Secrets are made here and stored only as their SHA-256.
+        Creates a token and answers its secret, the only time it is ever told. With
+        unless_admin_exists, creates it only while no live admin token exists (the API's
+        bootstrap), in the same transaction, and answers created=false otherwise.
+        INVALID_ARGUMENT for an empty name or an unknown role; ALREADY_EXISTS when a live
+        token has that name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Every token, live or not, oldest first: names, roles and dates, never a secret or hash.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Revokes a token at once (it stays listed, revoked); NOT_FOUND for an unknown id.
+        Revoking a revoked token changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyToken(self, request, context):
+        """The token whose secret hashes to token_hash. UNAUTHENTICATED, with details naming
+        why, when it is unknown, expired or revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPipelineRunnerTypes(self, request, context):
         """--- runner types (issue 14: runner types are an allow-list); callers: api ---
         The runner types a pipeline may run on: its own list when an admin set one, else the
@@ -530,6 +587,26 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=bob__pb_dot_entities__pb2.ListEventsRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=bob__pb_dot_entities__pb2.CreateTokenRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=bob__pb_dot_entities__pb2.TokenRef.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ApiToken.SerializeToString,
+            ),
+            'VerifyToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyToken,
+                    request_deserializer=bob__pb_dot_entities__pb2.VerifyTokenRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ApiToken.SerializeToString,
             ),
             'GetPipelineRunnerTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPipelineRunnerTypes,
@@ -1244,6 +1321,114 @@ class Entities:
             '/bob.v1.Entities/ListEvents',
             bob__pb_dot_entities__pb2.ListEventsRequest.SerializeToString,
             bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/CreateToken',
+            bob__pb_dot_entities__pb2.CreateTokenRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ListTokens',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            bob__pb_dot_entities__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/RevokeToken',
+            bob__pb_dot_entities__pb2.TokenRef.SerializeToString,
+            bob__pb_dot_entities__pb2.ApiToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/VerifyToken',
+            bob__pb_dot_entities__pb2.VerifyTokenRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.ApiToken.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from runner_svc.reporting.reporter import RunReporter
 from runner_svc.run import Run
 
 
@@ -30,6 +31,8 @@ class RunsHere(Protocol):
 @dataclass
 class Active:
     run: Run
+    # Where the run's events go; signed with the claim's secret once claimed.
+    events: RunReporter
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     # Claimed in entities: executing here, as far as leases and heartbeats are concerned.
     claimed: bool = False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -22,6 +22,8 @@ class Claim:
     claimed: bool
     # Why not, when refused.
     reason: str = ""
+    # The claim's secret: every event of the attempt is signed with it (claim_proof.py).
+    secret: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class RunClaims:
         except EntitiesRefused as exc:
             # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION...: a definite no.
             return Claim(False, str(exc))
-        return Claim(response.claimed, response.reason)
+        return Claim(response.claimed, response.reason, response.claim_secret)
 
     async def renew(self, runs: Sequence[tuple[str, int]]) -> Renewal:
         """Renews the leases of these (run id, attempt), none for an idle runner, and says

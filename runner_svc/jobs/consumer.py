@@ -164,7 +164,14 @@ class JobConsumer:
             rlog.info("duplicate delivery of a run executing here; acked")
             await _settle(message.ack(), message)
             return
-        active = Active(self._new_run(job))
+        events = RunReporter(
+            self._events,
+            run_id=job.run_id,
+            attempt=job.attempt,
+            runner_id=self._settings.runner_id,
+            first_line_no=job.first_line_no,
+        )
+        active = Active(self._new_run(job, events), events)
         if current is None:
             # Registered before the claim, so a STOP racing with the claim is not lost.
             self._runs.register(active)
@@ -175,21 +182,11 @@ class JobConsumer:
             self._runs.unregister(active)
             active.ended.set()
 
-    def _new_run(self, job: messages_pb2.Job) -> Run:
+    def _new_run(self, job: messages_pb2.Job, events: RunReporter) -> Run:
         return Run(
             from_job(job),
             self._executor,
-            self._copies.reporter(
-                job.logger,
-                job.run_id,
-                RunReporter(
-                    self._events,
-                    run_id=job.run_id,
-                    attempt=job.attempt,
-                    runner_id=self._settings.runner_id,
-                    first_line_no=job.first_line_no,
-                ),
-            ),
+            self._copies.reporter(job.logger, job.run_id, events),
             plugins=self._plugins,
             http=self._http,
             batch_lines=self._settings.log_batch_lines,
@@ -224,6 +221,7 @@ class JobConsumer:
         if not claim.claimed:
             rlog.info("not claimed (%s); acked without running", claim.reason)
             return False
+        active.events.sign_with(claim.secret)
         if older is not None:
             # Entities gave the run a new attempt, here: the older one is nobody's.
             await older.run.abandon()

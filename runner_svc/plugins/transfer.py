@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import httpx
 
-from bob_common.plugin_urls import artifact_url
+from bob_common.plugin_urls import artifact_url, without_credentials
 from runner_svc.errors import TransferFailed
 from runner_svc.executors import Workspace, tarsafe
 from runner_svc.plugins.directory import PluginDirectory
@@ -56,17 +56,19 @@ class PluginHttp:
     def fetch(self, url: str, params: Mapping[str, str], abort: threading.Event) -> Iterator[bytes]:
         """The body of `GET url?params`, chunk by chunk; TransferFailed when the plugin
         cannot be reached or does not answer 200."""
+        shown = without_credentials(url)
         try:
             with httpx.stream("GET", url, params=dict(params), timeout=self._timeout) as r:
                 if r.status_code != 200:
-                    raise TransferFailed(f"GET {url} answered {_answer(r)}")
+                    raise TransferFailed(f"GET {shown} answered {_answer(r)}")
                 yield from _checked(r.iter_bytes(CHUNK), abort)
         except httpx.HTTPError as exc:
-            raise TransferFailed(f"GET {url} failed: {_why(exc)}") from exc
+            raise TransferFailed(f"GET {shown} failed: {_why(exc)}") from exc
 
     def upload(self, url: str, chunks: Iterable[bytes], abort: threading.Event) -> None:
         """POSTs `chunks` as the body (chunked transfer encoding); TransferFailed unless
         the plugin answers 2xx."""
+        shown = without_credentials(url)
         try:
             response = httpx.post(
                 url,
@@ -75,9 +77,9 @@ class PluginHttp:
                 timeout=self._timeout,
             )
         except httpx.HTTPError as exc:
-            raise TransferFailed(f"POST {url} failed: {_why(exc)}") from exc
+            raise TransferFailed(f"POST {shown} failed: {_why(exc)}") from exc
         if not response.is_success:
-            raise TransferFailed(f"POST {url} answered {_answer(response)}")
+            raise TransferFailed(f"POST {shown} answered {_answer(response)}")
 
 
 class Transfers:

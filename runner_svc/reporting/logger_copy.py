@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from bob_common.log_markers import system_line, system_text
-from bob_common.plugin_urls import log_url
+from bob_common.plugin_urls import log_url, without_credentials
 from bob_common.run_states import TERMINAL, RunStatus
 from runner_svc.errors import RunnerError
 from runner_svc.reporting.logsink import Line
@@ -229,17 +229,18 @@ class LogCopy:
         body = "".join(f"{self._lines[i]}\n" for i in range(n)).encode()
         loop = asyncio.get_running_loop()
         self._put_since = loop.time()
+        shown = without_credentials(url)
         try:
             response = await self._http.put(url, content=body, headers={"Content-Type": TEXT})
         except httpx.HTTPError as exc:
-            raise _Retry(f"PUT {url}: {_why(exc)}", relookup=True) from exc
+            raise _Retry(f"PUT {shown}: {_why(exc)}", relookup=True) from exc
         finally:
             self._put_since = None
         if response.status_code >= 500 or response.status_code in (408, 429):
-            raise _Retry(f"PUT {url}: {response.status_code}", relookup=False)
+            raise _Retry(f"PUT {shown}: {response.status_code}", relookup=False)
         if response.status_code >= 300:
             # A refusal that a retry would only repeat: those lines are lost to the copy.
-            self._warn(f"PUT {url} answered {response.status_code}; {n} lines dropped")
+            self._warn(f"PUT {shown} answered {response.status_code}; {n} lines dropped")
             self._dropped += n
             self._dropped_total += n
             self._tell(f"refused lines ({response.status_code})")

@@ -6,7 +6,9 @@ from the job's first_line_no (a retried attempt continues the run's log), and th
 order is the numbering order even when the run and a control command report at once.
 A counter only moves once its event is confirmed by the broker, so a failed publish is
 retried with the same number (entities ignores a duplicate). Once muted (the run is not
-this runner's any more), nothing more is published.
+this runner's any more), nothing more is published. Every event carries the MAC of its
+body under the secret of the run's claim (bob_common/claim_proof.py), given once claimed:
+entities applies no other.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 
 from aio_pika.abc import AbstractExchange
 
+from bob_common import claim_proof
 from bob_common.amqp import BROKER_ERRORS, encode
 from bob_common.backoff import until_done
 from bob_common.log_markers import system_line
@@ -71,6 +74,12 @@ class RunReporter:
         self._line_no = first_line_no  # of the next log line
         self._muted = asyncio.Event()
         self._log = run_logger(log, run_id)
+        # The claim's secret; none before the claim (nothing is reported then).
+        self._secret = b""
+
+    def sign_with(self, secret: bytes) -> None:
+        """Signs every event from now on with the claim's secret."""
+        self._secret = secret
 
     def mute(self) -> None:
         """Drops every event from now on, including one being retried."""
@@ -114,6 +123,8 @@ class RunReporter:
             **body,  # type: ignore[arg-type]
         )
         message = encode(event, headers={"run_id": self._run_id})
+        if self._secret:
+            message.headers[claim_proof.HEADER] = claim_proof.mac(self._secret, message.body)
         key = run_event_key(self._run_id, kind)
         try:
             await until_done(

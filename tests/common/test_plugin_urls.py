@@ -7,7 +7,13 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from bob_common.plugin_urls import artifact_url, log_url, ping_url, resource_url
+from bob_common.plugin_urls import (
+    artifact_url,
+    log_url,
+    ping_url,
+    resource_url,
+    without_credentials,
+)
 
 STORE = "http://store.example:8002"
 
@@ -55,3 +61,19 @@ def test_an_http_client_asks_the_path_with_each_name_as_its_own_segment(name):
 
 def test_a_run_id_with_a_slash_stays_one_segment_of_the_log_url():
     assert log_url("http://logger:8004/", "../r 1") == "http://logger:8004/bob_logs/..%2Fr%201"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:s3cret@store:8002/", "http://user:***@store:8002/"),
+        ("https://ghp_TOKEN@provider.example/x", "https://***@provider.example/x"),
+        ("http://:s3cret@store", "http://:***@store"),
+        ("http://u:p%40ss@w@store/a?b=c", "http://u:***@store/a?b=c"),
+        ("http://store:8002/path@v1?q=a@b#c@d", "http://store:8002/path@v1?q=a@b#c@d"),
+        ("http://store:8002", "http://store:8002"),
+    ],
+)
+def test_a_url_is_shown_without_its_password_or_lone_user_name(url, shown):
+    assert without_credentials(url) == shown
+    assert "s3cret" not in without_credentials(url) and "TOKEN" not in without_credentials(url)

@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bob_common.config import CommonSettings
+from api_server import bootstrap
+from bob_common import broker_users, runner_types
+from bob_common.config import AUTH_TOKENS, ApiSettings, CommonSettings
 from devcluster.cluster import Cluster, free_port
 from tests.conftest import fresh_vhost
 from tests.waiting import wait_until
@@ -30,6 +32,23 @@ class Bob:
         self.log_path = log_path
         self.runner_id = runner_id
         self.http = httpx.Client(base_url=cluster.api_url, timeout=30)
+        # Service name -> its own broker URL, when started with service_users.
+        self.queue_urls: dict[str, str] = {}
+        # With BOB_API_AUTH=tokens: the admin token the API bootstrapped, which self.http
+        # sends.
+        self.admin_token: str | None = None
+
+    def use_bootstrap_token(self) -> str:
+        """Waits for the API's bootstrap admin token and sends it from now on."""
+        token = wait_until(
+            lambda: bootstrap.find_secret(self.cluster.api.lines),
+            timeout=30,
+            what="the API's bootstrap admin token",
+            describe=self.logs_tail,
+        )
+        self.admin_token = token
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        return token
 
     def logs_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -86,13 +105,20 @@ def runner_cluster(
     plugins: bool = False,
     env: Mapping[str, str] | None = None,
     queue_url: str | None = None,
+    service_users: bool = False,
 ) -> Iterator[Bob]:
     """`runners`: the extra variables of each runner; give each a BOB_RUNNER_ID. `env`:
     variables for every service, on top of the cluster's own (e.g. BOB_LEASE_S).
     `queue_url`: a vhost the caller made (e.g. to reach it through a proxy) instead of a
-    fresh one."""
+    fresh one. `service_users`: each service reaches the vhost as a broker user of its
+    own, with the permissions of bob_common/broker_users.py, as under `make run`
+    (Bob.queue_urls has their URLs); otherwise all share `queue_url`'s."""
     vhost = contextlib.nullcontext(queue_url) if queue_url else fresh_vhost()
-    with vhost as queue_url:
+    with vhost as queue_url, contextlib.ExitStack() as users:
+        queue_urls = None
+        if service_users:
+            kinds = {r.get("BOB_RUNNER_TYPE") or runner_types.DEFAULT for r in runners}
+            queue_urls = users.enter_context(users_on(queue_url, tmp, kinds))
         base = {
             "BOB_QUEUE_URL": queue_url,
             "BOB_DB_URL": f"sqlite:///{tmp / 'bob.db'}",
@@ -108,7 +134,13 @@ def runner_cluster(
         }
         log_path = tmp / "cluster.log"
         with log_path.open("w") as sink:
-            cluster = Cluster(base, sink=sink, runner_env=list(runners), plugins=plugins)
+            cluster = Cluster(
+                base,
+                sink=sink,
+                runner_env=list(runners),
+                plugins=plugins,
+                queue_urls=queue_urls,
+            )
             try:
                 cluster.start()
             except RuntimeError:
@@ -116,7 +148,10 @@ def runner_cluster(
                 sink.flush()
                 pytest.fail(f"cluster did not start:\n{log_path.read_text()[-4000:]}")
             bob = Bob(cluster, log_path, runners[0]["BOB_RUNNER_ID"], queue_url)
+            bob.queue_urls = queue_urls or {}
             try:
+                if ApiSettings.from_env(cluster.api.env).auth == AUTH_TOKENS:
+                    bob.use_bootstrap_token()
                 wait_until(
                     lambda: _seen(bob) >= {r["BOB_RUNNER_ID"] for r in runners},
                     timeout=30,
@@ -127,6 +162,21 @@ def runner_cluster(
             finally:
                 bob.http.close()
                 cluster.stop()
+
+
+@contextlib.contextmanager
+def users_on(queue_url: str, tmp: Path, runner_types_: set[str]) -> Iterator[dict[str, str]]:
+    """The services' broker users on the vhost of `queue_url` (named after the vhost, since
+    users are the broker's, not the vhost's), deleted afterwards; their URLs."""
+    vhost = queue_url.rsplit("/", 1)[1]
+    prefix = f"{vhost}-"
+    urls = broker_users.provision(
+        vhost, runner_types_, tmp / "broker-users.json", user_prefix=prefix
+    )
+    try:
+        yield urls
+    finally:
+        broker_users.delete_users(urls, user_prefix=prefix)
 
 
 def _seen(bob: Bob) -> set[str]:

@@ -7,7 +7,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aio_pika
 import grpc
@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bob_common import amqp, topology
+from bob_common import amqp, claim_proof, topology
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc.service import EntitiesService
 from tests.entities.support import make_settings
@@ -31,6 +31,8 @@ class Harness:
     stub: entities_pb2_grpc.EntitiesStub
     channel: AbstractChannel
     events: AbstractExchange
+    # run id -> the secret of its claim, which a runner signs its events with
+    secrets: dict[str, bytes] = field(default_factory=dict)
 
     async def claimed_run(self) -> str:
         await self.stub.PutPipeline(
@@ -47,13 +49,18 @@ class Harness:
             E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="runner-1")
         )
         assert claim.claimed
+        self.secrets[job.run_id] = claim.claim_secret
         return job.run_id
 
     async def publish(self, event: M.RunEvent) -> None:
+        """As the claim holder does: signed with the claim's secret."""
         kind = event.WhichOneof("body")
-        await self.events.publish(
-            amqp.encode(event), routing_key=topology.run_event_key(event.run_id, kind)
-        )
+        message = amqp.encode(event)
+        if event.run_id in self.secrets:
+            message.headers[claim_proof.HEADER] = claim_proof.mac(
+                self.secrets[event.run_id], message.body
+            )
+        await self.events.publish(message, routing_key=topology.run_event_key(event.run_id, kind))
 
     async def run_with(self, run_id: str, status: int) -> E.Run | None:
         run = await self.stub.GetRun(E.RunRef(run_id=run_id))

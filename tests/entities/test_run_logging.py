@@ -21,11 +21,11 @@ def test_lines_about_a_run_name_it(pipeline, caplog):
     with caplog.at_level(logging.INFO):
         run_id = run_start.create_run(*pipeline).id
         run_commands.claim_run(run_id, 1, "runner-1", LEASE_MS)
-        # seq 2 after nothing: applied, with a warning about the gap
+        # seq 2 after nothing: held (not applied), with a warning about the gap
         apply_events([status_event(run_id, 2, RunStatus.RUNNING)])
 
     started = _named_runs(caplog, "entities_svc.run_start")
     assert started and all(run == f" run={run_id}" for _, run in started)
     applied = _named_runs(caplog, "entities_svc.progress")
-    assert any("seq 2 follows 0" in message for message, _ in applied)
+    assert any("seq 2 is ahead of 0" in message for message, _ in applied)
     assert all(run == f" run={run_id}" for _, run in applied)

@@ -78,6 +78,19 @@ def test_an_unreachable_plugin_is_a_transfer_failure():
         http.upload("http://127.0.0.1:9/x", iter([b"data"]), threading.Event())
 
 
+def test_a_failure_names_the_plugin_without_its_credentials(plugins):
+    # The reason ends up in the run's detail and log, and in the runner's log.
+    http = PluginHttp(timeout_s=2)
+    store = plugins.store_url.replace("http://", "http://u:s3cret@")
+    with pytest.raises(TransferFailed) as missing:
+        list(http.fetch(f"{store}/bob_artifact/dev/none/r-1/missing", {}, threading.Event()))
+    with pytest.raises(TransferFailed) as unreachable:
+        http.upload("http://tok3n@127.0.0.1:9/x", iter([b"data"]), threading.Event())
+    assert str(missing.value).startswith("GET http://u:***@127.0.0.1:")
+    assert str(unreachable.value).startswith("POST http://***@127.0.0.1:9/x failed: ")
+    assert "s3cret" not in str(missing.value) and "tok3n" not in str(unreachable.value)
+
+
 def test_an_abort_ends_a_transfer_at_the_next_chunk(plugins):
     http = PluginHttp(timeout_s=5)
     url = f"{plugins.store_url}/bob_artifact/dev/abort/r-1/a"
