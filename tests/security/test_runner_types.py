@@ -327,3 +327,6 @@ def test_a_shell_runner_that_would_run_steps_as_root_or_as_itself_refuses_to_sta
     assert "BOB_SHELL_RUNNER_UIDS='0-10'" in as_root
     not_root = _start_fails("runner_svc", shell, as_nobody=True)
     assert "the shell runner must start as root" in not_root
+    # nor one whose runs' uids are someone's: it kills all their processes
+    someone = _start_fails("runner_svc", {**shell, "BOB_SHELL_RUNNER_UIDS": "65534"})
+    assert "BOB_SHELL_RUNNER_UIDS holds the uids of nobody (65534)" in someone

@@ -21,6 +21,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -69,6 +70,21 @@ class UidPool:
     def __init__(self, first: int, last: int, lock_dir: str = LOCK_DIR) -> None:
         self._uids = range(first, last + 1)
         self._lock_dir = lock_dir
+        self._check_nobody_elses()
+
+    def _check_nobody_elses(self) -> None:
+        """ExecutorMisconfigured for a range holding someone's uid: the runner kills every
+        process of its uids."""
+        taken = [
+            f"{user.pw_name} ({user.pw_uid})"
+            for user in pwd.getpwall()
+            if user.pw_uid in self._uids and not user.pw_name.startswith("bob")
+        ]
+        if taken:
+            raise ExecutorMisconfigured(
+                f"BOB_SHELL_RUNNER_UIDS holds the uids of {', '.join(taken[:5])}: its uids "
+                "must be nobody else's (users named bob* are taken as made for it)"
+            )
 
     def prepare(self) -> None:
         """Makes the lock directory, root's alone; refuses one anybody else could write."""
