@@ -130,16 +130,24 @@ class ShellExecutor:
         )
         if limits:
             await say("shell runner: the pipeline's quotas do not apply (no container to limit)")
-        held = await self.run(self.uids.acquire)
+        try:
+            held = await self.run(self.uids.acquire)
+        except OSError as exc:
+            raise PrepareFailed(f"could not take a uid for the run: {exc}") from exc
         try:
             path = tempfile.mkdtemp(prefix=f"{self._prefix}{_safe(run_id)}-", dir=self._root)
             os.chown(path, held.uid, held.uid)  # 0700 from mkdtemp: the run's alone
         except OSError as exc:
             await self.run(self.uids.release, held)
             raise PrepareFailed(f"could not make a working directory: {exc}") from exc
-        await say(f"shell runner: steps run as uid {held.uid}, unprivileged")
         run_logger(log, run_id).info("working directory %s, uid %d", path, held.uid)
-        return ShellWorkspace(self, path, run_id, env, held)
+        workspace = ShellWorkspace(self, path, run_id, env, held)
+        try:
+            await say(f"shell runner: steps run as uid {held.uid}, unprivileged")
+        except BaseException:
+            await workspace.remove()  # gives the uid back
+            raise
+        return workspace
 
     async def sweep(self, orphaned: Callable[[str, int | None], Awaitable[bool]]) -> int:
         """Nothing: a directory names its runner only, which start() and close() clean up."""
