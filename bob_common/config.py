@@ -97,6 +97,9 @@ class EntitiesSettings:
     # Fernet keys of the secret store, the one that encrypts first, older ones after it
     # (still read during a rotation); empty: no key, secrets cannot be stored or read.
     secrets_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Runner types a pipeline without a list of its own may run on; never "shell", which
+    # an admin grants pipeline by pipeline (PUT /pipelines/groups/{g}/names/{n}/runner-types).
+    runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
@@ -111,6 +114,7 @@ class EntitiesSettings:
             sweep_s=_get(env, "BOB_SWEEP_S", 5.0),
             events_keep=_get(env, "BOB_EVENTS_KEEP", 100_000),
             secrets_keys=_secrets_keys(env),
+            runner_types_allowed=_allowed_by_default(env),
         )
         if settings.max_attempts < 1:
             raise ConfigError("BOB_MAX_ATTEMPTS must be at least 1")
@@ -119,6 +123,23 @@ class EntitiesSettings:
         if settings.lease_s <= 0 or settings.sweep_s <= 0:
             raise ConfigError("BOB_LEASE_S and BOB_SWEEP_S must be positive")
         return settings
+
+
+def _allowed_by_default(env: Mapping[str, str]) -> tuple[str, ...]:
+    name = "BOB_RUNNER_TYPES_ALLOWED"
+    raw = _get(env, name, runner_types.DEFAULT)
+    try:
+        allowed = runner_types.normalized(t.strip() for t in raw.split(",") if t.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if refused := runner_types.NEVER_BY_DEFAULT.intersection(allowed):
+        # Refused rather than warned about: a shell runner executes builds on its host, so
+        # it is granted pipeline by pipeline, by an admin, never to every pipeline at once.
+        raise ConfigError(
+            f"{name} must not contain {', '.join(sorted(refused))}: an admin allows it per "
+            "pipeline (PUT /pipelines/groups/{group}/names/{name}/runner-types)"
+        )
+    return allowed
 
 
 AUTH_TOKENS = "tokens"
@@ -219,6 +240,24 @@ class ApiSettings:
         return settings
 
 
+# Far above the uids of people and system users (and below 2^21, which tar headers hold).
+SHELL_UIDS = (900_000, 900_999)
+
+
+def _uid_range(env: Mapping[str, str]) -> tuple[int, int]:
+    name = "BOB_SHELL_RUNNER_UIDS"
+    raw = _get(env, name, f"{SHELL_UIDS[0]}-{SHELL_UIDS[1]}")
+    first, sep, last = raw.partition("-")
+    try:
+        uids = (int(first), int(last) if sep else int(first))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a uid range such as 900000-900999") from None
+    if not 0 < uids[0] <= uids[1] < 2**31:
+        # Never uid 0: a shell runner does not run steps as root.
+        raise ConfigError(f"{name}={raw!r}: the uids must be ordered, above 0 and below 2^31")
+    return uids
+
+
 @dataclass(frozen=True)
 class RunnerSettings:
     common: CommonSettings
@@ -249,6 +288,8 @@ class RunnerSettings:
     orphan_sweep_s: float
     # Glob patterns of the names of plain vars whose values are masked in logs.
     redacted_vars: tuple[str, ...] = REDACTED_VARS_DEFAULT
+    # Shell runners: the uids a run's steps run as, one per run at a time (first, last).
+    shell_uids: tuple[int, int] = SHELL_UIDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -273,6 +314,7 @@ class RunnerSettings:
             redacted_vars=_patterns(
                 _get(env, "BOB_REDACTED_VARS", ",".join(REDACTED_VARS_DEFAULT))
             ),
+            shell_uids=_uid_range(env),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")

@@ -37,6 +37,10 @@ class Pipeline(BaseModel):
     # the definition).
     document = TextField(default="")
     paused = BooleanField(default=False)
+    # The runner types an admin allowed for this pipeline, as a JSON list (runner_grants.py);
+    # "" when it has no list of its own and the cluster's default applies. Kept when the
+    # definition is replaced, deleted with the pipeline.
+    runner_types = TextField(default="")
 
     class Meta:
         table_name = "pipelines"

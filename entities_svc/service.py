@@ -71,6 +71,7 @@ class EntitiesService:
             job_due=self.sweeper.wake,
             control_owed=self.controls.send_soon,
             box=self.box,
+            runner_types_allowed=self.settings.runner_types_allowed,
         )
         try:
             self._server, self.port, self._health = await start_server(

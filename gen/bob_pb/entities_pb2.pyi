@@ -497,3 +497,23 @@ class VerifyTokenRequest(_message.Message):
     TOKEN_HASH_FIELD_NUMBER: _ClassVar[int]
     token_hash: str
     def __init__(self, token_hash: _Optional[str] = ...) -> None: ...
+
+class PipelineRunnerTypes(_message.Message):
+    __slots__ = ("runner_types", "is_default")
+    RUNNER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    runner_types: _containers.RepeatedScalarFieldContainer[str]
+    is_default: bool
+    def __init__(self, runner_types: _Optional[_Iterable[str]] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class SetPipelineRunnerTypesRequest(_message.Message):
+    __slots__ = ("group", "name", "runner_types", "use_default")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    USE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    runner_types: _containers.RepeatedScalarFieldContainer[str]
+    use_default: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., runner_types: _Optional[_Iterable[str]] = ..., use_default: _Optional[bool] = ...) -> None: ...

@@ -206,6 +206,16 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.VerifyTokenRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.ApiToken.FromString,
                 _registered_method=True)
+        self.GetPipelineRunnerTypes = channel.unary_unary(
+                '/bob.v1.Entities/GetPipelineRunnerTypes',
+                request_serializer=bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+                _registered_method=True)
+        self.SetPipelineRunnerTypes = channel.unary_unary(
+                '/bob.v1.Entities/SetPipelineRunnerTypes',
+                request_serializer=bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+                _registered_method=True)
 
 
 class EntitiesServicer:
@@ -479,6 +489,25 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPipelineRunnerTypes(self, request, context):
+        """--- runner types (issue 14: runner types are an allow-list); callers: api ---
+        The runner types a pipeline may run on: its own list when an admin set one, else the
+        cluster's default (BOB_RUNNER_TYPES_ALLOWED). NOT_FOUND for an unknown pipeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPipelineRunnerTypes(self, request, context):
+        """Sets a pipeline's own list (or, with use_default, drops it); CreateRun refuses any
+        other type with FAILED_PRECONDITION. The list goes with the pipeline: deleting the
+        pipeline deletes it, replacing its definition keeps it. INVALID_ARGUMENT for a
+        malformed type name, NOT_FOUND for an unknown pipeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitiesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -651,6 +680,16 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.VerifyToken,
                     request_deserializer=bob__pb_dot_entities__pb2.VerifyTokenRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.ApiToken.SerializeToString,
+            ),
+            'GetPipelineRunnerTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipelineRunnerTypes,
+                    request_deserializer=bob__pb_dot_entities__pb2.PipelineRef.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.SerializeToString,
+            ),
+            'SetPipelineRunnerTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPipelineRunnerTypes,
+                    request_deserializer=bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1571,6 +1610,60 @@ class Entities:
             '/bob.v1.Entities/VerifyToken',
             bob__pb_dot_entities__pb2.VerifyTokenRequest.SerializeToString,
             bob__pb_dot_entities__pb2.ApiToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPipelineRunnerTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/GetPipelineRunnerTypes',
+            bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
+            bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPipelineRunnerTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/SetPipelineRunnerTypes',
+            bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
             options,
             channel_credentials,
             insecure,
