@@ -27,17 +27,39 @@ def _texts(mapping: dict[str, Any] | None) -> dict[str, str]:
     return {key: scalar_text(value) for key, value in (mapping or {}).items()}
 
 
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict)  # {"secret": name}: the document's schema says so
+
+
+def _split_vars(where: dict[str, Any]) -> dict[str, Any]:
+    """`vars` as posted, split into plain vars (as strings) and secret_vars (variable ->
+    secret name): a secret travels by name only."""
+    posted = where.get("vars")
+    if posted is None:
+        return {}
+    split: dict[str, Any] = {"vars": _texts({k: v for k, v in posted.items() if not _is_secret(v)})}
+    if secret := {k: v["secret"] for k, v in posted.items() if _is_secret(v)}:
+        split["secret_vars"] = secret
+    return split
+
+
+def _joined_vars(where: dict[str, Any]) -> None:
+    """The reverse of _split_vars, in place: secret_vars back into vars as references."""
+    if secret := where.pop("secret_vars", None):
+        where["vars"] = {**where.get("vars", {}), **{k: {"secret": v} for k, v in secret.items()}}
+
+
 def pipeline_from_json(body: dict[str, Any]) -> pipeline_pb2.Pipeline:
     """The pipeline to run from a body as Bob's clients post it: vars and params as
-    strings, `needs_resource: ""` as no resource, group and name left out. The OpenAPI
-    document has validated the shape; field names are Bob's on both sides."""
+    strings, `needs_resource: ""` as no resource, group and name left out, and vars that
+    reference a stored secret as secret_vars. The OpenAPI document has validated the
+    shape; field names are Bob's on both sides."""
     definition = {k: v for k, v in body.items() if k not in IDENTITY_KEYS}
-    if "vars" in definition:
-        definition["vars"] = _texts(definition["vars"])
+    definition.update(_split_vars(definition))
     definition["steps"] = [
         {
             **{k: v for k, v in step.items() if not (k == "needs_resource" and not v)},
-            **({"vars": _texts(step["vars"])} if "vars" in step else {}),
+            **_split_vars(step),
         }
         for step in definition.get("steps", [])
     ]
@@ -56,10 +78,20 @@ def pipeline_to_json(stored: entities_pb2.StoredPipeline) -> dict[str, Any]:
         body = json.loads(stored.document)
     else:  # stored before documents were kept
         body = json_format.MessageToDict(stored.pipeline, preserving_proto_field_name=True)
+        for where in (body, *body.get("steps", [])):
+            _joined_vars(where)
     body.update(group=stored.group, name=stored.name)
     if stored.paused:
         body["paused"] = True
     return body
+
+
+def secret_info(info: entities_pb2.SecretInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "created-at": timestamp(info.created_at_ms),
+        "updated-at": timestamp(info.updated_at_ms),
+    }
 
 
 def status_value(name: str) -> int:

@@ -34,6 +34,12 @@ def mac(secret: bytes, body: bytes) -> str:
     return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def secrets_proof(secret: bytes, run_id: str, attempt: int) -> str:
+    """What a runner shows to get its run's secrets (Entities.GetRunSecrets): the MAC of
+    the request's subject under the claim's secret, which stays with the runner."""
+    return mac(secret, f"GetRunSecrets {run_id} {attempt}".encode())
+
+
 def mac_of(headers: HeadersType | None) -> str:
     """The MAC a delivery carries; empty when it has none (or not as text)."""
     value = (headers or {}).get(HEADER)

@@ -6,9 +6,12 @@ service's cli passes down. README.md documents each variable in one table.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import socket
+import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +21,19 @@ from urllib.parse import urlsplit
 from bob_common import pki, runner_types
 
 T = TypeVar("T", str, int, float, bool)
+
+
+# The plain vars whose values the runner masks in logs, as the Buildkite agent's
+# redacted-vars: glob patterns over variable names (BOB_REDACTED_VARS).
+REDACTED_VARS_DEFAULT = (
+    "*_PASSWORD",
+    "*_SECRET",
+    "*_TOKEN",
+    "*_PRIVATE_KEY",
+    "*_ACCESS_KEY",
+    "*_SECRET_KEY",
+    "*_CONNECTION_STRING",
+)
 
 
 class ConfigError(ValueError):
@@ -114,6 +130,12 @@ class EntitiesSettings:
     # Events the cluster's journal (GET /events) keeps at most; older ones are pruned, as
     # are those older than 7 days.
     events_keep: int
+    # Fernet keys of the secret store, the one that encrypts first, older ones after it
+    # (still read during a rotation); empty: no key, secrets cannot be stored or read.
+    secrets_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Runner types a pipeline without a list of its own may run on; never "shell", which
+    # an admin grants pipeline by pipeline (PUT /pipelines/groups/{g}/names/{n}/runner-types).
+    runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,)
     # Serve plaintext gRPC on an address other than loopback: anyone who reaches it could
     # then call every rpc as anyone. Off by default; when on, entities says so loudly.
     allow_plaintext: bool = False
@@ -130,6 +152,8 @@ class EntitiesSettings:
             max_attempts=_get(env, "BOB_MAX_ATTEMPTS", 3),
             sweep_s=_get(env, "BOB_SWEEP_S", 5.0),
             events_keep=_get(env, "BOB_EVENTS_KEEP", 100_000),
+            secrets_keys=_secrets_keys(env),
+            runner_types_allowed=_allowed_by_default(env),
             allow_plaintext=_get(env, "BOB_ENTITIES_ALLOW_PLAINTEXT", False),
         )
         if settings.max_attempts < 1:
@@ -149,6 +173,23 @@ class EntitiesSettings:
                 "BOB_ENTITIES_ALLOW_PLAINTEXT=true to let anyone who reaches it call anything"
             )
         return settings
+
+
+def _allowed_by_default(env: Mapping[str, str]) -> tuple[str, ...]:
+    name = "BOB_RUNNER_TYPES_ALLOWED"
+    raw = _get(env, name, runner_types.DEFAULT)
+    try:
+        allowed = runner_types.normalized(t.strip() for t in raw.split(",") if t.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if refused := runner_types.NEVER_BY_DEFAULT.intersection(allowed):
+        # Refused rather than warned about: a shell runner executes builds on its host, so
+        # it is granted pipeline by pipeline, by an admin, never to every pipeline at once.
+        raise ConfigError(
+            f"{name} must not contain {', '.join(sorted(refused))}: an admin allows it per "
+            "pipeline (PUT /pipelines/groups/{group}/names/{name}/runner-types)"
+        )
+    return allowed
 
 
 AUTH_TOKENS = "tokens"
@@ -249,6 +290,24 @@ class ApiSettings:
         return settings
 
 
+# Far above the uids of people and system users (and below 2^21, which tar headers hold).
+SHELL_UIDS = (900_000, 900_999)
+
+
+def _uid_range(env: Mapping[str, str]) -> tuple[int, int]:
+    name = "BOB_SHELL_RUNNER_UIDS"
+    raw = _get(env, name, f"{SHELL_UIDS[0]}-{SHELL_UIDS[1]}")
+    first, sep, last = raw.partition("-")
+    try:
+        uids = (int(first), int(last) if sep else int(first))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a uid range such as 900000-900999") from None
+    if not 0 < uids[0] <= uids[1] < 2**31:
+        # Never uid 0: a shell runner does not run steps as root.
+        raise ConfigError(f"{name}={raw!r}: the uids must be ordered, above 0 and below 2^31")
+    return uids
+
+
 @dataclass(frozen=True)
 class RunnerSettings:
     common: CommonSettings
@@ -277,6 +336,10 @@ class RunnerSettings:
     plugin_timeout_s: float
     # How often the runner looks for build containers whose run is nobody's any more.
     orphan_sweep_s: float
+    # Glob patterns of the names of plain vars whose values are masked in logs.
+    redacted_vars: tuple[str, ...] = REDACTED_VARS_DEFAULT
+    # Shell runners: the uids a run's steps run as, one per run at a time (first, last).
+    shell_uids: tuple[int, int] = SHELL_UIDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -302,6 +365,10 @@ class RunnerSettings:
             archive_max_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_BYTES", 1 << 30),
             plugin_timeout_s=_get(env, "BOB_RUNNER_PLUGIN_TIMEOUT_S", 30.0),
             orphan_sweep_s=_get(env, "BOB_RUNNER_ORPHAN_SWEEP_S", 30.0),
+            redacted_vars=_patterns(
+                _get(env, "BOB_REDACTED_VARS", ",".join(REDACTED_VARS_DEFAULT))
+            ),
+            shell_uids=_uid_range(env),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
@@ -369,4 +436,53 @@ def _is_ipv6(text: str) -> bool:
     try:
         return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
     except ValueError:
+        return False
+
+
+def _patterns(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _secrets_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The secret store's keys from BOB_SECRETS_KEY (comma-separated) or the file named by
+    BOB_SECRETS_KEY_FILE (one a line, `#` comments), the encrypting key first. A file
+    that others may read is refused, as ssh refuses such a private key."""
+    given, path = env.get("BOB_SECRETS_KEY", ""), env.get("BOB_SECRETS_KEY_FILE", "")
+    if given and path:
+        raise ConfigError("set BOB_SECRETS_KEY or BOB_SECRETS_KEY_FILE, not both")
+    if path:
+        try:
+            mode = os.stat(path).st_mode
+            with open(path, encoding="ascii") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"BOB_SECRETS_KEY_FILE={path!r} cannot be read: {exc}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"BOB_SECRETS_KEY_FILE={path!r} is open to others (mode "
+                f"{stat.S_IMODE(mode):04o}); make it readable by its owner only (chmod 600)"
+            )
+        lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+        keys = tuple(line for line in lines if line)
+        where = "BOB_SECRETS_KEY_FILE"
+        if not keys:
+            raise ConfigError(f"BOB_SECRETS_KEY_FILE={path!r} holds no key")
+    else:
+        keys = tuple(k.strip() for k in given.split(",") if k.strip())
+        where = "BOB_SECRETS_KEY"
+    for number, key in enumerate(keys, start=1):
+        if not is_fernet_key(key):
+            # The key itself stays out of the message.
+            raise ConfigError(
+                f"{where}: key {number} is not a Fernet key (32 bytes in url-safe base64, "
+                "as `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'` makes)"
+            )
+    return keys
+
+
+def is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (binascii.Error, UnicodeEncodeError, ValueError):
         return False

@@ -12,6 +12,7 @@ internal resource's run, quotas the executor interprets), and those runs fail sa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -24,6 +25,8 @@ INTERNAL = "internal"  # an artifact of another run, fetched from an artifact st
 # Params of an internal resource that select the artifact; "artifact" defaults to the
 # resource's own name.
 INTERNAL_PARAMS = ("group", "name", "run_id")
+# A stored secret's name (PUT /secrets/{name}): the API's EntityName.
+SECRET_NAME = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
 
 
 def _steps(definition: Definition) -> Sequence[Mapping[str, Any]]:
@@ -54,6 +57,19 @@ def relative_inside(path: str) -> bool:
     """True for a path that names something inside the working directory."""
     parts = path.split("/")
     return bool(path) and not path.startswith("/") and ".." not in parts and "\0" not in path
+
+
+def secret_uses(definition: Definition) -> list[tuple[str, str]]:
+    """(secret name, what references it) for each variable whose value is a stored secret,
+    the pipeline's first, then each step's: what names the secrets a run needs."""
+    uses = [(secret, f"var {var!r}") for var, secret in _secret_vars(definition).items()]
+    for number, step in enumerate(_steps(definition), start=1):
+        uses += [(s, f"var {v!r} of step {number}") for v, s in _secret_vars(step).items()]
+    return uses
+
+
+def _secret_vars(where: Mapping[str, Any]) -> Mapping[str, str]:
+    return where.get("secret_vars") or {}
 
 
 # --- the rules -----------------------------------------------------------------------
@@ -144,6 +160,21 @@ def artifact_paths_inside(definition: Definition) -> str:
     return ""
 
 
+def secret_vars_sound(definition: Definition) -> str:
+    """Each variable is plain or a secret, not both, and names a possible secret."""
+    places = [("", definition)] + [
+        (f" of step {n}", step) for n, step in enumerate(_steps(definition), start=1)
+    ]
+    for where, place in places:
+        plain = place.get("vars") or {}
+        for var, secret in _secret_vars(place).items():
+            if var in plain:
+                return f"var {var!r}{where} is both a plain var and a secret"
+            if not re.fullmatch(SECRET_NAME, secret):
+                return f"var {var!r}{where} names the secret {secret!r}, which is not a valid name"
+    return ""
+
+
 STORE: tuple[Rule, ...] = (
     has_image,
     has_steps,
@@ -152,6 +183,7 @@ STORE: tuple[Rule, ...] = (
     needs_declared,
     artifacts_unique,
     resource_types_known,
+    secret_vars_sound,
 )
 RUN: tuple[Rule, ...] = (
     has_image,
@@ -160,6 +192,7 @@ RUN: tuple[Rule, ...] = (
     internal_params_given,
     needs_declared_at_run,
     artifact_paths_inside,
+    secret_vars_sound,
 )
 
 

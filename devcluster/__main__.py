@@ -38,6 +38,8 @@ def main() -> int:
     try:
         cluster.start()
         print(f"Bob is up: {cluster.api_url} (Ctrl-C stops it)", flush=True)
+        if key_file := cluster.entities.env.get("BOB_SECRETS_KEY_FILE"):
+            print(f"  secrets are encrypted with the key in {key_file}", flush=True)
         for name, url in cluster.plugin_urls.items():
             print(f"  reference plugin {name!r} at {url} (register it: see README)", flush=True)
         while not stopping.wait(0.5):

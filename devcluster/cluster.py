@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import TextIO
 
 import grpc
+from cryptography.fernet import Fernet
+from playhouse import db_url
 
 from bob_common import broker_users, pki, runner_types
-from bob_common.config import ApiSettings
+from bob_common.config import ApiSettings, EntitiesSettings
 from bob_plugins import artifact_local, logger_local, resource_git
 from devcluster import certs
 
@@ -36,6 +38,32 @@ STOP_GRACE_S = 15.0
 # stops them in order.
 _SETPRIV = shutil.which("setpriv")
 DIE_WITH_LAUNCHER = [_SETPRIV, "--pdeathsig", "TERM", "--"] if _SETPRIV else []
+
+
+KEY_FILE = "secrets.key"
+
+
+def secrets_key(env: Mapping[str, str]) -> dict[str, str]:
+    """Entities' secrets key when none is given: BOB_SECRETS_KEY_FILE naming a key made
+    once and kept, readable by its owner only, beside the SQLite database (data/ for `make
+    run`, the test's directory for a test cluster; data/ for any other database)."""
+    # Either variable set, even empty (no key: secrets are refused), is the operator's choice.
+    if "BOB_SECRETS_KEY" in env or "BOB_SECRETS_KEY_FILE" in env:
+        return {}
+    url = EntitiesSettings.from_env(env).db_url
+    path = db_url.parse(url).get("database", "") if url.startswith("sqlite") else ""
+    folder = os.path.dirname(os.path.abspath(path)) if path and path != ":memory:" else "data"
+    # Made as entities makes its database's directory (owner only), should it come first.
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    key_file = os.path.join(folder, KEY_FILE)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # made by an earlier start: the secrets stored with it stay readable
+    else:
+        with os.fdopen(fd, "w") as file:
+            file.write(Fernet.generate_key().decode() + "\n")
+    return {"BOB_SECRETS_KEY_FILE": key_file}
 
 
 def free_port() -> int:
@@ -141,7 +169,10 @@ class Cluster:
                 return {**variables, "BOB_QUEUE_URL": urls[service]}
             return dict(variables)
 
-        self.entities = Service("entities", "entities_svc", own(broker_users.ENTITIES, base))
+        # Only entities holds the secrets key.
+        self.entities = Service(
+            "entities", "entities_svc", own(broker_users.ENTITIES, {**base, **secrets_key(base)})
+        )
         self.api = Service("api", "api_server", own(broker_users.API, base))
         self.runners = []
         for i, e in enumerate(extra):

@@ -40,7 +40,8 @@ READERS = frozenset({API, ADMIN, READ})
 WRITERS = frozenset({API, ADMIN})
 RUNNERS = frozenset({RUNNER})
 RUN_READERS = READERS | RUNNERS
-# Credentials are managed through the API alone, where each user's role is checked.
+# Credentials (API tokens, secrets) are managed through the API alone, where each user's
+# role is checked.
 API_ONLY = frozenset({API})
 
 
@@ -83,6 +84,15 @@ RULES: dict[str, Rule] = {
     "ListTokens": Rule(API_ONLY),
     "RevokeToken": Rule(API_ONLY),
     "VerifyToken": Rule(API_ONLY),
+    # Secrets: written through the API alone; a run's values only to the runner holding its
+    # claim (secrets.py checks the claim and its proof; here, that it asks as itself).
+    "PutSecret": Rule(API_ONLY),
+    "ListSecrets": Rule(API_ONLY),
+    "DeleteSecret": Rule(API_ONLY),
+    "GetRunSecrets": Rule(RUNNERS, own_runner_id=True),
+    # Runner types a pipeline may run on
+    "GetPipelineRunnerTypes": Rule(READERS),
+    "SetPipelineRunnerTypes": Rule(WRITERS),
 }
 
 # The standard services beside Entities (health checks, reflection) tell nothing a

@@ -25,6 +25,11 @@ class NotQueued(EntitiesError):
     away) and the run was withdrawn; the caller may retry later."""
 
 
+class Forbidden(EntitiesError):
+    """Raised when the caller may not have what it asks for (a run's secrets asked by a
+    runner that does not hold its claim); the caller must not retry."""
+
+
 class AlreadyExists(EntitiesError):
     """Raised when a name is taken (a live API token's); the caller answers 409."""
 

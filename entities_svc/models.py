@@ -37,6 +37,10 @@ class Pipeline(BaseModel):
     # the definition).
     document = TextField(default="")
     paused = BooleanField(default=False)
+    # The runner types an admin allowed for this pipeline, as a JSON list (runner_grants.py);
+    # "" when it has no list of its own and the cluster's default applies. Kept when the
+    # definition is replaced, deleted with the pipeline.
+    runner_types = TextField(default="")
 
     class Meta:
         table_name = "pipelines"
@@ -194,6 +198,20 @@ class ClusterEvent(BaseModel):
         table_name = "cluster_events"
 
 
+class Secret(BaseModel):
+    """A stored secret (secrets.py): its value only ever encrypted, with the operator's key
+    (secret_box.py). Reads answer its name and times."""
+
+    name = CharField(primary_key=True)
+    # The Fernet token of the value (bound to the name), ASCII.
+    ciphertext = TextField()
+    created_at_ms = BigIntegerField()
+    updated_at_ms = BigIntegerField()
+
+    class Meta:
+        table_name = "secrets"
+
+
 class ApiToken(BaseModel):
     """A token of the REST API (api_tokens.py): its SHA-256, never the token itself."""
 
@@ -223,5 +241,6 @@ MODELS = (
     LogLine,
     Runner,
     ClusterEvent,
+    Secret,
     ApiToken,
 )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -15,7 +14,15 @@ from bob_common import rpc, runner_types
 from bob_common.broker_link import QueueFull, QueueUnavailable
 from bob_common.run_states import RunStatus, status_name
 from bob_pb import messages_pb2
-from entities_svc import compiled, pipelines, plugins, run_status, runners
+from entities_svc import (
+    compiled,
+    pipelines,
+    plugins,
+    run_status,
+    runner_grants,
+    runners,
+    secrets,
+)
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
 from entities_svc.errors import FailedPrecondition, Invalid, NotQueued
@@ -28,8 +35,6 @@ log = logging.getLogger(__name__)
 # A new run's job is being published by start_run; should entities die before the broker
 # confirms it, the sweep publishes it once this much time has passed.
 UNCONFIRMED_GRACE_MS = 30_000
-# The runner type becomes a routing key and part of a queue name.
-_RUNNER_TYPE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 async def start_run(
@@ -39,11 +44,16 @@ async def start_run(
     name: str,
     runner_type: str = "",
     logger: str = "",
+    allowed_by_default: tuple[str, ...] = (runner_types.DEFAULT,),
+    *,
+    secrets_readable: bool = True,
 ) -> messages_pb2.Job:
     """Records the run and queues its job; the job, once the broker has confirmed it (or
     the run stands anyway, see above). NotQueued when the broker refused it and the run
     was withdrawn."""
-    info = await db.call(create_run, group, name, runner_type, logger)
+    info = await db.call(
+        create_run, group, name, runner_type, logger, allowed_by_default, secrets_readable
+    )
     job = job_of(info)
     try:
         await jobs.publish(job)
@@ -94,16 +104,27 @@ def _unregistered(definition: dict[str, Any], logger: str) -> list[str]:
     ]
 
 
-def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -> RunInfo:
+def create_run(
+    group: str,
+    name: str,
+    runner_type: str = "",
+    logger: str = "",
+    allowed_by_default: tuple[str, ...] = (runner_types.DEFAULT,),
+    secrets_readable: bool = True,
+) -> RunInfo:
     """Records a PENDING run (attempt 1) with a snapshot of the pipeline's definition.
-    Refused while a plugin it needs (its pipeline's providers and stores, its logger)
-    is not registered: a run that cannot fetch or keep what it needs would only fail."""
+    Refused for a runner type the pipeline may not run on (runner_grants.py), and while a
+    plugin it needs (its pipeline's providers and stores, its logger) is not registered,
+    or a secret it references is not stored (or, without a key, not readable): a run that
+    cannot fetch or keep what it needs would only fail."""
     # Bob's "container" means docker; no type means the default.
     runner_type = runner_types.canonical(runner_type)
-    if not _RUNNER_TYPE.match(runner_type):
-        raise Invalid(f"Runner type {runner_type!r} is not a valid name")
+    if problem := runner_types.invalid(runner_type):
+        raise Invalid(problem)
     with database.atomic():
         pipeline = pipelines.find_row(group, name)
+        # First: a refused start learns nothing about the runners or plugins there are.
+        runner_grants.check(pipeline, runner_type, allowed_by_default)
         if pipeline.paused:
             raise FailedPrecondition("Pipeline is paused. Unpause it first.")
         known = runners.known_runner_types()
@@ -112,7 +133,9 @@ def create_run(group: str, name: str, runner_type: str = "", logger: str = "") -
                 f"No runner of type {runner_type!r} has been seen; "
                 f"known types: {', '.join(sorted(known))}"
             )
-        if missing := _unregistered(json.loads(pipeline.definition), logger):
+        definition = json.loads(pipeline.definition)
+        missing = _unregistered(definition, logger) + secrets.missing(definition, secrets_readable)
+        if missing:
             raise FailedPrecondition("; ".join(missing))
         now = now_ms()
         row = Run(

@@ -13,13 +13,14 @@ from grpc_health.v1 import health
 
 from bob_common import tls
 from bob_common.config import EntitiesSettings
-from entities_svc import broker
+from entities_svc import broker, secrets
 from entities_svc.access import AccessInterceptor
 from entities_svc.controls import ControlSender
 from entities_svc.db import DatabaseThread
 from entities_svc.dead_jobs import DeadJobs
 from entities_svc.events import EventConsumer
 from entities_svc.job_queue import JobQueue
+from entities_svc.secret_box import SecretBox
 from entities_svc.server import start_server
 from entities_svc.servicer import EntitiesServicer
 from entities_svc.sweeper import Sweeper
@@ -45,6 +46,7 @@ class EntitiesService:
             self.db, self.link, self.jobs, settings.max_attempts, job_due=self.sweeper.wake
         )
         self.consumer = EventConsumer(self.link, self.db, settings.event_batch_max)
+        self.box = SecretBox(settings.secrets_keys)
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._consuming: asyncio.Task[None] | None = None
@@ -57,6 +59,11 @@ class EntitiesService:
         and sweeping; the link keeps retrying in the background while the broker is
         unreachable, and the consumers start once it is up."""
         await self.db.open(self.settings.db_url)
+        try:
+            await self._open_secrets()
+        except BaseException:
+            await self.db.close()
+            raise
         servicer = EntitiesServicer(
             self.db,
             self.jobs,
@@ -65,6 +72,8 @@ class EntitiesService:
             events_refused=lambda: self.consumer.events_refused,
             job_due=self.sweeper.wake,
             control_owed=self.controls.send_soon,
+            box=self.box,
+            runner_types_allowed=self.settings.runner_types_allowed,
         )
         common = self.settings.common
         try:
@@ -88,6 +97,18 @@ class EntitiesService:
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
         self._taking_dead_jobs = asyncio.create_task(self.dead_jobs.consume(), name="dead-jobs")
         self._sweeping = asyncio.create_task(self.sweeper.serve(), name="sweeper")
+
+    async def _open_secrets(self) -> None:
+        """Says whether secrets can be stored, and after a key rotation (more than one
+        key), seals every stored value with the first key again."""
+        if not self.box.usable:
+            log.warning(
+                "no secrets key (BOB_SECRETS_KEY_FILE or BOB_SECRETS_KEY): storing a secret "
+                "fails, and runs that reference secrets cannot start"
+            )
+            return
+        log.info("secret store ready with %d key(s)", self.box.keys)
+        await self.db.call(secrets.reencrypt, self.box)
 
     async def wait(self, stopping: asyncio.Event) -> None:
         """Returns when `stopping` is set; raises if the consumer fails."""

@@ -12,6 +12,7 @@ import grpc
 import peewee
 from google.protobuf import empty_pb2, json_format
 
+from bob_common import runner_types
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc import (
     journal,
@@ -21,7 +22,9 @@ from entities_svc import (
     run_commands,
     run_queries,
     run_start,
+    runner_grants,
     runners,
+    secrets,
     tokens,
 )
 from entities_svc.clock import now_ms
@@ -29,6 +32,7 @@ from entities_svc.db import DatabaseThread
 from entities_svc.errors import (
     AlreadyExists,
     FailedPrecondition,
+    Forbidden,
     Invalid,
     NotFound,
     NotQueued,
@@ -36,6 +40,7 @@ from entities_svc.errors import (
 )
 from entities_svc.feed import EventFeed
 from entities_svc.job_queue import JobQueue, pipeline_from_dict
+from entities_svc.secret_box import SecretBox
 
 T = TypeVar("T")
 
@@ -45,6 +50,7 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Invalid: grpc.StatusCode.INVALID_ARGUMENT,
     NotQueued: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     # "database is locked" and the like: the caller may retry.
@@ -182,9 +188,13 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         events_applied: Callable[[], int] = lambda: 0,
         job_due: Callable[[], None] = lambda: None,
         control_owed: Callable[[], None] = lambda: None,
+        box: SecretBox | None = None,
         events_refused: Callable[[], int] = lambda: 0,
+        runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,),
     ) -> None:
         self._db = db
+        # Seals and opens stored secrets; without keys, only secrets fail.
+        self._box = box or SecretBox(())
         self._jobs = jobs
         self._lease_ms = lease_ms
         self._events_applied = events_applied
@@ -194,6 +204,8 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._control_owed = control_owed
         self._events_refused = events_refused
         self._feed = EventFeed(db)
+        # The runner types of pipelines without a list of their own (BOB_RUNNER_TYPES_ALLOWED).
+        self._allowed_by_default = runner_types_allowed
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
         return await self._mapped(context, self._db.call(fn, *args))
@@ -258,6 +270,8 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             request.name,
             request.runner_type,
             request.logger,
+            self._allowed_by_default,
+            secrets_readable=self._box.usable,
         )
         return await self._mapped(context, starting)
 
@@ -348,6 +362,36 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             events=[_event(event) for event in found], newest_id=newest
         )
 
+    # --- secrets ---------------------------------------------------------------------
+
+    async def PutSecret(self, request, context):
+        created = await self._call(
+            context, secrets.put_secret, self._box, request.name, request.value
+        )
+        return entities_pb2.PutSecretResponse(created=created)
+
+    async def ListSecrets(self, request, context):
+        found = await self._call(context, secrets.list_secrets)
+        return entities_pb2.ListSecretsResponse(
+            secrets=[entities_pb2.SecretInfo(**vars(info)) for info in found]
+        )
+
+    async def DeleteSecret(self, request, context):
+        await self._call(context, secrets.delete_secret, request.name)
+        return _EMPTY
+
+    async def GetRunSecrets(self, request, context):
+        values = await self._call(
+            context,
+            secrets.run_secrets,
+            self._box,
+            request.run_id,
+            request.attempt,
+            request.runner_id,
+            request.claim_proof,
+        )
+        return entities_pb2.GetRunSecretsResponse(values=values)
+
     # API tokens: called by the API only.
 
     async def CreateToken(self, request, context):
@@ -374,6 +418,32 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
     async def VerifyToken(self, request, context):
         return _api_token(await self._call(context, tokens.verify, request.token_hash))
 
+    # --- runner types (issue 14) ---
+
+    async def GetPipelineRunnerTypes(self, request, context):
+        allowed = await self._call(
+            context, runner_grants.get, request.group, request.name, self._allowed_by_default
+        )
+        return _runner_types(allowed)
+
+    async def SetPipelineRunnerTypes(self, request, context):
+        if request.use_default and request.runner_types:
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "use_default drops the pipeline's list: runner_types must be empty",
+            )
+        types = None if request.use_default else list(request.runner_types)
+        allowed = await self._call(
+            context,
+            runner_grants.put,
+            request.group,
+            request.name,
+            types,
+            self._allowed_by_default,
+        )
+        return _runner_types(allowed)
+
 
 def _api_token(token: tokens.Token) -> entities_pb2.ApiToken:
     return entities_pb2.ApiToken(
@@ -383,6 +453,12 @@ def _api_token(token: tokens.Token) -> entities_pb2.ApiToken:
         created_at_ms=token.created_at_ms,
         expires_at_ms=token.expires_at_ms,
         revoked_at_ms=token.revoked_at_ms,
+    )
+
+
+def _runner_types(allowed: runner_grants.Allowed) -> entities_pb2.PipelineRunnerTypes:
+    return entities_pb2.PipelineRunnerTypes(
+        runner_types=allowed.runner_types, is_default=allowed.is_default
     )
 
 

@@ -9,7 +9,7 @@ import signal
 
 from bob_common.config import RunnerSettings
 from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
-from runner_svc.errors import UnknownRunnerType
+from runner_svc.errors import ExecutorMisconfigured, UnknownRunnerType
 from runner_svc.executors import Executor, create_executor
 from runner_svc.service import RunnerService
 from runner_svc.tuning import Tuning
@@ -23,7 +23,7 @@ def main() -> int:
         return RET_CONFIG
     try:
         executor = create_executor(settings)
-    except UnknownRunnerType as exc:
+    except (UnknownRunnerType, ExecutorMisconfigured) as exc:
         log.error("%s", exc)
         return RET_CONFIG
     try:

@@ -13,6 +13,12 @@ class UnknownRunnerType(RunnerError):
     the cli reports it and exits with RET_CONFIG."""
 
 
+class ExecutorMisconfigured(RunnerError):
+    """Raised when building an executor that cannot work safely as configured (a shell
+    runner that could only run steps as root or as itself); the cli reports it and exits
+    with RET_CONFIG."""
+
+
 class ExecutorUnavailable(RunnerError):
     """Raised by Executor.start when its backend (e.g. the Docker engine) cannot be
     reached; the service retries with backoff."""

@@ -16,19 +16,28 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from bob_common.backoff import until_done
 from bob_common.quantities import format_memory
 from bob_common.run_states import TERMINAL, RunStatus, status_name
 from runner_svc import spec as specs
-from runner_svc.errors import PrepareFailed, RunnerError, StepFailed, TransferFailed
+from runner_svc.errors import (
+    EntitiesRefused,
+    EntitiesUnavailable,
+    PrepareFailed,
+    RunnerError,
+    StepFailed,
+    TransferFailed,
+)
 from runner_svc.executors import Executor, Workspace
 from runner_svc.plugins.directory import PluginDirectory
 from runner_svc.plugins.transfer import PluginHttp, Transfers
+from runner_svc.reporting import masking
 from runner_svc.reporting.logsink import LogSink
-from runner_svc.reporting.reporter import Reporter
+from runner_svc.reporting.reporter import MaskingReporter, Reporter
 from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import RunSpec, StepSpec
 from runner_svc.tuning import Tuning
@@ -38,6 +47,12 @@ log = logging.getLogger(__name__)
 STOPPED_REASON = "stopped by request"
 # How a shell reports a step ended by SIGKILL, which is what the out-of-memory killer sends.
 KILLED = 128 + 9
+# How long the run's secrets are asked for while entities cannot answer, before it fails.
+SECRETS_GIVE_UP_S = 60.0
+
+# Fetches the values of a run's secrets, by secret name: (run id, attempt, the claim's
+# secret) -> values.
+SecretFetch = Callable[[str, int, bytes], Awaitable[Mapping[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -58,10 +73,19 @@ class Run:
         batch_lines: int,
         flush_s: float,
         tuning: Tuning,
+        secrets: SecretFetch | None = None,
+        redacted_vars: Sequence[str] = (),
     ) -> None:
         self.spec = spec
         self._executor = executor
-        self._report = reporter
+        # The values to mask in the log: known once the secrets are fetched, before any
+        # output. Everything the run reports goes through the mask.
+        self._redactor = masking.Redactor()
+        self._report = reporter = MaskingReporter(reporter, self._redactor)
+        self._secrets = secrets
+        self._redacted_vars = tuple(redacted_vars)
+        # Given by the claim (held()): what shows entities that the run is this runner's.
+        self._claim_secret = b""
         self._batch_lines = batch_lines
         self._flush_s = flush_s
         self._tuning = tuning
@@ -144,6 +168,9 @@ class Run:
         spec = self.spec
         if problem := specs.problem(spec):
             return Outcome(RunStatus.FAILED, problem)
+        if problem := await self._take_secrets():
+            return Outcome(RunStatus.FAILED, problem)
+        spec = self.spec
         self._limits = specs.limits(spec.quotas)  # problem() found them well-formed
         if self._halt:
             return self._halt
@@ -184,6 +211,49 @@ class Run:
             if failure:
                 return Outcome(RunStatus.FAILED, failure)
         return self._halt or Outcome(RunStatus.PASSED)
+
+    def held(self, claim_secret: bytes) -> None:
+        """The run is claimed, with this secret: it proves the claim to get the secrets."""
+        self._claim_secret = claim_secret
+
+    async def _take_secrets(self) -> str:
+        """Fetches the values of the run's secrets into its spec, and has the log mask them
+        and the secret-looking plain vars (masking.py); why the run cannot go on, or ""."""
+        spec = self.spec
+        values: Mapping[str, str] = {}
+        if needed := specs.secret_names(spec):
+            fetch = self._secrets
+            if fetch is None:
+                return "the run uses secrets, which this runner cannot fetch"
+            try:
+                values = (
+                    await until_done(
+                        lambda: fetch(spec.run_id, spec.attempt, self._claim_secret),
+                        what="entities for the run's secrets",
+                        errors=EntitiesUnavailable,
+                        log=self._log,
+                        give_up_s=SECRETS_GIVE_UP_S,
+                    )
+                    or {}
+                )
+            except (EntitiesRefused, EntitiesUnavailable) as exc:
+                return f"the run's secrets could not be fetched: {exc}"
+            if missing := sorted(needed - values.keys()):
+                return f"the run's secrets could not be fetched: {', '.join(missing)} missing"
+        self._redactor.add(values.values())
+        plain = [spec.vars, *(step.vars for step in spec.steps)]
+        short: set[str] = set()
+        for variables in plain:
+            found, too_short = masking.secret_looking(variables, self._redacted_vars)
+            self._redactor.add(found)
+            short.update(too_short)
+        self.spec = specs.with_secrets(spec, values)
+        if short:
+            await self._report.say(
+                f"not masked in this log, shorter than {masking.MIN_VAR_LENGTH} characters: "
+                + ", ".join(sorted(short))
+            )
+        return ""
 
     async def _run_step(self, workspace: Workspace, index: int, step: StepSpec) -> str:
         """Why the step failed, or ""."""
@@ -236,7 +306,10 @@ class Run:
     async def _step(self, workspace: Workspace, index: int, step: StepSpec) -> int:
         await self._report.say(f"step {index + 1}/{len(self.spec.steps)}: {step.cmd}")
         sink = LogSink(
-            asyncio.get_running_loop(), batch_lines=self._batch_lines, flush_s=self._flush_s
+            asyncio.get_running_loop(),
+            batch_lines=self._batch_lines,
+            flush_s=self._flush_s,
+            redactor=self._redactor or None,
         )
         started = time.monotonic()
         last = index == len(self.spec.steps) - 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import posixpath
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from bob_common import pipeline_rules
 from bob_common.quantities import format_memory, parse_memory
@@ -45,6 +45,9 @@ class StepSpec:
     # Where the step runs, relative to the workspace ("": the workspace itself); see
     # directories().
     directory: str = ""
+    # Variables whose values are stored secrets: variable -> secret name. with_secrets()
+    # puts the values in `vars`.
+    secret_vars: Mapping[str, str] = field(default_factory=dict)
 
     def artifact_source(self) -> str:
         """Where its artifact is, relative to the workspace: the artifact's path is
@@ -122,6 +125,8 @@ class RunSpec:
     resources: tuple[ResourceSpec, ...] = ()
     timeout_s: int = 0  # for the whole run, from its first step; 0: none
     quotas: Quotas = field(default_factory=Quotas)
+    # As StepSpec.secret_vars, for every step.
+    secret_vars: Mapping[str, str] = field(default_factory=dict)
 
     def resource(self, name: str) -> ResourceSpec | None:
         return next((r for r in self.resources if r.name == name), None)
@@ -150,6 +155,7 @@ def from_job(job: messages_pb2.Job) -> RunSpec:
         name=job.name,
         image=pipeline.image,
         vars=dict(pipeline.vars),
+        secret_vars=dict(pipeline.secret_vars),
         timeout_s=pipeline.timeout,
         quotas=Quotas(quotas.limits.cpu, quotas.limits.mem, quotas.requests.mem),
         resources=tuple(
@@ -169,6 +175,7 @@ def from_job(job: messages_pb2.Job) -> RunSpec:
                 else None,
                 timeout_s=step.timeout,
                 directory=directory,
+                secret_vars=dict(step.secret_vars),
             )
             for step, directory in zip(
                 pipeline.steps,
@@ -177,6 +184,29 @@ def from_job(job: messages_pb2.Job) -> RunSpec:
             )
         ),
     )
+
+
+def secret_names(spec: RunSpec) -> set[str]:
+    """The stored secrets the run needs."""
+    return {
+        *spec.secret_vars.values(),
+        *(s for step in spec.steps for s in step.secret_vars.values()),
+    }
+
+
+def with_secrets(spec: RunSpec, values: Mapping[str, str]) -> RunSpec:
+    """The spec with each secret variable's value (from `values`, by secret name) among its
+    plain vars, where the executor takes them; a step's variables still override the
+    pipeline's. KeyError for a secret missing from `values`."""
+
+    def resolved(plain: Mapping[str, str], secret: Mapping[str, str]) -> dict[str, str]:
+        return {**plain, **{var: values[name] for var, name in secret.items()}}
+
+    steps = tuple(
+        replace(step, vars=resolved(step.vars, step.secret_vars), secret_vars={})
+        for step in spec.steps
+    )
+    return replace(spec, vars=resolved(spec.vars, spec.secret_vars), secret_vars={}, steps=steps)
 
 
 def problem(spec: RunSpec) -> str:

@@ -10,7 +10,20 @@ from api_server.handlers import (
     pipeline,
     plugins,
     runs,
+    secrets,
     tokens,
 )
 
-MODULES = [api, artifacts, cluster, events, logs, observability, pipeline, plugins, runs, tokens]
+MODULES = [
+    api,
+    artifacts,
+    cluster,
+    events,
+    logs,
+    observability,
+    pipeline,
+    plugins,
+    runs,
+    secrets,
+    tokens,
+]

@@ -100,3 +100,34 @@ async def pipeline_pause(group: str, name: str):
 
 async def pipeline_unpause(group: str, name: str):
     return await _set_paused(group, name, False)
+
+
+# --- runner types (ours): which runner types a pipeline may run on -------------------
+
+
+def _runner_types(allowed: entities_pb2.PipelineRunnerTypes) -> dict:
+    return {"message": {"runner-types": list(allowed.runner_types), "default": allowed.is_default}}
+
+
+async def pipeline_runner_types_get(group: str, name: str):
+    b = backends.current()
+    ref = entities_pb2.PipelineRef(group=group, name=name)
+    return _runner_types(await b.call(b.entities.GetPipelineRunnerTypes(ref))), 200
+
+
+async def _set_runner_types(group: str, name: str, types: list[str], use_default: bool):
+    b = backends.current()
+    request = entities_pb2.SetPipelineRunnerTypesRequest(
+        group=group, name=name, runner_types=types, use_default=use_default
+    )
+    allowed = await b.call(b.entities.SetPipelineRunnerTypes(request))
+    log.info("pipeline %s/%s may run on: %s", group, name, ", ".join(allowed.runner_types))
+    return _runner_types(allowed), 200
+
+
+async def pipeline_runner_types_set(group: str, name: str, body: list[str]):
+    return await _set_runner_types(group, name, body, False)
+
+
+async def pipeline_runner_types_reset(group: str, name: str):
+    return await _set_runner_types(group, name, [], True)

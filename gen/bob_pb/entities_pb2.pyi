@@ -381,6 +381,67 @@ class ListEventsResponse(_message.Message):
     newest_id: int
     def __init__(self, events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., newest_id: _Optional[int] = ...) -> None: ...
 
+class SecretRef(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class PutSecretRequest(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class PutSecretResponse(_message.Message):
+    __slots__ = ("created",)
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    def __init__(self, created: _Optional[bool] = ...) -> None: ...
+
+class SecretInfo(_message.Message):
+    __slots__ = ("name", "created_at_ms", "updated_at_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    created_at_ms: int
+    updated_at_ms: int
+    def __init__(self, name: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListSecretsResponse(_message.Message):
+    __slots__ = ("secrets",)
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    secrets: _containers.RepeatedCompositeFieldContainer[SecretInfo]
+    def __init__(self, secrets: _Optional[_Iterable[_Union[SecretInfo, _Mapping]]] = ...) -> None: ...
+
+class GetRunSecretsRequest(_message.Message):
+    __slots__ = ("run_id", "attempt", "runner_id", "claim_proof")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_PROOF_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    runner_id: str
+    claim_proof: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., runner_id: _Optional[str] = ..., claim_proof: _Optional[str] = ...) -> None: ...
+
+class GetRunSecretsResponse(_message.Message):
+    __slots__ = ("values",)
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.ScalarMap[str, str]
+    def __init__(self, values: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class ApiToken(_message.Message):
     __slots__ = ("id", "name", "role", "created_at_ms", "expires_at_ms", "revoked_at_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -436,3 +497,23 @@ class VerifyTokenRequest(_message.Message):
     TOKEN_HASH_FIELD_NUMBER: _ClassVar[int]
     token_hash: str
     def __init__(self, token_hash: _Optional[str] = ...) -> None: ...
+
+class PipelineRunnerTypes(_message.Message):
+    __slots__ = ("runner_types", "is_default")
+    RUNNER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    runner_types: _containers.RepeatedScalarFieldContainer[str]
+    is_default: bool
+    def __init__(self, runner_types: _Optional[_Iterable[str]] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class SetPipelineRunnerTypesRequest(_message.Message):
+    __slots__ = ("group", "name", "runner_types", "use_default")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    USE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    runner_types: _containers.RepeatedScalarFieldContainer[str]
+    use_default: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., runner_types: _Optional[_Iterable[str]] = ..., use_default: _Optional[bool] = ...) -> None: ...

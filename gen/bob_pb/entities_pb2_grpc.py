@@ -166,6 +166,26 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.PutSecret = channel.unary_unary(
+                '/bob.v1.Entities/PutSecret',
+                request_serializer=bob__pb_dot_entities__pb2.PutSecretRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.PutSecretResponse.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/bob.v1.Entities/ListSecrets',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSecret = channel.unary_unary(
+                '/bob.v1.Entities/DeleteSecret',
+                request_serializer=bob__pb_dot_entities__pb2.SecretRef.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.GetRunSecrets = channel.unary_unary(
+                '/bob.v1.Entities/GetRunSecrets',
+                request_serializer=bob__pb_dot_entities__pb2.GetRunSecretsRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.GetRunSecretsResponse.FromString,
+                _registered_method=True)
         self.CreateToken = channel.unary_unary(
                 '/bob.v1.Entities/CreateToken',
                 request_serializer=bob__pb_dot_entities__pb2.CreateTokenRequest.SerializeToString,
@@ -185,6 +205,16 @@ class EntitiesStub:
                 '/bob.v1.Entities/VerifyToken',
                 request_serializer=bob__pb_dot_entities__pb2.VerifyTokenRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.ApiToken.FromString,
+                _registered_method=True)
+        self.GetPipelineRunnerTypes = channel.unary_unary(
+                '/bob.v1.Entities/GetPipelineRunnerTypes',
+                request_serializer=bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+                _registered_method=True)
+        self.SetPipelineRunnerTypes = channel.unary_unary(
+                '/bob.v1.Entities/SetPipelineRunnerTypes',
+                request_serializer=bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
                 _registered_method=True)
 
 
@@ -389,6 +419,39 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutSecret(self, request, context):
+        """--- secrets (callers: the API, except GetRunSecrets: the runner holding the claim) ---
+        Stores a secret, encrypted with the operator's key, or replaces its value.
+        INVALID_ARGUMENT for a bad name or value, FAILED_PRECONDITION when entities has no key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """The names of the stored secrets and when they were set, by name; never their values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecret(self, request, context):
+        """NOT_FOUND for an unknown name. Runs that reference it can no longer start.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunSecrets(self, request, context):
+        """The values of the secrets a run's pipeline snapshot references, for the runner that
+        holds the run's claim (this runner_id, this attempt, the run claimed and not ended,
+        and the proof keyed by this claim's secret); PERMISSION_DENIED for anyone else. FAILED_PRECONDITION naming a referenced secret
+        that is not stored (any more) or cannot be decrypted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateToken(self, request, context):
         """API tokens (part: API tokens with roles). Called by the API only: its middleware
         verifies every presented token, its handlers and `python -m api_server tokens` manage
@@ -421,6 +484,25 @@ class EntitiesServicer:
     def VerifyToken(self, request, context):
         """The token whose secret hashes to token_hash. UNAUTHENTICATED, with details naming
         why, when it is unknown, expired or revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPipelineRunnerTypes(self, request, context):
+        """--- runner types (issue 14: runner types are an allow-list); callers: api ---
+        The runner types a pipeline may run on: its own list when an admin set one, else the
+        cluster's default (BOB_RUNNER_TYPES_ALLOWED). NOT_FOUND for an unknown pipeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPipelineRunnerTypes(self, request, context):
+        """Sets a pipeline's own list (or, with use_default, drops it); CreateRun refuses any
+        other type with FAILED_PRECONDITION. The list goes with the pipeline: deleting the
+        pipeline deletes it, replacing its definition keeps it. INVALID_ARGUMENT for a
+        malformed type name, NOT_FOUND for an unknown pipeline.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -559,6 +641,26 @@ def add_EntitiesServicer_to_server(servicer, server):
                     request_deserializer=bob__pb_dot_entities__pb2.ListEventsRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.ListEventsResponse.SerializeToString,
             ),
+            'PutSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSecret,
+                    request_deserializer=bob__pb_dot_entities__pb2.PutSecretRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.PutSecretResponse.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'DeleteSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecret,
+                    request_deserializer=bob__pb_dot_entities__pb2.SecretRef.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'GetRunSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunSecrets,
+                    request_deserializer=bob__pb_dot_entities__pb2.GetRunSecretsRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.GetRunSecretsResponse.SerializeToString,
+            ),
             'CreateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateToken,
                     request_deserializer=bob__pb_dot_entities__pb2.CreateTokenRequest.FromString,
@@ -578,6 +680,16 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.VerifyToken,
                     request_deserializer=bob__pb_dot_entities__pb2.VerifyTokenRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.ApiToken.SerializeToString,
+            ),
+            'GetPipelineRunnerTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipelineRunnerTypes,
+                    request_deserializer=bob__pb_dot_entities__pb2.PipelineRef.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.SerializeToString,
+            ),
+            'SetPipelineRunnerTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPipelineRunnerTypes,
+                    request_deserializer=bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1293,6 +1405,114 @@ class Entities:
             _registered_method=True)
 
     @staticmethod
+    def PutSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/PutSecret',
+            bob__pb_dot_entities__pb2.PutSecretRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.PutSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ListSecrets',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            bob__pb_dot_entities__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/DeleteSecret',
+            bob__pb_dot_entities__pb2.SecretRef.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/GetRunSecrets',
+            bob__pb_dot_entities__pb2.GetRunSecretsRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.GetRunSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateToken(request,
             target,
             options=(),
@@ -1390,6 +1610,60 @@ class Entities:
             '/bob.v1.Entities/VerifyToken',
             bob__pb_dot_entities__pb2.VerifyTokenRequest.SerializeToString,
             bob__pb_dot_entities__pb2.ApiToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPipelineRunnerTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/GetPipelineRunnerTypes',
+            bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
+            bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPipelineRunnerTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/SetPipelineRunnerTypes',
+            bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
             options,
             channel_credentials,
             insecure,

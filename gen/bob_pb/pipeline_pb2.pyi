@@ -7,8 +7,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Pipeline(_message.Message):
-    __slots__ = ("image", "steps", "vars", "resources", "timeout", "quotas")
+    __slots__ = ("image", "steps", "vars", "resources", "timeout", "quotas", "secret_vars")
     class VarsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SecretVarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -21,13 +28,15 @@ class Pipeline(_message.Message):
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    SECRET_VARS_FIELD_NUMBER: _ClassVar[int]
     image: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     vars: _containers.ScalarMap[str, str]
     resources: _containers.RepeatedCompositeFieldContainer[Resource]
     timeout: int
     quotas: Quotas
-    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ...) -> None: ...
+    secret_vars: _containers.ScalarMap[str, str]
+    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ..., secret_vars: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Quotas(_message.Message):
     __slots__ = ("limits", "requests")
@@ -52,8 +61,15 @@ class QuotaRequests(_message.Message):
     def __init__(self, mem: _Optional[str] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("cmd", "needs_resource", "produces_artifact", "vars", "timeout")
+    __slots__ = ("cmd", "needs_resource", "produces_artifact", "vars", "timeout", "secret_vars")
     class VarsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SecretVarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -65,12 +81,14 @@ class Step(_message.Message):
     PRODUCES_ARTIFACT_FIELD_NUMBER: _ClassVar[int]
     VARS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SECRET_VARS_FIELD_NUMBER: _ClassVar[int]
     cmd: str
     needs_resource: str
     produces_artifact: Artifact
     vars: _containers.ScalarMap[str, str]
     timeout: int
-    def __init__(self, cmd: _Optional[str] = ..., needs_resource: _Optional[str] = ..., produces_artifact: _Optional[_Union[Artifact, _Mapping]] = ..., vars: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[int] = ...) -> None: ...
+    secret_vars: _containers.ScalarMap[str, str]
+    def __init__(self, cmd: _Optional[str] = ..., needs_resource: _Optional[str] = ..., produces_artifact: _Optional[_Union[Artifact, _Mapping]] = ..., vars: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[int] = ..., secret_vars: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Artifact(_message.Message):
     __slots__ = ("name", "path", "store")

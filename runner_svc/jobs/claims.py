@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from bob_common import rpc
+from bob_common import claim_proof, rpc
 from bob_pb import entities_pb2, entities_pb2_grpc
 from runner_svc.errors import EntitiesRefused, EntitiesUnavailable
 from runner_svc.jobs.node import node_info
@@ -93,6 +93,20 @@ class RunClaims:
         )
         with _answered("ReleaseRun"):
             await self._stub.ReleaseRun(request, timeout=self._timeout_s)
+
+    async def secrets(self, run_id: str, attempt: int, claim_secret: bytes) -> dict[str, str]:
+        """The values of the secrets the run uses, by secret name: entities answers only
+        the runner holding the run's claim, shown by a MAC under the claim's secret.
+        EntitiesRefused names what is wrong (a secret not stored, the claim not held)."""
+        request = entities_pb2.GetRunSecretsRequest(
+            run_id=run_id,
+            attempt=attempt,
+            runner_id=self._runner_id,
+            claim_proof=claim_proof.secrets_proof(claim_secret, run_id, attempt),
+        )
+        with _answered("GetRunSecrets"):
+            response = await self._stub.GetRunSecrets(request, timeout=self._timeout_s)
+        return dict(response.values)
 
     async def owner(self, run_id: str) -> Owner | None:
         """None when entities does not know the run."""

@@ -192,6 +192,9 @@ class JobConsumer:
             batch_lines=self._settings.log_batch_lines,
             flush_s=self._settings.log_flush_s,
             tuning=self._tuning,
+            # Asked only once the claim is held: entities answers only its holder.
+            secrets=self._claims.secrets,
+            redacted_vars=self._settings.redacted_vars,
         )
 
     async def _claim(
@@ -222,6 +225,7 @@ class JobConsumer:
             rlog.info("not claimed (%s); acked without running", claim.reason)
             return False
         active.events.sign_with(claim.secret)
+        active.run.held(claim.secret)
         if older is not None:
             # Entities gave the run a new attempt, here: the older one is nobody's.
             await older.run.abandon()

@@ -5,6 +5,8 @@ hands them over in batches, one cross-thread call per batch, never per line. The
 hand-over waits on a bounded asyncio queue: when the loop cannot publish as fast as a
 step prints, the reader stops reading, the container's pipe fills and the step blocks.
 That is the back-pressure that keeps a runner's memory flat whatever a step prints.
+Secrets are masked in each stream before it is split (masking.py), so a value split
+across chunks or lines is found whole and no line leaves unmasked.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from collections.abc import AsyncIterator
 
 from bob_pb import messages_pb2
+from runner_svc.reporting.masking import Redactor, StreamMasker
 
 # (stream, text): stream is a messages_pb2.LogStream value.
 Line = tuple[int, str]
@@ -65,6 +68,7 @@ class LogSink:
         batch_lines: int,
         flush_s: float,
         max_pending: int = MAX_PENDING_BATCHES,
+        redactor: Redactor | None = None,
     ) -> None:
         self._loop = loop
         self._batch_lines = batch_lines
@@ -75,6 +79,10 @@ class LogSink:
             messages_pb2.STDOUT: LineSplitter(),
             messages_pb2.STDERR: LineSplitter(),
         }
+        # One per stream, as each is its own sequence of bytes; none without secrets.
+        self._maskers: dict[int, StreamMasker] = (
+            {stream: redactor.stream() for stream in self._splitters} if redactor else {}
+        )
         self._lock = threading.Lock()
         self._lines: Batch = []  # guarded by _lock
         self._handoff: concurrent.futures.Future[None] | None = None  # guarded by _lock
@@ -87,6 +95,8 @@ class LogSink:
     # --- reader thread -------------------------------------------------------------
 
     def write(self, stream: int, data: bytes) -> None:
+        if masker := self._maskers.get(stream):
+            data = masker.feed(data)
         lines = self._splitters[stream].feed(data)
         if not lines:
             return
@@ -99,7 +109,12 @@ class LogSink:
             self._hand_off(end=False)
 
     def close(self) -> None:
-        tails = [(s, t) for s, splitter in self._splitters.items() for t in splitter.flush()]
+        tails: Batch = []
+        for stream, splitter in self._splitters.items():
+            # What a masker held back goes out now, masked where it completes a value.
+            masker = self._maskers.get(stream)
+            rest = splitter.feed(masker.flush()) if masker else []
+            tails += [(stream, text) for text in (*rest, *splitter.flush())]
         with self._lock:
             self._lines.extend(tails)
         self._hand_off(end=True)

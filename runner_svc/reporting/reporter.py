@@ -30,6 +30,7 @@ from bob_common.topology import run_event_key
 from bob_pb import messages_pb2
 from runner_svc.errors import EventsUnavailable
 from runner_svc.reporting.logsink import Line
+from runner_svc.reporting.masking import Redactor
 from runner_svc.reporting.runlog import run_logger
 
 log = logging.getLogger(__name__)
@@ -146,3 +147,28 @@ class RunReporter:
         if self._muted.is_set():
             return
         self._seq = event.seq
+
+
+class MaskingReporter:
+    """A run's reporter that masks the run's secrets (masking.py) in what Bob writes
+    itself: `[bob]` lines and reasons. A step's output comes masked already, by its
+    LogSink, which finds a value split across chunks; it passes through unchanged."""
+
+    def __init__(self, inner: Reporter, redactor: Redactor) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    async def status(self, status: RunStatus, reason: str = "") -> None:
+        await self._inner.status(status, self._redactor.mask(reason))
+
+    async def step_finished(self, index: int, exit_code: int, duration_ms: int) -> None:
+        await self._inner.step_finished(index, exit_code, duration_ms)
+
+    async def say(self, text: str) -> None:
+        await self._inner.say(self._redactor.mask(text))
+
+    async def logs(self, lines: Sequence[Line]) -> None:
+        await self._inner.logs(lines)
+
+    def mute(self) -> None:
+        self._inner.mute()

@@ -58,6 +58,12 @@ class Bob:
         r = self.http.post(f"/pipelines/groups/{group}/names/{name}", json=body)
         assert r.status_code == 202, r.text
 
+    def allow_runner_types(self, group: str, name: str, types: list[str]) -> None:
+        """What an admin does before a pipeline may run on a type other than the default
+        (the shell runner's, say)."""
+        r = self.http.put(f"/pipelines/groups/{group}/names/{name}/runner-types", json=types)
+        assert r.status_code == 200, r.text
+
     def start(self, group: str, name: str, **kwargs) -> str:
         r = self.http.post(f"/pipelines/start/groups/{group}/names/{name}", **kwargs)
         assert r.status_code == 202, r.text

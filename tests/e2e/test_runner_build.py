@@ -96,6 +96,7 @@ def test_a_build_checks_out_from_git_and_its_artifact_comes_back_through_the_api
 ):
     # Given a pipeline that checks out a git repository, builds and keeps dist/
     bob.create_pipeline("dev", unique, _build(repo))
+    bob.allow_runner_types("dev", unique, ["docker", "shell"])
 
     # When it runs
     run_id = bob.start("dev", unique, **start)
@@ -164,6 +165,7 @@ def test_a_provider_tar_with_a_dotdot_entry_fails_the_run_and_writes_nothing_out
                 "steps": [{"cmd": "echo never", "needs_resource": "res"}],
             },
         )
+        bob.allow_runner_types("dev", unique, ["docker", "shell"])
         run_id = bob.start("dev", unique, **start)
         assert bob.wait_terminal(run_id) == "failed"
         bob.http.delete(f"/resource-providers/{unique}")
@@ -178,6 +180,7 @@ def test_a_provider_tar_with_a_dotdot_entry_fails_the_run_and_writes_nothing_out
 
 def test_jobs_are_routed_to_the_runner_of_their_type(bob, unique):
     bob.create_pipeline("dev", unique, {"image": IMAGE, "steps": [{"cmd": "echo hi"}]})
+    bob.allow_runner_types("dev", unique, ["docker", "shell"])
     on_docker = bob.start("dev", unique)
     on_shell = bob.start("dev", unique, **SHELL_START)
     for run_id in (on_docker, on_shell):
@@ -236,6 +239,8 @@ def test_a_batch_of_passed_failed_and_stopped_runs_leaves_no_container_image_or_
     bob.create_pipeline(
         "dev", f"{unique}-long", {"image": IMAGE, "steps": [{"cmd": "echo long; sleep 300"}]}
     )
+    for name in ("ok", "bad", "long"):
+        bob.allow_runner_types("dev", f"{unique}-{name}", ["docker", "shell"])
     runs = [
         (name, bob.start("dev", f"{unique}-{name}", **start))
         for name in ("ok", "bad", "long")

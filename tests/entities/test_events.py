@@ -278,8 +278,11 @@ def test_lease_renewals_register_runners_and_their_types(db_url, rabbit_url):
                 memory_free_bytes=2**31,
                 memory_total_bytes=2**63 - 1,
             )
-            # and runs may now be routed to its type
+            # and runs of a pipeline granted its type may now be routed to it
             await bob.claimed_run()
+            await bob.stub.SetPipelineRunnerTypes(
+                E.SetPipelineRunnerTypesRequest(group="dev", name="app", runner_types=["shell"])
+            )
             job = await bob.stub.CreateRun(
                 E.CreateRunRequest(group="dev", name="app", runner_type="shell")
             )

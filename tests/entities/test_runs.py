@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from bob_common.run_states import RunStatus
-from entities_svc import pipelines, run_commands, run_queries, run_start, runners
+from entities_svc import pipelines, run_commands, run_queries, run_start, runner_grants, runners
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.models import Run
 from entities_svc.models import database as bound_database
@@ -30,6 +30,7 @@ def test_create_records_a_pending_first_attempt_with_a_pipeline_snapshot(pipelin
 
 
 def test_create_routes_to_a_runner_type_once_a_runner_of_it_was_seen(pipeline):
+    runner_grants.put(*pipeline, ["docker", "podman"], ("docker",))
     with pytest.raises(FailedPrecondition, match="No runner of type 'podman'"):
         run_start.create_run(*pipeline, "podman")
 

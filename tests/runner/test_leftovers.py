@@ -93,6 +93,10 @@ def test_shell_runs_leave_no_directory_whatever_their_end(rabbit_url):
             await w.control(jobs[2].run_id, messages_pb2.STOP)
             for job in jobs:
                 await w.tap.terminal(job.run_id)
-            assert list(Path(tempfile.gettempdir()).glob(mine)) == []
+
+            async def none_left() -> bool:  # removed just after the end is sent
+                return list(Path(tempfile.gettempdir()).glob(mine)) == []
+
+            await await_until(none_left, timeout=10, what="the run directories to go")
 
     asyncio.run(scenario())

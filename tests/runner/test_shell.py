@@ -51,8 +51,12 @@ def test_steps_share_a_private_directory_and_see_only_the_runs_environment(rabbi
                 "[bob] shell runner: steps run as local processes, not isolated; the image "
                 f"{IMAGE} is ignored" in w.tap.texts(job.run_id)
             )
-            # And the directory is gone with the run
-            assert not Path(workdir).exists()
+
+            # And the directory is gone with the run (removed just after its end is sent)
+            async def removed() -> bool:
+                return not Path(workdir).exists()
+
+            await await_until(removed, timeout=10, what="the directory to go")
 
     asyncio.run(scenario())
 
@@ -66,14 +70,14 @@ def test_processes_a_step_leaves_behind_end_with_the_run(rabbit_url, tmp_path):
             # holds on to the step's output
             job = make_job(
                 IMAGE,
-                [f"(sleep 300; touch {marker}) & echo $! > {tmp_path}/pid"],
+                [f"(sleep 300; touch {marker}) & echo pid $!"],
                 runner_type="shell",
             )
             await w.publish(job)
             final = await w.tap.terminal(job.run_id)
             assert final.status == messages_pb2.PASSED
             # Then that process is gone once the run has ended
-            pid = int((tmp_path / "pid").read_text())
+            [pid] = [int(t.split()[1]) for t in w.tap.texts(job.run_id) if t.startswith("pid ")]
 
             async def gone() -> bool:
                 try:
@@ -83,7 +87,11 @@ def test_processes_a_step_leaves_behind_end_with_the_run(rabbit_url, tmp_path):
                 return state == "Z"
 
             await await_until(gone, timeout=10, what="the background process to end")
-            assert _own_directories(w.settings.runner_id) == []
+
+            async def none_left() -> bool:
+                return _own_directories(w.settings.runner_id) == []
+
+            await await_until(none_left, timeout=10, what="the directory to go")
 
     asyncio.run(scenario())
 

@@ -1,12 +1,19 @@
 """The shell executor (BOB_RUNNER_TYPE=shell), for hosts without Docker: each run gets a
-temporary directory of its own, each step is a local `/bin/sh -c` process in a process
-group of its own (so a stop, a pause or a timeout reaches everything the step started).
+temporary directory and a uid of its own (identity.py), each step is a local `/bin/sh -c`
+process in a process group of its own (so a stop, a pause or a timeout reaches the step).
 
-NOT isolated: steps run as the runner's user and see the host's file system, network and
-processes. Only their environment is the run's own: PATH, HOME and TMPDIR (both the run's
-directory) and the pipeline's and step's vars; the runner's own variables, which hold
-the queue's password, are not passed on. The pipeline's image is ignored, and so are its
-quotas: there is no container to hold a step to them (the run's log says so).
+Steps never run as root nor as the runner: the runner starts as root and runs them as the
+run's uid, without supplementary groups, with no_new_privs and umask 077, in the run's
+directory (0700, the run's). When the run ends, is stopped or times out, every process of
+that uid is killed, wherever it went (identity.kill_all). Resources are unpacked and
+artifacts packed with the run's file identity, so a step cannot make the runner write or
+read beyond what the run itself may.
+
+NOT isolated beyond that: steps see the host's file system (as an unprivileged user),
+network and processes. Their environment is the run's own: PATH, HOME and TMPDIR (both
+the run's directory) and the pipeline's and step's vars; the runner's own variables, which
+hold the queue's password, are not passed on. The pipeline's image is ignored, and so are
+its quotas: there is no container to hold a step to them (the run's log says so).
 """
 
 from __future__ import annotations
@@ -30,12 +37,16 @@ from typing import Any, TypeVar
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
 from runner_svc.errors import (
+    ExecutorMisconfigured,
     ExecutorUnavailable,
     PrepareFailed,
+    RunnerError,
     StepFailed,
     TransferFailed,
 )
 from runner_svc.executors import tarsafe
+from runner_svc.executors.shell import identity
+from runner_svc.executors.shell.identity import RunUid, files_as, iterate_as
 from runner_svc.reporting.logsink import LogSink
 from runner_svc.reporting.runlog import run_logger
 from runner_svc.spec import NO_LIMITS, Limits
@@ -55,7 +66,18 @@ def _safe(text: str) -> str:
 
 
 class ShellExecutor:
-    def __init__(self, settings: RunnerSettings, root: str | None = None) -> None:
+    def __init__(
+        self, settings: RunnerSettings, root: str | None = None, lock_dir: str = identity.LOCK_DIR
+    ) -> None:
+        if os.geteuid() != 0:
+            # As itself, a step could read the runner's memory and credentials, and what it
+            # left running could not be told from the runner's own processes.
+            raise ExecutorMisconfigured(
+                "the shell runner must start as root: it runs each run's steps as a uid of "
+                "its own (BOB_SHELL_RUNNER_UIDS), never as root nor as the runner's user"
+            )
+        self.setpriv = identity.setpriv()
+        self.uids = identity.UidPool(*settings.shell_uids, lock_dir)
         self._settings = settings
         self._root = root or tempfile.gettempdir()
         # Directories of this runner start so, which finds them again after a crash.
@@ -69,6 +91,13 @@ class ShellExecutor:
     async def start(self) -> None:
         if not os.access(SHELL, os.X_OK):
             raise ExecutorUnavailable(f"{SHELL} is not executable")
+        # Root's supplementary groups would widen what a thread with a run's file identity
+        # (files_as) may open; root needs none.
+        os.setgroups([])
+        self.uids.prepare()
+        # Before the directories: nothing of a dead runner's runs may still write in them.
+        if swept := await asyncio.to_thread(self.uids.sweep):
+            log.warning("killed the processes of uid(s) %s, left by a runner gone", swept)
         removed = await asyncio.to_thread(self._remove_own_directories)
         if removed:
             log.warning(
@@ -102,11 +131,23 @@ class ShellExecutor:
         if limits:
             await say("shell runner: the pipeline's quotas do not apply (no container to limit)")
         try:
-            path = tempfile.mkdtemp(prefix=f"{self._prefix}{_safe(run_id)}-", dir=self._root)
+            held = await self.run(self.uids.acquire)
         except OSError as exc:
+            raise PrepareFailed(f"could not take a uid for the run: {exc}") from exc
+        try:
+            path = tempfile.mkdtemp(prefix=f"{self._prefix}{_safe(run_id)}-", dir=self._root)
+            os.chown(path, held.uid, held.uid)  # 0700 from mkdtemp: the run's alone
+        except OSError as exc:
+            await self.run(self.uids.release, held)
             raise PrepareFailed(f"could not make a working directory: {exc}") from exc
-        run_logger(log, run_id).info("working directory %s", path)
-        return ShellWorkspace(self, path, run_id, env)
+        run_logger(log, run_id).info("working directory %s, uid %d", path, held.uid)
+        workspace = ShellWorkspace(self, path, run_id, env, held)
+        try:
+            await say(f"shell runner: steps run as uid {held.uid}, unprivileged")
+        except BaseException:
+            await workspace.remove()  # gives the uid back
+            raise
+        return workspace
 
     async def sweep(self, orphaned: Callable[[str, int | None], Awaitable[bool]]) -> int:
         """Nothing: a directory names its runner only, which start() and close() clean up."""
@@ -118,13 +159,20 @@ class ShellExecutor:
 
 
 class ShellWorkspace:
-    """One run's directory and the process groups of its steps."""
+    """One run's directory, its uid and the process groups of its steps."""
 
     def __init__(
-        self, executor: ShellExecutor, path: str, run_id: str, env: Mapping[str, str]
+        self,
+        executor: ShellExecutor,
+        path: str,
+        run_id: str,
+        env: Mapping[str, str],
+        held: RunUid,
     ) -> None:
         self._executor = executor
         self.path = path
+        self.uid = held.uid
+        self._held: RunUid | None = held
         self._env = {
             "PATH": os.environ.get("PATH", os.defpath),
             "HOME": path,
@@ -164,14 +212,19 @@ class ShellWorkspace:
                     raise StepFailed("the run is being stopped")
                 try:
                     process = subprocess.Popen(
-                        [SHELL, "-c", cmd],
-                        # Not checked to stay inside: the shell runner confines nothing.
+                        # no_new_privs: no set-uid program gives the step another uid.
+                        [self._executor.setpriv, "--no-new-privs", "--", SHELL, "-c", cmd],
+                        # Not checked to stay inside: the step may go anywhere its uid may.
                         cwd=os.path.join(self.path, cwd),
                         env={**self._env, **env},
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                         start_new_session=True,  # its own process group, pgid = pid
+                        user=self.uid,
+                        group=self.uid,
+                        extra_groups=[],
+                        umask=0o077,
                     )
                 except OSError as exc:
                     raise StepFailed(str(exc)) from exc
@@ -211,6 +264,11 @@ class ShellWorkspace:
             for pgid in self._groups:
                 self._signal(pgid, signal.SIGKILL)
             self._lock.notify_all()
+        # Then whatever left the steps' groups (setsid, double forks): all of the run's uid.
+        try:
+            await asyncio.to_thread(identity.kill_all, self.uid)
+        except (OSError, subprocess.SubprocessError, RunnerError) as exc:
+            self._log.error("could not kill the processes of uid %d: %s", self.uid, exc)
 
     async def pause(self) -> None:
         with self._lock:
@@ -230,7 +288,11 @@ class ShellWorkspace:
 
     def _put(self, archive: Callable[[], Iterator[bytes]]) -> None:
         try:
-            tarsafe.extract(archive(), self.path)
+            # What it writes is the run's, and nowhere the run could not write; the
+            # archive is downloaded as the runner.
+            chunks = iterate_as(os.geteuid(), archive())
+            with files_as(self.uid):
+                tarsafe.extract(chunks, self.path)
         except OSError as exc:
             raise TransferFailed(f"could not write into the working directory: {exc}") from exc
 
@@ -238,7 +300,8 @@ class ShellWorkspace:
         await self._executor.run(self._get, path, consume)
 
     def _get(self, path: str, consume: Callable[[Iterator[bytes]], None]) -> None:
-        chunks = tarsafe.pack(self.path, path)
+        # Reads nothing the run could not; uploaded as the runner.
+        chunks = iterate_as(self.uid, tarsafe.pack(self.path, path))
         try:
             first = next(chunks)
         except FileNotFoundError as exc:
@@ -257,10 +320,18 @@ class ShellWorkspace:
     async def remove(self) -> None:
         await self.kill()  # what steps left running in the background, too
         try:
+            # Nothing of the run's uid runs any more to swap a directory for a link.
             await asyncio.to_thread(_rmtree, self.path)
             self._log.info("working directory %s removed", self.path)
         except OSError as exc:
             self._log.error("could not remove %s: %s", self.path, exc)
+        # Only now may another run have the uid: it owned the directory.
+        held, self._held = self._held, None
+        if held is not None:
+            try:
+                await asyncio.to_thread(self._executor.uids.release, held)
+            except (OSError, subprocess.SubprocessError, RunnerError) as exc:
+                self._log.error("could not release uid %d: %s", held.uid, exc)
 
 
 def _pump(process: subprocess.Popen[bytes], output: LogSink) -> None:
@@ -293,15 +364,12 @@ def _pump(process: subprocess.Popen[bytes], output: LogSink) -> None:
 
 
 def _rmtree(path: str) -> None:
-    """shutil.rmtree, also through directories a step made read-only: they are made
-    writable first (links are not followed, so nothing outside is touched)."""
-    os.chmod(path, 0o700)
-    for parent, dirs, _ in os.walk(path):
-        for name in dirs:
-            child = os.path.join(parent, name)
-            if not os.path.islink(child):
-                try:
-                    os.chmod(child, 0o700)
-                except OSError:
-                    pass
-    shutil.rmtree(path)
+    """shutil.rmtree (which follows no link), through directories a step made read-only
+    (the runner is root), and quiet about what is gone already: the run's own removal and
+    the runner's closing sweep may meet."""
+
+    def gone_already(_fn: object, _path: str, exc_info: tuple) -> None:
+        if not isinstance(exc_info[1], FileNotFoundError):
+            raise exc_info[1]
+
+    shutil.rmtree(path, onerror=gone_already)
