@@ -66,7 +66,12 @@ def _ghost_run(bob: Bob, image: str) -> str:
     ghost = _stub(bob, "runner/ghost-1")
     ghost.RenewLeases(E.RenewLeasesRequest(runner_id="ghost-1", runner_type=GHOST, capacity=1))
     name = _pipeline(bob, image, "true")
-    job = _stub(bob).CreateRun(E.CreateRunRequest(group="sec", name=name, runner_type=GHOST))
+    api = _stub(bob)
+    # Runner types are an allow-list: the admin allows the ghost type for this pipeline.
+    api.SetPipelineRunnerTypes(
+        E.SetPipelineRunnerTypesRequest(group="sec", name=name, runner_types=[GHOST])
+    )
+    job = api.CreateRun(E.CreateRunRequest(group="sec", name=name, runner_type=GHOST))
     return job.run_id
 
 
@@ -309,6 +314,9 @@ async def _claimed_run(stub: entities_pb2_grpc.EntitiesStub) -> tuple[str, bytes
     pipeline = pipeline_pb2.Pipeline(image="busybox:musl", steps=[pipeline_pb2.Step(cmd="true")])
     await stub.RenewLeases(E.RenewLeasesRequest(runner_id="r", runner_type=GHOST, capacity=1))
     await stub.PutPipeline(E.PutPipelineRequest(group="sec", name="gap", pipeline=pipeline))
+    await stub.SetPipelineRunnerTypes(
+        E.SetPipelineRunnerTypesRequest(group="sec", name="gap", runner_types=[GHOST])
+    )
     job = await stub.CreateRun(E.CreateRunRequest(group="sec", name="gap", runner_type=GHOST))
     claim = await stub.ClaimRun(E.ClaimRunRequest(run_id=job.run_id, attempt=1, runner_id="r"))
     return job.run_id, claim.claim_secret
