@@ -28,6 +28,10 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.ABORTED: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 422,
+    # Entities refused the API server's own certificate: the cluster is misconfigured
+    # (the caller did nothing wrong, and a retry will not help).
+    grpc.StatusCode.PERMISSION_DENIED: 502,
+    grpc.StatusCode.UNAUTHENTICATED: 502,
     # Entities could not answer now: retry later.
     **dict.fromkeys(rpc.RETRY_LATER, 503),
 }
@@ -56,6 +60,11 @@ def from_grpc(err: grpc.aio.AioRpcError) -> ApiError:
     if status == 503:
         log.warning("entities unavailable: %s %s", err.code().name, err.details())
         return unavailable(f"Entities service unavailable: {err.details() or err.code().name}")
+    if status == 502:
+        log.error("entities refused the API server: %s %s", err.code().name, err.details())
+        return ApiError(
+            502, f"The entities service refused the API server's identity: {err.details()}"
+        )
     if status == 500:
         log.error("entities failed: %s %s", err.code().name, err.details())
         return ApiError(500, "Internal error in the entities service")

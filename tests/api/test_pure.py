@@ -51,6 +51,8 @@ def test_resolver_refuses_an_operation_without_a_handler():
         (grpc.StatusCode.UNAVAILABLE, 503),
         (grpc.StatusCode.DEADLINE_EXCEEDED, 503),
         (grpc.StatusCode.INTERNAL, 500),
+        (grpc.StatusCode.PERMISSION_DENIED, 502),
+        (grpc.StatusCode.UNAUTHENTICATED, 502),
     ],
 )
 def test_grpc_codes_map_to_http_statuses(code, status):
@@ -63,6 +65,12 @@ def test_unavailable_backend_answers_with_retry_after():
     err = from_grpc(_RpcError(grpc.StatusCode.UNAVAILABLE, "connection refused"))
     assert err.headers["Retry-After"].isdigit()
     assert "unavailable" in err.message
+
+
+def test_a_refused_api_identity_is_a_bad_gateway_naming_it():
+    err = from_grpc(_RpcError(grpc.StatusCode.PERMISSION_DENIED, "api may not call ClaimRun"))
+    assert err.status == 502
+    assert "refused the API server's identity: api may not call ClaimRun" in err.message
 
 
 def test_domain_messages_pass_through_to_the_client():
