@@ -3,11 +3,14 @@ nothing ever lands outside the directory it is meant for."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import itertools
+import lzma
 import os
 import tarfile
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,25 +19,8 @@ import pytest
 from runner_svc.errors import ArchiveRejected
 from runner_svc.executors import tarsafe
 
-REG, DIR, SYM, LNK = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
-
-
-def archive(*entries: tuple, fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    """A tar of (name, type, data-or-linkname) entries, made exactly as given."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
-        for name, kind, payload in entries:
-            info = tarfile.TarInfo(name)
-            info.type = kind
-            info.mode = 0o755 if kind == DIR else 0o644
-            data = None
-            if kind == REG:
-                data = io.BytesIO(payload)
-                info.size = len(payload)
-            elif kind in (SYM, LNK):
-                info.linkname = payload
-            tar.addfile(info, data)
-    return out.getvalue()
+from tests.support import tar_bombs
+from tests.support.tar_bombs import DIR, LNK, REG, SYM, archive
 
 
 def chunked(data: bytes, size: int = 1000) -> Iterator[bytes]:
@@ -119,14 +105,19 @@ def test_devices_and_fifos_are_rejected(kind):
 
 def test_an_archive_over_the_size_limit_is_rejected_and_one_at_the_limit_is_not():
     data = archive(("a", REG, b"x" * 600), ("b", REG, b"y" * 400))
-    assert len(rewritten(data, max_bytes=1000)) == 3
-    assert rejection(data, max_bytes=999) == "archive exceeds the size limit of 999 bytes"
+    # Headers count: a's header and its content padded to blocks, then b's.
+    end = 512 + 1024 + 512 + 512
+    assert len(rewritten(data, caps=tarsafe.Caps(max_bytes=end))) == 3
+    assert rejection(data, caps=tarsafe.Caps(max_bytes=end - 1)) == (
+        f"archive is larger than {end - 1} bytes unpacked, headers included "
+        "(BOB_RUNNER_ARCHIVE_MAX_BYTES)"
+    )
 
 
 def test_the_size_limit_bounds_the_uncompressed_content_of_a_compressed_archive():
     bomb = gzip.compress(archive(("zeros", REG, b"\0" * 5_000_000)))
     assert len(bomb) < 10_000
-    assert "size limit" in rejection(bomb, max_bytes=1_000_000)
+    assert "BOB_RUNNER_ARCHIVE_MAX_BYTES" in rejection(bomb, caps=tarsafe.Caps(max_bytes=1_000_000))
 
 
 def test_something_that_is_no_tar_is_rejected():
@@ -152,6 +143,149 @@ def test_the_destination_must_be_a_plain_directory_name():
     for bad in ("", ".", "..", "/abs", "a/b"):
         with pytest.raises(ArchiveRejected):
             next(tarsafe.rewrite(iter([b""]), bad))
+
+
+# --- caps: bombs and floods ---------------------------------------------------------
+
+E2E = tarsafe.Caps(**tar_bombs.E2E_CAPS)
+
+
+class Pulled:
+    """An iterator of chunks that counts the bytes taken from it."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks, self.bytes = chunks, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.bytes += len(chunk)
+            yield chunk
+
+
+@pytest.mark.parametrize("bomb", tar_bombs.corpus("/tmp/bob-outside"), ids=lambda b: b.name)
+def test_every_bomb_of_the_corpus_is_rejected_naming_its_cap_or_rule(bomb):
+    body = bomb.body if bomb.body is not None else tar_bombs.zeros_forever()
+    with pytest.raises(ArchiveRejected) as caught:
+        b"".join(tarsafe.rewrite(iter(chunked(body, 65536)) if bomb.body else body, "res", E2E))
+    assert bomb.reason in str(caught.value)
+
+
+def test_headers_count_against_the_size_limit():
+    # Tiny content, long names: the pax headers carrying them are what is big.
+    data = archive(*((f"{'d' * 200}/{n:0200d}", REG, b"x") for n in range(20)))
+    assert "BOB_RUNNER_ARCHIVE_MAX_BYTES" in rejection(data, caps=tarsafe.Caps(max_bytes=20_000))
+    assert len(rewritten(data, caps=tarsafe.Caps(max_bytes=len(data)))) == 21
+
+
+def test_a_pax_header_over_its_cap_is_refused_before_it_is_read():
+    bomb = tar_bombs.pax_header_bomb()
+    pulled = Pulled(chunked(bomb, 4096))
+    with pytest.raises(ArchiveRejected, match="BOB_RUNNER_ARCHIVE_MAX_HEADER_BYTES"):
+        b"".join(tarsafe.rewrite(pulled, "res", E2E))
+    # 64 MiB declared, next to nothing inflated: the header's own block decides
+    assert pulled.bytes <= 16 * 4096
+
+
+def test_a_gnu_long_name_counts_as_an_extended_header():
+    data = archive(("n/" * 300 + "x", REG, b"x"), fmt=tarfile.GNU_FORMAT)
+    assert "BOB_RUNNER_ARCHIVE_MAX_HEADER_BYTES" in rejection(
+        data, caps=tarsafe.Caps(max_header_bytes=512)
+    )
+    assert rewritten(data)[-1][0] == "res/" + "n/" * 300 + "x"
+
+
+def test_a_chain_of_extended_headers_before_one_entry_is_refused():
+    one = tarfile.TarInfo("././@PaxHeader")
+    one.type = tarfile.XHDTYPE
+    record = b"13 comment=x\n"
+    one.size = len(record)
+    block = one.tobuf(tarfile.USTAR_FORMAT) + record + b"\0" * (512 - len(record))
+    data = block * 50 + tarfile.TarInfo("f").tobuf(tarfile.USTAR_FORMAT) + b"\0" * 1024
+    assert "more than 8 extended headers" in rejection(data)
+
+
+def test_a_small_global_header_is_accepted_and_a_big_one_is_not():
+    def with_global(comment: str) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(
+            fileobj=out, mode="w", format=tarfile.PAX_FORMAT, pax_headers={"comment": comment}
+        ) as tar:
+            tar.addfile(tarfile.TarInfo("f"), io.BytesIO(b""))
+        return out.getvalue()
+
+    # git archive writes one with the commit id
+    assert rewritten(with_global("a" * 40))[-1][0] == "res/f"
+    assert "global pax headers exceed" in rejection(with_global("a" * 5000))
+
+
+def test_more_entries_than_the_cap_are_refused_and_as_many_are_not():
+    data = archive(*((f"f{n}", REG, b"") for n in range(10)))
+    assert len(rewritten(data, caps=tarsafe.Caps(max_entries=10))) == 11
+    assert rejection(data, caps=tarsafe.Caps(max_entries=9)) == (
+        "archive has more than 9 entries (BOB_RUNNER_ARCHIVE_MAX_ENTRIES)"
+    )
+
+
+def test_an_endless_gzip_bomb_stops_at_the_cap_without_inflating_the_rest():
+    pulled = Pulled(tar_bombs.zeros_forever())
+    with pytest.raises(ArchiveRejected, match="BOB_RUNNER_ARCHIVE_MAX_BYTES"):
+        b"".join(tarsafe.rewrite(pulled, "res", tarsafe.Caps(max_bytes=4 << 20)))
+    # 4 MiB of zeros is a few KiB of gzip: only about that much was read
+    assert pulled.bytes < 64 * 1024
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress], ids=["bzip2", "xz"])
+def test_bzip2_and_xz_bombs_stop_at_the_cap_and_their_archives_are_read(compress):
+    assert rewritten(compress(archive(("a.txt", REG, b"packed"))))[-1] == (
+        "res/a.txt",
+        REG,
+        "",
+        b"packed",
+    )
+    bomb = compress(archive(*((f"z{n}", REG, b"\0" * 1_000_000) for n in range(8))))
+    assert "BOB_RUNNER_ARCHIVE_MAX_BYTES" in rejection(bomb, caps=tarsafe.Caps(max_bytes=2_000_000))
+
+
+def test_a_concatenated_gzip_is_read_whole():
+    data = archive(("a.txt", REG, b"x" * 100_000), ("b.txt", REG, b"y"))
+    half = len(data) // 2
+    two = gzip.compress(data[:half]) + gzip.compress(data[half:])
+    assert [m[0] for m in rewritten(two)] == ["res", "res/a.txt", "res/b.txt"]
+
+
+def test_names_longer_than_the_file_system_takes_are_refused():
+    assert "over the limit of 3072 bytes" in rejection(archive(("a/" * 2000 + "x", REG, b"")))
+    assert "component over the limit of 255" in rejection(archive(("n" * 256, REG, b"")))
+    assert rewritten(archive(("n" * 255, REG, b"")))[-1][0] == "res/" + "n" * 255
+
+
+def test_a_sparse_file_is_refused():
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("GNUSparseFile.0/f")
+        info.pax_headers = {
+            "GNU.sparse.major": "1",
+            "GNU.sparse.minor": "0",
+            "GNU.sparse.name": "f",
+            "GNU.sparse.realsize": "1000000000",
+        }
+        body = b"1\n0\n1\n".ljust(512, b"\0") + b"x"
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    assert "is a sparse file" in rejection(out.getvalue())
+
+
+def test_checking_many_entries_keeps_memory_small():
+    data = tar_bombs.empty_entries(5_000)
+    tracemalloc.start()
+    try:
+        for _ in tarsafe.rewrite(chunked(data, 65536), "res"):
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # tarfile alone keeps every entry's TarInfo: 3.4 MB here, 1 MB without
+    assert peak < 2 << 20, peak
 
 
 # --- extract: the shell executor's side --------------------------------------------
