@@ -340,6 +340,13 @@ class RunnerSettings:
     redacted_vars: tuple[str, ...] = REDACTED_VARS_DEFAULT
     # Shell runners: the uids a run's steps run as, one per run at a time (first, last).
     shell_uids: tuple[int, int] = SHELL_UIDS
+    # Caps on a resource archive besides its bytes (archive_max_bytes, which counts its
+    # whole uncompressed tar stream, headers included): its entries, and the extended
+    # (pax, GNU long name) headers before any one entry, in bytes.
+    archive_max_entries: int = 100_000
+    archive_max_header_bytes: int = 1 << 20
+    # The most an artifact's tar stream may hold, in bytes, headers included.
+    artifact_max_bytes: int = 1 << 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -369,9 +376,20 @@ class RunnerSettings:
                 _get(env, "BOB_REDACTED_VARS", ",".join(REDACTED_VARS_DEFAULT))
             ),
             shell_uids=_uid_range(env),
+            archive_max_entries=_get(env, "BOB_RUNNER_ARCHIVE_MAX_ENTRIES", 100_000),
+            archive_max_header_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_HEADER_BYTES", 1 << 20),
+            artifact_max_bytes=_get(env, "BOB_RUNNER_ARTIFACT_MAX_BYTES", 1 << 30),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
+        for name in (
+            "BOB_RUNNER_ARCHIVE_MAX_BYTES",
+            "BOB_RUNNER_ARCHIVE_MAX_ENTRIES",
+            "BOB_RUNNER_ARCHIVE_MAX_HEADER_BYTES",
+            "BOB_RUNNER_ARTIFACT_MAX_BYTES",
+        ):
+            if _get(env, name, 1) < 1:
+                raise ConfigError(f"{name} must be at least 1")
         return settings
 
 

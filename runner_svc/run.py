@@ -107,7 +107,8 @@ class Run:
             plugins=plugins,
             http=http,
             abort=self._abort,
-            max_bytes=tuning.archive_max_bytes,
+            caps=tuning.archive_caps,
+            artifact_max_bytes=tuning.artifact_max_bytes,
             say=reporter.say,
         )
         # Cleared while paused: the next step waits for it.

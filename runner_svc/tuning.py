@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bob_common.config import RunnerSettings
+from runner_svc.executors.tarsafe import Caps
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,13 @@ class Tuning:
     heartbeat_s: float
     archive_max_bytes: int
     plugin_timeout_s: float
+    archive_max_entries: int = Caps.max_entries
+    archive_max_header_bytes: int = Caps.max_header_bytes
+    artifact_max_bytes: int = 1 << 30
+
+    @property
+    def archive_caps(self) -> Caps:
+        return Caps(self.archive_max_bytes, self.archive_max_entries, self.archive_max_header_bytes)
 
     @classmethod
     def from_settings(cls, settings: RunnerSettings) -> Tuning:
@@ -22,4 +30,7 @@ class Tuning:
             heartbeat_s=settings.heartbeat_s,
             archive_max_bytes=settings.archive_max_bytes,
             plugin_timeout_s=settings.plugin_timeout_s,
+            archive_max_entries=settings.archive_max_entries,
+            archive_max_header_bytes=settings.archive_max_header_bytes,
+            artifact_max_bytes=settings.artifact_max_bytes,
         )

@@ -48,6 +48,20 @@ def _checked(chunks: Iterable[bytes], abort: threading.Event) -> Iterator[bytes]
         yield chunk
 
 
+def _capped(chunks: Iterable[bytes], max_bytes: int, name: str) -> Iterator[bytes]:
+    """The artifact's tar stream, broken off once over `max_bytes`: the upload then ends
+    without its last chunk, and the store (which keeps only complete uploads) drops it."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > max_bytes:
+            raise TransferFailed(
+                f"artifact {name} is larger than {max_bytes} bytes, headers included "
+                "(BOB_RUNNER_ARTIFACT_MAX_BYTES)"
+            )
+        yield chunk
+
+
 class PluginHttp:
     def __init__(self, timeout_s: float) -> None:
         # No overall deadline: a large archive may take long; a silent plugin may not.
@@ -92,14 +106,16 @@ class Transfers:
         plugins: PluginDirectory,
         http: PluginHttp,
         abort: threading.Event,
-        max_bytes: int,
+        caps: tarsafe.Caps,
+        artifact_max_bytes: int,
         say: Callable[[str], Awaitable[None]],
     ) -> None:
         self._spec = spec
         self._plugins = plugins
         self._http = http
         self._abort = abort
-        self._max_bytes = max_bytes
+        self._caps = caps
+        self._artifact_max_bytes = artifact_max_bytes
         self._say = say
         self._placed: set[str] = set()
         self._log = run_logger(log, spec.run_id)
@@ -113,10 +129,10 @@ class Transfers:
         assert resource is not None  # spec.problem() has checked
         source = await self._plugins.source(resource)
         await self._say(f"fetching resource {name} from {source.described}")
-        http, abort, limit = self._http, self._abort, self._max_bytes
+        http, abort, caps = self._http, self._abort, self._caps
 
         def archive() -> Iterator[bytes]:
-            return tarsafe.rewrite(http.fetch(source.url, source.params, abort), name, limit)
+            return tarsafe.rewrite(http.fetch(source.url, source.params, abort), name, caps)
 
         await workspace.put_archive(archive)
         self._placed.add(name)
@@ -129,6 +145,10 @@ class Transfers:
         store_url = await self._plugins.artifact_store(artifact.store)
         url = artifact_url(store_url, spec.group, spec.name, spec.run_id, artifact.name)
         await self._say(f"uploading artifact {artifact.name} ({path}) to store {artifact.store}")
-        http, abort = self._http, self._abort
-        await workspace.get_archive(path, lambda chunks: http.upload(url, chunks, abort))
+        http, abort, limit = self._http, self._abort, self._artifact_max_bytes
+
+        def upload(chunks: Iterator[bytes]) -> None:
+            http.upload(url, _capped(chunks, limit, artifact.name), abort)
+
+        await workspace.get_archive(path, upload)
         self._log.info("artifact %s uploaded", artifact.name)

@@ -176,7 +176,8 @@ def test_an_archive_over_the_size_limit_fails_the_run(runner_type, rabbit_url):
                 final = await w.tap.terminal(job.run_id)
                 assert final.status == messages_pb2.FAILED
                 assert final.reason == (
-                    "step 1 needs resource 'res': archive exceeds the size limit of 4096 bytes"
+                    "step 1 needs resource 'res': archive is larger than 4096 bytes unpacked, "
+                    "headers included (BOB_RUNNER_ARCHIVE_MAX_BYTES)"
                 )
 
     asyncio.run(scenario())

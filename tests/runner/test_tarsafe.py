@@ -18,7 +18,6 @@ import pytest
 
 from runner_svc.errors import ArchiveRejected
 from runner_svc.executors import tarsafe
-
 from tests.support import tar_bombs
 from tests.support.tar_bombs import DIR, LNK, REG, SYM, archive
 

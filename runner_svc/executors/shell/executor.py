@@ -292,7 +292,7 @@ class ShellWorkspace:
             # archive is downloaded as the runner.
             chunks = iterate_as(os.geteuid(), archive())
             with files_as(self.uid):
-                tarsafe.extract(chunks, self.path)
+                tarsafe.extract(chunks, self.path, tarsafe.REWRITTEN)
         except OSError as exc:
             raise TransferFailed(f"could not write into the working directory: {exc}") from exc
 

@@ -1,0 +1,1 @@
+"""Issue 10 limits: each attack on a cap, against real running services, with its counts."""
