@@ -137,7 +137,8 @@ def test_log_events_stay_within_the_event_cap(bob):
     tap = f"test-tap-{uuid.uuid4().hex[:8]}"
     asyncio.run(_tap(bob.queue_url, tap))
     # 30 lines of 60,000 bytes (within the run's cap): 1.8 MB, 7 x the event cap.
-    run_id, status = _run(bob, ["yes x | tr -d '\\n' | head -c 1800000 | fold -w 60000"])
+    step = "yes \"$(yes x | head -n 60000 | tr -d '\\n')\" | head -n 30"
+    run_id, status = _run(bob, [step])
     bodies = _drain_run(asyncio.run(_drain(bob.queue_url, tap)), run_id)
     lines = sum(len(messages_pb2.RunEvent.FromString(b).logs.lines) for b in bodies)
     largest = max(len(b) for b in bodies)
