@@ -95,6 +95,16 @@ def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent:
     )
 
 
+def prefetch(batch_max: int, event_max_bytes: int, inflight_max_bytes: int) -> int:
+    """The consumer's prefetch: a little more than a batch, so the next one is arriving
+    while one commits; and bounded, since unacked deliveries sit in this process. AMQP has
+    no prefetch by bytes, so it is at most the bytes allowed over the largest event a
+    runner publishes (runners split log events at event_max_bytes). Worst case held at
+    once: prefetch x event_max_bytes of bodies (128 x 1 MiB by default)."""
+    wanted = batch_max + max(1, batch_max // 2)
+    return max(1, min(wanted, MAX_PREFETCH, inflight_max_bytes // max(1, event_max_bytes)))
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -109,19 +119,7 @@ class EventConsumer:
         self._link = link
         self._db = db
         self._batch_max = max(1, batch_max)
-        # A little more than a batch, so the next one is arriving while one commits; and
-        # bounded, since unacked deliveries sit in this process: AMQP has no prefetch by
-        # bytes, so it is the bytes allowed over the largest event a runner publishes
-        # (runners split log events at event_max_bytes). Worst case held at once:
-        # prefetch x event_max_bytes of bodies (128 x 1 MiB by default).
-        self.prefetch = max(
-            1,
-            min(
-                self._batch_max + max(1, self._batch_max // 2),
-                MAX_PREFETCH,
-                inflight_max_bytes // max(1, event_max_bytes),
-            ),
-        )
+        self.prefetch = prefetch(self._batch_max, event_max_bytes, inflight_max_bytes)
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()

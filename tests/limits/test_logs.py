@@ -25,7 +25,7 @@ from bob_common.config import (
 )
 from bob_common.log_markers import SYSTEM_PREFIX
 from bob_pb import messages_pb2
-from entities_svc.events import EventConsumer
+from entities_svc.events import prefetch
 from runner_svc.reporting import logcaps
 from runner_svc.reporting.logsink import LineSplitter, LogSink
 from tests.e2e.runner_cluster import Bob, runner_cluster, runner_id
@@ -143,8 +143,7 @@ def test_log_events_stay_within_the_event_cap(bob):
     lines = sum(len(messages_pb2.RunEvent.FromString(b).logs.lines) for b in bodies)
     largest = max(len(b) for b in bodies)
     print(
-        f"limits[logs]: log events={len(bodies)} lines={lines} "
-        f"largest={largest} bound={EVENT_CAP}"
+        f"limits[logs]: log events={len(bodies)} lines={lines} largest={largest} bound={EVENT_CAP}"
     )
     assert status == "passed"
     assert largest <= EVENT_CAP
@@ -168,16 +167,17 @@ def test_the_defaults():
     assert runner.log_line_max_bytes == LOG_LINE_MAX_BYTES == 64 * 1024
     assert runner.common.event_max_bytes == EVENT_MAX_BYTES == 1024 * 1024
     entities = EntitiesSettings.from_env({})
-    consumer = EventConsumer(
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
+    count = prefetch(
         entities.event_batch_max,
-        event_max_bytes=entities.common.event_max_bytes,
-        inflight_max_bytes=entities.events_inflight_max_bytes,
+        entities.common.event_max_bytes,
+        entities.events_inflight_max_bytes,
     )
-    worst = consumer.prefetch * entities.common.event_max_bytes
-    print(f"limits[logs]: entities prefetch={consumer.prefetch} worst case={worst} bytes")
+    worst = count * entities.common.event_max_bytes
+    print(f"limits[logs]: entities prefetch={count} worst case={worst} bytes")
     assert worst <= entities.events_inflight_max_bytes == 128 * 1024 * 1024
+    # Smaller events let more in, up to the consumer's own bound.
+    assert prefetch(500, 64 * 1024, 128 * 1024 * 1024) == 200
+    assert prefetch(500, 16 * 1024 * 1024, 16 * 1024 * 1024) == 1
 
 
 def test_a_line_cap_beyond_what_an_event_holds_is_refused():
