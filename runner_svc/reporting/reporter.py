@@ -115,7 +115,8 @@ class RunReporter:
         if not lines:
             return
         cap = self._max_line_bytes
-        lines = [(stream, logcaps.cap_line(text, cap)) for stream, text in lines]
+        if max(len(text) for _, text in lines) * 4 > cap:  # else none can be too long
+            lines = [(stream, logcaps.cap_line(text, cap)) for stream, text in lines]
         async with self._lock:
             for chunk in logcaps.event_chunks(lines, self._max_event_bytes):
                 batch = messages_pb2.LogBatch()
