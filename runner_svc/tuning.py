@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bob_common.config import RunnerSettings
+from bob_common.config import LOG_LINE_MAX_BYTES, RUN_LOG_MAX_BYTES, RunnerSettings
 from runner_svc.executors.tarsafe import Caps
 
 
@@ -15,6 +15,8 @@ class Tuning:
     heartbeat_s: float
     archive_max_bytes: int
     plugin_timeout_s: float
+    log_line_max_bytes: int = LOG_LINE_MAX_BYTES
+    run_log_max_bytes: int = RUN_LOG_MAX_BYTES
     archive_max_entries: int = Caps.max_entries
     archive_max_header_bytes: int = Caps.max_header_bytes
     artifact_max_bytes: int = 1 << 30
@@ -30,6 +32,8 @@ class Tuning:
             heartbeat_s=settings.heartbeat_s,
             archive_max_bytes=settings.archive_max_bytes,
             plugin_timeout_s=settings.plugin_timeout_s,
+            log_line_max_bytes=settings.log_line_max_bytes,
+            run_log_max_bytes=settings.run_log_max_bytes,
             archive_max_entries=settings.archive_max_entries,
             archive_max_header_bytes=settings.archive_max_header_bytes,
             artifact_max_bytes=settings.artifact_max_bytes,

@@ -1,1 +1,1 @@
-"""Issue 10 limits: each attack on a cap, against real running services, with its counts."""
+"""Caps and limits (issue 10): each attack on a real cluster, with its counts."""
