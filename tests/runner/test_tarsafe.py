@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bob_common.config import ConfigError, RunnerSettings
 from runner_svc.errors import ArchiveRejected
 from runner_svc.executors import tarsafe
+from runner_svc.tuning import Tuning
 from tests.support import tar_bombs
 from tests.support.tar_bombs import DIR, LNK, REG, SYM, archive
 
@@ -285,6 +287,29 @@ def test_checking_many_entries_keeps_memory_small():
         tracemalloc.stop()
     # tarfile alone keeps every entry's TarInfo: 3.4 MB here, 1 MB without
     assert peak < 2 << 20, peak
+
+
+def test_the_caps_are_runner_settings_with_defaults_that_take_real_archives():
+    runner = RunnerSettings.from_env({})
+    assert (
+        Tuning.from_settings(runner).archive_caps
+        == tarsafe.DEFAULT_CAPS
+        == tarsafe.Caps(max_bytes=1 << 30, max_entries=100_000, max_header_bytes=1 << 20)
+    )
+    assert runner.artifact_max_bytes == 1 << 30
+    given = RunnerSettings.from_env(
+        {
+            "BOB_RUNNER_ARCHIVE_MAX_BYTES": "5000",
+            "BOB_RUNNER_ARCHIVE_MAX_ENTRIES": "7",
+            "BOB_RUNNER_ARCHIVE_MAX_HEADER_BYTES": "2048",
+            "BOB_RUNNER_ARTIFACT_MAX_BYTES": "9000",
+        }
+    )
+    assert Tuning.from_settings(given).archive_caps == tarsafe.Caps(5000, 7, 2048)
+    assert Tuning.from_settings(given).artifact_max_bytes == 9000
+    for name in ("BOB_RUNNER_ARCHIVE_MAX_ENTRIES", "BOB_RUNNER_ARTIFACT_MAX_BYTES"):
+        with pytest.raises(ConfigError, match=name):
+            RunnerSettings.from_env({name: "0"})
 
 
 # --- extract: the shell executor's side --------------------------------------------
