@@ -110,7 +110,13 @@ class Checker:
 
 
 def _header(
-    name: str, kind: bytes, mode: int, mtime: float, size: int = 0, linkname: str = ""
+    name: str,
+    kind: bytes,
+    mode: int,
+    mtime: float,
+    size: int = 0,
+    linkname: str = "",
+    owner: tuple[int, int] = (0, 0),
 ) -> bytes:
     # Always a fresh TarInfo: a source entry's pax headers (which may carry its own path,
     # or extended attributes such as file capabilities) are never passed on.
@@ -120,6 +126,7 @@ def _header(
     info.mtime = int(mtime)
     info.size = size
     info.linkname = linkname
+    info.uid, info.gid = owner
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
@@ -141,10 +148,14 @@ def _member_data(source: tarfile.TarFile, member: tarfile.TarInfo) -> Iterator[b
 
 
 def rewrite(
-    chunks: Iterable[bytes], prefix: str, max_bytes: int = DEFAULT_MAX_BYTES
+    chunks: Iterable[bytes],
+    prefix: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    owner: tuple[int, int] = (0, 0),
 ) -> Iterator[bytes]:
     """A plain tar stream of the checked entries of the archive in `chunks` (a tar, plain
-    or compressed with gzip, bzip2 or xz), each moved under `prefix/`. Raises
+    or compressed with gzip, bzip2 or xz), each moved under `prefix/` and owned by the
+    (uid, gid) `owner` (a pipeline's user, who can then change them). Raises
     ArchiveRejected while iterating, at the first bad entry, before emitting any of it."""
     prefix = safe_name(prefix)
     if prefix == "." or "/" in prefix:
@@ -152,14 +163,19 @@ def rewrite(
     checker = Checker(max_bytes)
     try:
         with tarfile.open(fileobj=ChunkReader(chunks), mode="r|*") as source:
-            yield _header(prefix, tarfile.DIRTYPE, 0o755, 0)
+            yield _header(prefix, tarfile.DIRTYPE, 0o755, 0, owner=owner)
             for member in source:
                 name = checker.check(member)
                 if name == ".":
                     continue  # the archive's root is the prefix directory
                 if member.isreg():
                     yield _header(
-                        f"{prefix}/{name}", tarfile.REGTYPE, member.mode, member.mtime, member.size
+                        f"{prefix}/{name}",
+                        tarfile.REGTYPE,
+                        member.mode,
+                        member.mtime,
+                        member.size,
+                        owner=owner,
                     )
                     yield from _member_data(source, member)
                 elif member.islnk():
@@ -170,6 +186,7 @@ def rewrite(
                         member.mode,
                         member.mtime,
                         linkname=target,
+                        owner=owner,
                     )
                 elif member.issym():
                     yield _header(
@@ -178,14 +195,25 @@ def rewrite(
                         0o777,
                         member.mtime,
                         linkname=member.linkname,
+                        owner=owner,
                     )
                 else:
                     yield _header(
-                        f"{prefix}/{name}", tarfile.DIRTYPE, member.mode | 0o700, member.mtime
+                        f"{prefix}/{name}",
+                        tarfile.DIRTYPE,
+                        member.mode | 0o700,
+                        member.mtime,
+                        owner=owner,
                     )
     except tarfile.TarError as exc:
         raise ArchiveRejected(f"not a readable tar archive: {exc}") from exc
     yield _END
+
+
+def directory(name: str, owner: tuple[int, int], mode: int = 0o755) -> bytes:
+    """A tar of the one directory `name` owned by the (uid, gid) `owner`: what makes an
+    existing directory theirs when the engine unpacks it over it."""
+    return _header(name, tarfile.DIRTYPE, mode, 0, owner=owner) + _END
 
 
 def _inside(path: str, root: str) -> bool:
