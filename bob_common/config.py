@@ -307,8 +307,9 @@ BUILD_PIDS = 1024
 # installs packages and unpacks archives (CHOWN, DAC_OVERRIDE, FOWNER, FSETID), drops to
 # another user as package managers and `su` do (SETUID, SETGID), and signals its own
 # processes of other users, as a stop's `kill -TERM -1` does (KILL). Dropped: MKNOD,
-# NET_RAW (Docker lets unprivileged ping use ICMP sockets), NET_BIND_SERVICE (Docker lets
-# any process bind low ports in a container), SETFCAP, SETPCAP, SYS_CHROOT, AUDIT_WRITE.
+# NET_RAW (spoofing on the bridge; iputils' ping uses ICMP sockets instead),
+# NET_BIND_SERVICE (Docker lets any process bind low ports in a container), SETFCAP,
+# SETPCAP, SYS_CHROOT, AUDIT_WRITE.
 BUILD_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID")
 
 

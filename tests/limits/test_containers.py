@@ -13,7 +13,9 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from bob_common.config import BUILD_CAPS
+from bob_common.config import BUILD_CAPS, ConfigError, RunnerSettings
+from runner_svc.executors.docker.limits import OverCeiling, runner_for
+from runner_svc.spec import NO_LIMITS, Limits
 from tests.e2e.runner_cluster import Bob, runner_cluster, runner_id
 from tests.plugins.processes import make_repo
 from tests.waiting import wait_until
@@ -265,3 +267,68 @@ def test_a_user_that_is_not_one_is_refused_at_the_put(bob, unique, user):
     )
     assert r.status_code == 400, r.text
     assert "user" in r.text
+
+
+# --- the runner's defaults and ceilings, as pure rules ----------------------------------
+
+
+def _settings(**env: str) -> RunnerSettings:
+    return RunnerSettings.from_env({"BOB_RUNNER_ID": "r", **env})
+
+
+def test_defaults_apply_without_quotas_and_quotas_within_the_ceilings():
+    settings = _settings(BOB_RUNNER_MAX_MEMORY="1Gi", BOB_RUNNER_CPUS="1", BOB_RUNNER_PIDS="50")
+    node = {"cores": 4, "mem_total": 8 << 30}
+    # No quotas: the runner's defaults (2 GiB lowered to the 1 GiB ceiling; 1 of 4 cores)
+    assert runner_for(NO_LIMITS, settings, **node) == Limits(cpu=0.25, mem_bytes=1 << 30, pids=50)
+    # Less, or more up to the ceiling: as asked
+    asked = Limits(cpu=1.0, mem_bytes=64 * MIB)
+    assert runner_for(asked, settings, **node) == Limits(cpu=1.0, mem_bytes=64 * MIB, pids=50)
+    # A request above the default raises the limit to it
+    request = Limits(mem_request_bytes=3 << 30)
+    assert runner_for(request, _settings(), **node).mem_bytes == 3 << 30
+    # Defaults: 2 GiB, every core, 1024 processes
+    assert runner_for(NO_LIMITS, _settings(), **node) == Limits(
+        cpu=1.0, mem_bytes=2 << 30, pids=1024
+    )
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (
+            Limits(mem_bytes=2 << 30),
+            "quotas.limits.mem asks for 2 GiB, above this runner's limit of 1 GiB "
+            "(BOB_RUNNER_MAX_MEMORY)",
+        ),
+        (
+            Limits(mem_request_bytes=2 << 30),
+            "quotas.requests.mem asks for 2 GiB, above this runner's limit of 1 GiB "
+            "(BOB_RUNNER_MAX_MEMORY)",
+        ),
+        (
+            Limits(cpu=0.5),
+            "quotas.limits.cpu 0.5 asks for 2 of the node's 4 cores, above this runner's "
+            "limit of 1 of them (BOB_RUNNER_MAX_CPUS)",
+        ),
+    ],
+)
+def test_quotas_above_a_ceiling_are_refused_naming_it(limits, reason):
+    settings = _settings(BOB_RUNNER_MAX_MEMORY="1Gi", BOB_RUNNER_MAX_CPUS="1")
+    with pytest.raises(OverCeiling) as refused:
+        runner_for(limits, settings, cores=4, mem_total=8 << 30)
+    assert str(refused.value) == reason
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"BOB_RUNNER_MEMORY": "lots"}, "BOB_RUNNER_MEMORY"),
+        ({"BOB_RUNNER_MAX_CPUS": "-1"}, "BOB_RUNNER_MAX_CPUS"),
+        ({"BOB_RUNNER_CAPS": "CHOWN,ALL"}, "BOB_RUNNER_CAPS"),
+        ({"BOB_RUNNER_PIDS": "many"}, "BOB_RUNNER_PIDS"),
+    ],
+)
+def test_a_wrong_setting_is_refused_naming_it(env, named):
+    with pytest.raises(ConfigError, match=named):
+        _settings(**env)

@@ -48,7 +48,7 @@ def runner_for(limits: Limits, settings: RunnerSettings, cores: int, mem_total: 
     if limits.cpu > max_cpu + 1e-9:
         raise OverCeiling(
             f"quotas.limits.cpu {limits.cpu:g} asks for {limits.cpu * cores:g} of the node's "
-            f"{cores} cores, above this runner's limit of {max_cpu * cores:g} "
+            f"{cores} cores, above this runner's limit of {max_cpu * cores:g} of them "
             "(BOB_RUNNER_MAX_CPUS)"
         )
     default_cpu = settings.container_cpus / cores if settings.container_cpus else 1.0
