@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import math
 import os
+import re
 import socket
 import stat
 import uuid
@@ -19,6 +21,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from bob_common import pki, runner_types
+from bob_common.quantities import parse_memory
 
 T = TypeVar("T", str, int, float, bool)
 
@@ -319,6 +322,50 @@ class ApiSettings:
 SHELL_UIDS = (900_000, 900_999)
 
 
+# A build's memory unless its pipeline asks otherwise: what a compiler, a test suite or a
+# JVM build commonly needs, while capacity 2 on a small host still leaves it room.
+BUILD_MEMORY = 2 << 30
+# Processes and threads of one build container: a parallel build or a JVM runs a few
+# hundred threads (each counts); a fork bomb stops here instead of at the host's limit.
+BUILD_PIDS = 1024
+# The capabilities a build keeps; Docker's default set has 14. A build run as root still
+# installs packages and unpacks archives (CHOWN, DAC_OVERRIDE, FOWNER, FSETID), drops to
+# another user as package managers and `su` do (SETUID, SETGID), and signals its own
+# processes of other users, as a stop's `kill -TERM -1` does (KILL). Dropped: MKNOD,
+# NET_RAW (spoofing on the bridge; iputils' ping uses ICMP sockets instead),
+# NET_BIND_SERVICE (Docker lets any process bind low ports in a container), SETFCAP,
+# SETPCAP, SYS_CHROOT, AUDIT_WRITE.
+BUILD_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID")
+
+
+def _memory(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return parse_memory(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _cpus(env: Mapping[str, str], name: str) -> float:
+    cpus = _get(env, name, 0.0)
+    if not math.isfinite(cpus) or cpus < 0:
+        raise ConfigError(f"{name}={cpus} must be a number of cores, 0 (all of them) or more")
+    return cpus
+
+
+def _caps(env: Mapping[str, str]) -> tuple[str, ...]:
+    caps = tuple(
+        c.strip().upper().removeprefix("CAP_")
+        for c in _get(env, "BOB_RUNNER_CAPS", ",".join(BUILD_CAPS)).split(",")
+        if c.strip()
+    )
+    if bad := [c for c in caps if not re.fullmatch(r"[A-Z_]+", c) or c == "ALL"]:
+        raise ConfigError(f"BOB_RUNNER_CAPS: {bad[0]!r} is not a capability name")
+    return caps
+
+
 def _uid_range(env: Mapping[str, str]) -> tuple[int, int]:
     name = "BOB_SHELL_RUNNER_UIDS"
     raw = _get(env, name, f"{SHELL_UIDS[0]}-{SHELL_UIDS[1]}")
@@ -365,6 +412,16 @@ class RunnerSettings:
     redacted_vars: tuple[str, ...] = REDACTED_VARS_DEFAULT
     # Shell runners: the uids a run's steps run as, one per run at a time (first, last).
     shell_uids: tuple[int, int] = SHELL_UIDS
+    # Docker runners: what a build container may use when its pipeline has no quotas
+    # (memory in bytes, cpus in cores, 0: the engine's whole node), the most a pipeline's
+    # quotas may ask for (0: the engine's whole node), the processes and threads it may
+    # have, and the capabilities it keeps (every other is dropped).
+    container_memory: int = BUILD_MEMORY
+    container_max_memory: int = 0
+    container_cpus: float = 0.0
+    container_max_cpus: float = 0.0
+    container_pids: int = BUILD_PIDS
+    container_caps: tuple[str, ...] = BUILD_CAPS
     # The longest stored log line and the step output a run attempt stores, in UTF-8 bytes.
     log_line_max_bytes: int = LOG_LINE_MAX_BYTES
     run_log_max_bytes: int = RUN_LOG_MAX_BYTES
@@ -404,6 +461,12 @@ class RunnerSettings:
                 _get(env, "BOB_REDACTED_VARS", ",".join(REDACTED_VARS_DEFAULT))
             ),
             shell_uids=_uid_range(env),
+            container_memory=_memory(env, "BOB_RUNNER_MEMORY", BUILD_MEMORY),
+            container_max_memory=_memory(env, "BOB_RUNNER_MAX_MEMORY", 0),
+            container_cpus=_cpus(env, "BOB_RUNNER_CPUS"),
+            container_max_cpus=_cpus(env, "BOB_RUNNER_MAX_CPUS"),
+            container_pids=_get(env, "BOB_RUNNER_PIDS", BUILD_PIDS),
+            container_caps=_caps(env),
             log_line_max_bytes=_get(env, "BOB_LOG_LINE_MAX_BYTES", LOG_LINE_MAX_BYTES),
             run_log_max_bytes=_get(env, "BOB_RUN_LOG_MAX_BYTES", RUN_LOG_MAX_BYTES),
             archive_max_entries=_get(env, "BOB_RUNNER_ARCHIVE_MAX_ENTRIES", 100_000),

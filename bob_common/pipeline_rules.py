@@ -175,6 +175,26 @@ def secret_vars_sound(definition: Definition) -> str:
     return ""
 
 
+# A pipeline's user: numeric "uid:gid", which needs no lookup in the image and is what the
+# working directory and resources are given to.
+USER = r"[0-9]{1,9}:[0-9]{1,9}"
+
+
+def owner(user: str) -> tuple[int, int]:
+    """(uid, gid) of a pipeline's user (user_valid), (0, 0) for none."""
+    if not user:
+        return (0, 0)
+    uid, gid = user.split(":")
+    return (int(uid), int(gid))
+
+
+def user_valid(definition: Definition) -> str:
+    user = definition.get("user") or ""
+    if not user or re.fullmatch(USER, user):
+        return ""
+    return f"user {user!r} is not a user: it must be numeric 'uid:gid', e.g. '1000:1000'"
+
+
 STORE: tuple[Rule, ...] = (
     has_image,
     has_steps,
@@ -184,6 +204,7 @@ STORE: tuple[Rule, ...] = (
     artifacts_unique,
     resource_types_known,
     secret_vars_sound,
+    user_valid,
 )
 RUN: tuple[Rule, ...] = (
     has_image,
@@ -193,6 +214,7 @@ RUN: tuple[Rule, ...] = (
     needs_declared_at_run,
     artifact_paths_inside,
     secret_vars_sound,
+    user_valid,
 )
 
 

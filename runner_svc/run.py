@@ -186,6 +186,7 @@ class Run:
                 self._report.say,
                 attempt=spec.attempt,
                 limits=self._limits,
+                user=spec.user,
             )
         except PrepareFailed as exc:
             return Outcome(RunStatus.FAILED, str(exc))
@@ -293,12 +294,12 @@ class Run:
         return ""
 
     async def _exit_reason(self, workspace: Workspace, number: int, exit_code: int) -> str:
-        # Asked only under a memory limit: an out-of-memory kill is the reason people
+        # Asked of a workspace with a memory limit: an out-of-memory kill is the reason people
         # otherwise hunt for behind a bare 137. Not after a stop or a timeout, whose own
         # kill is the reason (and whose 137 would have the question wait for nothing).
         halted = self._halt is not None
-        if self._limits.mem_bytes and not halted and await workspace.out_of_memory(exit_code):
-            limit = format_memory(self._limits.mem_bytes)
+        if not halted and (memory := await workspace.out_of_memory(exit_code)):
+            limit = format_memory(memory)
             if exit_code == KILLED:
                 return f"step {number} killed: out of memory (limit {limit})"
             return (

@@ -73,9 +73,10 @@ class Limits:
     cpu: float = 0.0  # a fraction of all the node's cores, at most 1
     mem_bytes: int = 0  # swap included: going over it gets the process killed
     mem_request_bytes: int = 0  # the soft limit the engine reclaims down to first
+    pids: int = 0  # processes and threads at once (the runner's, never a quota)
 
     def __bool__(self) -> bool:
-        return bool(self.cpu or self.mem_bytes or self.mem_request_bytes)
+        return bool(self.cpu or self.mem_bytes or self.mem_request_bytes or self.pids)
 
 
 NO_LIMITS = Limits()
@@ -127,6 +128,8 @@ class RunSpec:
     quotas: Quotas = field(default_factory=Quotas)
     # As StepSpec.secret_vars, for every step.
     secret_vars: Mapping[str, str] = field(default_factory=dict)
+    # The user steps run as, "uid:gid" (pipeline_rules.user_valid); "": the image's.
+    user: str = ""
 
     def resource(self, name: str) -> ResourceSpec | None:
         return next((r for r in self.resources if r.name == name), None)
@@ -158,6 +161,7 @@ def from_job(job: messages_pb2.Job) -> RunSpec:
         secret_vars=dict(pipeline.secret_vars),
         timeout_s=pipeline.timeout,
         quotas=Quotas(quotas.limits.cpu, quotas.limits.mem, quotas.requests.mem),
+        user=pipeline.user,
         resources=tuple(
             ResourceSpec(r.name, r.type, r.provider, dict(r.params)) for r in pipeline.resources
         ),

@@ -49,10 +49,10 @@ class Workspace(Protocol):
         container's own process)."""
         ...
 
-    async def out_of_memory(self, exit_code: int) -> bool:
-        """Whether a process of the workspace was killed for going over its memory limit,
-        asked after a step ended with `exit_code`. Never raises: False when it cannot
-        tell, or the workspace has no memory limit."""
+    async def out_of_memory(self, exit_code: int) -> int:
+        """The memory limit in bytes a process of the workspace was killed for going
+        over, asked after a step ended with `exit_code`; 0 when none was. Never raises: 0
+        when it cannot tell, or the workspace has no memory limit."""
         ...
 
     async def terminate(self) -> None:
@@ -101,10 +101,12 @@ class Executor(Protocol):
         *,
         attempt: int,
         limits: Limits = NO_LIMITS,
+        user: str = "",
     ) -> Workspace:
         """A started workspace for one run, held to `limits` where the executor can (a
-        container can, a local process is not; it says so); raises PrepareFailed with the
-        reason."""
+        container can, within the runner's defaults and ceilings; a local process is not;
+        it says so), its steps run as `user` where it can ("": the image's); raises
+        PrepareFailed with the reason."""
         ...
 
     async def sweep(self, orphaned: Orphaned) -> int:

@@ -347,7 +347,13 @@ def _entries(source: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
 
 
 def _header(
-    name: str, kind: bytes, mode: int, mtime: float, size: int = 0, linkname: str = ""
+    name: str,
+    kind: bytes,
+    mode: int,
+    mtime: float,
+    size: int = 0,
+    linkname: str = "",
+    owner: tuple[int, int] = (0, 0),
 ) -> bytes:
     # Always a fresh TarInfo: a source entry's pax headers (which may carry its own path,
     # or extended attributes such as file capabilities) are never passed on.
@@ -357,6 +363,7 @@ def _header(
     info.mtime = int(mtime)
     info.size = size
     info.linkname = linkname
+    info.uid, info.gid = owner
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
@@ -377,9 +384,15 @@ def _member_data(source: tarfile.TarFile, member: tarfile.TarInfo) -> Iterator[b
     yield _padding(member.size)
 
 
-def rewrite(chunks: Iterable[bytes], prefix: str, caps: Caps = DEFAULT_CAPS) -> Iterator[bytes]:
+def rewrite(
+    chunks: Iterable[bytes],
+    prefix: str,
+    caps: Caps = DEFAULT_CAPS,
+    owner: tuple[int, int] = (0, 0),
+) -> Iterator[bytes]:
     """A plain tar stream of the checked entries of the archive in `chunks` (a tar, plain
-    or compressed with gzip, bzip2 or xz), each moved under `prefix/`. Raises
+    or compressed with gzip, bzip2 or xz), each moved under `prefix/` and owned by the
+    (uid, gid) `owner` (a pipeline's user, who can then change them). Raises
     ArchiveRejected while iterating, at the first bad entry, before emitting any of it."""
     prefix = safe_name(prefix)
     if prefix == "." or "/" in prefix:
@@ -387,14 +400,19 @@ def rewrite(chunks: Iterable[bytes], prefix: str, caps: Caps = DEFAULT_CAPS) -> 
     checker = Checker(caps)
     try:
         with _open(chunks, caps) as source:
-            yield _header(prefix, tarfile.DIRTYPE, 0o755, 0)
+            yield _header(prefix, tarfile.DIRTYPE, 0o755, 0, owner=owner)
             for member in _entries(source):
                 name = checker.check(member, source.offset)
                 if name == ".":
                     continue  # the archive's root is the prefix directory
                 if member.isreg():
                     yield _header(
-                        f"{prefix}/{name}", tarfile.REGTYPE, member.mode, member.mtime, member.size
+                        f"{prefix}/{name}",
+                        tarfile.REGTYPE,
+                        member.mode,
+                        member.mtime,
+                        member.size,
+                        owner=owner,
                     )
                     yield from _member_data(source, member)
                 elif member.islnk():
@@ -405,6 +423,7 @@ def rewrite(chunks: Iterable[bytes], prefix: str, caps: Caps = DEFAULT_CAPS) -> 
                         member.mode,
                         member.mtime,
                         linkname=target,
+                        owner=owner,
                     )
                 elif member.issym():
                     yield _header(
@@ -413,14 +432,25 @@ def rewrite(chunks: Iterable[bytes], prefix: str, caps: Caps = DEFAULT_CAPS) -> 
                         0o777,
                         member.mtime,
                         linkname=member.linkname,
+                        owner=owner,
                     )
                 else:
                     yield _header(
-                        f"{prefix}/{name}", tarfile.DIRTYPE, member.mode | 0o700, member.mtime
+                        f"{prefix}/{name}",
+                        tarfile.DIRTYPE,
+                        member.mode | 0o700,
+                        member.mtime,
+                        owner=owner,
                     )
     except (tarfile.TarError, zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
         raise ArchiveRejected(f"not a readable tar archive: {exc}") from exc
     yield _END
+
+
+def directory(name: str, owner: tuple[int, int], mode: int = 0o755) -> bytes:
+    """A tar of the one directory `name` owned by the (uid, gid) `owner`: what makes an
+    existing directory theirs when the engine unpacks it over it."""
+    return _header(name, tarfile.DIRTYPE, mode, 0, owner=owner) + _END
 
 
 def _inside(path: str, root: str) -> bool:

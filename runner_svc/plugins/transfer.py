@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import httpx
 
+from bob_common import pipeline_rules
 from bob_common.plugin_urls import artifact_url, without_credentials
 from runner_svc.errors import TransferFailed
 from runner_svc.executors import Workspace, tarsafe
@@ -130,9 +131,11 @@ class Transfers:
         source = await self._plugins.source(resource)
         await self._say(f"fetching resource {name} from {source.described}")
         http, abort, caps = self._http, self._abort, self._caps
+        owner = pipeline_rules.owner(self._spec.user)  # the pipeline's user may change it
 
         def archive() -> Iterator[bytes]:
-            return tarsafe.rewrite(http.fetch(source.url, source.params, abort), name, caps)
+            fetched = http.fetch(source.url, source.params, abort)
+            return tarsafe.rewrite(fetched, name, caps, owner=owner)
 
         await workspace.put_archive(archive)
         self._placed.add(name)

@@ -29,7 +29,7 @@ from docker.types import LogConfig
 from docker.utils import parse_repository_tag
 
 from bob_common.config import RunnerSettings
-from runner_svc.errors import ExecutorUnavailable, PrepareFailed
+from runner_svc.errors import ExecutorUnavailable, PrepareFailed, StepFailed
 from runner_svc.executors.docker import limits as docker_limits
 from runner_svc.executors.docker.client import DOCKER_ERRORS, engine_client, explain
 from runner_svc.executors.docker.entry import ENTRY
@@ -60,8 +60,10 @@ class DockerExecutor:
         self._settings = settings
         # Made by start(): making it asks the engine its version, which may be down yet.
         self._docker = client
-        # The engine's node's cores, which quotas are fractions of; asked by start().
+        # The engine's node's cores, which quotas are fractions of, and its memory, the
+        # ceiling of a run's unless the runner sets one; asked by start().
         self._cores = os.cpu_count() or 1
+        self._mem_total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         self._calls = ThreadPoolExecutor(settings.capacity + 4, thread_name_prefix="docker-call")
         self._streams = ThreadPoolExecutor(settings.capacity, thread_name_prefix="docker-exec")
         self._spares = (
@@ -93,7 +95,9 @@ class DockerExecutor:
                 )
             await self.call(self._client.ping)
             # The engine's count, not this host's: the runner may drive a remote engine.
-            self._cores = int((await self.call(self._client.info)).get("NCPU") or self._cores)
+            info = await self.call(self._client.info)
+            self._cores = int(info.get("NCPU") or self._cores)
+            self._mem_total = int(info.get("MemTotal") or self._mem_total)
             removed = await self.call(self._remove_own_containers)
         except DOCKER_ERRORS as exc:
             raise ExecutorUnavailable(f"Docker engine: {explain(exc)}") from exc
@@ -116,7 +120,7 @@ class DockerExecutor:
                 (container.attrs.get("Labels") or {}).get(LABEL_RUN, "?"),
             )
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
         return len(containers)
@@ -130,36 +134,60 @@ class DockerExecutor:
         *,
         attempt: int,
         limits: Limits = NO_LIMITS,
+        user: str = "",
     ) -> DockerWorkspace:
+        try:
+            limits = self._limits_for(limits)
+        except docker_limits.OverCeiling as exc:
+            raise PrepareFailed(str(exc)) from None
         image_id = await self._ensure_image(image, say)
         rlog = run_logger(log, run_id)
         fields = docker_limits.host_config(limits, self._cores)
-        container = await self._take_spare(run_id, attempt, image, image_id, fields)
+        kind = (image, user)
+        container = await self._take_spare(run_id, attempt, kind, image_id, fields)
         if container is None:
-            container = await self._start_new(run_id, attempt, image, fields)
+            container = await self._start_new(run_id, attempt, kind, fields)
             rlog.info("container %s started from %s", container.short_id, image)
         else:
             rlog.info("container %s (a spare) taken for %s", container.short_id, image)
         if self._spares is not None:
-            self._spares.replenish(image, image_id)  # for the next run of the image
-        return DockerWorkspace(self, container, run_id, self._settings.workdir, env)
+            self._spares.replenish(kind, image_id)  # for the next run of the image
+        workspace = DockerWorkspace(
+            self, container, run_id, self._settings.workdir, env, memory=limits.mem_bytes, user=user
+        )
+        if user:
+            try:
+                await workspace.give_to_user()
+            except StepFailed as exc:
+                await workspace.remove()
+                raise PrepareFailed(str(exc)) from None
+        return workspace
+
+    def _limits_for(self, limits: Limits) -> Limits:
+        return docker_limits.runner_for(limits, self._settings, self._cores, self._mem_total)
 
     async def _take_spare(
-        self, run_id: str, attempt: int, image: str, image_id: str, limits: dict[str, int]
+        self,
+        run_id: str,
+        attempt: int,
+        kind: tuple[str, str],
+        image_id: str,
+        limits: dict[str, int],
     ) -> Container | None:
-        """A spare renamed after the run and, when the run has quotas, held to them. A
-        spare is made without limits (it suits any run) and no process of another run has
-        been in it, so updating it is as good as creating the container with them, at
-        ~10 ms of the engine's time where a start costs ~200 ms."""
+        """A spare of the image and user renamed after the run and, when the run's quotas
+        differ from the runner's defaults, held to them. A spare is made with the defaults
+        and no process has been in it but its idle entry, so updating it is as good as
+        creating the container with the run's limits, at ~10 ms of the engine's time where
+        a start costs ~200 ms."""
         if self._spares is None:
             return None
-        container = await self._spares.take(image, image_id)
+        container = await self._spares.take(kind, image_id)
         if container is None:
             return None
         rlog = run_logger(log, run_id)
         try:
             await self.call(container.rename, run_container_name(run_id, attempt))
-            if limits:
+            if limits != self._spare_limits():
                 for warning in await self.call(
                     docker_limits.update, self._client.api, container.id, limits
                 ):
@@ -172,13 +200,18 @@ class DockerExecutor:
             return None
         return container
 
+    def _spare_limits(self) -> dict[str, int]:
+        """The HostConfig limits a spare is made with: the runner's defaults."""
+        return docker_limits.host_config(self._limits_for(NO_LIMITS), self._cores)
+
     async def _start_new(
-        self, run_id: str, attempt: int, image: str, limits: dict[str, int]
+        self, run_id: str, attempt: int, kind: tuple[str, str], limits: dict[str, int]
     ) -> Container:
+        image, user = kind
         labels = {LABEL_RUN: run_id, LABEL_ATTEMPT: str(attempt)}
         try:
             container = await self.call(
-                self._create, image, labels, run_container_name(run_id, attempt), limits
+                self._create, image, labels, run_container_name(run_id, attempt), limits, user
             )
         except DOCKER_ERRORS as exc:
             raise PrepareFailed(
@@ -193,10 +226,11 @@ class DockerExecutor:
             ) from exc
         return container
 
-    async def _make_spare(self, image: str) -> Container:
+    async def _make_spare(self, kind: tuple[str, str]) -> Container:
+        image, user = kind
         name = f"bob-spare-{self._runner_id}-{uuid.uuid4().hex[:8]}"
         labels = {LABEL_SPARE: str(int(time.time()))}
-        container = await self.call(self._create, image, labels, name)
+        container = await self.call(self._create, image, labels, name, self._spare_limits(), user)
         try:
             await self.call(container.start)
         except BaseException:
@@ -206,9 +240,10 @@ class DockerExecutor:
 
     async def discard(self, container: Container) -> bool:
         """Removes the container, running or not; False (logged) when the engine refused.
-        One already gone counts as removed."""
+        One already gone counts as removed, and so do its anonymous volumes (an image's
+        VOLUME), which would otherwise stay behind."""
         try:
-            await self.call(container.remove, force=True)
+            await self.call(container.remove, force=True, v=True)
         except docker.errors.NotFound:
             pass
         except DOCKER_ERRORS as exc:
@@ -241,6 +276,7 @@ class DockerExecutor:
         labels: dict[str, str],
         name: str,
         limits: dict[str, int] | None = None,
+        user: str = "",
     ) -> Container:
         # The low-level call: the SDK's containers.create() inspects the new container
         # afterwards, for attributes the runner never reads.
@@ -250,6 +286,11 @@ class DockerExecutor:
             # Only the last step writes to the container's own output, which the
             # runner reads as it comes: an engine's copy would be work for nothing.
             log_config=LogConfig(type=LogConfig.types.NONE),
+            # No process of a build gains privileges (setuid binaries, file capabilities),
+            # and it keeps only the capabilities builds need (config.BUILD_CAPS).
+            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            cap_add=list(self._settings.container_caps),
         )
         host_config.update(limits or {})  # the Engine API's own field names
         created = api.create_container(
@@ -259,6 +300,8 @@ class DockerExecutor:
             stdin_open=True,  # the entry reads the last step from it
             # No variables: the pipeline's go with each step, so a spare suits any run.
             working_dir=self._settings.workdir,
+            # The pipeline's user (pid 1, the last step and every exec), else the image's.
+            user=user or None,
             labels={
                 LABEL_RUNNER: self._runner_id,
                 LABEL_ENTITIES: self._settings.common.entities_addr,

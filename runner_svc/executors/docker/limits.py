@@ -1,4 +1,5 @@
-"""A run's quotas as limits of its container, and how to tell that one of them was hit.
+"""A run's quotas as limits of its container, within the runner's defaults and ceilings
+(runner_for), and how to tell that one of them was hit.
 
 The limits are written in the Engine API's own HostConfig fields, so the same dict goes
 into a container's creation and into the update of a spare taken for the run
@@ -8,8 +9,11 @@ into a container's creation and into the update of a spare taken for the run
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
+from bob_common.config import RunnerSettings
+from bob_common.quantities import format_memory
 from runner_svc.spec import Limits
 
 # The least CPU Docker gives a container (0.01 of a core): a smaller quota is raised to it.
@@ -18,6 +22,45 @@ MIN_NANO_CPUS = 10_000_000
 # two reach the engine by separate paths.
 OOM_EVENT_WAIT_S = 0.5
 _KILLED = 128 + 9  # what a shell reports for a step ended by SIGKILL
+
+
+class OverCeiling(ValueError):
+    """A pipeline's quotas ask for more than the runner allows; says which and how much."""
+
+
+def runner_for(limits: Limits, settings: RunnerSettings, cores: int, mem_total: int) -> Limits:
+    """The limits a run gets on this runner: its quotas where it has them, else the
+    runner's defaults (BOB_RUNNER_MEMORY, BOB_RUNNER_CPUS), and always the runner's PIDs
+    limit. A default above the ceiling (BOB_RUNNER_MAX_*, else the engine's whole node of
+    `cores` and `mem_total` bytes) is lowered to it; a quota above it raises OverCeiling."""
+    max_mem = settings.container_max_memory or mem_total
+    max_cpu = min(settings.container_max_cpus / cores, 1.0) if settings.container_max_cpus else 1.0
+    if limits.mem_bytes > max_mem:
+        raise OverCeiling(
+            f"quotas.limits.mem asks for {format_memory(limits.mem_bytes)}, above this "
+            f"runner's limit of {format_memory(max_mem)} (BOB_RUNNER_MAX_MEMORY)"
+        )
+    if limits.mem_request_bytes > max_mem:
+        raise OverCeiling(
+            f"quotas.requests.mem asks for {format_memory(limits.mem_request_bytes)}, above "
+            f"this runner's limit of {format_memory(max_mem)} (BOB_RUNNER_MAX_MEMORY)"
+        )
+    if limits.cpu > max_cpu + 1e-9:
+        raise OverCeiling(
+            f"quotas.limits.cpu {limits.cpu:g} asks for {limits.cpu * cores:g} of the node's "
+            f"{cores} cores, above this runner's limit of {max_cpu * cores:g} of them "
+            "(BOB_RUNNER_MAX_CPUS)"
+        )
+    default_cpu = settings.container_cpus / cores if settings.container_cpus else 1.0
+    # A request above the default raises the default to it: the engine refuses a
+    # reservation above the limit.
+    default_mem = max(settings.container_memory or max_mem, limits.mem_request_bytes)
+    return replace(
+        limits,
+        mem_bytes=limits.mem_bytes or min(default_mem, max_mem),
+        cpu=limits.cpu or min(default_cpu, max_cpu),
+        pids=settings.container_pids,
+    )
 
 
 def host_config(limits: Limits, cores: int) -> dict[str, int]:
@@ -34,6 +77,8 @@ def host_config(limits: Limits, cores: int) -> dict[str, int]:
         # Bob's cpu is a fraction of all the node's cores; NanoCpus counts cores.
         nano_cpus = round(min(limits.cpu, 1.0) * cores * 1e9)
         fields["NanoCpus"] = min(max(nano_cpus, MIN_NANO_CPUS), cores * 10**9)
+    if limits.pids:
+        fields["PidsLimit"] = limits.pids
     return fields
 
 

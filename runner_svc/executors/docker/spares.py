@@ -1,4 +1,5 @@
-"""Spare containers: started containers kept ready per image, for the next runs of it.
+"""Spare containers: started containers kept ready per image (and pipeline user, which a
+container cannot change), for the next runs of it.
 
 Starting a container is most of what a run waits for before its first step (~200 ms of
 the engine's time, where an exec costs ~50 ms). So once a run has its container, the
@@ -30,6 +31,10 @@ FRESH_S = 300.0
 STALE_S = 600.0
 
 
+# What a spare is made for: (image name, the pipeline's user or "" for the image's).
+Kind = tuple[str, str]
+
+
 def run_container_name(run_id: str, attempt: int) -> str:
     return f"bob-{run_id}-a{attempt}"
 
@@ -44,7 +49,7 @@ class _Spare:
 class SparePool:
     def __init__(
         self,
-        make: Callable[[str], Awaitable[Container]],
+        make: Callable[[Kind], Awaitable[Container]],
         discard: Callable[[Container], Awaitable[object]],
         *,
         per_image: int,
@@ -57,10 +62,10 @@ class SparePool:
         self._per_image = per_image
         self._max_images = max_images
         # By image name, least recently used first; each list oldest first.
-        self._spares: dict[str, list[_Spare]] = {}
+        self._spares: dict[Kind, list[_Spare]] = {}
         self._chores: set[asyncio.Task[None]] = set()
 
-    async def take(self, image: str, image_id: str) -> Container | None:
+    async def take(self, image: Kind, image_id: str) -> Container | None:
         """A started spare of the image, or None (none left fresh and of this image id,
         or its start failed)."""
         spares = self._spares.get(image, [])
@@ -75,7 +80,7 @@ class SparePool:
                 log.warning("spare container for %s could not start: %r", image, exc)
         return None
 
-    def replenish(self, image: str, image_id: str) -> None:
+    def replenish(self, image: Kind, image_id: str) -> None:
         """Starts spares of the image up to per_image; the least recently used image loses
         its spares beyond max_images."""
         spares = self._spares.pop(image, [])

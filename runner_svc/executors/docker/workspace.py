@@ -17,8 +17,10 @@ import docker.errors
 from docker.models.containers import Container
 from docker.utils.socket import STDERR, STDOUT, frames_iter
 
+from bob_common import pipeline_rules
 from bob_pb import messages_pb2
 from runner_svc.errors import RunnerError, StepFailed, TransferFailed
+from runner_svc.executors import tarsafe
 from runner_svc.executors.docker import limits as docker_limits
 from runner_svc.executors.docker.client import DOCKER_ERRORS, explain
 from runner_svc.executors.docker.entry import final_step_input
@@ -68,8 +70,15 @@ class DockerWorkspace:
         run_id: str,
         workdir: str,
         env: Mapping[str, str],
+        *,
+        memory: int = 0,
+        user: str = "",
     ) -> None:
         self._executor = executor
+        # The container's memory limit in bytes (0: none), and the pipeline's user ("":
+        # the image's), who is given the working directory.
+        self._memory = memory
+        self._user = user
         # The pipeline's variables, given to every exec (the container has none of its own).
         self._env = dict(env)
         self._container = container
@@ -105,14 +114,33 @@ class DockerWorkspace:
             return await self._executor.stream(self._final, given, output)
         return await self._executor.stream(self._exec, cmd, env, output, workdir)
 
-    async def out_of_memory(self, exit_code: int) -> bool:
+    async def out_of_memory(self, exit_code: int) -> int:
+        if not self._memory:
+            return 0
         try:
-            return await self._executor.call(
+            killed = await self._executor.call(
                 docker_limits.oom_killed, self._api, self._container.id, exit_code
             )
         except DOCKER_ERRORS as exc:
             self._log.warning("could not tell whether the step ran out of memory: %s", explain(exc))
-            return False
+            return 0
+        return self._memory if killed else 0
+
+    async def give_to_user(self) -> None:
+        """Makes the pipeline's user the owner of the working directory, which the engine
+        made as root: the engine unpacks a tar of the directory, owned by them, over it.
+        (An exec as root could not: a container of a non-root user has no capabilities
+        left for root's execs.) StepFailed when the engine refuses."""
+        if not self._user:
+            return
+        parent, name = posixpath.split(self._workdir.rstrip("/"))
+        entry = tarsafe.directory(name, pipeline_rules.owner(self._user))
+        try:
+            await self._executor.call(self._api.put_archive, self._container.id, parent, entry)
+        except DOCKER_ERRORS as exc:
+            raise StepFailed(
+                f"could not give the working directory to user {self._user!r}: {explain(exc)}"
+            ) from exc
 
     def _await_thaw(self) -> None:
         """Under the lock: waits out a pause that came between the run's last look and

@@ -123,6 +123,7 @@ class ShellExecutor:
         *,
         attempt: int,
         limits: Limits = NO_LIMITS,
+        user: str = "",  # a shell runner's steps run as its own uids (shell_uids)
     ) -> ShellWorkspace:
         await say(
             f"shell runner: steps run as local processes, not isolated; "
@@ -199,8 +200,8 @@ class ShellWorkspace:
     ) -> int:
         return await self._executor.run(self._exec, cmd, env, output, cwd)
 
-    async def out_of_memory(self, exit_code: int) -> bool:
-        return False  # no memory limit here
+    async def out_of_memory(self, exit_code: int) -> int:
+        return 0  # no memory limit here
 
     def _exec(self, cmd: str, env: Mapping[str, str], output: LogSink, cwd: str) -> int:
         try:
