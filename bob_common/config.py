@@ -340,6 +340,12 @@ class RunnerSettings:
     redacted_vars: tuple[str, ...] = REDACTED_VARS_DEFAULT
     # Shell runners: the uids a run's steps run as, one per run at a time (first, last).
     shell_uids: tuple[int, int] = SHELL_UIDS
+    # Issue 10 (hangs): the longest a run may take from its first step when its pipeline
+    # sets no `timeout` of its own; 0: no limit.
+    run_timeout_s: int = 3 * 3600
+    # How often the runner asks its engine (Docker) whether it answers; while it does not,
+    # the runner takes no jobs.
+    engine_check_s: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -369,9 +375,15 @@ class RunnerSettings:
                 _get(env, "BOB_REDACTED_VARS", ",".join(REDACTED_VARS_DEFAULT))
             ),
             shell_uids=_uid_range(env),
+            run_timeout_s=_get(env, "BOB_RUN_TIMEOUT_S", 3 * 3600),
+            engine_check_s=_get(env, "BOB_RUNNER_ENGINE_CHECK_S", 2.0),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
+        if settings.run_timeout_s < 0:
+            raise ConfigError("BOB_RUN_TIMEOUT_S must be 0 (no limit) or more")
+        if settings.engine_check_s <= 0:
+            raise ConfigError("BOB_RUNNER_ENGINE_CHECK_S must be above 0")
         return settings
 
 

@@ -14,6 +14,8 @@ class Tuning:
     heartbeat_s: float
     archive_max_bytes: int
     plugin_timeout_s: float
+    # For a run whose pipeline sets no timeout; 0: none.
+    run_timeout_s: int = 0
 
     @classmethod
     def from_settings(cls, settings: RunnerSettings) -> Tuning:
@@ -22,4 +24,5 @@ class Tuning:
             heartbeat_s=settings.heartbeat_s,
             archive_max_bytes=settings.archive_max_bytes,
             plugin_timeout_s=settings.plugin_timeout_s,
+            run_timeout_s=settings.run_timeout_s,
         )
