@@ -1,0 +1,1 @@
+"""Issue 10: hostile builds and bad input hurt only themselves (caps, limits, no hangs)."""
