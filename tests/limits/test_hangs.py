@@ -49,7 +49,8 @@ FAST = {"BOB_HEARTBEAT_S": "0.5"}
 
 
 def _pipeline(bob: Bob, name: str, steps: list[str], **extra: object) -> None:
-    bob.create_pipeline(GROUP, name, {"image": IMAGE, "steps": [{"cmd": c} for c in steps], **extra})
+    steps_ = [{"cmd": cmd} for cmd in steps]
+    bob.create_pipeline(GROUP, name, {"image": IMAGE, "steps": steps_, **extra})
 
 
 def _container(client: docker.DockerClient, run_id: str) -> docker.models.containers.Container:
@@ -315,9 +316,10 @@ def test_an_engine_restart_with_spares_and_runs_in_flight_ends_every_run_and_the
     rabbitmq_available, docker_client, tmp_path
 ):
     rid = runner_id("docker")
-    with _engine_restart_allowed(), runner_cluster(
-        tmp_path, [_docker_runner(rid)], env=FAST
-    ) as bob:
+    with (
+        _engine_restart_allowed(),
+        runner_cluster(tmp_path, [_docker_runner(rid)], env=FAST) as bob,
+    ):
         # Given a runner with spare containers of the image (made after a first run)
         _pipeline(bob, "quick", ["echo ok"])
         _pipeline(bob, "long", ["sleep 300", "echo never"])
@@ -332,7 +334,7 @@ def test_an_engine_restart_with_spares_and_runs_in_flight_ends_every_run_and_the
         )
         # and two runs in flight, one in a middle step, one in its last
         flying = {"long": bob.start(GROUP, "long"), "long-last": bob.start(GROUP, "long-last")}
-        for name, run_id in flying.items():
+        for run_id in flying.values():
             _running_step(bob, docker_client, run_id, "sleep 30")
         spares = len(docker_client.containers.list(filters={"name": f"bob-spare-{rid}"}))
 
