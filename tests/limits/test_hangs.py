@@ -274,15 +274,12 @@ def _engine_answers() -> bool:
 
 
 def _start_engine() -> None:
-    """As scripts/setup_services.sh starts it: a session of its own."""
-    with open("/var/log/dockerd.log", "ab") as log:
-        subprocess.Popen(
-            ["setsid", "nohup", "dockerd"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    """As scripts/setup_services.sh starts it: in a session of its own, in the background."""
+    subprocess.run(
+        ["sh", "-c", "setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &"],
+        check=True,
+        timeout=30,
+    )
     wait_until(_engine_answers, timeout=120, interval=1, what="dockerd to answer again")
 
 
@@ -336,7 +333,12 @@ def test_an_engine_restart_with_spares_and_runs_in_flight_ends_every_run_and_the
         flying = {"long": bob.start(GROUP, "long"), "long-last": bob.start(GROUP, "long-last")}
         for run_id in flying.values():
             _running_step(bob, docker_client, run_id, "sleep 30")
-        spares = len(docker_client.containers.list(filters={"name": f"bob-spare-{rid}"}))
+        # (and the spares made for the runs after them, started in the background)
+        spares = wait_until(
+            lambda: len(docker_client.containers.list(filters={"name": f"bob-spare-{rid}"})),
+            timeout=30,
+            what="the next spare containers",
+        )
 
         # When the engine restarts
         took = _restart_engine()
