@@ -115,6 +115,34 @@ def test_a_container_killed_from_outside_fails_its_run_within_seconds_naming_it(
         )
 
 
+def test_dead_spares_are_not_taken(rabbitmq_available, docker_client, tmp_path):
+    rid = runner_id("docker")
+    with runner_cluster(tmp_path, [_docker_runner(rid)], env=FAST) as bob:
+        # Given a runner's spare containers, killed from outside (as an engine's restart
+        # kills them)
+        _pipeline(bob, "quick", ["echo ok"])
+        assert _ended(bob, "quick", bob.start(GROUP, "quick")) == ("passed", "")
+
+        def spares() -> list:
+            return docker_client.containers.list(filters={"name": f"bob-spare-{rid}"})
+
+        wait_until(lambda: len(spares()) == 2, timeout=30, what="two spare containers")
+        for spare in spares():
+            spare.kill()
+
+        # Then the next runs (one step: the container's own process, which would wait on
+        # a dead container for ever) start containers of their own and pass
+        started = time.monotonic()
+        runs = [bob.start(GROUP, "quick") for _ in range(3)]
+        assert [_ended(bob, "quick", r, timeout=60) for r in runs] == [("passed", "")] * 3
+        dropped = bob.log_path.read_text().count("is not running any more: dropped")
+        assert dropped == 2, bob.logs_tail()
+        print(
+            f"limits[hangs]: dead spares 2, dropped 2, next runs passed 3 "
+            f"in {time.monotonic() - started:.1f} s"
+        )
+
+
 def test_a_run_past_the_default_timeout_fails_and_a_pipeline_timeout_overrides_it(
     rabbitmq_available, docker_client, tmp_path
 ):
