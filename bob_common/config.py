@@ -36,6 +36,18 @@ REDACTED_VARS_DEFAULT = (
 )
 
 
+# Log caps (runner_svc/reporting/logcaps.py), in UTF-8 bytes: the longest stored line
+# (BOB_LOG_LINE_MAX_BYTES), the step output one run attempt stores (BOB_RUN_LOG_MAX_BYTES),
+# and the largest run event a runner publishes (BOB_EVENT_MAX_BYTES): far below RabbitMQ's
+# max_message_size (16 MiB since RabbitMQ 4.0, 128 MiB before).
+LOG_LINE_MAX_BYTES = 64 * 1024
+RUN_LOG_MAX_BYTES = 64 * 1024 * 1024
+EVENT_MAX_BYTES = 1024 * 1024
+# Unacked run events entities lets in at most, by their largest size (BOB_EVENT_MAX_BYTES):
+# AMQP's prefetch counts messages, not bytes, so entities derives its prefetch from both.
+EVENTS_INFLIGHT_MAX_BYTES = 128 * 1024 * 1024
+
+
 class ConfigError(ValueError):
     """Raised at start-up for a malformed variable; the cli prints it and exits."""
 
@@ -71,6 +83,8 @@ class CommonSettings:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # The largest run event a runner publishes; entities sizes its prefetch by it.
+    event_max_bytes: int = EVENT_MAX_BYTES
 
     @property
     def tls(self) -> bool:
@@ -87,7 +101,10 @@ class CommonSettings:
             tls_ca=_get(env, "BOB_TLS_CA", ""),
             tls_cert=_get(env, "BOB_TLS_CERT", ""),
             tls_key=_get(env, "BOB_TLS_KEY", ""),
+            event_max_bytes=_get(env, "BOB_EVENT_MAX_BYTES", EVENT_MAX_BYTES),
         )
+        if settings.event_max_bytes < 16 * 1024:
+            raise ConfigError("BOB_EVENT_MAX_BYTES must be at least 16384")
         _check_tls_files(settings)
         return settings
 
@@ -139,6 +156,9 @@ class EntitiesSettings:
     # Serve plaintext gRPC on an address other than loopback: anyone who reaches it could
     # then call every rpc as anyone. Off by default; when on, entities says so loudly.
     allow_plaintext: bool = False
+    # Bytes of unacked run events held at most: the prefetch is this over
+    # BOB_EVENT_MAX_BYTES (and at most events.MAX_PREFETCH).
+    events_inflight_max_bytes: int = EVENTS_INFLIGHT_MAX_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
@@ -155,7 +175,12 @@ class EntitiesSettings:
             secrets_keys=_secrets_keys(env),
             runner_types_allowed=_allowed_by_default(env),
             allow_plaintext=_get(env, "BOB_ENTITIES_ALLOW_PLAINTEXT", False),
+            events_inflight_max_bytes=_get(
+                env, "BOB_EVENTS_INFLIGHT_MAX_BYTES", EVENTS_INFLIGHT_MAX_BYTES
+            ),
         )
+        if settings.events_inflight_max_bytes < common.event_max_bytes:
+            raise ConfigError("BOB_EVENTS_INFLIGHT_MAX_BYTES must be at least BOB_EVENT_MAX_BYTES")
         if settings.max_attempts < 1:
             raise ConfigError("BOB_MAX_ATTEMPTS must be at least 1")
         if settings.events_keep < 1:
@@ -340,6 +365,9 @@ class RunnerSettings:
     redacted_vars: tuple[str, ...] = REDACTED_VARS_DEFAULT
     # Shell runners: the uids a run's steps run as, one per run at a time (first, last).
     shell_uids: tuple[int, int] = SHELL_UIDS
+    # The longest stored log line and the step output a run attempt stores, in UTF-8 bytes.
+    log_line_max_bytes: int = LOG_LINE_MAX_BYTES
+    run_log_max_bytes: int = RUN_LOG_MAX_BYTES
     # Issue 10 (hangs): the longest a run may take from its first step when its pipeline
     # sets no `timeout` of its own; 0: no limit.
     run_timeout_s: int = 3 * 3600
@@ -375,11 +403,21 @@ class RunnerSettings:
                 _get(env, "BOB_REDACTED_VARS", ",".join(REDACTED_VARS_DEFAULT))
             ),
             shell_uids=_uid_range(env),
+            log_line_max_bytes=_get(env, "BOB_LOG_LINE_MAX_BYTES", LOG_LINE_MAX_BYTES),
+            run_log_max_bytes=_get(env, "BOB_RUN_LOG_MAX_BYTES", RUN_LOG_MAX_BYTES),
             run_timeout_s=_get(env, "BOB_RUN_TIMEOUT_S", 3 * 3600),
             engine_check_s=_get(env, "BOB_RUNNER_ENGINE_CHECK_S", 2.0),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
+        # A line must fit in an event with room to spare (and its cut marker in the line).
+        if not 256 <= settings.log_line_max_bytes <= settings.common.event_max_bytes // 4:
+            raise ConfigError(
+                "BOB_LOG_LINE_MAX_BYTES must be at least 256 and at most a quarter of "
+                "BOB_EVENT_MAX_BYTES"
+            )
+        if settings.run_log_max_bytes < 1:
+            raise ConfigError("BOB_RUN_LOG_MAX_BYTES must be at least 1")
         if settings.run_timeout_s < 0:
             raise ConfigError("BOB_RUN_TIMEOUT_S must be 0 (no limit) or more")
         if settings.engine_check_s <= 0:

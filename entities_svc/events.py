@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from bob_common import amqp, claim_proof, topology
 from bob_common.broker_link import BrokerLink
+from bob_common.config import EVENT_MAX_BYTES, EVENTS_INFLIGHT_MAX_BYTES
 from bob_common.run_states import RunStatus
 from bob_pb import messages_pb2
 from entities_svc import claim_check, progress
@@ -94,15 +95,31 @@ def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent:
     )
 
 
+def prefetch(batch_max: int, event_max_bytes: int, inflight_max_bytes: int) -> int:
+    """The consumer's prefetch: a little more than a batch, so the next one is arriving
+    while one commits; and bounded, since unacked deliveries sit in this process. AMQP has
+    no prefetch by bytes, so it is at most the bytes allowed over the largest event a
+    runner publishes (runners split log events at event_max_bytes). Worst case held at
+    once: prefetch x event_max_bytes of bodies (128 x 1 MiB by default)."""
+    wanted = batch_max + max(1, batch_max // 2)
+    return max(1, min(wanted, MAX_PREFETCH, inflight_max_bytes // max(1, event_max_bytes)))
+
+
 class EventConsumer:
-    def __init__(self, link: BrokerLink, db: DatabaseThread, batch_max: int) -> None:
+    def __init__(
+        self,
+        link: BrokerLink,
+        db: DatabaseThread,
+        batch_max: int,
+        *,
+        event_max_bytes: int = EVENT_MAX_BYTES,
+        inflight_max_bytes: int = EVENTS_INFLIGHT_MAX_BYTES,
+    ) -> None:
         # Entities' link to the broker; the consumer opens a channel of its own on it.
         self._link = link
         self._db = db
         self._batch_max = max(1, batch_max)
-        # A little more than a batch, so the next one is arriving while one commits; and
-        # bounded, since unacked deliveries (up to ~100 KB each) sit in this process.
-        self.prefetch = min(self._batch_max + max(1, self._batch_max // 2), MAX_PREFETCH)
+        self.prefetch = prefetch(self._batch_max, event_max_bytes, inflight_max_bytes)
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()

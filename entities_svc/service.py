@@ -45,7 +45,13 @@ class EntitiesService:
         self.dead_jobs = DeadJobs(
             self.db, self.link, self.jobs, settings.max_attempts, job_due=self.sweeper.wake
         )
-        self.consumer = EventConsumer(self.link, self.db, settings.event_batch_max)
+        self.consumer = EventConsumer(
+            self.link,
+            self.db,
+            settings.event_batch_max,
+            event_max_bytes=settings.common.event_max_bytes,
+            inflight_max_bytes=settings.events_inflight_max_bytes,
+        )
         self.box = SecretBox(settings.secrets_keys)
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None

@@ -36,6 +36,7 @@ from runner_svc.executors import Executor, Workspace
 from runner_svc.plugins.directory import PluginDirectory
 from runner_svc.plugins.transfer import PluginHttp, Transfers
 from runner_svc.reporting import masking
+from runner_svc.reporting.logcaps import LogBudget
 from runner_svc.reporting.logsink import LogSink
 from runner_svc.reporting.reporter import MaskingReporter, Reporter
 from runner_svc.reporting.runlog import run_logger
@@ -89,6 +90,8 @@ class Run:
         self._batch_lines = batch_lines
         self._flush_s = flush_s
         self._tuning = tuning
+        # The step output this attempt may still store, shared by its steps (logcaps.py).
+        self._log_budget = LogBudget(tuning.run_log_max_bytes)
         self._workspace: Workspace | None = None
         self._limits = specs.NO_LIMITS
         self._state = RunStatus.INITIALIZING
@@ -333,6 +336,8 @@ class Run:
             batch_lines=self._batch_lines,
             flush_s=self._flush_s,
             redactor=self._redactor or None,
+            budget=self._log_budget,
+            max_line_bytes=self._tuning.log_line_max_bytes,
         )
         started = time.monotonic()
         last = index == len(self.spec.steps) - 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bob_common.config import RunnerSettings
+from bob_common.config import LOG_LINE_MAX_BYTES, RUN_LOG_MAX_BYTES, RunnerSettings
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,8 @@ class Tuning:
     heartbeat_s: float
     archive_max_bytes: int
     plugin_timeout_s: float
+    log_line_max_bytes: int = LOG_LINE_MAX_BYTES
+    run_log_max_bytes: int = RUN_LOG_MAX_BYTES
     # For a run whose pipeline sets no timeout; 0: none.
     run_timeout_s: int = 0
 
@@ -24,5 +26,7 @@ class Tuning:
             heartbeat_s=settings.heartbeat_s,
             archive_max_bytes=settings.archive_max_bytes,
             plugin_timeout_s=settings.plugin_timeout_s,
+            log_line_max_bytes=settings.log_line_max_bytes,
+            run_log_max_bytes=settings.run_log_max_bytes,
             run_timeout_s=settings.run_timeout_s,
         )

@@ -184,6 +184,8 @@ class JobConsumer:
             attempt=job.attempt,
             runner_id=self._settings.runner_id,
             first_line_no=job.first_line_no,
+            max_event_bytes=self._settings.common.event_max_bytes,
+            max_line_bytes=self._settings.log_line_max_bytes,
         )
         active = Active(self._new_run(job, events), events)
         if current is None:

@@ -16,16 +16,18 @@ import concurrent.futures
 import threading
 from collections.abc import AsyncIterator
 
+from bob_common.config import LOG_LINE_MAX_BYTES
 from bob_pb import messages_pb2
+from runner_svc.reporting.logcaps import LineCutter, LogBudget
 from runner_svc.reporting.masking import Redactor, StreamMasker
 
 # (stream, text): stream is a messages_pb2.LogStream value.
 Line = tuple[int, str]
 Batch = list[Line]
 
-# A "line" longer than this is cut: a step printing megabytes without a newline must not
-# hold them all in the runner.
-MAX_LINE_BYTES = 64 * 1024
+# The longest stored line by default, in UTF-8 bytes (BOB_LOG_LINE_MAX_BYTES).
+MAX_LINE_BYTES = LOG_LINE_MAX_BYTES
+
 # Batches waiting for the loop at most, per step.
 MAX_PENDING_BATCHES = 4
 
@@ -33,24 +35,34 @@ MAX_PENDING_BATCHES = 4
 class LineSplitter:
     """Splits one byte stream into lines: a line may span chunks, the last one may lack
     its newline. Lines are decoded as UTF-8 with replacement only once complete, so a
-    character split across chunks survives."""
+    character split across chunks survives. A line longer than max_line_bytes (measured
+    after decoding) is cut into pieces (logcaps.LineCutter): a step printing megabytes
+    without a newline must not hold them all in the runner, nor store them as one line."""
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self._partial = b""
+        self._cutter = LineCutter(max_line_bytes)
         self._max = max_line_bytes
 
     def feed(self, data: bytes) -> list[str]:
         parts = (self._partial + data).split(b"\n")
         self._partial = parts.pop()
+        if max(map(len, parts), default=0) <= self._cutter.short:
+            # The usual case, at C speed: no line of this chunk can be too long.
+            lines = [part.decode("utf-8", "replace") for part in parts]
+        else:
+            lines = []
+            for part in parts:
+                lines.extend(self._cutter.pieces(part))
         while len(self._partial) > self._max:
-            parts.append(self._partial[: self._max])
-            self._partial = self._partial[self._max :]
-        return [p.decode("utf-8", "replace") for p in parts]
+            piece, self._partial = self._cutter.cut(self._partial)
+            lines.append(piece)
+        return lines
 
     def flush(self) -> list[str]:
         """The final line when it had no newline; call once the stream has ended."""
         tail, self._partial = self._partial, b""
-        return [tail.decode("utf-8", "replace")] if tail else []
+        return list(self._cutter.pieces(tail)) if tail else []
 
 
 class LogSink:
@@ -69,6 +81,8 @@ class LogSink:
         flush_s: float,
         max_pending: int = MAX_PENDING_BATCHES,
         redactor: Redactor | None = None,
+        budget: LogBudget | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self._loop = loop
         self._batch_lines = batch_lines
@@ -76,9 +90,11 @@ class LogSink:
         # None marks the end of the output.
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(max_pending)
         self._splitters = {
-            messages_pb2.STDOUT: LineSplitter(),
-            messages_pb2.STDERR: LineSplitter(),
+            messages_pb2.STDOUT: LineSplitter(max_line_bytes),
+            messages_pb2.STDERR: LineSplitter(max_line_bytes),
         }
+        # The run's log bytes left (logcaps.py), shared by its steps; None: no cap.
+        self._budget = budget
         # One per stream, as each is its own sequence of bytes; none without secrets.
         self._maskers: dict[int, StreamMasker] = (
             {stream: redactor.stream() for stream in self._splitters} if redactor else {}
@@ -95,15 +111,22 @@ class LogSink:
     # --- reader thread -------------------------------------------------------------
 
     def write(self, stream: int, data: bytes) -> None:
+        if self._budget is not None and self._budget.exhausted:
+            # Past the run's cap nothing is kept: the output is read (the step goes on)
+            # and dropped, without masking or splitting it.
+            return
         if masker := self._maskers.get(stream):
             data = masker.feed(data)
         lines = self._splitters[stream].feed(data)
         if not lines:
             return
+        batch = [(stream, text) for text in lines]
+        if self._budget is not None:
+            batch = self._budget.take(batch)
         with self._lock:
             if self._aborted:
                 return
-            self._lines.extend((stream, text) for text in lines)
+            self._lines.extend(batch)
             full = len(self._lines) >= self._batch_lines
         if full:
             self._hand_off(end=False)
@@ -115,6 +138,8 @@ class LogSink:
             masker = self._maskers.get(stream)
             rest = splitter.feed(masker.flush()) if masker else []
             tails += [(stream, text) for text in (*rest, *splitter.flush())]
+        if self._budget is not None and tails:
+            tails = self._budget.take(tails)
         with self._lock:
             self._lines.extend(tails)
         self._hand_off(end=True)

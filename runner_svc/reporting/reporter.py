@@ -24,11 +24,13 @@ from aio_pika.abc import AbstractExchange
 from bob_common import claim_proof
 from bob_common.amqp import BROKER_ERRORS, encode
 from bob_common.backoff import until_done
+from bob_common.config import EVENT_MAX_BYTES, LOG_LINE_MAX_BYTES
 from bob_common.log_markers import system_line
 from bob_common.run_states import RunStatus
 from bob_common.topology import run_event_key
 from bob_pb import messages_pb2
 from runner_svc.errors import EventsUnavailable
+from runner_svc.reporting import logcaps
 from runner_svc.reporting.logsink import Line
 from runner_svc.reporting.masking import Redactor
 from runner_svc.reporting.runlog import run_logger
@@ -64,12 +66,16 @@ class RunReporter:
         runner_id: str,
         first_line_no: int = 0,
         deadline_s: float = 60.0,
+        max_event_bytes: int = EVENT_MAX_BYTES,
+        max_line_bytes: int = LOG_LINE_MAX_BYTES,
     ) -> None:
         self._exchange = exchange
         self._run_id = run_id
         self._attempt = attempt
         self._runner_id = runner_id
         self._deadline_s = deadline_s
+        self._max_event_bytes = max_event_bytes
+        self._max_line_bytes = max_line_bytes
         self._lock = asyncio.Lock()
         self._seq = 0  # of the last event published
         self._line_no = first_line_no  # of the next log line
@@ -87,6 +93,7 @@ class RunReporter:
         self._muted.set()
 
     async def status(self, status: RunStatus, reason: str = "") -> None:
+        reason = logcaps.cap_line(reason, self._max_line_bytes)
         body = messages_pb2.StatusChanged(status=status, reason=reason)
         async with self._lock:
             await self._send("status", status=body)
@@ -101,15 +108,22 @@ class RunReporter:
         await self.logs([system_line(text)])
 
     async def logs(self, lines: Sequence[Line]) -> None:
-        """One LogBatch event with these lines, numbered after the previous ones."""
+        """LogBatch events with these lines, numbered after the previous ones: one, unless
+        they would make an event larger than max_event_bytes (the broker refuses a message
+        beyond its max_message_size), then as many as that takes. Lines longer than the
+        line cap (only Bob's own can be: a step's are cut by its LogSink) are cut."""
         if not lines:
             return
+        cap = self._max_line_bytes
+        if max(len(text) for _, text in lines) * 4 > cap:  # else none can be too long
+            lines = [(stream, logcaps.cap_line(text, cap)) for stream, text in lines]
         async with self._lock:
-            batch = messages_pb2.LogBatch()
-            for line_no, (stream, text) in enumerate(lines, start=self._line_no):
-                batch.lines.add(line_no=line_no, text=text, stream=stream)
-            await self._send("logs", logs=batch)
-            self._line_no += len(lines)
+            for chunk in logcaps.event_chunks(lines, self._max_event_bytes):
+                batch = messages_pb2.LogBatch()
+                for line_no, (stream, text) in enumerate(chunk, start=self._line_no):
+                    batch.lines.add(line_no=line_no, text=text, stream=stream)
+                await self._send("logs", logs=batch)
+                self._line_no += len(chunk)
 
     async def _send(self, kind: str, **body: object) -> None:
         """Publishes the next event and waits for its confirm; the caller holds the lock."""

@@ -1,1 +1,1 @@
-"""Issue 10: hostile builds and bad input hurt only themselves (caps, limits, no hangs)."""
+"""Caps and limits (issue 10): each attack on a real cluster, with its counts."""

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from bob_pb import messages_pb2
+from runner_svc.reporting.logcaps import cut_suffix
 from runner_svc.reporting.logsink import MAX_LINE_BYTES, LineSplitter, LogSink
 from tests.waiting import await_until
 
@@ -34,9 +35,13 @@ def test_utf8_is_decoded_per_line_with_replacement():
 
 def test_an_endless_line_is_cut_so_it_cannot_fill_memory():
     splitter = LineSplitter()
-    lines = splitter.feed(b"x" * (2 * MAX_LINE_BYTES + 10))
-    assert lines == ["x" * MAX_LINE_BYTES] * 2
-    assert splitter.flush() == ["x" * 10]
+    suffix = cut_suffix(MAX_LINE_BYTES)
+    piece = MAX_LINE_BYTES - len(suffix)
+    lines = splitter.feed(b"x" * (3 * piece + 10))
+    # Each piece says it was cut; the rest of the line follows on the next. What is left
+    # fits in a line, and waits for the line's end.
+    assert lines == ["x" * piece + suffix] * 2
+    assert splitter.flush() == ["x" * (piece + 10)]
 
 
 def _collect(sink: LogSink) -> asyncio.Task[list[list[tuple[int, str]]]]:
