@@ -425,6 +425,12 @@ class RunnerSettings:
     # The longest stored log line and the step output a run attempt stores, in UTF-8 bytes.
     log_line_max_bytes: int = LOG_LINE_MAX_BYTES
     run_log_max_bytes: int = RUN_LOG_MAX_BYTES
+    # Issue 10 (hangs): the longest a run may take from its first step when its pipeline
+    # sets no `timeout` of its own; 0: no limit.
+    run_timeout_s: int = 3 * 3600
+    # How often the runner asks its engine (Docker) whether it answers; while it does not,
+    # the runner takes no jobs.
+    engine_check_s: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -462,6 +468,8 @@ class RunnerSettings:
             container_caps=_caps(env),
             log_line_max_bytes=_get(env, "BOB_LOG_LINE_MAX_BYTES", LOG_LINE_MAX_BYTES),
             run_log_max_bytes=_get(env, "BOB_RUN_LOG_MAX_BYTES", RUN_LOG_MAX_BYTES),
+            run_timeout_s=_get(env, "BOB_RUN_TIMEOUT_S", 3 * 3600),
+            engine_check_s=_get(env, "BOB_RUNNER_ENGINE_CHECK_S", 2.0),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")
@@ -473,6 +481,10 @@ class RunnerSettings:
             )
         if settings.run_log_max_bytes < 1:
             raise ConfigError("BOB_RUN_LOG_MAX_BYTES must be at least 1")
+        if settings.run_timeout_s < 0:
+            raise ConfigError("BOB_RUN_TIMEOUT_S must be 0 (no limit) or more")
+        if settings.engine_check_s <= 0:
+            raise ConfigError("BOB_RUNNER_ENGINE_CHECK_S must be above 0")
         return settings
 
 

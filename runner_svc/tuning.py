@@ -16,6 +16,8 @@ class Tuning:
     plugin_timeout_s: float
     log_line_max_bytes: int = LOG_LINE_MAX_BYTES
     run_log_max_bytes: int = RUN_LOG_MAX_BYTES
+    # For a run whose pipeline sets no timeout; 0: none.
+    run_timeout_s: int = 0
 
     @classmethod
     def from_settings(cls, settings: RunnerSettings) -> Tuning:
@@ -26,4 +28,5 @@ class Tuning:
             plugin_timeout_s=settings.plugin_timeout_s,
             log_line_max_bytes=settings.log_line_max_bytes,
             run_log_max_bytes=settings.run_log_max_bytes,
+            run_timeout_s=settings.run_timeout_s,
         )
