@@ -160,4 +160,6 @@ def node(info: entities_pb2.RunnerInfo) -> dict[str, Any]:
         "capacity": info.capacity,
         "runs": runs,
         "last-seen": timestamp(info.last_seen_ms),
+        "engine-healthy": not info.engine_problem,
+        "engine-problem": info.engine_problem,
     }

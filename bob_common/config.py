@@ -425,6 +425,12 @@ class RunnerSettings:
     # The longest stored log line and the step output a run attempt stores, in UTF-8 bytes.
     log_line_max_bytes: int = LOG_LINE_MAX_BYTES
     run_log_max_bytes: int = RUN_LOG_MAX_BYTES
+    # Issue 10 (hangs): the longest a run may take from its first step when its pipeline
+    # sets no `timeout` of its own; 0: no limit.
+    run_timeout_s: int = 3 * 3600
+    # How often the runner asks its engine (Docker) whether it answers; while it does not,
+    # the runner takes no jobs.
+    engine_check_s: float = 2.0
     # Caps on a resource archive besides its bytes (archive_max_bytes, which counts its
     # whole uncompressed tar stream, headers included): its entries, and the extended
     # (pax, GNU long name) headers before any one entry, in bytes.
@@ -469,6 +475,8 @@ class RunnerSettings:
             container_caps=_caps(env),
             log_line_max_bytes=_get(env, "BOB_LOG_LINE_MAX_BYTES", LOG_LINE_MAX_BYTES),
             run_log_max_bytes=_get(env, "BOB_RUN_LOG_MAX_BYTES", RUN_LOG_MAX_BYTES),
+            run_timeout_s=_get(env, "BOB_RUN_TIMEOUT_S", 3 * 3600),
+            engine_check_s=_get(env, "BOB_RUNNER_ENGINE_CHECK_S", 2.0),
             archive_max_entries=_get(env, "BOB_RUNNER_ARCHIVE_MAX_ENTRIES", 100_000),
             archive_max_header_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_HEADER_BYTES", 1 << 20),
             artifact_max_bytes=_get(env, "BOB_RUNNER_ARTIFACT_MAX_BYTES", 1 << 30),
@@ -483,6 +491,10 @@ class RunnerSettings:
             )
         if settings.run_log_max_bytes < 1:
             raise ConfigError("BOB_RUN_LOG_MAX_BYTES must be at least 1")
+        if settings.run_timeout_s < 0:
+            raise ConfigError("BOB_RUN_TIMEOUT_S must be 0 (no limit) or more")
+        if settings.engine_check_s <= 0:
+            raise ConfigError("BOB_RUNNER_ENGINE_CHECK_S must be above 0")
         for name in (
             "BOB_RUNNER_ARCHIVE_MAX_BYTES",
             "BOB_RUNNER_ARCHIVE_MAX_ENTRIES",

@@ -170,6 +170,8 @@ class Runner(BaseModel):
     cpu_load = FloatField(default=0.0)
     memory_free_bytes = BigIntegerField(default=0)
     memory_total_bytes = BigIntegerField(default=0)
+    # Why its engine is unusable, as its last renewal said; "" when healthy.
+    engine_problem = TextField(default="")
 
     class Meta:
         table_name = "runners"

@@ -37,6 +37,8 @@ class Heartbeat:
     at_ms: int
     # None when the runner does not describe its node (an older runner).
     node: Node | None = None
+    # Why its engine is unusable (it takes no jobs meanwhile); "" when healthy.
+    engine_problem: str = ""
 
 
 _NODE_COLUMNS = ("hostname", "cpu_count", "cpu_load", "memory_free_bytes", "memory_total_bytes")
@@ -54,6 +56,7 @@ def record_heartbeats(beats: list[Heartbeat]) -> int:
             "capacity": beat.capacity,
             "run_ids": json.dumps(list(beat.run_ids)),
             "last_seen_ms": beat.at_ms,
+            "engine_problem": beat.engine_problem,
         }
         if beat.node is not None:
             row.update({column: getattr(beat.node, column) for column in _NODE_COLUMNS})
@@ -79,6 +82,7 @@ def list_runners() -> list[Heartbeat]:
             row.last_seen_ms,
             # Every heartbeat that describes a node names its host.
             Node(*(getattr(row, column) for column in _NODE_COLUMNS)) if row.hostname else None,
+            row.engine_problem,
         )
         for row in Runner.select().order_by(Runner.last_seen_ms.desc())
     ]

@@ -125,10 +125,12 @@ def _runner(beat: runners.Heartbeat) -> entities_pb2.RunnerInfo:
         run_ids=beat.run_ids,
         last_seen_ms=beat.at_ms,
         node=messages_pb2.NodeInfo(**vars(node)) if node else None,
+        engine_problem=beat.engine_problem,
     )
 
 
 MAX_INT64 = 2**63 - 1
+ENGINE_PROBLEM_MAX = 1000
 
 
 def _seen(request: entities_pb2.RenewLeasesRequest) -> runners.Heartbeat | None:
@@ -154,6 +156,8 @@ def _seen(request: entities_pb2.RenewLeasesRequest) -> runners.Heartbeat | None:
         tuple(run.run_id for run in request.runs),
         now_ms(),
         node,
+        # Bounded: it is the runner's own text, shown as is by /cluster/info.
+        request.engine_problem[:ENGINE_PROBLEM_MAX],
     )
 
 

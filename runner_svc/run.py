@@ -205,6 +205,15 @@ class Run:
                     f"during step {self._step_number}"
                 ),
             )
+        elif default_s := self._tuning.run_timeout_s:
+            # No run goes on for ever: the runner's default, which the pipeline's overrides.
+            self._after(
+                default_s,
+                lambda: (
+                    f"the run exceeded the runner's default timeout of {default_s} s "
+                    f"(BOB_RUN_TIMEOUT_S) during step {self._step_number}"
+                ),
+            )
         for index, step in enumerate(spec.steps):
             self._step_number = index + 1
             await self._resumed.wait()
@@ -275,15 +284,18 @@ class Run:
             timer = self._after(
                 step.timeout_s, lambda: f"step {number} exceeded its timeout of {step.timeout_s} s"
             )
+        last = index == len(self.spec.steps) - 1
         try:
             exit_code = await self._step(workspace, index, step)
         except StepFailed as exc:
+            if gone := await self._gone(workspace, None, last=last):
+                return f"{gone} during step {number}"
             return f"step {number} could not run: {exc}"
         finally:
             if timer is not None:
                 timer.cancel()
         if exit_code != 0:
-            return await self._exit_reason(workspace, number, exit_code)
+            return await self._exit_reason(workspace, number, exit_code, last=last)
         if step.produces_artifact is not None and not self._halt:
             try:
                 await self._transfers.upload(
@@ -293,7 +305,16 @@ class Run:
                 return f"step {number} produces artifact {step.produces_artifact.name!r}: {exc}"
         return ""
 
-    async def _exit_reason(self, workspace: Workspace, number: int, exit_code: int) -> str:
+    async def _gone(self, workspace: Workspace, exit_code: int | None, *, last: bool) -> str:
+        """Why the workspace died beneath the step (its container killed or exited, its
+        engine gone), "" when the step's end was its own or the run's halt."""
+        if self._halt is not None:
+            return ""
+        return await workspace.gone(exit_code, last=last)
+
+    async def _exit_reason(
+        self, workspace: Workspace, number: int, exit_code: int, *, last: bool
+    ) -> str:
         # Asked of a workspace with a memory limit: an out-of-memory kill is the reason people
         # otherwise hunt for behind a bare 137. Not after a stop or a timeout, whose own
         # kill is the reason (and whose 137 would have the question wait for nothing).
@@ -306,6 +327,8 @@ class Run:
                 f"step {number} exited with {exit_code} after a process of it was "
                 f"killed: out of memory (limit {limit})"
             )
+        if gone := await self._gone(workspace, exit_code, last=last):
+            return f"{gone} during step {number}"
         return f"step {number} exited with {exit_code}"
 
     async def _step(self, workspace: Workspace, index: int, step: StepSpec) -> int:

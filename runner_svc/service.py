@@ -20,6 +20,7 @@ from runner_svc.jobs.active import ActiveRuns
 from runner_svc.jobs.claims import RunClaims
 from runner_svc.jobs.consumer import JobConsumer
 from runner_svc.jobs.control import ControlListener
+from runner_svc.jobs.engine_watch import EngineWatch
 from runner_svc.jobs.heartbeat import Heartbeat
 from runner_svc.jobs.leases import Leases
 from runner_svc.jobs.orphans import OrphanSweeper
@@ -130,6 +131,7 @@ class RunnerService:
         control = ControlListener(self._runs.run_of, control_channel)
         leases = Leases(claims, self._runs)
         heartbeat = Heartbeat(leases, self._tuning.heartbeat_s)
+        engine = EngineWatch(self._executor, consumer, claims, heartbeat, s.engine_check_s)
         sweeper = OrphanSweeper(
             self._executor,
             claims,
@@ -156,6 +158,7 @@ class RunnerService:
                 # Renews while runs drain too: they are still this runner's.
                 tasks.create_task(heartbeat.serve(until=consumer.finished))
                 tasks.create_task(sweeper.serve(until=consumer.finished))
+                tasks.create_task(engine.serve(until=consumer.finished))
         finally:
             connection.reconnect_callbacks.discard(reconnected)
 

@@ -20,6 +20,8 @@ class Tuning:
     archive_max_entries: int = Caps.max_entries
     archive_max_header_bytes: int = Caps.max_header_bytes
     artifact_max_bytes: int = 1 << 30
+    # For a run whose pipeline sets no timeout; 0: none.
+    run_timeout_s: int = 0
 
     @property
     def archive_caps(self) -> Caps:
@@ -34,6 +36,7 @@ class Tuning:
             plugin_timeout_s=settings.plugin_timeout_s,
             log_line_max_bytes=settings.log_line_max_bytes,
             run_log_max_bytes=settings.run_log_max_bytes,
+            run_timeout_s=settings.run_timeout_s,
             archive_max_entries=settings.archive_max_entries,
             archive_max_header_bytes=settings.archive_max_header_bytes,
             artifact_max_bytes=settings.artifact_max_bytes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 from google.protobuf import empty_pb2
@@ -12,6 +13,9 @@ from api_server.problems import ApiError, unavailable
 from bob_common.plugin_urls import ping_url
 
 HEALTHY = "Yes we can! 🔨 🔨"
+# A runner not heard from for this long is gone or cut off: its last word on its engine is
+# no news of the cluster's health.
+DEGRADED_SEEN_S = 60
 
 
 async def _plugin_healthy(b: backends.Backends, url: str) -> bool:
@@ -51,7 +55,25 @@ async def health_check():
             unhealthy.append("entities")
     if unhealthy:
         raise unavailable(f"Health check failed: {', '.join(unhealthy)} not healthy")
-    return {"message": HEALTHY}, 200
+    answer: dict[str, object] = {"message": HEALTHY}
+    try:
+        if degraded := await _degraded_runners(b):
+            answer["degraded"] = degraded
+    except ApiError:
+        pass  # entities answered a moment ago; the runners' state is a detail of the answer
+    return answer, 200
+
+
+async def _degraded_runners(b: backends.Backends) -> list[str]:
+    """Runners heard from lately whose engine is unusable. They take no jobs until it is
+    back, so the cluster still builds on the others: reported, not a failed check."""
+    reply = await b.call(b.entities.ListRunners(empty_pb2.Empty()))
+    recent = time.time() * 1000 - DEGRADED_SEEN_S * 1000
+    return [
+        f"runner {r.runner_id}: {r.engine_problem}"
+        for r in reply.runners
+        if r.engine_problem and r.last_seen_ms >= recent
+    ]
 
 
 async def cluster_info():

@@ -239,20 +239,22 @@ class StopRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., broadcast: _Optional[bool] = ...) -> None: ...
 
 class RunnerInfo(_message.Message):
-    __slots__ = ("runner_id", "runner_type", "capacity", "run_ids", "last_seen_ms", "node")
+    __slots__ = ("runner_id", "runner_type", "capacity", "run_ids", "last_seen_ms", "node", "engine_problem")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_PROBLEM_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     runner_type: str
     capacity: int
     run_ids: _containers.RepeatedScalarFieldContainer[str]
     last_seen_ms: int
     node: _messages_pb2.NodeInfo
-    def __init__(self, runner_id: _Optional[str] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ..., last_seen_ms: _Optional[int] = ..., node: _Optional[_Union[_messages_pb2.NodeInfo, _Mapping]] = ...) -> None: ...
+    engine_problem: str
+    def __init__(self, runner_id: _Optional[str] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ..., last_seen_ms: _Optional[int] = ..., node: _Optional[_Union[_messages_pb2.NodeInfo, _Mapping]] = ..., engine_problem: _Optional[str] = ...) -> None: ...
 
 class ListRunnersResponse(_message.Message):
     __slots__ = ("runners",)
@@ -298,18 +300,20 @@ class RunAttempt(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class RenewLeasesRequest(_message.Message):
-    __slots__ = ("runner_id", "runs", "runner_type", "capacity", "node")
+    __slots__ = ("runner_id", "runs", "runner_type", "capacity", "node", "engine_problem")
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
     RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_PROBLEM_FIELD_NUMBER: _ClassVar[int]
     runner_id: str
     runs: _containers.RepeatedCompositeFieldContainer[RunAttempt]
     runner_type: str
     capacity: int
     node: _messages_pb2.NodeInfo
-    def __init__(self, runner_id: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[RunAttempt, _Mapping]]] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., node: _Optional[_Union[_messages_pb2.NodeInfo, _Mapping]] = ...) -> None: ...
+    engine_problem: str
+    def __init__(self, runner_id: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[RunAttempt, _Mapping]]] = ..., runner_type: _Optional[str] = ..., capacity: _Optional[int] = ..., node: _Optional[_Union[_messages_pb2.NodeInfo, _Mapping]] = ..., engine_problem: _Optional[str] = ...) -> None: ...
 
 class RunInstruction(_message.Message):
     __slots__ = ("run_id", "order")

@@ -55,6 +55,13 @@ class Workspace(Protocol):
         when it cannot tell, or the workspace has no memory limit."""
         ...
 
+    async def gone(self, exit_code: int | None, *, last: bool) -> str:
+        """Why the workspace broke down beneath its step, asked after the step exited
+        with `exit_code` (None: it could not run) when the run did not halt it itself: e.g.
+        "the build container exited unexpectedly (exit 137)", or its engine is
+        unreachable. "" when it is fine or cannot tell. Never raises."""
+        ...
+
     async def terminate(self) -> None:
         """Sends SIGTERM to the processes of the step running now (thawing them first if
         they are paused), so they can end by themselves. Never raises."""
@@ -113,6 +120,11 @@ class Executor(Protocol):
         """Removes the workspaces on this host, of any runner working for the same entities,
         that orphaned() says are nobody's any more, and returns how many; what orphaned()
         raises passes through. An executor that cannot tell (shell) removes nothing."""
+        ...
+
+    async def engine_problem(self) -> str:
+        """Why the engine behind the workspaces cannot be used now (e.g. Docker does not
+        answer), "" when it can. Asked every BOB_RUNNER_ENGINE_CHECK_S; never raises."""
         ...
 
     async def close(self) -> None: ...

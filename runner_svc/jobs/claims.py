@@ -58,6 +58,8 @@ class RunClaims:
         # Said with every renewal, for the cluster info; without a type, nothing is.
         self._runner_type = runner_type
         self._capacity = capacity
+        # Why the runner's engine is unusable, said with every renewal (engine_watch.py).
+        self.engine_problem = ""
 
     async def claim(self, run_id: str, attempt: int) -> Claim:
         """Raises EntitiesUnavailable when entities cannot answer now."""
@@ -81,6 +83,7 @@ class RunClaims:
             runner_type=self._runner_type,
             capacity=self._capacity,
             node=node_info(),
+            engine_problem=self.engine_problem,
         )
         with _answered("RenewLeases"):
             response = await self._stub.RenewLeases(request, timeout=self._timeout_s)

@@ -18,7 +18,12 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from bob_common.amqp import MessageDecodeError, dead_letter, decode, report_error
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
-from runner_svc.errors import EntitiesUnavailable, EventsUnavailable, RunnerError
+from runner_svc.errors import (
+    EntitiesUnavailable,
+    EventsUnavailable,
+    ExecutorUnavailable,
+    RunnerError,
+)
 from runner_svc.executors import Executor
 from runner_svc.jobs.active import Active, ActiveRuns
 from runner_svc.jobs.claims import RunClaims
@@ -78,6 +83,15 @@ class JobConsumer:
         await asyncio.gather(*(slot.open() for slot in self._slots))
         log.info("consuming %s with %d slot(s)", queues[0].name, len(self._slots))
 
+    async def pause_taking(self) -> None:
+        """Takes no new jobs (the engine is away): they stay in the queue for other
+        runners; the jobs being taken go on."""
+        await asyncio.gather(*(slot.pause() for slot in self._slots))
+
+    async def resume_taking(self) -> None:
+        if not self._stopping.is_set():
+            await asyncio.gather(*(slot.resume() for slot in self._slots))
+
     async def serve(self, stop: asyncio.Event, hurry: asyncio.Event) -> None:
         """Takes jobs until `stop`, then drains: running jobs get settings.drain_s to
         finish (cut short by `hurry`), the rest are stopped and released."""
@@ -133,10 +147,10 @@ class JobConsumer:
             *(self._release(run) for run in claimed if not run.ended and not run.abandoned)
         )
 
-    async def _release(self, run: Run) -> None:
+    async def _release(self, run: Run, why: str = "shut down") -> None:
         spec = run.spec
         rlog = run_logger(log, spec.run_id)
-        reason = f"runner {self._settings.runner_id} shut down"
+        reason = f"runner {self._settings.runner_id} {why}"
         try:
             await self._claims.release(spec.run_id, spec.attempt, reason)
         except RunnerError as exc:
@@ -246,6 +260,12 @@ class JobConsumer:
         except asyncio.CancelledError:
             rlog.warning("stopped as the runner shuts down; the run is released")
             raise
+        except ExecutorUnavailable as exc:
+            # The engine went away before the run had its workspace: no step ran, so the
+            # run goes back to the queue (a new attempt) for a runner whose engine answers.
+            rlog.warning("%s: handing the run back", exc)
+            await self._release(run, f"could not reach its engine ({exc})")
+            return
         except EventsUnavailable as exc:
             # Nothing more can be said about this run. Its lease is not renewed any more,
             # so entities retries it once the lease expires.

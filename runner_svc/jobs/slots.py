@@ -43,6 +43,8 @@ class JobSlot:
         self._tag: str | None = None  # of the consumer, while there is one
         self._busy = False
         self._closed = False
+        # Paused while the runner's engine is away (pause()): not on the queue meanwhile.
+        self._paused = False
         self._consuming: asyncio.Task[None] | None = None  # consuming again after a job
         # The job being taken, and deliveries being handed back: shutdown waits for them.
         self.tasks: set[asyncio.Task[None]] = set()
@@ -62,6 +64,23 @@ class JobSlot:
             tag, self._tag = self._tag, None
             await cancel_consuming(self._queue, tag)
 
+    async def pause(self) -> None:
+        """Takes no more jobs until resume(); the one being taken goes on."""
+        self._paused = True
+        if self._consuming is not None:
+            self._consuming.cancel()
+            self._consuming = None
+        if self._tag is not None:
+            tag, self._tag = self._tag, None
+            await cancel_consuming(self._queue, tag)
+
+    async def resume(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        if not self._busy and not self._closed and self._tag is None:
+            self._consuming = asyncio.create_task(self._consume())
+
     async def _consume(self) -> None:
         # A robust channel that is being restored: try again once it may be back. Retried
         # until it succeeds or close() cancels this task.
@@ -73,14 +92,14 @@ class JobSlot:
             most_s=CONSUME_RETRY_MAX_S,
         )
         assert tag is not None  # None only when a stop event is given
-        if self._closed:  # closed while the consume was on its way
+        if self._closed or self._paused:  # closed or paused while it was on its way
             await cancel_consuming(self._queue, tag)
         else:
             self._tag = tag
 
     async def _on_delivery(self, message: AbstractIncomingMessage) -> None:
         # No await before the slot is marked busy: the next delivery must see it.
-        if self._busy or self._closed:
+        if self._busy or self._closed or self._paused:
             self._spawn(self._hand_back(message))
             return
         self._busy = True
@@ -98,7 +117,7 @@ class JobSlot:
                 await self._hand_back(message)
         finally:
             self._busy = False
-        if not self._closed:
+        if not self._closed and not self._paused:
             # Not one of `tasks`: a shutdown does not wait for a broker that is away.
             self._consuming = asyncio.create_task(self._consume())
 

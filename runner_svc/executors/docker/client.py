@@ -22,6 +22,11 @@ MOUNT = "http+docker://"
 DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException, OSError)
 
 
+def unreachable(exc: BaseException) -> bool:
+    """Whether the engine could not be reached at all (as opposed to an answer refusing)."""
+    return isinstance(exc, requests.ConnectionError | OSError)
+
+
 def explain(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc)

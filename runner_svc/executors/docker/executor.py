@@ -31,7 +31,12 @@ from docker.utils import parse_repository_tag
 from bob_common.config import RunnerSettings
 from runner_svc.errors import ExecutorUnavailable, PrepareFailed, StepFailed
 from runner_svc.executors.docker import limits as docker_limits
-from runner_svc.executors.docker.client import DOCKER_ERRORS, engine_client, explain
+from runner_svc.executors.docker.client import (
+    DOCKER_ERRORS,
+    engine_client,
+    explain,
+    unreachable,
+)
 from runner_svc.executors.docker.entry import ENTRY
 from runner_svc.executors.docker.spares import STALE_S, SparePool, run_container_name
 from runner_svc.executors.docker.workspace import DockerWorkspace
@@ -53,6 +58,8 @@ LABEL_ENTITIES = "bob.entities"
 LABEL_SPARE = "bob.spare"
 # A spare taken by a run is renamed after it (run_container_name): "/bob-<run>-a<attempt>".
 _RUN_NAME = re.compile(r"^/?bob-(r-[0-9a-f-]+)-a(\d+)$")
+# The longest the engine check waits for the engine's answer.
+ENGINE_PING_TIMEOUT_S = 5.0
 
 
 class DockerExecutor:
@@ -71,6 +78,8 @@ class DockerExecutor:
             if settings.spare_containers
             else None
         )
+        # What the last engine check found; "" while the engine answers.
+        self._engine_problem = ""
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -181,10 +190,16 @@ class DockerExecutor:
         a start costs ~200 ms."""
         if self._spares is None:
             return None
-        container = await self._spares.take(kind, image_id)
-        if container is None:
-            return None
         rlog = run_logger(log, run_id)
+        while True:
+            container = await self._spares.take(kind, image_id)
+            if container is None:
+                return None
+            if await self._running(container):
+                break
+            # E.g. killed by the engine's restart: its last step would wait on it for ever.
+            rlog.warning("spare %s is not running any more: dropped", container.short_id)
+            await self.discard(container)
         try:
             await self.call(container.rename, run_container_name(run_id, attempt))
             if limits != self._spare_limits():
@@ -203,6 +218,35 @@ class DockerExecutor:
     def _spare_limits(self) -> dict[str, int]:
         """The HostConfig limits a spare is made with: the runner's defaults."""
         return docker_limits.host_config(self._limits_for(NO_LIMITS), self._cores)
+
+    async def _running(self, container: Container) -> bool:
+        try:
+            state = (await self.call(self._client.api.inspect_container, container.id))["State"]
+        except DOCKER_ERRORS:
+            return False
+        return bool(state.get("Running")) and not state.get("Paused")
+
+    async def engine_problem(self) -> str:
+        problem = ""
+        try:
+            await self.call(self._ping)
+        except DOCKER_ERRORS as exc:
+            problem = f"Docker engine unreachable: {explain(exc)}"
+        if self._engine_problem and not problem:
+            log.warning("the Docker engine answers again; taking jobs again")
+            if self._spares is not None:
+                # Started before the engine went away: stopped with it, or soon swept.
+                await self._spares.close()
+        elif problem and not self._engine_problem:
+            log.error("%s; taking no jobs until it is back", problem)
+        self._engine_problem = problem
+        return problem
+
+    def _ping(self) -> None:
+        # Bounded: an engine that accepts connections but does not answer is as unusable
+        # as one that refuses them, and the SDK's own timeout is a minute.
+        api = self._client.api
+        api.get(api.base_url + "/_ping", timeout=ENGINE_PING_TIMEOUT_S).raise_for_status()
 
     async def _start_new(
         self, run_id: str, attempt: int, kind: tuple[str, str], limits: dict[str, int]
@@ -258,6 +302,10 @@ class DockerExecutor:
         except docker.errors.ImageNotFound:
             pass
         except DOCKER_ERRORS as exc:
+            if unreachable(exc):
+                # Not the run's fault: it goes back to the queue, for a runner whose engine
+                # answers (jobs/consumer.py).
+                raise ExecutorUnavailable(f"Docker engine unreachable: {explain(exc)}") from exc
             raise PrepareFailed(f"could not look up image {image}: {explain(exc)}") from exc
         await say(f"pulling image {image}")
         repository, tag = parse_repository_tag(image)

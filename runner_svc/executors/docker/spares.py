@@ -6,10 +6,11 @@ the engine's time, where an exec costs ~50 ms). So once a run has its container,
 runner starts the next one in the background, and the next run of that image takes it.
 A spare is made for no run: it carries no run label and no variables (the pipeline's go
 with each exec); taking it renames it after the run and attempt, which is how the orphan
-sweep finds its run. A spare is used only while fresh and only if the image has not
-changed since (same image id); the runner removes its spares when it stops, and any
-runner removes another's stale ones: removing a spare is always harmless, since a run
-that then cannot take it starts a container of its own.
+sweep finds its run. A spare is used only while fresh, only if the image has not changed
+since (same image id), and only if it is still running (an engine's restart kills them
+all; the runner also drops them all once its engine is back). The runner removes its
+spares when it stops, and any runner removes another's stale ones: removing a spare is
+always harmless, since a run that then cannot take it starts a container of its own.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class SparePool:
             )
 
     async def close(self) -> None:
-        """Removes every spare (and waits for those being started)."""
+        """Removes every spare (and waits for those being started); the pool may be
+        replenished again afterwards, e.g. once an engine that restarted is back."""
         spares = [spare for kept in self._spares.values() for spare in kept]
         self._spares = {}
         await asyncio.gather(

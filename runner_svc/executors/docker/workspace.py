@@ -41,6 +41,9 @@ ARCHIVE_CHUNK = 64 * 1024
 EXEC_START_WAIT_S = 10.0
 # The container's own stdio, for the last step run by its entry.
 ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+# Exit codes above this are a signal's (128 + its number): worth asking the engine whether
+# the container was killed from outside.
+SIGNALLED = 128
 
 
 class Engine(Protocol):
@@ -97,6 +100,8 @@ class DockerWorkspace:
         self._starting: str | None = None  # guarded by _lock
         # Set by terminate() and kill(): no exec starts any more.
         self._halted = False
+        # When the step in progress started (epoch seconds): the kills after it are its.
+        self._step_started = time.time()
 
     async def exec(
         self,
@@ -110,6 +115,7 @@ class DockerWorkspace:
         # The container confines the step, so a directory a step replaced with a link
         # leads nowhere outside it.
         workdir = posixpath.join(self._workdir, cwd) if cwd else self._workdir
+        self._step_started = time.time()
         if last and (given := final_step_input(cmd, {**self._env, **env}, workdir)):
             return await self._executor.stream(self._final, given, output)
         return await self._executor.stream(self._exec, cmd, env, output, workdir)
@@ -205,6 +211,14 @@ class DockerWorkspace:
                 self._await_thaw()
                 attached = self._api.attach_socket(self._container.id, params=ATTACH)
             try:
+                # Attached to a container that is not running, the stream waits for it to
+                # start again, for ever: e.g. a spare the engine's restart killed. Once
+                # attached to a running one, the stream ends when it stops.
+                state = self._api.inspect_container(self._container.id)["State"]
+                if not state.get("Running"):
+                    raise StepFailed(
+                        f"the build container is not running (exit {state.get('ExitCode')})"
+                    )
                 # The SDK gives the socket's file object; its socket sends all at once.
                 getattr(attached, "_sock", attached).sendall(given)
                 for stream, data in frames_iter(attached, tty=False):
@@ -230,6 +244,42 @@ class DockerWorkspace:
                 code = info.get("ExitCode")
                 return -1 if code is None else int(code)
             time.sleep(0.01)
+
+    async def gone(self, exit_code: int | None, *, last: bool) -> str:
+        if self._halted:  # stopped or killed by the runner itself: its reason stands
+            return ""
+        try:
+            return await self._executor.call(self._gone, exit_code, last)
+        except docker.errors.NotFound:
+            return "the build container was removed from outside"
+        except DOCKER_ERRORS as exc:
+            return f"the Docker engine became unreachable: {explain(exc)}"
+
+    def _gone(self, exit_code: int | None, last: bool) -> str:
+        if last and exit_code is not None and 0 <= exit_code <= SIGNALLED:
+            return ""  # the step's own end, which stops the container (see below)
+        state = self._api.inspect_container(self._container.id)["State"]
+        if state.get("Running"):
+            return ""
+        code = state.get("ExitCode")
+        if not last:
+            # Between steps the entry only waits for the last one: it never exits by itself.
+            return f"the build container exited unexpectedly (exit {code})"
+        # The last step is the entry's, whose end stops the container: only a kill from
+        # outside (docker kill, the engine stopping) tells it apart from the step's own end.
+        killed = self._api.events(
+            since=int(self._step_started) - 1,
+            until=int(time.time()) + 1,
+            filters={"container": self._container.id, "event": "kill"},
+            decode=True,
+        )
+        try:
+            for event in killed:
+                signal = (event.get("Actor") or {}).get("Attributes", {}).get("signal", "?")
+                return f"the build container was killed from outside (signal {signal}, exit {code})"
+        finally:
+            killed.close()
+        return ""
 
     async def kill(self) -> None:
         # Not under the lock: a kill never waits, and it works on a frozen container.

@@ -104,6 +104,9 @@ class ShellExecutor:
                 "removed %d directory(ies) left by runner %s", removed, self._settings.runner_id
             )
 
+    async def engine_problem(self) -> str:
+        return ""  # the local host is the engine: it answers while the runner does
+
     def _remove_own_directories(self) -> int:
         found = [
             e.path
@@ -199,6 +202,10 @@ class ShellWorkspace:
         cwd: str = "",
     ) -> int:
         return await self._executor.run(self._exec, cmd, env, output, cwd)
+
+    async def gone(self, exit_code: int | None, *, last: bool) -> str:
+        # A step's process that dies is its exit code; the directory has no life of its own.
+        return ""
 
     async def out_of_memory(self, exit_code: int) -> int:
         return 0  # no memory limit here
