@@ -25,7 +25,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
+from bob_common import plugin_http
 from bob_common.log_markers import system_line, system_text
+from bob_common.plugin_policy import AddressPolicy
 from bob_common.plugin_urls import log_url, without_credentials
 from bob_common.run_states import TERMINAL, RunStatus
 from runner_svc.errors import RunnerError
@@ -310,9 +312,12 @@ class LogCopies:
     plugin transfers are synchronous on worker threads (plugins/transfer.py); a copy is small
     PUTs from the event loop, hence a client of its own, made at the first copy."""
 
-    def __init__(self, lookup: Lookup, *, timeout_s: float) -> None:
+    def __init__(
+        self, lookup: Lookup, *, timeout_s: float, policy: AddressPolicy | None = None
+    ) -> None:
         self._lookup = lookup
         self._timeout_s = timeout_s
+        self._policy = policy or AddressPolicy(allow_private=True)
         self._http: httpx.AsyncClient | None = None
         # The copies shipping now, by their task.
         self._shipping: dict[asyncio.Task[None], LogCopy] = {}
@@ -322,7 +327,9 @@ class LogCopies:
         if not logger:
             return inner
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout_s))
+            # Connects only where the policy allows (bob_common.plugin_http).
+            timeout = httpx.Timeout(self._timeout_s)
+            self._http = plugin_http.async_client(self._policy, timeout)
         copy = LogCopy(
             run_id=run_id, logger=logger, lookup=self._lookup, http=self._http, spawn=self._spawn
         )
