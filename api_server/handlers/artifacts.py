@@ -33,7 +33,7 @@ async def pipeline_artifact_fetch(
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         # What went wrong stays in the log: echoed, it would map the network for a caller.
         log.warning("artifact store %s: GET %s failed: %s", store_name, shown, exc)
-        raise unavailable(f"Could not reach artifact store '{store_name}'") from exc
+        raise unavailable(f"Artifact store '{store_name}' is unreachable") from exc
     if response.status_code != 200:
         await response.aclose()
         if response.status_code == 404:
