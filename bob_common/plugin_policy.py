@@ -69,6 +69,14 @@ def url_problem(url: str) -> str | None:
         return "must not carry a fragment (#...)"
     if parts.hostname.rstrip(".").lower() in METADATA_HOSTS:
         return "names a cloud metadata service"
+    # An address given as such is refused now if it always would be; a name, and a
+    # private address, are judged where Bob connects (AddressPolicy).
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return None
+    if why := ALWAYS.refusal(parts.hostname, str(address)):
+        return f"names {why}"
     return None
 
 
@@ -128,3 +136,7 @@ class AddressPolicy:
         return (
             "a loopback or private address (an operator may allow it: BOB_PLUGIN_ALLOWED_NETWORKS)"
         )
+
+
+# What no operator setting lets through.
+ALWAYS = AddressPolicy(allow_private=True)

@@ -36,6 +36,9 @@ def test_a_plain_http_url_is_a_plugin_url(url):
         ("http://", "host"),
         ("http://127.0.0.1:99999", "valid"),
         ("http://metadata.google.internal/computeMetadata/v1", "metadata"),
+        ("http://169.254.169.254/latest/meta-data/", "metadata"),
+        ("http://[fd00:ec2::254]/", "metadata"),
+        ("http://169.254.3.4:8080", "link-local"),
     ],
 )
 def test_a_plugin_url_with_more_than_scheme_host_and_path_is_refused(url, problem):
