@@ -6,7 +6,9 @@ it must never be hit, and nothing about it may come back to the caller."""
 
 from __future__ import annotations
 
+import io
 import socket
+import tarfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -80,7 +82,7 @@ def bob(rabbitmq_available, docker_client, tmp_path_factory) -> Iterator[Bob]:
         "BOB_PLUGIN_ALLOWED_NETWORKS": "localhost",
     }
     runner = {"BOB_RUNNER_ID": runner_id("ssrf"), "BOB_RUNNER_PLUGIN_PRIVATE_ADDRESSES": "false"}
-    with runner_cluster(tmp, [runner], env=env) as b:
+    with runner_cluster(tmp, [runner], env=env, plugins=True) as b:
         yield b
 
 
@@ -207,6 +209,54 @@ def test_a_providers_error_body_stays_out_of_the_runs_reason(bob, unique, canary
     assert f"resource provider '{unique}' answered 500" in reason, reason
     assert SECRET not in reason
     assert canary.hits == 0
+
+
+def _artifact_pipeline(store: str, artifact: str, content: str) -> dict:
+    step = {
+        "cmd": f"mkdir -p out && echo {content} > out/file",
+        "produces_artifact": {"name": artifact, "path": "out", "store": store},
+    }
+    return {"image": IMAGE, "steps": [step]}
+
+
+def _file_in(tar_bytes: bytes) -> str:
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith("file"):
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                return extracted.read().decode().strip()
+    return ""
+
+
+def test_a_run_cannot_post_its_artifact_over_another_runs(bob, unique, tally):
+    # The reference store, reached by its allow-listed name.
+    store_url = bob.cluster.plugin_urls["local"].replace("127.0.0.1", "localhost")
+    bob.http.post("/artifact-stores", json={"name": unique, "url": store_url})
+    bob.create_pipeline("ssrf", f"{unique}-victim", _artifact_pipeline(unique, "a", "victim"))
+    victim = bob.start("ssrf", f"{unique}-victim")
+    assert bob.wait_terminal(victim, timeout=120) == "passed"
+    # A name that would climb to another run's path is refused with the pipeline.
+    refused = []
+    for artifact in (f"../../{unique}-victim/{victim}/a", f"../{victim}/a", "..", "x/../a"):
+        tally["attempts"] += 1
+        body = _artifact_pipeline(unique, artifact, "evil")
+        r = bob.http.post(f"/pipelines/groups/ssrf/names/{unique}-evil", json=body)
+        refused.append(r.status_code == 400 and "produces_artifact.name" in r.text)
+    # And a plain one goes under the attacker's own run, whatever it is called.
+    tally["attempts"] += 1
+    bob.create_pipeline("ssrf", f"{unique}-evil", _artifact_pipeline(unique, "a", "evil"))
+    evil = bob.start("ssrf", f"{unique}-evil")
+    assert bob.wait_terminal(evil, timeout=120) == "passed"
+    bob.http.delete(f"/pipelines/groups/ssrf/names/{unique}-evil")
+    path = f"/pipelines/groups/ssrf/names/{unique}-victim/runs/{victim}/artifact-stores/{unique}"
+    kept = bob.http.get(f"{path}/artifact/a")
+    bob.http.delete(f"/pipelines/groups/ssrf/names/{unique}-victim")
+    bob.http.delete(f"/artifact-stores/{unique}")
+
+    assert kept.status_code == 200, kept.text
+    assert _file_in(kept.content) == "victim"
+    assert refused == [True] * 4
 
 
 def test_a_dead_plugin_no_pipeline_uses_is_listed_without_failing_health(
