@@ -202,10 +202,14 @@ def latest_runs(refs: list[tuple[str, str]]) -> dict[tuple[str, str], RunInfo]:
 
 
 def pipelines_with_latest_run(
-    group: str, name: str, status: int
+    group: str,
+    name: str,
+    status: int,
+    after: tuple[str, str] | None = None,
+    limit: int | None = None,
 ) -> list[tuple[pipelines.StoredPipeline, RunInfo | None]]:
     """The pipelines pipelines.list_pipelines finds, each with its latest run, if any."""
-    found = pipelines.list_pipelines(group, name, status)
+    found = pipelines.list_pipelines(group, name, status, after, limit)
     latest = latest_runs([(p.group, p.name) for p in found])
     return [(p, latest.get((p.group, p.name))) for p in found]
 
