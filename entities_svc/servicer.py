@@ -327,8 +327,22 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return _run(await self._call(context, run_queries.get_run, request.run_id))
 
     async def ListRuns(self, request, context):
-        found = await self._call(context, run_queries.list_runs, request.group, request.name)
-        return entities_pb2.ListRunsResponse(runs=[_run(info) for info in found])
+        return await self.ListRunsPage(
+            entities_pb2.ListRunsRequest(group=request.group, name=request.name), context
+        )
+
+    async def ListRunsPage(self, request, context):
+        limit = min(request.limit or pages.LIST_MAX_ITEMS, pages.LIST_MAX_ITEMS)
+        found = await self._call(
+            context,
+            run_queries.list_runs,
+            request.group,
+            request.name,
+            request.after_run_id,
+            limit + 1,  # one more than asked, to know whether more follow
+        )
+        page, cut = pages.fill(_run(info) for info in found[:limit])
+        return entities_pb2.ListRunsResponse(runs=page, more=cut or len(found) > limit)
 
     async def GetLogs(self, request, context):
         lines = await self._mapped(

@@ -183,11 +183,21 @@ def test_pages_walk_every_pipeline_once_and_the_default_page_holds_them_all(bob)
         cursors = (cursors or 0) + 1
     assert len(tray) == len(set(tray)) and {f"{group}:{n}" for n in names} <= set(tray)
 
+    # Runs of a pipeline, oldest first, in pages of 2.
+    started = [bob.start(group, names[0]) for _ in range(5)]
+    run_pages, runs = _walk(bob, f"/pipelines/groups/{group}/names/{names[0]}/runs?limit=2")
+    assert [r["run_id"] for r in runs] == started
+    assert [len(r.json()["message"]) for r in run_pages] == [2, 2, 1]
+    foreign = run_pages[0].headers["X-Next-Cursor"]
+    other = bob.http.get(f"/pipelines/groups/{group}/names/{names[1]}/runs?cursor={foreign}")
+    assert other.status_code == 404, other.text  # a cursor of another pipeline's runs
+
     bad = bob.http.get("/pipelines?cursor=not-a-cursor!")
     assert bad.status_code == 400 and "cursor" in bad.json()["message"], bad.text
     assert bob.http.get("/pipelines?limit=0").status_code == 400
     print(
         f"limits[requests]: {len(names)} pipelines in {len(answers)} pages of 5, "
+        f"{len(runs)} runs in {len(run_pages)} pages of 2, "
         f"cctray in {cursors} pages of 10, bad cursor -> {bad.status_code}"
     )
 
@@ -249,3 +259,19 @@ def test_a_flood_of_log_reads_and_metrics_does_not_starve_lease_renewals(bob):
     )
     assert counts["logs"] > 0 and counts["metrics"] > 0
     assert (status, detail["attempt"]) == ("passed", 1), detail
+
+
+def test_a_page_is_cut_by_bytes_but_always_holds_its_first_item():
+    from bob_pb import entities_pb2
+
+    big = [entities_pb2.StoredPipeline(name=str(i), document="x" * 1_000_000) for i in range(5)]
+    page, more = pages.fill(big)
+    assert (len(page), more) == (3, True)
+    assert sum(p.ByteSize() for p in page) < pages.LIST_MAX_BYTES
+    assert pages.fill(big[:1], max_bytes=10) == (big[:1], False)
+    assert pages.fill([]) == ([], False)
+    key = ["dev", "ünïcode/name"]
+    assert pages.decode_cursor(pages.encode_cursor(key), 2) == key
+    for bad in ("!!", pages.encode_cursor(["one"]), pages.encode_cursor([1, 2])):
+        with pytest.raises(pages.BadCursor):
+            pages.decode_cursor(bad, 2)
