@@ -4,11 +4,16 @@ that Bob's JSON answers keep their shape."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 from connexion import request
 
 from api_server import backends
 from api_server.problems import ApiError
 from bob_common import pages
+
+T = TypeVar("T")
 
 
 def limit_of(limit: int | None) -> int:
@@ -34,3 +39,19 @@ def next_headers(last_key: list[str] | None) -> dict[str, str]:
     cursor = pages.encode_cursor(last_key)
     url = request.url.include_query_params(cursor=cursor)
     return {"Link": f'<{url}>; rel="next"', "X-Next-Cursor": cursor}
+
+
+def slice_page(
+    items: Sequence[T], key: Callable[[T], list[str]], limit: int | None, cursor: str | None
+) -> tuple[list[T], dict[str, str]]:
+    """A page of a short list entities answers whole (plugins, tokens, secrets: small
+    items an admin makes): those after the cursor's key in key order, and the headers
+    naming the next page. Keyed, not counted, so that a deletion between two pages
+    skips nothing."""
+    ordered = sorted(items, key=key)
+    if cursor:
+        after = after_key(cursor, len(key(ordered[0])) if ordered else 1)
+        ordered = [item for item in ordered if key(item) > (after or [])]
+    size = limit_of(limit)
+    page = ordered[:size]
+    return page, next_headers(key(page[-1]) if len(ordered) > size else None)

@@ -202,6 +202,41 @@ def test_pages_walk_every_pipeline_once_and_the_default_page_holds_them_all(bob)
     )
 
 
+def _walk_names(bob: Bob, path: str, field: str) -> tuple[int, list[str]]:
+    answers, items = _walk(bob, path)
+    return len(answers), [item[field] for item in items]
+
+
+def test_plugins_tokens_and_secrets_come_in_pages_too(bob):
+    tag = uuid.uuid4().hex[:6]
+    made: dict[str, list[str]] = {}
+    for kind in ("resource-providers", "artifact-stores", "loggers"):
+        made[kind] = [f"{tag}-{i}" for i in range(7)]
+        for name in made[kind]:
+            body = {"name": name, "url": f"http://127.0.0.1:9/{name}"}
+            r = bob.http.post(f"/{kind}", json=body)
+            assert r.status_code == 202, r.text
+    made["secrets"] = [f"s{tag}-{i}" for i in range(7)]
+    for name in made["secrets"]:
+        assert bob.http.put(f"/secrets/{name}", json={"value": "v"}).status_code == 202
+    made["tokens"] = []
+    for i in range(7):
+        r = bob.http.post("/tokens", json={"name": f"t{tag}-{i}", "role": "read"})
+        assert r.status_code == 201, r.text
+        made["tokens"].append(r.json()["message"]["id"])
+
+    counts = {}
+    for kind, names in made.items():
+        field = "id" if kind == "tokens" else "name"
+        pages_, walked = _walk_names(bob, f"/{kind}?limit=3", field)
+        whole = [item[field] for item in bob.http.get(f"/{kind}").json()["message"]]
+        assert len(walked) == len(set(walked)), kind  # no duplicates
+        assert set(names) <= set(walked) and walked == whole, kind  # no gaps, same order
+        assert pages_ == -(-len(whole) // 3), kind
+        counts[kind] = (len(walked), pages_)
+    print(f"limits[requests]: (items, pages of 3) {counts}")
+
+
 def test_a_flood_of_log_reads_and_metrics_does_not_starve_lease_renewals(bob):
     # A long log to read at large offsets.
     name = f"long-{uuid.uuid4().hex[:6]}"
