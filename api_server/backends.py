@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from api_server import run_statuses
 from api_server.problems import from_grpc
 from api_server.publisher import Publisher
-from bob_common import rpc, tls
+from bob_common import plugin_http, rpc, tls
 from bob_common.config import ApiSettings
 from bob_pb import entities_pb2_grpc
 
@@ -73,7 +73,8 @@ async def open_backends(settings: ApiSettings) -> AsyncIterator[Backends]:
     timeout = httpx.Timeout(settings.common.grpc_timeout_s)
     following: asyncio.Task[None] | None = None
     try:
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        # Plugins only (pings, artifact downloads): it connects where the policy allows.
+        async with plugin_http.async_client(settings.plugin_policy, timeout) as http:
             backends = Backends(
                 settings=settings,
                 channel=channel,

@@ -21,6 +21,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from bob_common import pages, pki, runner_types
+from bob_common.plugin_policy import AddressPolicy, parse_allowed
 from bob_common.quantities import parse_memory
 
 T = TypeVar("T", str, int, float, bool)
@@ -88,6 +89,10 @@ class CommonSettings:
     tls_key: str = ""
     # The largest run event a runner publishes; entities sizes its prefetch by it.
     event_max_bytes: int = EVENT_MAX_BYTES
+    # Issue 10 (SSRF): networks (CIDRs, addresses) and host names whose loopback or
+    # private addresses plugins may have where such addresses are otherwise refused
+    # (bob_common/plugin_policy.py). Link-local and metadata addresses are never allowed.
+    plugin_allowed_networks: tuple[str, ...] = ()
 
     @property
     def tls(self) -> bool:
@@ -105,11 +110,21 @@ class CommonSettings:
             tls_cert=_get(env, "BOB_TLS_CERT", ""),
             tls_key=_get(env, "BOB_TLS_KEY", ""),
             event_max_bytes=_get(env, "BOB_EVENT_MAX_BYTES", EVENT_MAX_BYTES),
+            plugin_allowed_networks=_plugin_networks(env),
         )
         if settings.event_max_bytes < 16 * 1024:
             raise ConfigError("BOB_EVENT_MAX_BYTES must be at least 16384")
         _check_tls_files(settings)
         return settings
+
+
+def _plugin_networks(env: Mapping[str, str]) -> tuple[str, ...]:
+    items = _items(env, "BOB_PLUGIN_ALLOWED_NETWORKS")
+    try:
+        parse_allowed(items)
+    except ValueError as exc:
+        raise ConfigError(f"BOB_PLUGIN_ALLOWED_NETWORKS: {exc}") from None
+    return items
 
 
 def _check_tls_files(settings: CommonSettings) -> None:
@@ -274,6 +289,12 @@ class ApiSettings:
     @property
     def on_loopback(self) -> bool:
         return is_loopback(self.host)
+
+    @property
+    def plugin_policy(self) -> AddressPolicy:
+        """Same-machine and private plugins are the normal case only while the API is
+        reachable from this machine alone; beyond it, only where the allow-list says."""
+        return AddressPolicy.of(self.on_loopback, self.common.plugin_allowed_networks)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
@@ -448,6 +469,14 @@ class RunnerSettings:
     archive_max_header_bytes: int = 1 << 20
     # The most an artifact's tar stream may hold, in bytes, headers included.
     artifact_max_bytes: int = 1 << 30
+    # Issue 10 (SSRF): whether plugins may be at loopback or private addresses (besides
+    # BOB_PLUGIN_ALLOWED_NETWORKS). On for a runner beside a loopback-only cluster; off
+    # where those who register plugins must not reach the runner host's network.
+    plugin_private_addresses: bool = True
+
+    @property
+    def plugin_policy(self) -> AddressPolicy:
+        return AddressPolicy.of(self.plugin_private_addresses, self.common.plugin_allowed_networks)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RunnerSettings:
@@ -490,6 +519,7 @@ class RunnerSettings:
             archive_max_entries=_get(env, "BOB_RUNNER_ARCHIVE_MAX_ENTRIES", 100_000),
             archive_max_header_bytes=_get(env, "BOB_RUNNER_ARCHIVE_MAX_HEADER_BYTES", 1 << 20),
             artifact_max_bytes=_get(env, "BOB_RUNNER_ARTIFACT_MAX_BYTES", 1 << 30),
+            plugin_private_addresses=_get(env, "BOB_RUNNER_PLUGIN_PRIVATE_ADDRESSES", True),
         )
         if settings.capacity < 1:
             raise ConfigError("BOB_RUNNER_CAPACITY must be at least 1")

@@ -10,9 +10,9 @@ Each name is one quoted path segment: a `/`, `?`, `#` or space in it cannot chan
 path is asked, and a name that is only dots (`..`) is escaped so that no client resolves
 it against the path before it.
 
-A plugin's URL may carry credentials in its user-info (`http://user:password@host/`):
-they are kept where the URL is stored and used, and shown only as `without_credentials`
-gives them (listings, logs, run reasons)."""
+A plugin's URL carries no user-info: registration refuses it (bob_common.plugin_policy).
+A URL stored before that rule may still hold a password (`http://user:password@host/`),
+so listings and logs show URLs as `without_credentials` gives them."""
 
 from __future__ import annotations
 

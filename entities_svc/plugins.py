@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
+from bob_common.plugin_policy import url_problem
 from bob_common.plugin_urls import without_credentials
 from entities_svc import journal
 from entities_svc.errors import Invalid, NotFound
@@ -40,15 +40,9 @@ LOGGERS = Registry(Logger, "Logger", "Logger")
 def _check(plugin: Plugin) -> None:
     if not plugin.name:
         raise Invalid("Plugin name must not be empty")
-    try:
-        parsed = urlparse(plugin.url)
-        parsed.port  # noqa: B018 - raises ValueError for a malformed host or port
-    except ValueError:
-        shown = without_credentials(plugin.url)
-        raise Invalid(f"Plugin url {shown!r} is not a valid URL") from None
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        shown = without_credentials(plugin.url)
-        raise Invalid(f"Plugin url must be an http(s) URL, got {shown!r}")
+    # The URL is not repeated: what is wrong with it may be a password in it.
+    if why := url_problem(plugin.url):
+        raise Invalid(f"Plugin url {why}")
 
 
 def put(registry: Registry, plugin: Plugin) -> None:

@@ -27,19 +27,21 @@ async def pipeline_artifact_fetch(
     if store is None:
         raise ApiError(404, f"Artifact store {store_name} is not registered")
     url = artifact_url(store.url, group, name, id_, artifact_name)
+    shown = without_credentials(url)
     try:
         response = await b.http.send(b.http.build_request("GET", url), stream=True)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise unavailable(f"Artifact store {store_name} is unreachable: {exc}") from exc
+        # What went wrong stays in the log: echoed, it would map the network for a caller.
+        log.warning("artifact store %s: GET %s failed: %s", store_name, shown, exc)
+        raise unavailable(f"Artifact store '{store_name}' is unreachable") from exc
     if response.status_code != 200:
         await response.aclose()
         if response.status_code == 404:
             raise ApiError(
                 404, f"Artifact {artifact_name} of run {id_} not found in store {store_name}"
             )
-        shown = without_credentials(url)
         log.warning("artifact store %s answered %d for %s", store_name, response.status_code, shown)
-        raise ApiError(502, f"Artifact store {store_name} answered {response.status_code}")
+        raise ApiError(502, f"Artifact store '{store_name}' answered {response.status_code}")
     # Streamed chunk by chunk: an artifact is never held whole in memory.
     return StreamingResponse(
         response.aiter_raw(),

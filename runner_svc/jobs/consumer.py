@@ -64,9 +64,11 @@ class JobConsumer:
         self._executor = executor
         self._claims = claims
         self._plugins = plugins
-        self._http = PluginHttp(tuning.plugin_timeout_s)
+        self._http = PluginHttp(tuning.plugin_timeout_s, settings.plugin_policy)
         # Copies of the logs of runs started with a logger.
-        self._copies = LogCopies(plugins.logger, timeout_s=tuning.plugin_timeout_s)
+        self._copies = LogCopies(
+            plugins.logger, timeout_s=tuning.plugin_timeout_s, policy=settings.plugin_policy
+        )
         self._tuning = tuning
         self._events = events
         self._channel = channel  # for dead letters and error reports

@@ -27,6 +27,8 @@ class Source:
     params: Mapping[str, str] = field(default_factory=dict)
     # For the run's log, e.g. "provider git".
     described: str = ""
+    # For a failure's reason, e.g. "resource provider 'git'".
+    plugin: str = "the plugin"
 
 
 class PluginDirectory:
@@ -69,6 +71,7 @@ class PluginDirectory:
                 resource_url(url),
                 dict(sorted(resource.params.items())),
                 f"provider {resource.provider}",
+                f"resource provider {resource.provider!r}",
             )
         params = resource.params
         artifact = params.get("artifact") or resource.name
@@ -76,4 +79,5 @@ class PluginDirectory:
         return Source(
             artifact_url(url, params["group"], params["name"], params["run_id"], artifact),
             described=f"artifact {artifact} of run {params['run_id']} in store {resource.provider}",
+            plugin=f"artifact store {resource.provider!r}",
         )

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import httpx
 
-from bob_common import pipeline_rules
+from bob_common import pipeline_rules, plugin_http
+from bob_common.plugin_policy import AddressPolicy
 from bob_common.plugin_urls import artifact_url, without_credentials
 from runner_svc.errors import TransferFailed
 from runner_svc.executors import Workspace, tarsafe
@@ -25,7 +26,7 @@ from runner_svc.spec import ArtifactSpec, RunSpec
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
-# How much of a plugin's error answer goes into the run's reason.
+# How much of a plugin's error answer goes into the runner's log (never the run's reason).
 ERROR_BODY_CHARS = 200
 
 
@@ -33,9 +34,19 @@ class Aborted(TransferFailed):
     """The run was stopped or timed out while the transfer was going on."""
 
 
-def _answer(response: httpx.Response) -> str:
+def _refused(plugin: str, method: str, shown: str, response: httpx.Response) -> TransferFailed:
+    """The run's reason says who answered what; the answer's body, which an internal
+    service could fill with anything, goes to the runner's log only."""
     body = response.read()[:ERROR_BODY_CHARS].decode("utf-8", "replace").strip()
-    return f"{response.status_code} {response.reason_phrase}" + (f": {body}" if body else "")
+    log.warning("%s %s answered %d: %s", method, shown, response.status_code, body)
+    return TransferFailed(f"{plugin} answered {response.status_code} {response.reason_phrase}")
+
+
+def _unreachable(plugin: str, method: str, shown: str, exc: Exception) -> TransferFailed:
+    """The run's reason is generic: the connection's details would tell a pipeline's
+    author which internal addresses and ports answer (a port scanner)."""
+    log.warning("%s %s failed: %s", method, shown, _why(exc))
+    return TransferFailed(f"could not reach {plugin}")
 
 
 def _why(exc: Exception) -> str:
@@ -64,37 +75,56 @@ def _capped(chunks: Iterable[bytes], max_bytes: int, name: str) -> Iterator[byte
 
 
 class PluginHttp:
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, policy: AddressPolicy | None = None) -> None:
         # No overall deadline: a large archive may take long; a silent plugin may not.
         self._timeout = httpx.Timeout(timeout_s)
+        self._policy = policy or AddressPolicy(allow_private=True)
 
-    def fetch(self, url: str, params: Mapping[str, str], abort: threading.Event) -> Iterator[bytes]:
+    def _client(self) -> httpx.Client:
+        """A client per transfer, as httpx.stream() made: it connects only where the
+        policy allows (bob_common.plugin_http)."""
+        return plugin_http.client(self._policy, self._timeout)
+
+    def fetch(
+        self,
+        url: str,
+        params: Mapping[str, str],
+        abort: threading.Event,
+        plugin: str = "the plugin",
+    ) -> Iterator[bytes]:
         """The body of `GET url?params`, chunk by chunk; TransferFailed when the plugin
-        cannot be reached or does not answer 200."""
+        (`plugin` names it in the reason, e.g. "resource provider 'git'") cannot be
+        reached or does not answer 200."""
         shown = without_credentials(url)
         try:
-            with httpx.stream("GET", url, params=dict(params), timeout=self._timeout) as r:
+            with self._client() as client, client.stream("GET", url, params=dict(params)) as r:
                 if r.status_code != 200:
-                    raise TransferFailed(f"GET {shown} answered {_answer(r)}")
+                    raise _refused(plugin, "GET", shown, r)
                 yield from _checked(r.iter_bytes(CHUNK), abort)
         except httpx.HTTPError as exc:
-            raise TransferFailed(f"GET {shown} failed: {_why(exc)}") from exc
+            raise _unreachable(plugin, "GET", shown, exc) from exc
 
-    def upload(self, url: str, chunks: Iterable[bytes], abort: threading.Event) -> None:
+    def upload(
+        self,
+        url: str,
+        chunks: Iterable[bytes],
+        abort: threading.Event,
+        plugin: str = "the plugin",
+    ) -> None:
         """POSTs `chunks` as the body (chunked transfer encoding); TransferFailed unless
         the plugin answers 2xx."""
         shown = without_credentials(url)
         try:
-            response = httpx.post(
-                url,
-                content=_checked(chunks, abort),
-                headers={"Content-Type": "application/x-tar"},
-                timeout=self._timeout,
-            )
+            with self._client() as client:
+                response = client.post(
+                    url,
+                    content=_checked(chunks, abort),
+                    headers={"Content-Type": "application/x-tar"},
+                )
         except httpx.HTTPError as exc:
-            raise TransferFailed(f"POST {shown} failed: {_why(exc)}") from exc
+            raise _unreachable(plugin, "POST", shown, exc) from exc
         if not response.is_success:
-            raise TransferFailed(f"POST {shown} answered {_answer(response)}")
+            raise _refused(plugin, "POST", shown, response)
 
 
 class Transfers:
@@ -134,7 +164,7 @@ class Transfers:
         owner = pipeline_rules.owner(self._spec.user)  # the pipeline's user may change it
 
         def archive() -> Iterator[bytes]:
-            fetched = http.fetch(source.url, source.params, abort)
+            fetched = http.fetch(source.url, source.params, abort, source.plugin)
             return tarsafe.rewrite(fetched, name, caps, owner=owner)
 
         await workspace.put_archive(archive)
@@ -151,7 +181,8 @@ class Transfers:
         http, abort, limit = self._http, self._abort, self._artifact_max_bytes
 
         def upload(chunks: Iterator[bytes]) -> None:
-            http.upload(url, _capped(chunks, limit, artifact.name), abort)
+            store = f"artifact store {artifact.store!r}"
+            http.upload(url, _capped(chunks, limit, artifact.name), abort, store)
 
         await workspace.get_archive(path, upload)
         self._log.info("artifact %s uploaded", artifact.name)

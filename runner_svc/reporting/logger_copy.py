@@ -25,7 +25,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
+from bob_common import plugin_http
 from bob_common.log_markers import system_line, system_text
+from bob_common.plugin_policy import AddressPolicy
 from bob_common.plugin_urls import log_url, without_credentials
 from bob_common.run_states import TERMINAL, RunStatus
 from runner_svc.errors import RunnerError
@@ -87,6 +89,8 @@ class LogCopy:
         self._dropped = 0  # since the last line that made it into the buffer
         self._dropped_total = 0
         self._failing = ""  # why the last lookup or PUT failed; "" once one succeeds
+        # The same, as the run's log may say it: no URL, address or connection details.
+        self._failing_told = ""
         self._put_since: float | None = None  # loop time the PUT in flight started
         self._told = False  # the run's log says (or is about to say) the copy is incomplete
         self._to_tell = ""  # what the run's log is to say at the next add()
@@ -138,7 +142,7 @@ class LogCopy:
         now = asyncio.get_running_loop().time()
         stuck = self._put_since is not None and now - self._put_since > SLOW_S
         if self._lines and (self._failing or stuck):
-            self._tell(f"is unreachable ({self._failing or 'no answer'})")
+            self._tell(f"is unreachable ({self._failing_told or 'no answer'})")
         said, self._to_tell = self._to_tell, ""
         return said
 
@@ -208,11 +212,12 @@ class LogCopy:
             except (RunnerError, _Retry) as exc:
                 url = "" if isinstance(exc, RunnerError) or exc.relookup else url
                 self._failing = str(exc)
+                self._failing_told = exc.told if isinstance(exc, _Retry) else str(exc)
                 self._log.debug("logger %s: %s; retrying in %.1f s", self.logger, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, RETRY_MAX_S)
                 continue
-            self._failing = ""
+            self._failing = self._failing_told = ""
             delay = RETRY_MIN_S
 
     def _batch_size(self) -> int:
@@ -233,11 +238,12 @@ class LogCopy:
         try:
             response = await self._http.put(url, content=body, headers={"Content-Type": TEXT})
         except httpx.HTTPError as exc:
-            raise _Retry(f"PUT {shown}: {_why(exc)}", relookup=True) from exc
+            raise _Retry(f"PUT {shown}: {_why(exc)}", "no connection", relookup=True) from exc
         finally:
             self._put_since = None
         if response.status_code >= 500 or response.status_code in (408, 429):
-            raise _Retry(f"PUT {shown}: {response.status_code}", relookup=False)
+            status = response.status_code
+            raise _Retry(f"PUT {shown}: {status}", f"answered {status}", relookup=False)
         if response.status_code >= 300:
             # A refusal that a retry would only repeat: those lines are lost to the copy.
             self._warn(f"PUT {shown} answered {response.status_code}; {n} lines dropped")
@@ -253,8 +259,9 @@ _MARKER_ROOM = 200
 
 
 class _Retry(Exception):
-    def __init__(self, text: str, *, relookup: bool) -> None:
+    def __init__(self, text: str, told: str, *, relookup: bool) -> None:
         super().__init__(text)
+        self.told = told  # for the run's log
         self.relookup = relookup
 
 
@@ -310,9 +317,12 @@ class LogCopies:
     plugin transfers are synchronous on worker threads (plugins/transfer.py); a copy is small
     PUTs from the event loop, hence a client of its own, made at the first copy."""
 
-    def __init__(self, lookup: Lookup, *, timeout_s: float) -> None:
+    def __init__(
+        self, lookup: Lookup, *, timeout_s: float, policy: AddressPolicy | None = None
+    ) -> None:
         self._lookup = lookup
         self._timeout_s = timeout_s
+        self._policy = policy or AddressPolicy(allow_private=True)
         self._http: httpx.AsyncClient | None = None
         # The copies shipping now, by their task.
         self._shipping: dict[asyncio.Task[None], LogCopy] = {}
@@ -322,7 +332,9 @@ class LogCopies:
         if not logger:
             return inner
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout_s))
+            # Connects only where the policy allows (bob_common.plugin_http).
+            timeout = httpx.Timeout(self._timeout_s)
+            self._http = plugin_http.async_client(self._policy, timeout)
         copy = LogCopy(
             run_id=run_id, logger=logger, lookup=self._lookup, http=self._http, spawn=self._spawn
         )

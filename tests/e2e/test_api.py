@@ -360,13 +360,16 @@ def test_an_artifact_store_error_is_a_502(bob, unique):
     assert r.status_code == 502 and "500" in r.json()["message"]
 
 
-def test_health_check_names_an_unreachable_plugin(bob, unique):
+def test_health_check_fails_for_an_unreachable_plugin_a_pipeline_uses(bob, unique):
+    uses = {**QUICK, "resources": [{"name": "src", "type": "external", "provider": unique}]}
+    bob.create_pipeline("dev", unique, uses)
     with plugin_server() as provider:
         bob.http.post(f"/resource-providers/{unique}", json={"url": provider.url})
         healthy = bob.http.get("/can-we-build-it")
         assert "/ping" in provider.requests
     unhealthy = bob.http.get("/can-we-build-it")
     bob.http.delete(f"/resource-providers/{unique}")
+    bob.http.delete(f"/pipelines/groups/dev/names/{unique}")
     recovered = bob.http.get("/can-we-build-it")
 
     assert healthy.status_code == 200
@@ -374,6 +377,16 @@ def test_health_check_names_an_unreachable_plugin(bob, unique):
     assert f"resource provider {unique}" in unhealthy.json()["message"]
     assert unhealthy.headers["retry-after"]
     assert recovered.status_code == 200
+
+
+def test_health_check_lists_an_unreachable_plugin_no_pipeline_uses(bob, unique):
+    with plugin_server() as provider:
+        bob.http.post(f"/resource-providers/{unique}", json={"url": provider.url})
+    health = bob.http.get("/can-we-build-it")
+    bob.http.delete(f"/resource-providers/{unique}")
+
+    assert health.status_code == 200, health.text
+    assert f"resource provider {unique}: not answering" in str(health.json()["degraded"])
 
 
 # Observability

@@ -55,7 +55,7 @@ def test_put_without_a_name_or_an_http_url_is_invalid(database, plugin):
 
 @pytest.mark.parametrize("registry", REGISTRIES, ids=lambda r: r.kind)
 def test_registering_and_deleting_are_journaled_without_the_url(database, registry):
-    plugins.put(registry, Plugin("x", "http://user:secret@127.0.0.1:9"))
+    plugins.put(registry, Plugin("x", "http://127.0.0.1:9"))
     plugins.delete(registry, "x")
 
     events = journal.read_after(0, 10)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bob_common.plugin_policy import AddressPolicy
 from runner_svc.errors import TransferFailed
 from runner_svc.executors import tarsafe
 from runner_svc.plugins.transfer import Aborted, PluginHttp
@@ -62,33 +63,42 @@ def test_an_upload_and_a_checked_download_stream_in_bounded_memory(plugins):
     assert download_peak < PEAK, download_peak
 
 
-def test_a_plugin_error_names_the_request_and_the_answer(plugins):
+def test_a_plugin_error_names_the_plugin_and_its_status_not_its_body(plugins, caplog):
+    # The reason ends up in the run's detail: an internal service's body stays in the
+    # runner's log.
     http = PluginHttp(timeout_s=5)
     url = f"{plugins.store_url}/bob_artifact/dev/none/r-1/missing"
     with pytest.raises(TransferFailed) as caught:
-        list(http.fetch(url, {}, threading.Event()))
-    assert str(caught.value) == (
-        f'GET {url} answered 404 Not Found: {{"message":"No such artifact"}}'
-    )
+        list(http.fetch(url, {}, threading.Event(), "artifact store 'local'"))
+    assert str(caught.value) == "artifact store 'local' answered 404 Not Found"
+    assert "No such artifact" in caplog.text
 
 
-def test_an_unreachable_plugin_is_a_transfer_failure():
+def test_an_unreachable_plugin_is_a_transfer_failure_without_connection_details():
     http = PluginHttp(timeout_s=2)
-    with pytest.raises(TransferFailed, match=r"^POST http://127\.0\.0\.1:9/x failed: "):
-        http.upload("http://127.0.0.1:9/x", iter([b"data"]), threading.Event())
+    with pytest.raises(TransferFailed) as caught:
+        http.upload("http://127.0.0.1:9/x", iter([b"data"]), threading.Event(), "store 's'")
+    assert str(caught.value) == "could not reach store 's'"
 
 
-def test_a_failure_names_the_plugin_without_its_credentials(plugins):
-    # The reason ends up in the run's detail and log, and in the runner's log.
+def test_a_refused_address_is_never_connected_to(plugins):
+    http = PluginHttp(timeout_s=2, policy=AddressPolicy(allow_private=False))
+    url = f"{plugins.store_url}/bob_artifact/dev/none/r-1/missing"
+    with pytest.raises(TransferFailed, match="^could not reach the plugin$"):
+        list(http.fetch(url, {}, threading.Event()))
+
+
+def test_a_failure_names_the_plugin_without_its_credentials(plugins, caplog):
+    # The runner's log has the URL, a password in it masked.
     http = PluginHttp(timeout_s=2)
     store = plugins.store_url.replace("http://", "http://u:s3cret@")
-    with pytest.raises(TransferFailed) as missing:
+    with pytest.raises(TransferFailed):
         list(http.fetch(f"{store}/bob_artifact/dev/none/r-1/missing", {}, threading.Event()))
-    with pytest.raises(TransferFailed) as unreachable:
+    with pytest.raises(TransferFailed):
         http.upload("http://tok3n@127.0.0.1:9/x", iter([b"data"]), threading.Event())
-    assert str(missing.value).startswith("GET http://u:***@127.0.0.1:")
-    assert str(unreachable.value).startswith("POST http://***@127.0.0.1:9/x failed: ")
-    assert "s3cret" not in str(missing.value) and "tok3n" not in str(unreachable.value)
+    assert "GET http://u:***@127.0.0.1:" in caplog.text
+    assert "POST http://***@127.0.0.1:9/x failed: " in caplog.text
+    assert "s3cret" not in caplog.text and "tok3n" not in caplog.text
 
 
 def test_an_abort_ends_a_transfer_at_the_next_chunk(plugins):

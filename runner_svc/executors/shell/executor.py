@@ -221,7 +221,7 @@ class ShellWorkspace:
                 try:
                     process = subprocess.Popen(
                         # no_new_privs: no set-uid program gives the step another uid.
-                        [self._executor.setpriv, "--no-new-privs", "--", SHELL, "-c", cmd],
+                        identity.as_uid(self.uid, [SHELL, "-c", cmd]),
                         # Not checked to stay inside: the step may go anywhere its uid may.
                         cwd=os.path.join(self.path, cwd),
                         env={**self._env, **env},
@@ -229,9 +229,6 @@ class ShellWorkspace:
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                         start_new_session=True,  # its own process group, pgid = pid
-                        user=self.uid,
-                        group=self.uid,
-                        extra_groups=[],
                         umask=0o077,
                     )
                 except OSError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import functools
 import logging
 import os
 import pwd
@@ -56,12 +57,24 @@ class RunUid:
 KILL_ALL = ["/bin/sh", "-c", "kill -9 -1"]
 
 
+@functools.cache
 def setpriv() -> str:
     """setpriv (util-linux), found on PATH; ExecutorMisconfigured without it."""
     found = shutil.which("setpriv")
     if not found:
         raise ExecutorMisconfigured("the shell runner needs setpriv (util-linux) on its PATH")
     return found
+
+
+def as_uid(uid: int, command: list[str], *, no_new_privs: bool = True) -> list[str]:
+    """`command` run as `uid` (its group of the same number, no other groups), the switch
+    made by setpriv after exec rather than by subprocess's user=/group=: those make Python
+    fork() where it would vfork(), and fork() runs gRPC's at-fork handlers in the child,
+    which can abort it (SIGABRT) before it ever execs."""
+    if uid == 0:
+        raise AssertionError("never as root")
+    switch = [setpriv(), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    return [*switch, *(["--no-new-privs"] if no_new_privs else []), "--", *command]
 
 
 class UidPool:
@@ -158,10 +171,7 @@ def kill_all(uid: int) -> None:
     if uid == 0:
         raise AssertionError("never kill(-1) as root")
     subprocess.run(
-        KILL_ALL,
-        user=uid,
-        group=uid,
-        extra_groups=[],
+        as_uid(uid, KILL_ALL),
         env={},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
