@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from bob_common import pki, runner_types
+from bob_common import pages, pki, runner_types
 from bob_common.plugin_policy import AddressPolicy, parse_allowed
 from bob_common.quantities import parse_memory
 
@@ -282,6 +282,9 @@ class ApiSettings:
     token_cache_s: float = 10.0
     # Verified tokens remembered at most.
     token_cache_size: int = 1024
+    # Items in a page of a list when the client sends no `limit` (issue 10): large, so that
+    # Bob's clients, which send none, get what they need in one page.
+    page_limit: int = 1000
 
     @property
     def on_loopback(self) -> bool:
@@ -313,7 +316,14 @@ class ApiSettings:
             open_paths=tuple(p.strip() for p in open_paths.split(",") if p.strip()),
             token_cache_s=_get(env, "BOB_API_TOKEN_CACHE_S", 10.0),
             token_cache_size=_get(env, "BOB_API_TOKEN_CACHE_SIZE", 1024),
+            page_limit=_get(env, "BOB_API_PAGE_LIMIT", 1000),
         )
+        if not 1 <= settings.page_limit <= pages.LIST_MAX_ITEMS:
+            raise ConfigError(f"BOB_API_PAGE_LIMIT must be between 1 and {pages.LIST_MAX_ITEMS}")
+        if settings.max_body_bytes > pages.BODY_MAX_BYTES:
+            # A larger pipeline, stored as its definition and its document, would not fit
+            # in one gRPC message.
+            raise ConfigError(f"BOB_API_MAX_BODY_BYTES must be at most {pages.BODY_MAX_BYTES}")
         if settings.follow_idle_s < 0 or settings.follow_poll_s <= 0:
             raise ConfigError("BOB_API_FOLLOW_IDLE_S must be >= 0 and BOB_API_FOLLOW_POLL_S > 0")
         if settings.max_body_bytes < 1024:

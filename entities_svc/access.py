@@ -71,6 +71,7 @@ RULES: dict[str, Rule] = {
     "ClaimRun": Rule(RUNNERS, own_runner_id=True),
     "GetRun": Rule(RUN_READERS),
     "ListRuns": Rule(READERS),
+    "ListRunsPage": Rule(READERS),
     "GetLogs": Rule(READERS),
     "StopRun": Rule(WRITERS),
     "SetRunPaused": Rule(WRITERS),

@@ -78,6 +78,11 @@ class DatabaseThread:
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entities-db")
+        # Heavy reads (log windows, counts) on a connection of their own, so that a flood
+        # of them never queues lease renewals and claims behind it (issue 10). WAL lets it
+        # read while the main thread writes. None for an in-memory database, which a second
+        # connection would not see: heavy reads then share the main thread.
+        self._reader: ThreadPoolExecutor | None = None
         self._database: Database | None = None
         # Called on the event loop after every call, once its transaction is over: every
         # write goes through here, so this is where waiters learn of what was committed.
@@ -97,12 +102,35 @@ class DatabaseThread:
             for callback in self._after_call:
                 callback()
 
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs fn, which only reads and may be slow, on the reading connection."""
+        if self._reader is None:
+            return await self.call(fn, *args)
+        loop = asyncio.get_running_loop()
+        in_context = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await loop.run_in_executor(self._reader, in_context)
+
     async def open(self, url: str) -> None:
         self._database = await self.call(open_database, url)
+        if not _in_memory(url):
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entities-read")
 
     async def close(self) -> None:
         """Closes the connection (from the thread that owns it) and ends the thread."""
         if self._database is not None:
+            if self._reader is not None:
+                # peewee keeps a connection per thread: the reader closes its own.
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._reader, close_database, self._database)
+                self._reader.shutdown(wait=True)
+                self._reader = None
             await self.call(close_database, self._database)
             self._database = None
         self._executor.shutdown(wait=True)
+
+
+def _in_memory(url: str) -> bool:
+    return urlparse(url).scheme.startswith("sqlite") and db_url.parse(url)["database"] in (
+        ":memory:",
+        "",
+    )

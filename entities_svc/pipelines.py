@@ -117,12 +117,25 @@ def get_pipeline(group: str, name: str) -> StoredPipeline:
 
 
 def list_pipelines(
-    group: str = "", name: str = "", status: int = RunStatus.UNSPECIFIED
+    group: str = "",
+    name: str = "",
+    status: int = RunStatus.UNSPECIFIED,
+    after: tuple[str, str] | None = None,
+    limit: int | None = None,
 ) -> list[StoredPipeline]:
     """Pipelines matching every filter that is set, by group then name; `status` keeps those
-    whose latest run has it."""
+    whose latest run has it. `after` (group, name): only those after it; `limit`: at most
+    so many."""
     status = parse_status(status)
     query = Pipeline.select().order_by(Pipeline.group, Pipeline.name)
+    if after is not None:
+        after_group, after_name = after
+        query = query.where(
+            (Pipeline.group > after_group)
+            | ((Pipeline.group == after_group) & (Pipeline.name > after_name))
+        )
+    if limit is not None:
+        query = query.limit(limit)
     if group:
         query = query.where(Pipeline.group == group)
     if name:

@@ -157,10 +157,21 @@ def get_run(run_id: str) -> RunInfo:
     return replace(info, steps=steps)
 
 
-def list_runs(group: str, name: str) -> list[RunInfo]:
-    """Runs of a pipeline, oldest first."""
+def list_runs(
+    group: str, name: str, after_run_id: str = "", limit: int | None = None
+) -> list[RunInfo]:
+    """Runs of a pipeline, oldest first; only those after `after_run_id` (a run of the
+    pipeline, else NOT_FOUND), at most `limit`."""
     pipelines.find_row(group, name)
-    rows = list(Run.select().where((Run.group == group) & (Run.name == name)).order_by(Run.number))
+    query = Run.select().where((Run.group == group) & (Run.name == name)).order_by(Run.number)
+    if after_run_id:
+        after = find_row(after_run_id)
+        if (after.group, after.name) != (group, name):
+            raise NotFound(f"Run {after_run_id} of pipeline {group}/{name} not found")
+        query = query.where(Run.number > after.number)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = list(query)
     steps = _steps_of([row.id for row in rows])
     return [to_domain(row, steps.get(row.id, ())) for row in rows]
 
@@ -202,10 +213,14 @@ def latest_runs(refs: list[tuple[str, str]]) -> dict[tuple[str, str], RunInfo]:
 
 
 def pipelines_with_latest_run(
-    group: str, name: str, status: int
+    group: str,
+    name: str,
+    status: int,
+    after: tuple[str, str] | None = None,
+    limit: int | None = None,
 ) -> list[tuple[pipelines.StoredPipeline, RunInfo | None]]:
     """The pipelines pipelines.list_pipelines finds, each with its latest run, if any."""
-    found = pipelines.list_pipelines(group, name, status)
+    found = pipelines.list_pipelines(group, name, status, after, limit)
     latest = latest_runs([(p.group, p.name) for p in found])
     return [(p, latest.get((p.group, p.name))) for p in found]
 

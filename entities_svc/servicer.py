@@ -12,7 +12,7 @@ import grpc
 import peewee
 from google.protobuf import empty_pb2, json_format
 
-from bob_common import runner_types
+from bob_common import pages, runner_types
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc import (
     journal,
@@ -72,13 +72,33 @@ def pipeline_to_dict(pipeline: pipeline_pb2.Pipeline) -> dict[str, Any]:
 
 
 def _stored_pipeline(
-    stored: pipelines.StoredPipeline, last_run: run_queries.RunInfo | None = None
+    stored: pipelines.StoredPipeline,
+    last_run: run_queries.RunInfo | None = None,
+    listed: bool = False,
+) -> entities_pb2.StoredPipeline:
+    """`listed`: without the definition when the document is kept (which says the same),
+    so that a pipeline counts once against a page's bytes; and so does one read alone
+    whose two copies would outgrow gRPC's message limit."""
+    definition = None if stored.document and listed else pipeline_from_dict(stored.definition)
+    if definition and stored.document:
+        if definition.ByteSize() + len(stored.document) > pages.LIST_MAX_BYTES:
+            definition = None
+    return entities_pb2.StoredPipeline(
+        group=stored.group,
+        name=stored.name,
+        pipeline=definition,
+        document=stored.document,
+        paused=stored.paused,
+        last_run=_run(last_run) if last_run else None,
+    )
+
+
+def _summary(
+    stored: pipelines.StoredPipeline, last_run: run_queries.RunInfo | None
 ) -> entities_pb2.StoredPipeline:
     return entities_pb2.StoredPipeline(
         group=stored.group,
         name=stored.name,
-        pipeline=pipeline_from_dict(stored.definition),
-        document=stored.document,
         paused=stored.paused,
         last_run=_run(last_run) if last_run else None,
     )
@@ -244,16 +264,24 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return _EMPTY
 
     async def ListPipelines(self, request, context):
+        limit = min(request.limit or pages.LIST_MAX_ITEMS, pages.LIST_MAX_ITEMS)
+        after = (request.after_group, request.after_name) if request.after_group else None
+        # One more than asked, to know whether more follow.
         found = await self._call(
             context,
             run_queries.pipelines_with_latest_run,
             request.group,
             request.name,
             request.status,
+            after,
+            limit + 1,
         )
-        return entities_pb2.ListPipelinesResponse(
-            pipelines=[_stored_pipeline(p, last_run) for p, last_run in found]
+        listed = (
+            _summary(p, last_run) if request.summary else _stored_pipeline(p, last_run, listed=True)
+            for p, last_run in found[:limit]
         )
+        page, cut = pages.fill(listed)
+        return entities_pb2.ListPipelinesResponse(pipelines=page, more=cut or len(found) > limit)
 
     async def SetPipelinePaused(self, request, context):
         await self._call(context, pipelines.set_paused, request.group, request.name, request.paused)
@@ -299,12 +327,27 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return _run(await self._call(context, run_queries.get_run, request.run_id))
 
     async def ListRuns(self, request, context):
-        found = await self._call(context, run_queries.list_runs, request.group, request.name)
-        return entities_pb2.ListRunsResponse(runs=[_run(info) for info in found])
+        return await self.ListRunsPage(
+            entities_pb2.ListRunsRequest(group=request.group, name=request.name), context
+        )
+
+    async def ListRunsPage(self, request, context):
+        limit = min(request.limit or pages.LIST_MAX_ITEMS, pages.LIST_MAX_ITEMS)
+        found = await self._call(
+            context,
+            run_queries.list_runs,
+            request.group,
+            request.name,
+            request.after_run_id,
+            limit + 1,  # one more than asked, to know whether more follow
+        )
+        page, cut = pages.fill(_run(info) for info in found[:limit])
+        return entities_pb2.ListRunsResponse(runs=page, more=cut or len(found) > limit)
 
     async def GetLogs(self, request, context):
-        lines = await self._call(
-            context, run_queries.get_logs, request.run_id, request.offset, request.limit
+        lines = await self._mapped(
+            context,
+            self._db.read(run_queries.get_logs, request.run_id, request.offset, request.limit),
         )
         return entities_pb2.GetLogsResponse(lines=lines)
 
@@ -349,7 +392,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         return entities_pb2.ListRunnersResponse(runners=[_runner(beat) for beat in found])
 
     async def GetStats(self, request, context):
-        stats = await self._call(context, run_queries.stats)
+        stats = await self._mapped(context, self._db.read(run_queries.stats))
         return entities_pb2.Stats(
             runs_by_status={status.name.lower(): n for status, n in stats.runs_by_status.items()},
             pipelines=stats.pipelines,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -13,7 +14,7 @@ from api_server import backends, convert
 from api_server.problems import ApiError, unavailable
 from bob_common.pipeline_rules import EXTERNAL
 from bob_common.plugin_urls import ping_url
-from bob_pb import entities_pb2
+from bob_pb import entities_pb2, pipeline_pb2
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +36,34 @@ async def _plugin_healthy(b: backends.Backends, label: str, url: str) -> bool:
     return response.status_code == 200
 
 
-def _in_use(pipelines: entities_pb2.ListPipelinesResponse) -> set[str]:
+async def _all_pipelines(b: backends.Backends) -> list[pipeline_pb2.Pipeline]:
+    """Every pipeline's definition, page by page (a listed pipeline comes as its
+    document when it has one, to keep each page under gRPC's message limit)."""
+    found: list[pipeline_pb2.Pipeline] = []
+    request = entities_pb2.ListPipelinesRequest()
+    while True:
+        reply = await b.call(b.entities.ListPipelines(request))
+        for stored in reply.pipelines:
+            if stored.document:
+                found.append(convert.pipeline_from_json(json.loads(stored.document)))
+            else:
+                found.append(stored.pipeline)
+        if not (reply.more and reply.pipelines):
+            return found
+        last = reply.pipelines[-1]
+        request = entities_pb2.ListPipelinesRequest(after_group=last.group, after_name=last.name)
+
+
+def _in_use(pipelines: list[pipeline_pb2.Pipeline]) -> set[str]:
     """The labels of the plugins some pipeline names: its external resources' providers,
     and the stores of its internal resources and of its artifacts. A logger is chosen
     when a run starts, so no pipeline makes one in use."""
     used: set[str] = set()
-    for stored in pipelines.pipelines:
-        for resource in stored.pipeline.resources:
+    for pipeline in pipelines:
+        for resource in pipeline.resources:
             kind = "resource provider" if resource.type == EXTERNAL else "artifact store"
             used.add(f"{kind} {resource.provider}")
-        for step in stored.pipeline.steps:
+        for step in pipeline.steps:
             if step.HasField("produces_artifact") and step.produces_artifact.store:
                 used.add(f"artifact store {step.produces_artifact.store}")
     return used
@@ -58,7 +77,7 @@ async def _dead_plugins(b: backends.Backends) -> tuple[list[str], list[str]]:
         b.call(b.entities.ListResourceProviders(empty)),
         b.call(b.entities.ListArtifactStores(empty)),
         b.call(b.entities.ListLoggers(empty)),
-        b.call(b.entities.ListPipelines(entities_pb2.ListPipelinesRequest())),
+        _all_pipelines(b),
     )
     plugins = [(f"resource provider {p.name}", p.url) for p in providers.plugins]
     plugins += [(f"artifact store {p.name}", p.url) for p in stores.plugins]

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from api_server import backends, convert
+from api_server.handlers import pipeline
 from api_server.problems import unavailable
 from bob_common import runner_types, topology
 from bob_common.broker_link import QueueUnavailable
@@ -156,11 +157,12 @@ def _project(stored: entities_pb2.StoredPipeline, base_url: str) -> ET.Element:
     )
 
 
-async def cc_tray():
-    b = backends.current()
-    reply = await b.call(b.entities.ListPipelines(entities_pb2.ListPipelinesRequest()))
+async def cc_tray(limit: int | None = None, cursor: str | None = None):
+    found, headers = await pipeline.list_page(limit=limit, cursor=cursor, summary=True)
     base_url = str(request.base_url).rstrip("/")
     root = ET.Element("Projects")
-    root.extend(_project(p, base_url) for p in reply.pipelines)
+    root.extend(_project(p, base_url) for p in found)
     body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return ConnexionResponse(status_code=200, body=body, content_type="application/xml")
+    return ConnexionResponse(
+        status_code=200, body=body, content_type="application/xml", headers=headers
+    )

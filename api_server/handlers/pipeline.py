@@ -7,7 +7,7 @@ import logging
 
 from google.protobuf import json_format
 
-from api_server import backends, convert
+from api_server import backends, convert, paging
 from api_server.problems import ApiError
 from bob_common.run_states import ACTIVE
 from bob_pb import entities_pb2, messages_pb2
@@ -73,15 +73,47 @@ async def pipeline_delete(group: str, name: str):
     return OK, 202
 
 
-async def pipeline_list(group: str | None = None, name: str | None = None, status=None):
+async def list_page(
+    group: str = "",
+    name: str = "",
+    status: int = messages_pb2.RUN_STATUS_UNSPECIFIED,
+    limit: int | None = None,
+    cursor: str | None = None,
+    summary: bool = False,
+) -> tuple[list[entities_pb2.StoredPipeline], dict[str, str]]:
+    """A page of pipelines (by group, then name), and the headers naming the next page;
+    `summary`: without their definitions."""
+    after = paging.after_key(cursor, 2)
     request = entities_pb2.ListPipelinesRequest(
-        group=group or "",
-        name=name or "",
-        status=convert.status_value(status) if status else messages_pb2.RUN_STATUS_UNSPECIFIED,
+        group=group,
+        name=name,
+        status=status,
+        limit=paging.limit_of(limit),
+        after_group=after[0] if after else "",
+        after_name=after[1] if after else "",
+        summary=summary,
     )
     b = backends.current()
     reply = await b.call(b.entities.ListPipelines(request))
-    return {"message": [convert.pipeline_to_json(p) for p in reply.pipelines]}, 200
+    last = reply.pipelines[-1] if reply.more and reply.pipelines else None
+    return list(reply.pipelines), paging.next_headers(last and [last.group, last.name])
+
+
+async def pipeline_list(
+    group: str | None = None,
+    name: str | None = None,
+    status=None,
+    limit: int | None = None,
+    cursor: str | None = None,
+):
+    found, headers = await list_page(
+        group or "",
+        name or "",
+        convert.status_value(status) if status else messages_pb2.RUN_STATUS_UNSPECIFIED,
+        limit,
+        cursor,
+    )
+    return {"message": [convert.pipeline_to_json(p) for p in found]}, 200, headers
 
 
 async def _set_paused(group: str, name: str, paused: bool):

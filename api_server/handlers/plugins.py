@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from google.protobuf import empty_pb2
 
-from api_server import backends
+from api_server import backends, paging
 from bob_common.plugin_urls import without_credentials
 from bob_pb import entities_pb2, entities_pb2_grpc
 
@@ -55,15 +55,16 @@ async def _delete(kind: Kind, name: str) -> tuple[dict, int]:
     return OK, 202
 
 
-async def _list(kind: Kind, name: str | None) -> tuple[dict, int]:
+async def _list(kind: Kind, name: str | None, limit: int | None, cursor: str | None):
     """Only string values in each item: the Terraform provider decodes the list as
     map[string]string. URLs are shown without their credentials (the stored URL keeps
     them, for the runners)."""
     b = backends.current()
     reply = await b.call(kind.list(b.entities, empty_pb2.Empty()))
     found = [p for p in reply.plugins if name is None or p.name == name]
-    shown = [{"name": p.name, "url": without_credentials(p.url)} for p in found]
-    return {"message": shown}, 200
+    page, headers = paging.slice_page(found, lambda p: [p.name], limit, cursor)
+    shown = [{"name": p.name, "url": without_credentials(p.url)} for p in page]
+    return {"message": shown}, 200, headers
 
 
 async def resource_provider_create(body: dict):
@@ -78,8 +79,10 @@ async def resource_provider_delete(name: str):
     return await _delete(PROVIDERS, name)
 
 
-async def resource_provider_list(name: str | None = None):
-    return await _list(PROVIDERS, name)
+async def resource_provider_list(
+    name: str | None = None, limit: int | None = None, cursor: str | None = None
+):
+    return await _list(PROVIDERS, name, limit, cursor)
 
 
 async def artifact_store_create(body: dict):
@@ -94,8 +97,10 @@ async def artifact_store_delete(name: str):
     return await _delete(STORES, name)
 
 
-async def artifact_store_list(name: str | None = None):
-    return await _list(STORES, name)
+async def artifact_store_list(
+    name: str | None = None, limit: int | None = None, cursor: str | None = None
+):
+    return await _list(STORES, name, limit, cursor)
 
 
 async def logger_create(body: dict):
@@ -106,5 +111,5 @@ async def logger_delete(name: str):
     return await _delete(LOGGERS, name)
 
 
-async def logger_list(name: str | None = None):
-    return await _list(LOGGERS, name)
+async def logger_list(name: str | None = None, limit: int | None = None, cursor: str | None = None):
+    return await _list(LOGGERS, name, limit, cursor)

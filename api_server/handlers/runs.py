@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from api_server import backends, convert
+from api_server import backends, convert, paging
 from api_server.problems import ApiError
 from bob_common.run_states import status_name
 from bob_pb import entities_pb2, messages_pb2
@@ -111,8 +111,14 @@ async def pipeline_status(run_id: str):
     return {"message": status_name(status)}, 200
 
 
-async def pipeline_runs(group: str, name: str):
+async def pipeline_runs(group: str, name: str, limit: int | None = None, cursor: str | None = None):
     # ListRuns answers NOT_FOUND (404) for an unknown pipeline, not an empty list.
+    after = paging.after_key(cursor, 1)
+    request = entities_pb2.ListRunsRequest(
+        group=group, name=name, limit=paging.limit_of(limit), after_run_id=after[0] if after else ""
+    )
     b = backends.current()
-    reply = await b.call(b.entities.ListRuns(entities_pb2.PipelineRef(group=group, name=name)))
-    return {"message": [convert.run_summary(r) for r in reply.runs]}, 200
+    reply = await b.call(b.entities.ListRunsPage(request))
+    last = reply.runs[-1] if reply.more and reply.runs else None
+    headers = paging.next_headers(last and [last.id])
+    return {"message": [convert.run_summary(r) for r in reply.runs]}, 200, headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from google.protobuf import empty_pb2
 
-from api_server import backends, convert
+from api_server import backends, convert, paging
 from bob_pb import entities_pb2
 
 OK = {"message": "Ok"}
@@ -18,10 +18,11 @@ async def secret_put(name: str, body: dict):
     return OK, 202
 
 
-async def secret_list():
+async def secret_list(limit: int | None = None, cursor: str | None = None):
     b = backends.current()
     reply = await b.call(b.entities.ListSecrets(empty_pb2.Empty()))
-    return {"message": [convert.secret_info(s) for s in reply.secrets]}, 200
+    page, headers = paging.slice_page(reply.secrets, lambda s: [s.name], limit, cursor)
+    return {"message": [convert.secret_info(s) for s in page]}, 200, headers
 
 
 async def secret_delete(name: str):

@@ -7,7 +7,7 @@ import logging
 from connexion import request
 from google.protobuf import empty_pb2
 
-from api_server import backends, convert
+from api_server import backends, convert, paging
 from api_server.auth import VERIFIER
 from bob_common import roles
 from bob_pb import entities_pb2
@@ -46,10 +46,13 @@ async def token_create(body: dict):
     return {"message": {**token(reply.token), "secret": reply.secret}}, 201
 
 
-async def token_list():
+async def token_list(limit: int | None = None, cursor: str | None = None):
     b = backends.current()
     reply = await b.call(b.entities.ListTokens(empty_pb2.Empty()))
-    return {"message": [token(t) for t in reply.tokens]}, 200
+    page, headers = paging.slice_page(
+        reply.tokens, lambda t: [f"{t.created_at_ms:020d}", t.id], limit, cursor
+    )
+    return {"message": [token(t) for t in page]}, 200, headers
 
 
 async def token_revoke(id_: str):

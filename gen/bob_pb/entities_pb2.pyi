@@ -77,20 +77,30 @@ class StoredPipeline(_message.Message):
     def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., pipeline: _Optional[_Union[_pipeline_pb2.Pipeline, _Mapping]] = ..., document: _Optional[str] = ..., paused: _Optional[bool] = ..., last_run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
 
 class ListPipelinesRequest(_message.Message):
-    __slots__ = ("group", "name", "status")
+    __slots__ = ("group", "name", "status", "limit", "after_group", "after_name", "summary")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    AFTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     group: str
     name: str
     status: _messages_pb2.RunStatus
-    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ...) -> None: ...
+    limit: int
+    after_group: str
+    after_name: str
+    summary: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., limit: _Optional[int] = ..., after_group: _Optional[str] = ..., after_name: _Optional[str] = ..., summary: _Optional[bool] = ...) -> None: ...
 
 class ListPipelinesResponse(_message.Message):
-    __slots__ = ("pipelines",)
+    __slots__ = ("pipelines", "more")
     PIPELINES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     pipelines: _containers.RepeatedCompositeFieldContainer[StoredPipeline]
-    def __init__(self, pipelines: _Optional[_Iterable[_Union[StoredPipeline, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, pipelines: _Optional[_Iterable[_Union[StoredPipeline, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class SetPipelinePausedRequest(_message.Message):
     __slots__ = ("group", "name", "paused")
@@ -208,11 +218,25 @@ class Run(_message.Message):
     status_event_id: int
     def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ..., status_event_id: _Optional[int] = ...) -> None: ...
 
+class ListRunsRequest(_message.Message):
+    __slots__ = ("group", "name", "limit", "after_run_id")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    limit: int
+    after_run_id: str
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., after_run_id: _Optional[str] = ...) -> None: ...
+
 class ListRunsResponse(_message.Message):
-    __slots__ = ("runs",)
+    __slots__ = ("runs", "more")
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[Run]
-    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class GetLogsRequest(_message.Message):
     __slots__ = ("run_id", "offset", "limit")

@@ -216,6 +216,11 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
                 _registered_method=True)
+        self.ListRunsPage = channel.unary_unary(
+                '/bob.v1.Entities/ListRunsPage',
+                request_serializer=bob__pb_dot_entities__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
 
 
 class EntitiesServicer:
@@ -508,6 +513,15 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRunsPage(self, request, context):
+        """--- requests (issue 10): lists in pages ---
+        A page of a pipeline's runs, oldest first, bounded in count and in bytes (more says
+        whether others follow). ListRuns answers the first page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitiesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -690,6 +704,11 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.SetPipelineRunnerTypes,
                     request_deserializer=bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.PipelineRunnerTypes.SerializeToString,
+            ),
+            'ListRunsPage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRunsPage,
+                    request_deserializer=bob__pb_dot_entities__pb2.ListRunsRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1664,6 +1683,33 @@ class Entities:
             '/bob.v1.Entities/SetPipelineRunnerTypes',
             bob__pb_dot_entities__pb2.SetPipelineRunnerTypesRequest.SerializeToString,
             bob__pb_dot_entities__pb2.PipelineRunnerTypes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRunsPage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ListRunsPage',
+            bob__pb_dot_entities__pb2.ListRunsRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.ListRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,
