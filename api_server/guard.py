@@ -11,6 +11,9 @@ request before anything else looks at it (authentication included):
   clients (wendy, the Terraform provider, curl, scripts) send neither header and pass;
 - a request body must be JSON (415 otherwise): the forms and text/plain bodies a page may
   send anywhere without asking first (no CORS preflight) never reach a handler.
+
+And a path with a control character in it (`%0A`, `%00`) is refused with 400 naming it:
+no name of Bob's holds one, and the router would answer such a path a bare 404.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # the one cross-site request let through (opening the API's /ui from a bookmark page).
 _PAGE_DESTS = frozenset({"document", ""})
 _HOST = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+(?:%[\w.~-]+)?)\]|(?P<name>[\w.-]+))(?::\d{1,5})?")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Origin = tuple[str, str, int]  # scheme, host (lower case, IPv6 without brackets), port
 
@@ -110,6 +115,13 @@ def parse_origin(value: str) -> Origin | None:
 def own_origin(scheme: str, host: str) -> Origin | None:
     """The origin a page served by this API has, from the request's scheme and Host."""
     return parse_origin(f"{scheme}://{host}")
+
+
+def check_path(path: str) -> Refusal | None:
+    """`path` percent-decoded, as ASGI gives it."""
+    if found := _CONTROL.search(path):
+        return Refusal(400, f"The request path holds a control character ({found.group()!r})")
+    return None
 
 
 def has_body(headers: Mapping[str, str]) -> bool:
@@ -219,6 +231,7 @@ class Guard:
             headers
             if isinstance(headers, Refusal)
             else check(self.policy, scope["method"], scope.get("scheme", "http"), headers)
+            or check_path(scope["path"])
         )
         if refusal is None:
             return await self.app(scope, receive, send)

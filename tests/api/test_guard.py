@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api_server.guard import Guard, Policy, Refusal, check, single_headers
+from api_server.guard import Guard, Policy, Refusal, check, check_path, single_headers
 from bob_common.config import ApiSettings, ConfigError
 
 OWN = "http://127.0.0.1:7777"
@@ -238,3 +238,15 @@ def test_the_middleware_answers_a_refusal_in_the_error_envelope_and_passes_the_r
     assert passed == []
     assert asyncio.run(call([(b"host", b"127.0.0.1:7777")])) == []
     assert passed == ["/p"]
+
+
+@pytest.mark.parametrize("path", ["/secrets/Z\n", "/pipelines/groups/a\x00/names/b", "/x\x7f"])
+def test_a_path_with_a_control_character_is_refused_naming_it(path):
+    refusal = check_path(path)
+    assert refusal is not None and refusal.status == 400
+    assert "control character" in refusal.message
+
+
+def test_a_path_of_printable_names_passes():
+    assert check_path("/pipelines/groups/dev/names/hello-1.2_x/runs") is None
+    assert check_path("/secrets/caf\u00e9") is None
