@@ -69,7 +69,7 @@ def _operations(doc: dict) -> Iterator[tuple[str, str, dict]]:
 
 def _url(path: str, op: dict) -> str:
     for parameter in op.get("parameters", []):
-        if parameter["in"] == "path":
+        if parameter.get("in") == "path":  # query parameters may be $refs
             path = path.replace("{" + parameter["name"] + "}", _value(parameter))
     return path
 
