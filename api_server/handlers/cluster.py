@@ -73,18 +73,19 @@ async def _dead_plugins(b: backends.Backends) -> tuple[list[str], list[str]]:
     """Providers, stores and loggers whose GET /ping fails, pinged concurrently: (those a
     pipeline uses, the others). Builds need the first; the others are news only."""
     empty = empty_pb2.Empty()
-    providers, stores, loggers, pipelines = await asyncio.gather(
+    providers, stores, loggers = await asyncio.gather(
         b.call(b.entities.ListResourceProviders(empty)),
         b.call(b.entities.ListArtifactStores(empty)),
         b.call(b.entities.ListLoggers(empty)),
-        _all_pipelines(b),
     )
     plugins = [(f"resource provider {p.name}", p.url) for p in providers.plugins]
     plugins += [(f"artifact store {p.name}", p.url) for p in stores.plugins]
     plugins += [(f"logger {p.name}", p.url) for p in loggers.plugins]
     results = await asyncio.gather(*(_plugin_healthy(b, *plugin) for plugin in plugins))
     dead = [label for (label, _), healthy in zip(plugins, results, strict=True) if not healthy]
-    used = _in_use(pipelines)
+    if not dead:
+        return [], []  # the usual probe: no need to read every pipeline
+    used = _in_use(await _all_pipelines(b))
     return [d for d in dead if d in used], [d for d in dead if d not in used]
 
 

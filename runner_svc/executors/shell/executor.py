@@ -76,7 +76,7 @@ class ShellExecutor:
                 "the shell runner must start as root: it runs each run's steps as a uid of "
                 "its own (BOB_SHELL_RUNNER_UIDS), never as root nor as the runner's user"
             )
-        self.setpriv = identity.setpriv()
+        identity.setpriv()  # found now, or the runner refuses to start
         self.uids = identity.UidPool(*settings.shell_uids, lock_dir)
         self._settings = settings
         self._root = root or tempfile.gettempdir()
