@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+from bob_common import event_loop
 from bob_common.config import EntitiesSettings, address_is_loopback
 from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
 from entities_svc.server import BindError
@@ -47,7 +48,7 @@ def main() -> int:
             settings.listen_addr,
         )
     try:
-        asyncio.run(_serve(settings))
+        event_loop.run(_serve(settings))
     except BindError as exc:
         log.error("%s", exc)
         return RET_BIND
