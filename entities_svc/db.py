@@ -18,26 +18,28 @@ from peewee import Database
 from playhouse import db_url
 
 from bob_common import private_files
-from entities_svc import journal, models, schema
+from entities_svc import journal, migrations, models
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # WAL lets readers proceed during a write; busy_timeout makes a locked database wait
-# instead of failing at once; foreign_keys makes SQLite enforce what the models declare.
+# instead of failing at once (first: switching to WAL takes a lock that another process
+# starting at the same time may hold); foreign_keys makes SQLite enforce what the models
+# declare.
 SQLITE_PRAGMAS = {
+    "busy_timeout": 5000,
     "journal_mode": "wal",
     "synchronous": "normal",
-    "busy_timeout": 5000,
     "foreign_keys": 1,
 }
 # The files SQLite keeps beside the database file.
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-def open_database(url: str) -> Database:
-    """Connects, binds the models and brings the schema up to them (schema.py). Call it,
-    and every query after it, from the one thread that owns the database."""
+def connect(url: str) -> Database:
+    """The database of `url`, connected from this thread and bound to the models, as it is
+    (no migration)."""
     scheme = urlparse(url).scheme
     params: dict[str, object] = {}
     if scheme.startswith("sqlite"):
@@ -45,12 +47,27 @@ def open_database(url: str) -> Database:
         if path != ":memory:":
             _owner_only(path)
         params["pragmas"] = SQLITE_PRAGMAS
+    elif scheme.startswith("postgres"):
+        # psycopg 3 even where psycopg2 is installed too (pyproject.toml says why).
+        params["prefer_psycopg3"] = True
     database = db_url.connect(url, **params)
     models.database.initialize(database)
     database.connect(reuse_if_open=True)
-    schema.upgrade(database)
+    return database
+
+
+def open_database(url: str) -> Database:
+    """Connects, binds the models and applies the schema migrations the database lacks
+    (migrations.py). Call it, and every query after it, from the one thread that owns
+    the database."""
+    database = connect(url)
+    try:
+        migrations.upgrade(database)
+    except BaseException:
+        database.close()
+        raise
     journal.newest_id()  # so that readers need not ask the database for what is not there
-    log.info("database ready (%s)", scheme)
+    log.info("database ready (%s)", urlparse(url).scheme)
     return database
 
 
