@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ctypes
 import functools
 import logging
 import os
@@ -88,13 +89,32 @@ def close_database(database: Database) -> None:
         database.close()
 
 
+# The names of the database threads, in the kernel's view too (/proc/<pid>/task/*/comm,
+# top -H): what the database costs entities can be read per thread (bench/scale.py).
+DB_THREAD = "entities-db"
+READ_THREAD = "entities-read"
+_PR_SET_NAME = 15
+
+
+def _named_thread(name: str) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix=name, initializer=_set_os_thread_name, initargs=(name,)
+    )
+
+
+def _set_os_thread_name(name: str) -> None:
+    """Names the calling thread for the kernel (Python names it for itself only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, name.encode()[:15])
+
+
 class DatabaseThread:
     """The one thread that talks to the database. The database is blocking, so every query
     runs here, off the event loop; one thread also serializes SQLite's writers, which
     would otherwise wait on each other's locks."""
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entities-db")
+        self._executor = _named_thread(DB_THREAD)
         # Heavy reads (log windows, counts) on a connection of their own, so that a flood
         # of them never queues lease renewals and claims behind it (issue 10). WAL lets it
         # read while the main thread writes. None for an in-memory database, which a second
@@ -130,7 +150,7 @@ class DatabaseThread:
     async def open(self, url: str) -> None:
         self._database = await self.call(open_database, url)
         if not _in_memory(url):
-            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entities-read")
+            self._reader = _named_thread(READ_THREAD)
 
     async def close(self) -> None:
         """Closes the connection (from the thread that owns it) and ends the thread."""

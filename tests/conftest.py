@@ -86,7 +86,7 @@ def test_image(docker_client) -> str:
 def pg_template() -> Iterator[str]:
     """The name of a PostgreSQL database at the current schema (migrated once), which each
     test's database copies."""
-    from tests.support import postgres
+    from devcluster import postgres
 
     why = postgres.unreachable()
     if why:
@@ -104,7 +104,7 @@ def pg_template() -> Iterator[str]:
 @pytest.fixture
 def pg_url(pg_template: str) -> Iterator[str]:
     """A PostgreSQL database of this test's own, at the current schema."""
-    from tests.support import postgres
+    from devcluster import postgres
 
     with postgres.fresh_database(pg_template) as url:
         yield url

@@ -20,7 +20,7 @@ IMAGE = "bob-test/busybox:latest"
 
 @pytest.fixture(scope="module")
 def pg_database(pg_template) -> Iterator[str]:
-    from tests.support import postgres
+    from devcluster import postgres
 
     with postgres.fresh_database(pg_template) as url:
         yield url

@@ -81,7 +81,7 @@ def old_db_url(request, tmp_path) -> Iterator[str]:
         yield url
         return
     request.getfixturevalue("pg_template")  # PostgreSQL reachable (or skipped/failed)
-    from tests.support import postgres
+    from devcluster import postgres
 
     with postgres.fresh_database() as url:
         for statement in OLD_POSTGRES.split(";"):

@@ -1,9 +1,8 @@
-"""PostgreSQL databases for tests: each test gets a database of its own, copied from a
-template that entities' migrations brought to the current schema once per session (a copy
-takes a few tens of milliseconds; migrating each would take more).
-
-The server and the role are `make setup`'s (scripts/setup_postgres.sh); BOB_TEST_PG_URL
-names another (its role must be allowed to create databases).
+"""Scratch PostgreSQL databases for tests and benchmarks, made and dropped through the role
+`make setup` creates (scripts/setup_postgres.sh); BOB_TEST_PG_URL names another server or
+role (which must be allowed to create databases). Each test gets a database of its own,
+copied from a template that entities' migrations brought to the current schema once per
+session (tests/conftest.py): a copy takes a few tens of milliseconds.
 """
 
 from __future__ import annotations
