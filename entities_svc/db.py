@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from peewee import Database
+from peewee import Database, PostgresqlDatabase
 from playhouse import db_url
 
 from bob_common import private_files
@@ -132,7 +132,7 @@ class DatabaseThread:
         loop = asyncio.get_running_loop()
         # In the caller's context (as asyncio.to_thread does), so that what fn logs names
         # the run the caller is about (bob_common.rpc).
-        in_context = functools.partial(contextvars.copy_context().run, fn, *args)
+        in_context = functools.partial(contextvars.copy_context().run, self._run, fn, *args)
         try:
             return await loop.run_in_executor(self._executor, in_context)
         finally:
@@ -144,8 +144,13 @@ class DatabaseThread:
         if self._reader is None:
             return await self.call(fn, *args)
         loop = asyncio.get_running_loop()
-        in_context = functools.partial(contextvars.copy_context().run, fn, *args)
+        in_context = functools.partial(contextvars.copy_context().run, self._run, fn, *args)
         return await loop.run_in_executor(self._reader, in_context)
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._database is not None:
+            reconnect_if_lost(self._database)
+        return fn(*args)
 
     async def open(self, url: str) -> None:
         self._database = await self.call(open_database, url)
@@ -164,6 +169,20 @@ class DatabaseThread:
             await self.call(close_database, self._database)
             self._database = None
         self._executor.shutdown(wait=True)
+
+
+def reconnect_if_lost(database: Database) -> None:
+    """Replaces this thread's PostgreSQL connection when it was lost (the server restarted,
+    or ended it): the call that met the loss failed (UNAVAILABLE, the caller retries), the
+    next one gets a new connection. SQLite's file never goes away."""
+    if not isinstance(database, PostgresqlDatabase) or database.is_closed():
+        return  # closed: peewee connects on the first query
+    if database.in_transaction() or database.is_connection_usable():
+        return
+    log.warning("the database connection was lost: connecting again")
+    with contextlib.suppress(Exception):
+        database.close()
+    database.connect()
 
 
 def _in_memory(url: str) -> bool:
