@@ -25,7 +25,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from entities_svc import models
 from entities_svc.clock import now_ms
-from entities_svc.models import Run, Runner
+from entities_svc.models import ClusterEvent, Run, Runner
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ WIDENED_TO_BIGINT: tuple[Field, ...] = (
     Run.lease_expires_ms,
     Run.requeue_at_ms,
     Runner.last_seen_ms,
+    # With its sequence: a journal id per status change would run out of 32 bits.
+    ClusterEvent.id,
 )
 
 
@@ -74,22 +76,32 @@ def _baseline(database: Database) -> None:
                 _add_column(migrator, table, field)
 
 
-def _widen_times(database: Database) -> None:
-    """The millisecond times become 64-bit on PostgreSQL (a no-op on SQLite)."""
+def _widen(database: Database) -> None:
+    """The millisecond times and journal ids become 64-bit on PostgreSQL (a no-op on
+    SQLite)."""
     if not isinstance(database, PostgresqlDatabase):
         return
-    migrator = SchemaMigrator.from_database(database)
     for field in WIDENED_TO_BIGINT:
         table = field.model._meta.table_name
         types = {c.name: c.data_type for c in database.get_columns(table)}
-        if types.get(field.column_name) != "bigint":
-            migrate(migrator.alter_column_type(table, field.column_name, field))
-            log.info("widened %s.%s to bigint", table, field.column_name)
+        if types.get(field.column_name) == "bigint":
+            continue
+        # The column's type alone (its NOT NULL and default stay); the sequence behind a
+        # SERIAL key is widened next.
+        database.execute_sql(
+            f'ALTER TABLE "{table}" ALTER COLUMN "{field.column_name}" TYPE BIGINT'
+        )
+        sequence = database.execute_sql(
+            "SELECT pg_get_serial_sequence(%s, %s)", (f'"{table}"', field.column_name)
+        ).fetchone()[0]
+        if sequence:
+            database.execute_sql(f"ALTER SEQUENCE {sequence} AS BIGINT")
+        log.info("widened %s.%s to bigint", table, field.column_name)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: missing tables and columns added", _baseline),
-    Migration(2, "millisecond times 64-bit on PostgreSQL", _widen_times),
+    Migration(2, "millisecond times and journal ids 64-bit on PostgreSQL", _widen),
 )
 NEWEST = MIGRATIONS[-1].version
 

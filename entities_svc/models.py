@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from peewee import (
     AutoField,
+    BigAutoField,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -181,8 +182,9 @@ class ClusterEvent(BaseModel):
     """The cluster's event journal (Bob's GET /events), appended in the transaction of the
     change it describes; journal.py writes, reads and prunes it."""
 
-    # Increasing: followers resume after the last id they saw.
-    id = AutoField()
+    # Increasing: followers resume after the last id they saw. 64-bit: every status change
+    # takes one, and ids are never reused.
+    id = BigAutoField()
     at_ms = BigIntegerField(index=True)
     type = CharField()
     reason = CharField()

@@ -23,8 +23,9 @@ from tests.support import raw_db
 ROOT = Path(__file__).resolve().parents[2]
 
 # The tables as a version before schema versions, pipeline documents, loggers, node info
-# and the journal made them on PostgreSQL (peewee's DDL of the time: SERIAL keys, INTEGER
-# millisecond times), with a pipeline, a passed run and a runner.
+# and the journal's run and pipeline columns made them on PostgreSQL (peewee's DDL of the
+# time: SERIAL keys, INTEGER millisecond times), with a pipeline, a passed run, a runner
+# and a journal whose ids reached the last 32-bit one.
 OLD_POSTGRES = """
 CREATE TABLE "pipelines" ("id" SERIAL NOT NULL PRIMARY KEY, "group" VARCHAR(255) NOT NULL,
   "name" VARCHAR(255) NOT NULL, "definition" TEXT NOT NULL, "paused" BOOLEAN NOT NULL);
@@ -58,6 +59,12 @@ INSERT INTO "runs" ("id", "group", "name", "status", "reason", "runner_type", "r
 INSERT INTO "step_results" VALUES ('r-old', 0, 0, 10);
 INSERT INTO "log_lines" VALUES ('r-old', 0, 'hello', 1);
 INSERT INTO "runners" VALUES ('docker-1', 'docker', 2, '[]', 5000);
+CREATE TABLE "cluster_events" ("id" SERIAL NOT NULL PRIMARY KEY, "at_ms" BIGINT NOT NULL,
+  "type" VARCHAR(255) NOT NULL, "reason" VARCHAR(255) NOT NULL,
+  "kind" VARCHAR(255) NOT NULL, "message" TEXT NOT NULL);
+SELECT setval(pg_get_serial_sequence('cluster_events', 'id'), 2147483646);
+INSERT INTO "cluster_events" ("at_ms", "type", "reason", "kind", "message")
+  VALUES (1000, 'Normal', 'PipelineCreated', 'Pipeline', 'Pipeline dev/old created');
 """
 
 
@@ -87,6 +94,19 @@ def old_db_url(request, tmp_path) -> Iterator[str]:
         for statement in OLD_POSTGRES.split(";"):
             if statement.strip():
                 raw_db.execute(url, statement)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request, tmp_path) -> Iterator[str]:
+    """A database with no tables at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'new.db'}"
+        return
+    request.getfixturevalue("pg_template")  # PostgreSQL reachable (or skipped/failed)
+    from devcluster import postgres
+
+    with postgres.fresh_database() as url:
         yield url
 
 
@@ -132,9 +152,13 @@ def test_an_old_database_is_migrated_at_start_with_its_rows_intact(old_db_url):
         now = now_ms()
         Run.update(lease_expires_ms=now, created_at_ms=now).where(Run.id == "r-old").execute()
         assert run_queries.get_run("r-old").created_at_ms == now
-        # And the new tables work, keys continuing after the old rows
+        # And the tables work, keys continuing after the old rows: on PostgreSQL past the
+        # last 32-bit journal id
         pipelines.put_pipeline("dev", "new", stored.definition, '{"image": "busybox"}')
-        assert [e.reason for e in journal.read_after(0, 10)] == ["PipelineCreated"]
+        created = journal.read_after(0, 10)[-1]
+        assert (created.reason, created.name) == ("PipelineCreated", "new")
+        if old_db_url.startswith("postgresql"):
+            assert created.id == 2**31
     finally:
         close_database(database)
 
@@ -177,12 +201,15 @@ def test_concurrent_migrations_apply_each_step_once(old_db_url):
     assert sorted(_versions(old_db_url)) == [m.version for m in migrations.MIGRATIONS]
 
 
-def test_a_new_database_is_created_at_the_newest_version(db_url):
-    # db_url is a database no entities opened yet (SQLite) or the tests' migrated copy
-    first = _migrate(db_url)
+def test_a_new_database_is_created_at_the_newest_version(empty_db_url):
+    # When the command runs on a database with no tables
+    first = _migrate(empty_db_url)
+    # Then it makes them at the newest version, which it records
     assert first.returncode == 0, first.stderr
-    assert sorted(_versions(db_url)) == [m.version for m in migrations.MIGRATIONS]
-    assert _migrate(db_url).stdout == f"schema version {migrations.NEWEST}: nothing to apply\n"
+    assert first.stdout == (f"new database: tables created at schema version {migrations.NEWEST}\n")
+    assert sorted(_versions(empty_db_url)) == [m.version for m in migrations.MIGRATIONS]
+    second = _migrate(empty_db_url)
+    assert second.stdout == f"schema version {migrations.NEWEST}: nothing to apply\n"
 
 
 def test_a_database_of_a_newer_version_is_refused(db_url):
