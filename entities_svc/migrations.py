@@ -25,7 +25,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from entities_svc import models
 from entities_svc.clock import now_ms
-from entities_svc.models import ClusterEvent, Run, Runner
+from entities_svc.models import ClusterEvent, Run, Runner, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,10 @@ PG_LOCK_KEY = 0x626F62_5343_48  # "bob" "SCH"
 # initiated_at_ms existed, started_at_ms held the time of the claim.
 BACKFILL: dict[Field, Field] = {Run.initiated_at_ms: Run.started_at_ms}
 
-# Times in milliseconds since the epoch that were INTEGER columns: 32 bits on PostgreSQL,
-# too narrow for today's time (SQLite's INTEGER has 64 bits whatever it is declared).
+# Times in milliseconds that were INTEGER columns: 32 bits on PostgreSQL, too narrow for
+# today's time or a step of 25 days (SQLite's INTEGER has 64 bits whatever it is declared).
 WIDENED_TO_BIGINT: tuple[Field, ...] = (
+    StepResult.duration_ms,
     Run.created_at_ms,
     Run.started_at_ms,
     Run.completed_at_ms,

@@ -136,7 +136,7 @@ class StepResult(BaseModel):
     run = ForeignKeyField(Run, field=Run.id, column_name="run_id")
     index = IntegerField()
     exit_code = IntegerField()
-    duration_ms = IntegerField()
+    duration_ms = BigIntegerField()
 
     class Meta:
         table_name = "step_results"

@@ -149,6 +149,16 @@ def test_an_old_database_is_migrated_at_start_with_its_rows_intact(old_db_url):
         [runner] = runners.list_runners()
         assert runner.runner_id == "docker-1"
         # And today's times fit where the old columns held 32 bits on PostgreSQL
+        if old_db_url.startswith("postgresql"):
+            widened = raw_db.execute(
+                old_db_url,
+                "SELECT table_name || '.' || column_name FROM information_schema.columns "
+                "WHERE data_type = 'bigint' AND table_schema = current_schema()",
+            )
+            expected = {
+                f"{f.model._meta.table_name}.{f.column_name}" for f in migrations.WIDENED_TO_BIGINT
+            }
+            assert expected <= {name for (name,) in widened}
         now = now_ms()
         Run.update(lease_expires_ms=now, created_at_ms=now).where(Run.id == "r-old").execute()
         assert run_queries.get_run("r-old").created_at_ms == now
