@@ -11,6 +11,7 @@ has been verified.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -100,6 +101,13 @@ def delivery_id(forge: str, headers: Mapping[str, str], body: bytes) -> str:
             raise Unsupported(f"delivery id {given[:40]!r} is not an id")
         return given
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def payload_of(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise Unsupported("the body is not JSON") from None
 
 
 def parse(forge: str, headers: Mapping[str, str], payload: Any) -> Parsed:

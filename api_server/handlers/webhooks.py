@@ -14,7 +14,9 @@ from bob_pb import entities_pb2
 log = logging.getLogger(__name__)
 
 
-async def webhook_deliver(forge: str, body: dict):
+async def webhook_deliver(forge: str):
+    # No `body` parameter: Connexion then leaves the body (validated as a JSON object) for
+    # the handler to read once, as the bytes the signature covers.
     headers = request.headers
     signature = forges.signature(forge, headers)
     if not signature:
@@ -22,10 +24,9 @@ async def webhook_deliver(forge: str, body: dict):
         raise ApiError(
             401, f"The delivery is not signed: no {names} header (set the webhook's secret)"
         )
-    # The signature covers the bytes as sent, not their parsed form.
     raw = await request.body()
     try:
-        parsed = forges.parse(forge, headers, body)
+        parsed = forges.parse(forge, headers, forges.payload_of(raw))
         delivery_id = forges.delivery_id(forge, headers, raw)
     except forges.Unsupported as exc:
         raise ApiError(400, f"Unsupported {forge} delivery: {exc}") from None
