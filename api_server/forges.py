@@ -26,6 +26,10 @@ HEADS, TAGS = "refs/heads/", "refs/tags/"
 MAX_FIELD_CHARS = 512
 
 
+# A payload as JSON gives it; its shape is checked field by field as it is read.
+Payload = dict[str, Any]
+
+
 class Unsupported(ValueError):
     """The payload or its event cannot be read; the message names what (400)."""
 
@@ -180,15 +184,15 @@ GITHUB_PR_ACTIONS = ("opened", "reopened", "synchronize")
 GITEA_PR_ACTIONS = ("opened", "reopened", "synchronized")
 
 
-def _github_push(payload: dict) -> Parsed:
+def _github_push(payload: Payload) -> Parsed:
     repository = _text(payload["repository"]["full_name"], "repository.full_name")
     sender = _sender(payload.get("sender")) or _sender(payload.get("pusher"))
     after = "0" if payload.get("deleted") is True else payload["after"]
     return _pushed(repository, _text(payload["ref"], "ref"), after, sender)
 
 
-def _pull_request(actions: tuple[str, ...]) -> Callable[[dict], Parsed]:
-    def read(payload: dict) -> Parsed:
+def _pull_request(actions: tuple[str, ...]) -> Callable[[Payload], Parsed]:
+    def read(payload: Payload) -> Parsed:
         repository = _text(payload["repository"]["full_name"], "repository.full_name")
         pull = payload["pull_request"]
         number = payload.get("number", pull.get("number"))
@@ -210,18 +214,18 @@ def _pull_request(actions: tuple[str, ...]) -> Callable[[dict], Parsed]:
     return read
 
 
-def _github_ping(payload: dict) -> Parsed:
+def _github_ping(payload: Payload) -> Parsed:
     repository = _text(payload["repository"]["full_name"], "repository.full_name")
     event = Event(repository, PUSH, "", "", "", _sender(payload.get("sender")))
     return Parsed(event, "ping: the webhook is set up; nothing to build")
 
 
-GITHUB_EVENTS: dict[str, Callable[[dict], Parsed]] = {
+GITHUB_EVENTS: dict[str, Callable[[Payload], Parsed]] = {
     "push": _github_push,
     "pull_request": _pull_request(GITHUB_PR_ACTIONS),
     "ping": _github_ping,
 }
-GITEA_EVENTS: dict[str, Callable[[dict], Parsed]] = {
+GITEA_EVENTS: dict[str, Callable[[Payload], Parsed]] = {
     "push": _github_push,
     "pull_request": _pull_request(GITEA_PR_ACTIONS),
 }
@@ -233,13 +237,13 @@ GITEA_EVENTS: dict[str, Callable[[dict], Parsed]] = {
 GITLAB_MR_ACTIONS = ("open", "reopen", "update")
 
 
-def _gitlab_push(payload: dict) -> Parsed:
+def _gitlab_push(payload: Payload) -> Parsed:
     repository = _text(payload["project"]["path_with_namespace"], "project.path_with_namespace")
     sender = str(payload.get("user_username") or payload.get("user_name") or "")[:MAX_FIELD_CHARS]
     return _pushed(repository, _text(payload["ref"], "ref"), payload["after"], sender)
 
 
-def _gitlab_merge_request(payload: dict) -> Parsed:
+def _gitlab_merge_request(payload: Payload) -> Parsed:
     repository = _text(payload["project"]["path_with_namespace"], "project.path_with_namespace")
     attributes = payload["object_attributes"]
     iid = attributes["iid"]
@@ -261,7 +265,7 @@ def _gitlab_merge_request(payload: dict) -> Parsed:
     return Parsed(event)
 
 
-GITLAB_EVENTS: dict[str, Callable[[dict], Parsed]] = {
+GITLAB_EVENTS: dict[str, Callable[[Payload], Parsed]] = {
     "Push Hook": _gitlab_push,
     "Tag Push Hook": _gitlab_push,
     "Merge Request Hook": _gitlab_merge_request,

@@ -188,3 +188,22 @@ def test_a_body_that_is_not_json_is_named():
     with pytest.raises(Unsupported, match="not JSON"):
         forges.payload_of(b"payload=%7B%7D")
     assert forges.payload_of(b'{"a": 1}') == {"a": 1}
+
+
+def test_the_readmes_minimal_deliveries_read():
+    sha = "a" * 40
+    github = {
+        "ref": "refs/heads/main",
+        "after": sha,
+        "repository": {"full_name": "acme/app"},
+        "sender": {"login": "me"},
+    }
+    parsed = forges.parse("github", {"X-GitHub-Event": "push"}, github)
+    assert parsed.event == Event("acme/app", "push", "refs/heads/main", "main", sha, "me")
+    gitlab = {
+        "ref": "refs/heads/main",
+        "after": sha,
+        "project": {"path_with_namespace": "acme/app"},
+    }
+    parsed = forges.parse("gitlab", {"X-Gitlab-Event": "Push Hook"}, gitlab)
+    assert parsed.event == Event("acme/app", "push", "refs/heads/main", "main", sha, "")
