@@ -1,5 +1,5 @@
 """Webhooks against a running cluster (the reference git provider, a Docker runner): a
-signed push from GitHub, Forgejo and GitLab starts the pipeline whose trigger matches, at
+signed push from GitHub, Gitea, Forgejo and GitLab starts the pipeline whose trigger matches, at
 the pushed commit (the provider serves that commit, not the branch's head); a forged or
 missing signature starts nothing (401); a redelivery, also several at once, starts
 nothing new; a push no trigger matches is answered why (202); a pull request starts the
@@ -22,8 +22,19 @@ from tests.triggers.deliveries import PR_EVENT, PUSH_EVENT, signed
 
 pytestmark = pytest.mark.e2e
 IMAGE = "bob-test/busybox:latest"
-SECRETS = {"github": "gh-hook-secret", "forgejo": "fj-hook-secret", "gitlab": "gl-hook-token"}
-REPOSITORIES = {"github": "acme/app", "forgejo": "acme-forgejo/app", "gitlab": "acme/tools/app"}
+SECRETS = {
+    "github": "gh-hook-secret",
+    "gitea": "gt-hook-secret",
+    "forgejo": "fj-hook-secret",
+    "gitlab": "gl-hook-token",
+}
+REPOSITORIES = {
+    "github": "acme/app",
+    "gitea": "acme-gitea/app",
+    "forgejo": "acme-forgejo/app",
+    "gitlab": "acme/tools/app",
+}
+FORGES = list(SECRETS)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +105,7 @@ def _all_runs(bob: Bob) -> int:
     return sum(len(_runs(bob, n)) for n in (*REPOSITORIES, "pull-requests"))
 
 
-@pytest.mark.parametrize("forge", ["github", "forgejo", "gitlab"])
+@pytest.mark.parametrize("forge", FORGES)
 def test_a_signed_push_starts_the_matching_pipeline_at_the_pushed_commit(bob, repo, forge):
     # Given main's head is the second commit, and a push event naming the first one
     path, (first, _) = repo
@@ -129,7 +140,7 @@ def test_a_signed_push_starts_the_matching_pipeline_at_the_pushed_commit(bob, re
     }
 
 
-@pytest.mark.parametrize("forge", ["github", "forgejo", "gitlab"])
+@pytest.mark.parametrize("forge", FORGES)
 def test_a_forged_or_missing_signature_starts_nothing(bob, repo, forge):
     _, (first, _) = repo
     body = deliveries.push(forge, REPOSITORIES[forge], "refs/heads/main", first)
@@ -200,6 +211,9 @@ def test_a_pull_request_starts_the_pull_request_triggers_pipeline_at_its_head(bo
     assert bob.wait_terminal(run["run-id"], timeout=120) == "passed"
     assert "version 1" in bob.log_lines(run["run-id"])
     trigger = run_detail(bob, "hooks", "pull-requests", run["run-id"])["trigger"]
+    by_hand = bob.start("hooks", "github")
+    assert "trigger" not in run_detail(bob, "hooks", "github", by_hand)  # started otherwise
+    bob.wait_terminal(by_hand, timeout=120)
     assert (trigger["kind"], trigger["ref"], trigger["target"], trigger["sha"]) == (
         "pull_request",
         "refs/pull/2/head",
