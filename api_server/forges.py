@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bob_common.triggers import PULL_REQUEST, PUSH, TAG
+from bob_common.triggers import FORGEJO, GITEA, GITHUB, GITLAB, PULL_REQUEST, PUSH, TAG, Event
 
-GITHUB, GITEA, FORGEJO, GITLAB = "github", "gitea", "forgejo", "gitlab"
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _ZERO = re.compile(r"0+")
 HEADS, TAGS = "refs/heads/", "refs/tags/"
@@ -60,16 +59,6 @@ HEADERS: dict[str, Headers] = {
         ("X-Gitlab-Event",), ("X-Gitlab-Event-UUID", "Idempotency-Key"), ("X-Gitlab-Token",)
     ),
 }
-
-
-@dataclass(frozen=True)
-class Event:
-    repository: str
-    kind: str
-    ref: str
-    target: str
-    sha: str
-    sender: str
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Trigger = Mapping[str, Any]
+
+# The forges whose webhooks Bob reads (POST /webhooks/{forge}). GitLab sends its secret
+# token itself; the others sign the body with it (HMAC-SHA256).
+GITHUB, GITEA, FORGEJO, GITLAB = "github", "gitea", "forgejo", "gitlab"
+FORGES = (GITHUB, GITEA, FORGEJO, GITLAB)
 
 PUSH = "push"
 TAG = "tag"
@@ -29,6 +35,19 @@ MAX_TRIGGERS = 32
 MAX_PATTERNS = 32
 MAX_PATTERN_CHARS = 256
 MAX_REPOSITORY_CHARS = 512
+
+
+@dataclass(frozen=True)
+class Event:
+    """A forge's event read into one shape (bob.v1.ForgeEvent): the repository's full
+    name, the kind (EVENTS), the ref, the target branch or tag, the commit and who sent it."""
+
+    repository: str
+    kind: str
+    ref: str
+    target: str
+    sha: str
+    sender: str
 
 
 @functools.lru_cache(maxsize=1024)

@@ -13,7 +13,7 @@ import grpc
 import peewee
 from google.protobuf import empty_pb2, json_format
 
-from bob_common import pages, runner_types
+from bob_common import pages, runner_types, triggers
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc import (
     journal,
@@ -506,11 +506,11 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
     # --- webhooks (issue 11) ---
 
     async def DeliverWebhook(self, request, context):
-        if request.forge not in webhooks.FORGES:
+        if request.forge not in triggers.FORGES:
             await _abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"forge {request.forge!r} is not one of {', '.join(webhooks.FORGES)}",
+                f"forge {request.forge!r} is not one of {', '.join(triggers.FORGES)}",
             )
         if not request.delivery_id or not request.event.repository:
             await _abort(
@@ -522,7 +522,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             delivery_id=request.delivery_id,
             body=request.body,
             signature=request.signature,
-            event=webhooks.Event(e.repository, e.kind, e.ref, e.target, e.sha, e.sender),
+            event=triggers.Event(e.repository, e.kind, e.ref, e.target, e.sha, e.sender),
             ignored=request.ignored,
         )
         outcome = await self._call(

@@ -33,23 +33,9 @@ from entities_svc.secret_box import SecretBox
 
 log = logging.getLogger(__name__)
 
-GITLAB = "gitlab"  # sends its secret token itself, not an HMAC
-FORGES = ("github", "gitea", "forgejo", GITLAB)
 # Deliveries older than the retention pruned per delivery at most: the table stays
 # bounded by the forge's own rate, and no delivery waits on a large delete.
 PRUNE_BATCH = 100
-
-
-@dataclass(frozen=True)
-class Event:
-    """A forge's event (bob.v1.ForgeEvent)."""
-
-    repository: str
-    kind: str
-    ref: str
-    target: str
-    sha: str
-    sender: str
 
 
 @dataclass(frozen=True)
@@ -58,7 +44,7 @@ class Delivery:
     delivery_id: str
     body: bytes
     signature: str
-    event: Event
+    event: triggers.Event
     # Why the event starts nothing even when signed; "" otherwise.
     ignored: str = ""
 
@@ -114,7 +100,7 @@ def signed_with(forge: str, secret: str, body: bytes, signature: str) -> bool:
     """Whether `signature` is the forge's proof of `body` made with `secret`: GitLab's
     token is the secret itself, the others' the HMAC-SHA256 of the body, hex. Compared
     in constant time."""
-    if forge == GITLAB:
+    if forge == triggers.GITLAB:
         expected = secret.encode()
         given = signature.encode()
     else:
@@ -235,7 +221,7 @@ def _start(
     return Outcome(verified=True, runs=tuple(started), skipped=tuple(skipped), reason=reason)
 
 
-def no_match(event: Event) -> str:
+def no_match(event: triggers.Event) -> str:
     if event.kind == triggers.PULL_REQUEST:
         what = f"pull_request into {event.target} ({event.ref})"
     else:

@@ -11,6 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from peewee import Database
 
+from bob_common import triggers
 from entities_svc import pipelines, plugins, secrets, webhooks
 from entities_svc.clock import now_ms
 from entities_svc.db import close_database, open_database
@@ -58,7 +59,7 @@ def _delivery(
     repository: str = "acme/app",
 ) -> webhooks.Delivery:
     signature = secret if forge == "gitlab" else hmac_hex(secret, body)
-    event = webhooks.Event(repository, "push", f"refs/heads/{target}", target, SHA, "alice")
+    event = triggers.Event(repository, "push", f"refs/heads/{target}", target, SHA, "alice")
     return webhooks.Delivery(forge, delivery_id, body, signature, event)
 
 
