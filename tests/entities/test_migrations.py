@@ -399,3 +399,18 @@ def test_a_database_at_an_earlier_version_gets_only_the_later_migrations(empty_d
         assert "trigger" in {c.name for c in database.get_columns("runs")}
     finally:
         close_database(database)
+
+
+def test_a_wrong_password_fails_the_command_in_one_line_without_the_password(pg_template):
+    from urllib.parse import urlsplit
+
+    from devcluster import postgres
+
+    parts = urlsplit(postgres.admin_url())
+    url = parts._replace(netloc=f"{parts.username}:Wr0ng-Pa55@{parts.hostname}:{parts.port}")
+    refused = _migrate(url.geturl())
+    assert refused.returncode == 1
+    assert "cannot migrate the database: " in refused.stderr
+    assert "password authentication failed" in refused.stderr
+    assert "Wr0ng-Pa55" not in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr
