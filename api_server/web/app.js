@@ -54,6 +54,14 @@ async function whoAmI() {
   }
 }
 
+// A token refused after the page took it (revoked, expired): ask for one again.
+function refused(err) {
+  if (!(err instanceof ApiError && err.status === 401)) return false;
+  caller = null;
+  show();
+  return true;
+}
+
 // Runs `load` now and every REFRESH_MS until the view is left; errors go to the notice.
 function every(load) {
   let timer = null;
@@ -62,6 +70,7 @@ function every(load) {
     try {
       await load();
     } catch (err) {
+      if (refused(err)) return;
       say(err.message);
     }
     if (!left) timer = setTimeout(tick, REFRESH_MS);
@@ -76,7 +85,7 @@ async function act(what, path) {
     say(`${what}: ${message}`, 'ok');
     return message;
   } catch (err) {
-    say(`${what} refused: ${err.message}`);
+    if (!refused(err)) say(`${what} refused: ${err.message}`);
     return null;
   }
 }

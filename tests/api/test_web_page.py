@@ -100,4 +100,11 @@ def test_the_vendored_library_is_the_one_its_notes_name():
     version = notes.split("ansi_up ", 1)[1].split()[0]
 
     assert f'this.VERSION = "{version}";' in source
+    # log_view.js takes ansi_up's parsed fragments by overriding these two (never its HTML)
+    for method in (
+        "transform_to_html(fragment) {",
+        "process_hyperlink(pkt) {",
+        "with_state(pkt) {",
+    ):
+        assert f"    {method}" in source, method
     assert (PACKAGE_WEB / "vendor" / "ansi_up.LICENSE.txt").read_text().startswith("(The MIT")

@@ -176,6 +176,11 @@ def test_operate_token_starts_a_run_and_follows_its_log_to_the_last_line(
     assert MARKUP in texts(browser, "#log-lines .line")
     assert browser.find_elements(By.CSS_SELECTOR, "#log script, #log img") == []
     assert browser.execute_script("return window.__xss === undefined")
+    # and the page's CSP had nothing to refuse (colours are set through the CSSOM)
+    refused = [
+        e["message"] for e in browser.get_log("browser") if "Content Security" in e["message"]
+    ]
+    assert refused == []
 
     # When the finished run is opened again, its long log opens at the tail
     browser.get(f"{bob.cluster.api_url}/#/runs/page/build/{run_id}")
@@ -198,17 +203,25 @@ def test_operate_token_starts_a_run_and_follows_its_log_to_the_last_line(
     print(f"page: a {numbers[-1] + 1}-line log opened at its last 1000 lines, then from line 0")
 
 
-def test_operate_token_stops_a_long_run_from_the_page(bob: Bob, browser, test_image):
+def test_operate_token_pauses_resumes_and_stops_a_long_run_from_the_page(
+    bob: Bob, browser, test_image
+):
     # Given a long run, running
     pipeline(bob, test_image, "long", ["echo long run; sleep 300"])
     run_id = bob.start("page", "long")
     bob.wait_status(run_id, "running", timeout=60)
     sign_in(browser, bob, token(bob, "page-stopper", "operate"))
-
-    # When the operator opens it and presses Stop
     browser.get(f"{bob.cluster.api_url}/#/runs/page/long/{run_id}")
     wait_until(lambda: "long run" in texts(browser, "#log-lines .line"), what="the live log")
-    assert find(browser, "[data-action=pause]") is not None
+
+    # When the operator pauses it, then resumes it, from the page
+    wait_css(browser, "[data-action=pause]").click()
+    wait_until(lambda: badge(browser) == "paused", timeout=60, what="the run shown paused")
+    assert bob.status(run_id) == "paused"
+    wait_css(browser, "[data-action=resume]").click()
+    wait_until(lambda: badge(browser) == "running", timeout=60, what="the run shown running")
+
+    # and presses Stop
     wait_css(browser, "[data-action=stop]").click()
 
     # Then the run ends stopped, in the page and in the API
@@ -216,6 +229,39 @@ def test_operate_token_stops_a_long_run_from_the_page(bob: Bob, browser, test_im
     assert bob.status(run_id) == "stopped"
     assert run_detail(bob, "page", "long", run_id)["reason"]
     assert find(browser, "#run-actions button") is None
+
+
+def test_a_followed_log_keeps_at_most_the_page_cap_of_lines(bob: Bob, browser, test_image):
+    # Given a run whose log outgrows what the page holds (log_view.MAX_LINES: 5000)
+    total = 6500
+    pipeline(
+        bob,
+        test_image,
+        "flood",
+        [f"i=1; while [ $i -le {total} ]; do echo flood $i; i=$((i+1)); done; echo {LAST}"],
+    )
+    sign_in(browser, bob, token(bob, "page-flood", "read"))
+    run_id = bob.start("page", "flood")
+
+    # When the page follows it from its start
+    browser.get(f"{bob.cluster.api_url}/#/runs/page/flood/{run_id}")
+    wait_until(
+        lambda: LAST in texts(browser, "#log-lines .line"),
+        timeout=120,
+        interval=0.3,
+        what="the flood's last line",
+    )
+
+    # Then the page holds the newest 5000 lines, numbered on from where they start
+    numbers = browser.execute_script(
+        "return [...document.querySelectorAll('#log-lines .line')].map((e) => +e.dataset.n)"
+    )
+    assert len(numbers) == 5000
+    assert numbers == list(range(numbers[0], numbers[0] + 5000)) and numbers[0] > 0
+    # and it says the earlier ones are left out rather than loading them
+    earlier = browser.find_element(By.ID, "log-earlier")
+    assert earlier.get_property("disabled") and "earlier lines not shown" in earlier.text
+    print(f"page: a {numbers[-1] + 1}-line log followed live, the page holding {len(numbers)}")
 
 
 def test_runners_and_a_phone_width_view(bob: Bob, browser):
