@@ -55,6 +55,8 @@ class RunInfo:
     initialized_at_ms: int = 0
     # The journal event that recorded the current status.
     status_event_id: int = 0
+    # The forge event that started it, JSON (webhooks.py); "" for other starts.
+    trigger: str = ""
 
 
 def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = False) -> RunInfo:
@@ -77,6 +79,7 @@ def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = Fals
         initiated_at_ms=row.initiated_at_ms,
         initialized_at_ms=row.initialized_at_ms,
         status_event_id=row.status_event_id,
+        trigger=row.trigger,
     )
 
 
@@ -126,6 +129,7 @@ _INFO_COLUMNS = (
     Run.initiated_at_ms,
     Run.initialized_at_ms,
     Run.status_event_id,
+    Run.trigger,
 )
 _INFO_NAMES = tuple(column.name for column in _INFO_COLUMNS)
 _NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.INITIALIZED)
