@@ -222,8 +222,17 @@ def test_operate_token_pauses_resumes_and_stops_a_long_run_from_the_page(
     pipeline(bob, test_image, "long", ["echo long run; sleep 300"])
     run_id = bob.start("page", "long")
     bob.wait_status(run_id, "running", timeout=60)
-    sign_in(browser, bob, token(bob, "page-stopper", "operate"))
+    # which a read token sees with no buttons
+    sign_in(browser, bob, token(bob, "page-looker", "read"))
     browser.get(f"{bob.cluster.api_url}/#/runs/page/long/{run_id}")
+    wait_until(lambda: "long run" in texts(browser, "#log-lines .line"), what="the live log")
+    wait_until(lambda: badge(browser) == "running", what="the run shown running")
+    assert find(browser, "#run-actions button") is None
+    # and an operate token, given after the read one is forgotten, sees with its buttons
+    browser.find_element(By.ID, "token-button").click()
+    wait_css(browser, "#token-forget").click()
+    give_token(browser, token(bob, "page-stopper", "operate"))
+    wait_css(browser, "#who[data-role=operate]", what="the operate token taken")
     wait_until(lambda: "long run" in texts(browser, "#log-lines .line"), what="the live log")
 
     # When the operator pauses it, then resumes it, from the page
