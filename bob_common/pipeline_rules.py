@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from bob_common import schedules
+
 Definition = Mapping[str, Any]
 Rule = Callable[[Definition], str]
 
@@ -195,6 +197,13 @@ def user_valid(definition: Definition) -> str:
     return f"user {user!r} is not a user: it must be numeric 'uid:gid', e.g. '1000:1000'"
 
 
+# --- schedules (issue 11, ours): cron expressions in time zones (bob_common/schedules.py)
+
+
+def schedules_valid(definition: Definition) -> str:
+    return schedules.problem(schedules.of_definition(definition))
+
+
 STORE: tuple[Rule, ...] = (
     has_image,
     has_steps,
@@ -205,6 +214,7 @@ STORE: tuple[Rule, ...] = (
     resource_types_known,
     secret_vars_sound,
     user_valid,
+    schedules_valid,
 )
 RUN: tuple[Rule, ...] = (
     has_image,
