@@ -20,6 +20,8 @@ from entities_svc.db import DatabaseThread
 from entities_svc.dead_jobs import DeadJobs
 from entities_svc.events import EventConsumer
 from entities_svc.job_queue import JobQueue
+from entities_svc.notifier import NotificationSender
+from entities_svc.scheduler import Scheduler
 from entities_svc.secret_box import SecretBox
 from entities_svc.server import start_server
 from entities_svc.servicer import EntitiesServicer
@@ -53,6 +55,22 @@ class EntitiesService:
             inflight_max_bytes=settings.events_inflight_max_bytes,
         )
         self.box = SecretBox(settings.secrets_keys)
+        # Issue 11: schedules fire here, beside the database their ticks are claimed in;
+        # notifications go out from their outbox here.
+        self.scheduler = Scheduler(
+            self.db,
+            catchup_s=settings.schedule_catchup_s,
+            allowed_by_default=settings.runner_types_allowed,
+            job_due=self.sweeper.wake,
+        )
+        self.notifier = NotificationSender(
+            self.db,
+            settings.notifier_policy,
+            timeout_s=settings.notify_timeout_s,
+            give_up_s=settings.notify_give_up_s,
+            retry_max_s=settings.notify_retry_max_s,
+        )
+        self._background: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._consuming: asyncio.Task[None] | None = None
@@ -80,6 +98,8 @@ class EntitiesService:
             control_owed=self.controls.send_soon,
             box=self.box,
             runner_types_allowed=self.settings.runner_types_allowed,
+            scheduler=self.scheduler,
+            notifier=self.notifier,
         )
         common = self.settings.common
         try:
@@ -103,6 +123,10 @@ class EntitiesService:
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
         self._taking_dead_jobs = asyncio.create_task(self.dead_jobs.consume(), name="dead-jobs")
         self._sweeping = asyncio.create_task(self.sweeper.serve(), name="sweeper")
+        self._background = [
+            asyncio.create_task(self.scheduler.serve(), name="scheduler"),
+            asyncio.create_task(self.notifier.serve(), name="notifier"),
+        ]
 
     async def _open_secrets(self) -> None:
         """Says whether secrets can be stored, and after a key rotation (more than one
@@ -136,6 +160,13 @@ class EntitiesService:
         in-flight rpcs finish within the grace period, then closes the database."""
         self.consumer.stop()
         self.sweeper.stop()
+        self.scheduler.stop()
+        self.notifier.stop()
+        for task in self._background:
+            try:
+                await task
+            except Exception:  # noqa: BLE001 - shutting down regardless
+                log.exception("%s failed", task.get_name())
         if self._sweeping is not None:
             await self._sweeping
         if self._consuming is not None:
