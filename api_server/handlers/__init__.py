@@ -10,6 +10,7 @@ from api_server.handlers import (
     pipeline,
     plugins,
     runs,
+    schedules,
     secrets,
     tokens,
 )
@@ -24,6 +25,7 @@ MODULES = [
     pipeline,
     plugins,
     runs,
+    schedules,
     secrets,
     tokens,
 ]
