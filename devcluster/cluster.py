@@ -137,12 +137,13 @@ class Cluster:
     those variables on top), configured by BOB_* variables; with `plugins`, the reference
     git resource provider, local artifact store, local logger and local notifier too
     (BOB_GIT_PROVIDER_PORT, BOB_ARTIFACT_STORE_PORT, BOB_ARTIFACT_DIR, BOB_LOGGER_PORT,
-    BOB_LOGGER_DIR, BOB_NOTIFIER_PORT, BOB_NOTIFIER_FILE). `plugin_urls` maps the name each is registered by in the README to
-    its URL. `queue_urls` gives each service its own BOB_QUEUE_URL, by the service names
-    of bob_common/broker_users.py (entities, api, runner for docker runners,
-    runner-<type> for others): its own broker user (make run; broker_users.provision).
-    Entities serves mutual TLS: the CA and each service's certificate are issued into
-    `pki_dir`, or a temporary directory, unless the variables set BOB_TLS_*."""
+    BOB_LOGGER_DIR, BOB_NOTIFIER_PORT, BOB_NOTIFIER_FILE). `plugin_urls` maps the name
+    each is registered by in the README to its URL. `queue_urls` gives each service its
+    own BOB_QUEUE_URL, by the service names of bob_common/broker_users.py (entities, api,
+    runner for docker runners, runner-<type> for others): its own broker user (make run;
+    broker_users.provision). Entities serves mutual TLS: the CA and each service's
+    certificate are issued into `pki_dir`, or a temporary directory, unless the variables
+    set BOB_TLS_*."""
 
     def __init__(
         self,
