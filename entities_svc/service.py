@@ -6,6 +6,7 @@ publishes what is owed meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -70,7 +71,8 @@ class EntitiesService:
             give_up_s=settings.notify_give_up_s,
             retry_max_s=settings.notify_retry_max_s,
         )
-        self._background: list[asyncio.Task[None]] = []
+        self._scheduling: asyncio.Task[None] | None = None
+        self._notifying: asyncio.Task[None] | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._consuming: asyncio.Task[None] | None = None
@@ -123,10 +125,8 @@ class EntitiesService:
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
         self._taking_dead_jobs = asyncio.create_task(self.dead_jobs.consume(), name="dead-jobs")
         self._sweeping = asyncio.create_task(self.sweeper.serve(), name="sweeper")
-        self._background = [
-            asyncio.create_task(self.scheduler.serve(), name="scheduler"),
-            asyncio.create_task(self.notifier.serve(), name="notifier"),
-        ]
+        self._scheduling = asyncio.create_task(self.scheduler.serve(), name="scheduler")
+        self._notifying = asyncio.create_task(self.notifier.serve(), name="notifier")
 
     async def _open_secrets(self) -> None:
         """Says whether secrets can be stored, and after a key rotation (more than one
@@ -162,11 +162,14 @@ class EntitiesService:
         self.sweeper.stop()
         self.scheduler.stop()
         self.notifier.stop()
-        for task in self._background:
-            try:
-                await task
-            except Exception:  # noqa: BLE001 - shutting down regardless
-                log.exception("%s failed", task.get_name())
+        if self._scheduling is not None:
+            await self._scheduling  # a tick under way commits or rolls back first
+        if self._notifying is not None:
+            # A delivery under way may wait for its notifier up to BOB_NOTIFY_TIMEOUT_S: it
+            # is cut short, and its notification, still owed, is sent again later.
+            self._notifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notifying
         if self._sweeping is not None:
             await self._sweeping
         if self._consuming is not None:
