@@ -50,6 +50,8 @@ EVENT_MAX_BYTES = 1024 * 1024
 # Unacked run events entities lets in at most, by their largest size (BOB_EVENT_MAX_BYTES):
 # AMQP's prefetch counts messages, not bytes, so entities derives its prefetch from both.
 EVENTS_INFLIGHT_MAX_BYTES = 128 * 1024 * 1024
+# Webhook delivery ids are remembered this long (issue 11): 7 days.
+WEBHOOK_DELIVERY_KEEP_S = 7 * 24 * 3600.0
 
 
 class ConfigError(ValueError):
@@ -197,6 +199,10 @@ class EntitiesSettings:
             self.notifier_private_addresses, self.common.plugin_allowed_networks
         )
 
+    # How long a webhook delivery id is remembered (a redelivery within it starts nothing
+    # again): GitHub lets a delivery be redelivered for 3 days, forges retry within hours.
+    webhook_delivery_keep_s: float = WEBHOOK_DELIVERY_KEEP_S
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
         common = CommonSettings.from_env(env)
@@ -220,6 +226,9 @@ class EntitiesSettings:
             notify_timeout_s=_get(env, "BOB_NOTIFY_TIMEOUT_S", 10.0),
             notify_retry_max_s=_get(env, "BOB_NOTIFY_RETRY_MAX_S", 60.0),
             notifier_private_addresses=_get(env, "BOB_NOTIFIER_PRIVATE_ADDRESSES", True),
+            webhook_delivery_keep_s=_get(
+                env, "BOB_WEBHOOK_DELIVERY_KEEP_S", WEBHOOK_DELIVERY_KEEP_S
+            ),
         )
         if settings.schedule_catchup_s < 0:
             raise ConfigError("BOB_SCHEDULE_CATCHUP_S must not be negative")
@@ -231,6 +240,8 @@ class EntitiesSettings:
                 "BOB_NOTIFY_GIVE_UP_S, BOB_NOTIFY_TIMEOUT_S and BOB_NOTIFY_RETRY_MAX_S "
                 "must be positive"
             )
+        if settings.webhook_delivery_keep_s <= 0:
+            raise ConfigError("BOB_WEBHOOK_DELIVERY_KEEP_S must be positive")
         if settings.events_inflight_max_bytes < common.event_max_bytes:
             raise ConfigError("BOB_EVENTS_INFLIGHT_MAX_BYTES must be at least BOB_EVENT_MAX_BYTES")
         if settings.max_attempts < 1:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from bob_common import schedules
+from bob_common import schedules, triggers
 
 Definition = Mapping[str, Any]
 Rule = Callable[[Definition], str]
@@ -204,6 +204,14 @@ def schedules_valid(definition: Definition) -> str:
     return schedules.problem(schedules.of_definition(definition))
 
 
+# --- triggers (issue 11: webhooks): the forge events that start a pipeline ------------
+
+
+def triggers_sound(definition: Definition) -> str:
+    external = [r.get("name", "") for r in _resources(definition) if r.get("type") == EXTERNAL]
+    return triggers.problem(definition.get("triggers") or (), external, SECRET_NAME)
+
+
 STORE: tuple[Rule, ...] = (
     has_image,
     has_steps,
@@ -215,6 +223,7 @@ STORE: tuple[Rule, ...] = (
     secret_vars_sound,
     user_valid,
     schedules_valid,
+    triggers_sound,
 )
 RUN: tuple[Rule, ...] = (
     has_image,

@@ -99,6 +99,9 @@ RULES: dict[str, Rule] = {
     "PutNotifier": Rule(WRITERS),
     "DeleteNotifier": Rule(WRITERS),
     "ListNotifiers": Rule(READERS),
+    # Webhooks (issue 11): forge deliveries reach entities through the API alone, which
+    # parses them; entities verifies their signatures against the webhook secrets.
+    "DeliverWebhook": Rule(API_ONLY),
 }
 
 # The standard services beside Entities (health checks, reflection) tell nothing a

@@ -125,6 +125,9 @@ class Run(BaseModel):
     schedule_cron = CharField(default="")
     schedule_timezone = CharField(default="")
     schedule_tick_ms = BigIntegerField(default=0)
+    # The forge event that started it, as JSON (webhooks.py, bob.v1.RunTrigger in proto
+    # field names); "" for a run started otherwise.
+    trigger = TextField(default="")
 
     class Meta:
         table_name = "runs"
@@ -306,6 +309,34 @@ class Notification(BaseModel):
         table_name = "notifications"
 
 
+# --- webhooks (issue 11: push and pull-request triggers) ---------------------------------
+
+
+class PipelineTrigger(BaseModel):
+    """The repository of one trigger of a pipeline, lower case: what a delivery looks its
+    pipelines up by. Rewritten with the definition, deleted with the pipeline."""
+
+    pipeline = ForeignKeyField(Pipeline, on_delete="CASCADE", column_name="pipeline_id")
+    repository = CharField(index=True)
+
+    class Meta:
+        table_name = "pipeline_triggers"
+
+
+class WebhookDelivery(BaseModel):
+    """A verified forge delivery, recorded in the transaction of the runs it started: the
+    key is unique, so a redelivery (even a concurrent one) starts nothing again."""
+
+    # "<forge>:<delivery id>".
+    key = CharField(primary_key=True)
+    received_at_ms = BigIntegerField(index=True)
+    # What it was answered, as JSON (webhooks.Outcome), answered again to a redelivery.
+    answer = TextField(default="")
+
+    class Meta:
+        table_name = "webhook_deliveries"
+
+
 MODELS = (
     Pipeline,
     ResourceProvider,
@@ -322,4 +353,6 @@ MODELS = (
     ScheduleTick,
     Notifier,
     Notification,
+    PipelineTrigger,
+    WebhookDelivery,
 )

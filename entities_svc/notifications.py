@@ -10,6 +10,7 @@ notifier filters what it does not want); a notifier deleted takes what it was ow
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -105,7 +106,8 @@ def _iso(ms: int) -> str | None:
 
 
 def document(owed: Owed) -> dict[str, Any] | None:
-    """What the notifier is POSTed: the run as it ended; None when the run is gone (its
+    """What the notifier is POSTed: the run as it ended, with what started it (a schedule's
+    tick, a forge event's repository and commit); None when the run is gone (its
     pipeline was deleted), and the notification with it. `id` stays the same across
     retries, so a notifier may drop a document it has already had."""
     run = Run.get_or_none(Run.id == owed.run_id)
@@ -130,5 +132,14 @@ def document(owed: Owed) -> dict[str, Any] | None:
             "cron": run.schedule_cron,
             "timezone": run.schedule_timezone,
             "tick": _iso(run.schedule_tick_ms),
+        }
+    if run.trigger:  # a forge event started it (webhooks.py): its repository and commit
+        origin = json.loads(run.trigger)
+        event = origin.get("event") or {}
+        body["trigger"] = {
+            "forge": origin.get("forge", ""),
+            "delivery": origin.get("delivery_id", ""),
+            **{k: event.get(k, "") for k in ("repository", "kind", "ref", "target", "sha")},
+            "sender": event.get("sender", ""),
         }
     return body

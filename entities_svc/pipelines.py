@@ -10,7 +10,7 @@ from typing import Any
 from bob_common import pipeline_rules
 from bob_common.pipeline_rules import EXTERNAL
 from bob_common.run_states import ACTIVE, RunStatus
-from entities_svc import compiled, journal, plugins, run_status, schedules
+from entities_svc import compiled, journal, plugins, run_status, schedules, trigger_index
 from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import parse_status
@@ -103,6 +103,8 @@ def put_pipeline(group: str, name: str, definition: dict[str, Any], document: st
         if not updated:
             Pipeline.create(group=group, name=name, definition=text, document=document)
         schedules.sync(group, name, definition, now_ms())  # issue 11: its schedules' rows
+        # Triggers (issue 11): the repositories deliveries find the pipeline by.
+        trigger_index.index(find_row(group, name).id, definition)
         what = "updated" if updated else "created"
         _journal(group, name, f"Pipeline{what.title()}", what)
     log.info("%s pipeline %s/%s", what, group, name)

@@ -58,6 +58,8 @@ class RunInfo:
     # Issue 11: the schedule (cron, timezone) and tick (ms) that started the run; None for
     # a run started otherwise.
     scheduled_by: tuple[str, str, int] | None = None
+    # The forge event that started it, JSON (webhooks.py); "" for other starts.
+    trigger: str = ""
 
 
 def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = False) -> RunInfo:
@@ -85,6 +87,7 @@ def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = Fals
             if row.schedule_cron
             else None
         ),
+        trigger=row.trigger,
     )
 
 
@@ -137,6 +140,7 @@ _INFO_COLUMNS = (
     Run.schedule_cron,
     Run.schedule_timezone,
     Run.schedule_tick_ms,
+    Run.trigger,
 )
 _INFO_NAMES = tuple(column.name for column in _INFO_COLUMNS)
 _NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.INITIALIZED)

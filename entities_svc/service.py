@@ -102,6 +102,7 @@ class EntitiesService:
             runner_types_allowed=self.settings.runner_types_allowed,
             scheduler=self.scheduler,
             notifier=self.notifier,
+            webhook_delivery_keep_ms=int(self.settings.webhook_delivery_keep_s * 1000),
         )
         common = self.settings.common
         try:

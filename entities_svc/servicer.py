@@ -4,6 +4,7 @@ database thread, and maps domain errors to status codes in one table."""
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -12,7 +13,7 @@ import grpc
 import peewee
 from google.protobuf import empty_pb2, json_format
 
-from bob_common import pages, runner_types
+from bob_common import pages, runner_types, triggers
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc import (
     journal,
@@ -27,6 +28,7 @@ from entities_svc import (
     schedules,
     secrets,
     tokens,
+    webhooks,
 )
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
@@ -124,6 +126,7 @@ def _run(info: run_queries.RunInfo) -> entities_pb2.Run:
         initiated_at_ms=info.initiated_at_ms,
         initialized_at_ms=info.initialized_at_ms,
         status_event_id=info.status_event_id,
+        trigger=_run_trigger(info.trigger),
         steps=[
             entities_pb2.StepResult(
                 index=step.index, exit_code=step.exit_code, duration_ms=step.duration_ms
@@ -139,6 +142,12 @@ def _scheduled_by(by: tuple[str, str, int] | None) -> entities_pb2.ScheduledBy |
         return None
     cron, timezone, tick_ms = by
     return entities_pb2.ScheduledBy(cron=cron, timezone=timezone, tick_ms=tick_ms)
+
+
+def _run_trigger(text: str) -> entities_pb2.RunTrigger | None:
+    if not text:
+        return None
+    return json_format.ParseDict(json.loads(text), entities_pb2.RunTrigger())
 
 
 def _plugins(found: list[plugins.Plugin]) -> entities_pb2.ListPluginsResponse:
@@ -228,6 +237,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,),
         scheduler: Scheduler | None = None,
         notifier: NotificationSender | None = None,
+        webhook_delivery_keep_ms: int = 7 * 24 * 3600 * 1000,
     ) -> None:
         self._db = db
         # Seals and opens stored secrets; without keys, only secrets fail.
@@ -246,6 +256,8 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         # Issue 11: their counts, for GetStats.
         self._scheduler = scheduler
         self._notifier = notifier
+        # How long a webhook delivery id is remembered (BOB_WEBHOOK_DELIVERY_KEEP_S).
+        self._webhook_delivery_keep_ms = webhook_delivery_keep_ms
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
         return await self._mapped(context, self._db.call(fn, *args))
@@ -530,6 +542,47 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             self._allowed_by_default,
         )
         return _runner_types(allowed)
+
+    # --- webhooks (issue 11) ---
+
+    async def DeliverWebhook(self, request, context):
+        if request.forge not in triggers.FORGES:
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"forge {request.forge!r} is not one of {', '.join(triggers.FORGES)}",
+            )
+        if not request.delivery_id or not request.event.repository:
+            await _abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "a delivery needs its id and repository"
+            )
+        e = request.event
+        delivery = webhooks.Delivery(
+            forge=request.forge,
+            delivery_id=request.delivery_id,
+            body=request.body,
+            signature=request.signature,
+            event=triggers.Event(e.repository, e.kind, e.ref, e.target, e.sha, e.sender),
+            ignored=request.ignored,
+        )
+        outcome = await self._call(
+            context,
+            webhooks.deliver,
+            self._box,
+            delivery,
+            self._webhook_delivery_keep_ms,
+            self._allowed_by_default,
+            self._box.usable,
+        )
+        if outcome.runs and not outcome.redelivery:
+            self._job_due()  # the sweep publishes their jobs now
+        return entities_pb2.WebhookOutcome(
+            verified=outcome.verified,
+            runs=[entities_pb2.WebhookRun(**vars(r)) for r in outcome.runs],
+            skipped=[entities_pb2.WebhookSkipped(**vars(s)) for s in outcome.skipped],
+            reason=outcome.reason,
+            redelivery=outcome.redelivery,
+        )
 
 
 def _api_token(token: tokens.Token) -> entities_pb2.ApiToken:

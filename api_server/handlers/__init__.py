@@ -13,6 +13,7 @@ from api_server.handlers import (
     schedules,
     secrets,
     tokens,
+    webhooks,
 )
 
 MODULES = [
@@ -28,4 +29,5 @@ MODULES = [
     schedules,
     secrets,
     tokens,
+    webhooks,
 ]
