@@ -3,8 +3,10 @@ registered notifier one document, in the transaction that ends it."""
 
 from __future__ import annotations
 
+import json
+
 from entities_svc import notifications, plugins, run_commands, run_start
-from entities_svc.models import Notification
+from entities_svc.models import Notification, Run
 
 
 def test_a_run_that_ends_owes_each_notifier_one_document(pipeline):
@@ -40,3 +42,27 @@ def test_a_held_notification_is_not_taken_twice_and_a_deleted_notifier_is_owed_n
 
     plugins.delete(plugins.NOTIFIERS, "chat")
     assert Notification.select().count() == 0
+
+
+def test_a_run_a_forge_event_started_is_notified_with_its_repository_and_commit(pipeline):
+    plugins.put(plugins.NOTIFIERS, plugins.Plugin("forge", "http://127.0.0.1:10"))
+    run = run_start.create_run(*pipeline)
+    event = {"repository": "o/r", "kind": "push", "ref": "refs/heads/main", "target": "main"}
+    origin = {
+        "forge": "gitea",
+        "delivery_id": "d-1",
+        "event": {**event, "sha": "ab12", "sender": "u"},
+    }
+    Run.update(trigger=json.dumps(origin)).where(Run.id == run.id).execute()
+    run_commands.stop_run(run.id)
+
+    (owed,) = notifications.due(2**62, 10)
+    body = notifications.document(owed)
+
+    assert body is not None and body["trigger"] == {
+        "forge": "gitea",
+        "delivery": "d-1",
+        **event,
+        "sha": "ab12",
+        "sender": "u",
+    }
