@@ -79,9 +79,10 @@ class Scheduler:
         what = f"{fired.group}/{fired.name} schedule {fired.schedule.key}"
         if fired.skipped_before:
             log.warning(
-                "%s: %d earlier tick(s) missed while no scheduler ran, skipped",
+                "%s: %d%s earlier tick(s) missed while no scheduler ran, skipped",
                 what,
                 fired.skipped_before,
+                " or more" if fired.skipped_before >= ticks.COUNT_MISSED_MAX else "",
             )
             self.skipped += fired.skipped_before
         if fired.run_id:

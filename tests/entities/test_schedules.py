@@ -87,6 +87,17 @@ def test_only_the_latest_missed_tick_starts_within_the_catch_up_window(scheduled
     assert [t.tick_ms for t in ScheduleTick.select()] == [first + 2 * MINUTE]
 
 
+def test_a_week_down_starts_the_latest_tick_and_counts_what_it_skipped_within_bounds(scheduled):
+    first = _next(scheduled)
+    week = 7 * 24 * 60 * MINUTE
+
+    fired = ticks.fire(scheduled, first + week + 1_000, CATCHUP_MS, DEFAULT)
+
+    assert fired is not None and fired.run_id and fired.tick_ms == first + week
+    assert fired.skipped_before == ticks.COUNT_MISSED_MAX  # "100 or more", not 10080
+    assert _next(scheduled) == first + week + MINUTE
+
+
 def test_a_missed_tick_older_than_the_window_is_skipped_once(scheduled):
     first = _next(scheduled)
 
