@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run gen gen-check lint test bench clean
+.PHONY: setup run gen gen-check lint test bench clean vendor-web
 
 setup: $(STAMP)
 	@bash scripts/setup_services.sh
@@ -37,6 +37,11 @@ test: setup
 bench: setup
 	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Not part of setup: the web page's JavaScript library is committed; this re-fetches it
+# from the npm registry (needs npm) when its version changes.
+vendor-web:
+	bash scripts/vendor_web.sh
 
 clean:
 	rm -rf $(VENV) data

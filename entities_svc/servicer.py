@@ -387,16 +387,23 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             request.name,
             request.after_run_id,
             limit + 1,  # one more than asked, to know whether more follow
+            request.newest_first,
         )
         page, cut = pages.fill(_run(info) for info in found[:limit])
         return entities_pb2.ListRunsResponse(runs=page, more=cut or len(found) > limit)
 
     async def GetLogs(self, request, context):
+        offset, limit = request.offset, request.limit
+        if request.tail:
+            # Counted, then read: a line stored in between only moves the window on.
+            offset = await self._mapped(
+                context, self._db.read(run_queries.tail_offset, request.run_id, request.tail)
+            )
+            limit = min(limit or request.tail, request.tail)
         lines = await self._mapped(
-            context,
-            self._db.read(run_queries.get_logs, request.run_id, request.offset, request.limit),
+            context, self._db.read(run_queries.get_logs, request.run_id, offset, limit)
         )
-        return entities_pb2.GetLogsResponse(lines=lines)
+        return entities_pb2.GetLogsResponse(lines=lines, offset=offset)
 
     async def StopRun(self, request, context):
         stop = await self._call(context, run_commands.stop_run, request.run_id)

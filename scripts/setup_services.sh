@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the cluster and its tests need on a fresh Debian machine, as root:
-# RabbitMQ, the Docker engine, busybox-static (the source of the local test image) and git.
+# RabbitMQ, the Docker engine, busybox-static (the source of the local test image), git,
+# and Chromium with its driver (the web page's browser test).
 # Idempotent: what is installed or running already is left alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,10 @@ command -v dockerd >/dev/null || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
 # The reference git resource provider (bob_plugins.resource_git) runs git.
 command -v git >/dev/null || need+=(git)
+# The web page's browser test (tests/page) drives Debian's headless Chromium through its
+# WebDriver.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   apt-get update -qq

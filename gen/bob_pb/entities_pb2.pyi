@@ -223,16 +223,18 @@ class Run(_message.Message):
     def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ..., status_event_id: _Optional[int] = ..., scheduled_by: _Optional[_Union[ScheduledBy, _Mapping]] = ..., trigger: _Optional[_Union[RunTrigger, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("group", "name", "limit", "after_run_id")
+    __slots__ = ("group", "name", "limit", "after_run_id", "newest_first")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AFTER_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
     group: str
     name: str
     limit: int
     after_run_id: str
-    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., after_run_id: _Optional[str] = ...) -> None: ...
+    newest_first: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., after_run_id: _Optional[str] = ..., newest_first: _Optional[bool] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs", "more")
@@ -243,20 +245,24 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class GetLogsRequest(_message.Message):
-    __slots__ = ("run_id", "offset", "limit")
+    __slots__ = ("run_id", "offset", "limit", "tail")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     offset: int
     limit: int
-    def __init__(self, run_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    tail: int
+    def __init__(self, run_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., tail: _Optional[int] = ...) -> None: ...
 
 class GetLogsResponse(_message.Message):
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "offset")
     LINES_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     lines: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
+    offset: int
+    def __init__(self, lines: _Optional[_Iterable[str]] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class StopRunResponse(_message.Message):
     __slots__ = ("run", "broadcast")
