@@ -58,8 +58,10 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    # "database is locked" and the like: the caller may retry.
+    # "database is locked", a lost PostgreSQL connection and the like: the caller may retry.
     peewee.OperationalError: grpc.StatusCode.UNAVAILABLE,
+    # A value the database's column cannot hold (PostgreSQL checks each type's range).
+    peewee.DataError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 _EMPTY = empty_pb2.Empty()
@@ -170,6 +172,9 @@ def _runner(beat: runners.Heartbeat) -> entities_pb2.RunnerInfo:
 
 
 MAX_INT64 = 2**63 - 1
+# uint32 on the wire, signed 32-bit columns on PostgreSQL (SQLite's hold 64 bits): a
+# runner's capacity or CPU count beyond it is held at it, the same on both databases.
+MAX_INT32 = 2**31 - 1
 ENGINE_PROBLEM_MAX = 1000
 
 
@@ -184,7 +189,7 @@ def _seen(request: entities_pb2.RenewLeasesRequest) -> runners.Heartbeat | None:
         # NULL, which the column refuses.
         node = runners.Node(
             n.hostname,
-            n.cpu_count,
+            min(n.cpu_count, MAX_INT32),
             n.cpu_load if math.isfinite(n.cpu_load) else 0.0,
             min(n.memory_free_bytes, MAX_INT64),
             min(n.memory_total_bytes, MAX_INT64),
@@ -192,7 +197,7 @@ def _seen(request: entities_pb2.RenewLeasesRequest) -> runners.Heartbeat | None:
     return runners.Heartbeat(
         request.runner_id,
         request.runner_type,
-        request.capacity,
+        min(request.capacity, MAX_INT32),
         tuple(run.run_id for run in request.runs),
         now_ms(),
         node,

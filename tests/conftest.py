@@ -1,7 +1,7 @@
 """Fixtures for the real components: RabbitMQ (a fresh vhost per test), Docker (with the
-local test image), and a fresh SQLite file per test.
+local test image), and a fresh database per test, on SQLite and on PostgreSQL.
 
-A missing broker or engine skips the tests that need it with the reason, except under
+A missing broker, engine or PostgreSQL skips the tests that need it with the reason, except under
 CI=true, where it fails them: CI must never go green by skipping.
 """
 
@@ -12,6 +12,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -82,6 +83,46 @@ def test_image(docker_client) -> str:
     return IMAGE
 
 
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """The name of a PostgreSQL database at the current schema (migrated once), which each
+    test's database copies."""
+    from devcluster import postgres
+
+    why = postgres.unreachable()
+    if why:
+        _unavailable(why)
+    from entities_svc.db import close_database, open_database
+
+    url = postgres.create_database()
+    try:
+        close_database(open_database(url))
+        yield postgres.name_of(url)
+    finally:
+        for dropped in _PG_DROPS:
+            dropped.result()
+        postgres.drop_database(url)
+
+
+# Tests' databases are dropped here while the next tests run: a drop waits on the
+# server's checkpoint, which costs the tests nothing if they need not wait for it.
+_PG_DROPPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-drop")
+_PG_DROPS: list[Future[None]] = []
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'bob.db'}"
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, at the current schema."""
+    from devcluster import postgres
+
+    url = postgres.create_database(pg_template)
+    yield url
+    _PG_DROPS.append(_PG_DROPPER.submit(postgres.drop_database, url))
+
+
+# Every test of the database runs on both: SQLite (the default) and PostgreSQL (deployed).
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bob.db'}"
+    return request.getfixturevalue("pg_url")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from bob_common import amqp, claim_proof, topology
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc.service import EntitiesService
 from tests.entities.support import make_settings
+from tests.support import raw_db
 from tests.waiting import await_until
 
 E = entities_pb2
@@ -195,8 +195,7 @@ def test_event_failing_in_the_database_is_retried_alone_then_dead_lettered(db_ur
             errors = await bob.channel.declare_queue(topology.ERRORS_QUEUE, durable=True)
             dead = await bob.channel.declare_queue(topology.DEAD_LETTER_QUEUE, durable=True)
             # Given log lines cannot be stored any more
-            with contextlib.closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
-                conn.execute("DROP TABLE log_lines")
+            raw_db.execute(db_url, "DROP TABLE log_lines")
             # When a batch holds a status change and log lines
             await bob.publish(status(run_id, 1, M.RUNNING))
             await bob.publish(logs(run_id, 2, 0, 1))
@@ -206,7 +205,7 @@ def test_event_failing_in_the_database_is_retried_alone_then_dead_lettered(db_ur
             await await_until(lambda: bob.run_with(run_id, M.RUNNING), what="run running")
             report = await next_body(errors)
             assert report.startswith(f"entities: run {run_id}: event seq 2 dead-lettered after")
-            assert "no such table" in report
+            assert raw_db.missing_table_message(db_url, "log_lines") in report
             assert await next_body(dead)
 
     asyncio.run(main())
@@ -299,5 +298,27 @@ def test_lease_renewals_register_runners_and_their_types(db_url, rabbit_url):
             [runner] = (await bob.stub.ListRunners(empty_pb2.Empty())).runners
             assert list(runner.run_ids) == [job.run_id]
             assert runner.node.hostname == "build-1"
+
+    asyncio.run(main())
+
+
+def test_a_runner_describing_itself_beyond_32_bits_is_held_at_the_limit_on_both_databases(
+    db_url, rabbit_url
+):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            # When a runner says it has 2^32-1 slots and cores (uint32 on the wire)
+            huge = 2**32 - 1
+            await bob.stub.RenewLeases(
+                E.RenewLeasesRequest(
+                    runner_id="big-1",
+                    runner_type="docker",
+                    capacity=huge,
+                    node=M.NodeInfo(hostname="big", cpu_count=huge),
+                )
+            )
+            # Then it is recorded at the largest 32-bit value, on PostgreSQL as on SQLite
+            [runner] = (await bob.stub.ListRunners(empty_pb2.Empty())).runners
+            assert (runner.capacity, runner.node.cpu_count) == (2**31 - 1, 2**31 - 1)
 
     asyncio.run(main())

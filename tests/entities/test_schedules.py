@@ -128,9 +128,11 @@ def test_deleting_the_pipeline_deletes_its_schedules_and_ticks(scheduled):
     assert Schedule.select().count() == ScheduleTick.select().count() == 0
 
 
-def test_two_schedulers_on_one_database_file_start_a_tick_once(db_url, scheduled):
-    """Two connections to one SQLite file (as two entities processes have), firing the same
-    tick at the same moment, again and again: one run per tick, every time."""
+def test_two_schedulers_on_one_database_start_a_tick_once(db_url, scheduled):
+    """Two connections to one database (as two entities processes have), firing the same
+    tick at the same moment, again and again: one run per tick, every time. On SQLite the
+    loser may also fail on its stale snapshot (busy); on PostgreSQL its compare-and-set
+    waits for the winner's commit and then finds nothing due."""
     database = Schedule._meta.database
 
     def scheduler(barrier: threading.Barrier, tick: int, results: list[object]) -> None:
@@ -138,7 +140,7 @@ def test_two_schedulers_on_one_database_file_start_a_tick_once(db_url, scheduled
         barrier.wait()
         try:
             results.append(ticks.fire(scheduled, tick + 100, CATCHUP_MS, DEFAULT))
-        except peewee.OperationalError as exc:  # SQLite's busy snapshot: lost the race
+        except peewee.OperationalError as exc:  # SQLite's busy snapshot: lost the race too
             results.append(exc)
         finally:
             close_database(database)
@@ -163,4 +165,5 @@ def test_two_schedulers_on_one_database_file_start_a_tick_once(db_url, scheduled
     assert ScheduleTick.select().count() == rounds
     assert len({t.tick_ms for t in ScheduleTick.select()}) == rounds
     # How the losers lost: None (the schedule had moved on) or SQLite's busy snapshot.
-    print(f"schedules[claim race]: losers of {rounds} races: {sorted(set(outcomes))}")
+    kind = db_url.split(":", 1)[0]
+    print(f"schedules[claim race] {kind}: losers of {rounds} races: {sorted(set(outcomes))}")
