@@ -47,6 +47,8 @@ def test_the_services_die_with_a_killed_launcher(rabbitmq_available, docker_clie
             "BOB_ARTIFACT_DIR": str(tmp_path / "artifacts"),
             "BOB_LOGGER_PORT": str(free_port()),
             "BOB_LOGGER_DIR": str(tmp_path / "logs"),
+            "BOB_NOTIFIER_PORT": str(free_port()),
+            "BOB_NOTIFIER_FILE": str(tmp_path / "notifications.jsonl"),
         }
         log = (tmp_path / "launcher.log").open("w")
         # Given the launcher running the cluster, in a session of its own like a terminal's
@@ -66,7 +68,7 @@ def test_the_services_die_with_a_killed_launcher(rabbitmq_available, docker_clie
                 describe=lambda: (tmp_path / "launcher.log").read_text()[-3000:],
             )
             services = _children(launcher.pid)
-            assert len(services) == 6  # three plugins, entities, the API, one runner
+            assert len(services) == 7  # four plugins, entities, the API, one runner
 
             # When it is killed outright, as a closed terminal or an OOM kill would
             launcher.kill()
@@ -81,6 +83,7 @@ def test_the_services_die_with_a_killed_launcher(rabbitmq_available, docker_clie
         finally:
             if launcher.poll() is None:
                 launcher.send_signal(signal.SIGKILL)
+                launcher.wait(10)
             for pid in services:
                 if _alive(pid):
                     os.kill(pid, signal.SIGKILL)
