@@ -48,10 +48,22 @@ async def pipeline_create_at(group: str, name: str, body: dict):
     return await _put(group, name, body)
 
 
+# The soonest next tick of a scheduled pipeline's read. A header, not a key of the body:
+# wendy and the Terraform provider reconcile by comparing the body with what they posted.
+NEXT_TICK_HEADER = "Bob-Next-Tick"
+
+
 async def pipeline_get(group: str, name: str):
     b = backends.current()
-    stored = await b.call(b.entities.GetPipeline(entities_pb2.PipelineRef(group=group, name=name)))
-    return {"message": convert.pipeline_to_json(stored)}, 200
+    ref = entities_pb2.PipelineRef(group=group, name=name)
+    stored = await b.call(b.entities.GetPipeline(ref))
+    headers = {}
+    if stored.pipeline.schedules:
+        states = (await b.call(b.entities.ListSchedules(ref))).schedules
+        soonest = min((s.next_ms for s in states if s.next_ms), default=0)
+        if soonest:
+            headers[NEXT_TICK_HEADER] = convert.timestamp(soonest)
+    return {"message": convert.pipeline_to_json(stored)}, 200, headers
 
 
 async def pipeline_delete(group: str, name: str):

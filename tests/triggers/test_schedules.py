@@ -198,3 +198,24 @@ def test_a_bad_cron_expression_or_zone_is_400_naming_it(bob, schedule, says):
     assert r.status_code == 400, r.text
     assert says in r.json()["message"], r.text
     assert bob.http.get(f"/pipelines/groups/{GROUP}/names/{name}").status_code == 404
+
+
+def test_the_pipelines_read_names_its_soonest_next_tick_in_a_header_and_its_body_stays_as_posted(
+    bob,
+):
+    name = f"next-{uuid.uuid4().hex[:6]}"
+    schedules = [{"cron": "0 3 * * *", "timezone": "Europe/Berlin"}, {"cron": "*/15 * * * *"}]
+    body = {"image": IMAGE, "steps": [{"cmd": "true"}], "schedules": schedules}
+    assert bob.http.post(f"/pipelines/groups/{GROUP}/names/{name}", json=body).status_code == 202
+
+    r = bob.http.get(f"/pipelines/groups/{GROUP}/names/{name}")
+
+    assert r.status_code == 200, r.text
+    assert r.json()["message"] == {**body, "group": GROUP, "name": name}
+    each = [s["next"] for s in _schedules(bob, name)]
+    assert r.headers["Bob-Next-Tick"] == min(each, key=_epoch), (r.headers, each)
+    assert _epoch(r.headers["Bob-Next-Tick"]) <= _epoch(max(each, key=_epoch))
+
+    plain = f"plain-{uuid.uuid4().hex[:6]}"
+    bob.http.post(f"/pipelines/groups/{GROUP}/names/{plain}", json={"image": IMAGE, "steps": []})
+    assert "Bob-Next-Tick" not in bob.http.get(f"/pipelines/groups/{GROUP}/names/{plain}").headers
