@@ -15,6 +15,10 @@ command -v git >/dev/null || need+=(git)
 # The deploy tests' hosts (tests/deploy/hosts.py) each run their own sshd in a namespace;
 # the machine's own ssh service is not needed (policy-rc.d, where present, keeps it off).
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# What `make deploy` installs on those hosts, which have no internet and share this
+# machine's /usr: the virtualenv module and the process supervisor of hosts without systemd.
+dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
+command -v supervisord >/dev/null || need+=(supervisor)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   apt-get update -qq
