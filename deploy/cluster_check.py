@@ -7,7 +7,6 @@ one run, each run's detail naming the runner that ran it, bounded in runs and ti
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from deploy.inventory import Cluster, Runner
+from deploy.inventory import Cluster
 
 GROUP = "bob-deploy"
 # Runs started per runner host at most, and the time the check may take.
@@ -44,7 +43,7 @@ def _wait(what: str, probe: Callable[[], Any], deadline: float) -> Any:
 
 def run(cluster: Cluster, secrets_dir: Path, *, out: Callable[[str], None] = print) -> None:
     token = (secrets_dir / "admin-token").read_text().strip()
-    base = f"http://{cluster.address('api')}:{7777 if 'BOB_DEPLOY_API_PORT' not in os.environ else os.environ['BOB_DEPLOY_API_PORT']}"
+    base = f"http://{cluster.address('api')}:{cluster.api_port}"
     deadline = time.monotonic() + DEADLINE_S
     with httpx.Client(
         base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10.0, trust_env=False
@@ -55,16 +54,15 @@ def run(cluster: Cluster, secrets_dir: Path, *, out: Callable[[str], None] = pri
             return answer.text if answer.status_code == 200 else None
 
         out(f"deploy check: /can-we-build-it: {_wait('/can-we-build-it', healthy, deadline)}")
-        ran = _build_everywhere(api, cluster.runners, deadline, out)
+        ran = _build_everywhere(api, cluster, deadline, out)
     out(
         "deploy check: every runner host passed a run: "
         + ", ".join(f"{host}={runner}" for host, runner in sorted(ran.items()))
     )
 
 
-def _pipeline(api: httpx.Client, kind: str) -> str:
+def _pipeline(api: httpx.Client, kind: str, image: str) -> str:
     name = f"check-{kind}"
-    image = os.environ.get("BOB_DEPLOY_CHECK_IMAGE", "busybox:latest")
     body = {"group": GROUP, "name": name, "image": image,
             "steps": [{"cmd": "echo deploy check on $(hostname)"}]}
     answer = api.post("/pipelines", json=body)
@@ -78,15 +76,16 @@ def _pipeline(api: httpx.Client, kind: str) -> str:
 
 
 def _build_everywhere(
-    api: httpx.Client, runners: list[Runner] | Any, deadline: float, out: Callable[[str], None]
+    api: httpx.Client, cluster: Cluster, deadline: float, out: Callable[[str], None]
 ) -> dict[str, str]:
     """Host -> the runner id that passed a run there."""
+    runners = cluster.runners
     host_of = {r.runner_id: r.host for r in runners}
     wanted = {r.host for r in runners}
     ran: dict[str, str] = {}
     started = 0
     for kind in sorted({r.runner_type for r in runners}):
-        name = _pipeline(api, kind)
+        name = _pipeline(api, kind, cluster.check_image)
         hosts = {r.host for r in runners if r.runner_type == kind}
         while hosts - set(ran):
             if started >= RUNS_PER_RUNNER * len(runners) or time.monotonic() > deadline:

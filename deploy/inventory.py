@@ -49,6 +49,9 @@ class Cluster:
     roles: Mapping[str, Sequence[str]]
     addresses: Mapping[str, str]
     runners: Sequence[Runner]
+    api_port: int = 7777
+    # The image of the check's pipeline on docker runners (bob_check_image).
+    check_image: str = "busybox:latest"
 
     def hosts(self, role: str) -> Sequence[str]:
         return self.roles.get(role, ())
@@ -128,7 +131,14 @@ def check(listed: Mapping[str, Any]) -> Cluster:
         runners.append(runner)
     if problems:
         raise InventoryError("the inventory cannot be deployed:\n  - " + "\n  - ".join(problems))
-    return Cluster(roles=roles, addresses=addresses, runners=runners)
+    api_vars = hostvars.get(roles["api"][0], {})
+    return Cluster(
+        roles=roles,
+        addresses=addresses,
+        runners=runners,
+        api_port=int(api_vars.get("bob_api_port", 7777)),
+        check_image=str(api_vars.get("bob_check_image", "busybox:latest")),
+    )
 
 
 def _runner(host: str, hv: Mapping[str, Any]) -> Runner:
