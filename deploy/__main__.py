@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     except inventory.InventoryError as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return RET_INVENTORY
-    print(f"deploy: inventory {args.inventory}: " + "; ".join(
-        f"{role} {', '.join(hosts)}" for role, hosts in cluster.roles.items() if hosts
-    ), flush=True)
+    print(
+        f"deploy: inventory {args.inventory}: "
+        + "; ".join(f"{role} {', '.join(hosts)}" for role, hosts in cluster.roles.items() if hosts),
+        flush=True,
+    )
 
     tar = wheels.build(HERE / ".build", args.version)
     print(f"deploy: wheels {tar} sha256 {wheels.digest(tar)[:16]}", flush=True)
@@ -64,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
 
     command = [
         str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i", str(args.inventory.resolve()),
-        "-e", f"@{vars_file}",
-        "-e", f"bob_wheels_tar={tar} bob_wheels_sha256={wheels.digest(tar)}",
+        "-i",
+        str(args.inventory.resolve()),
+        "-e",
+        f"@{vars_file}",
+        "-e",
+        f"bob_wheels_tar={tar} bob_wheels_sha256={wheels.digest(tar)}",
         *playbook_args,
         str(HERE / "site.yml"),
     ]

@@ -63,8 +63,12 @@ def run(cluster: Cluster, secrets_dir: Path, *, out: Callable[[str], None] = pri
 
 def _pipeline(api: httpx.Client, kind: str, image: str) -> str:
     name = f"check-{kind}"
-    body = {"group": GROUP, "name": name, "image": image,
-            "steps": [{"cmd": "echo deploy check on $(hostname)"}]}
+    body = {
+        "group": GROUP,
+        "name": name,
+        "image": image,
+        "steps": [{"cmd": "echo deploy check on $(hostname)"}],
+    }
     answer = api.post("/pipelines", json=body)
     if answer.status_code >= 300:
         raise CheckFailed(f"creating pipeline {GROUP}/{name}: {answer.status_code} {answer.text}")
@@ -99,11 +103,15 @@ def _build_everywhere(
                     f"/pipelines/start/groups/{GROUP}/names/{name}", json={"runner/type": kind}
                 )
                 if answer.status_code >= 300:
-                    raise CheckFailed(f"starting {GROUP}/{name}: {answer.status_code} {answer.text}")
+                    raise CheckFailed(
+                        f"starting {GROUP}/{name}: {answer.status_code} {answer.text}"
+                    )
                 batch.append(answer.json()["message"])
                 started += 1
             for run_id in batch:
-                detail = _wait(f"run {run_id}", lambda r=run_id: _ended(api, name, r), deadline)
+                detail = _wait(
+                    f"run {run_id}", lambda r=run_id, n=name: _ended(api, n, r), deadline
+                )
                 runner = detail.get("runner-id", "")
                 out(f"deploy check: run {run_id} {detail['status']} on runner {runner}")
                 if detail["status"] != "passed":

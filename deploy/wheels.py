@@ -21,8 +21,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the wheel is built from: the packages pyproject.toml lists, and its build files.
-_SOURCES = ["pyproject.toml", "README.md", "gen", "api_server", "bob_common", "bob_plugins",
-            "devcluster", "entities_svc", "runner_svc"]
+_SOURCES = [
+    "pyproject.toml",
+    "README.md",
+    "gen",
+    "api_server",
+    "bob_common",
+    "bob_plugins",
+    "devcluster",
+    "entities_svc",
+    "runner_svc",
+]
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
 # 1980-01-01, the earliest time a zip entry can carry.
 EPOCH = "315532800"
@@ -57,8 +66,20 @@ def build(out_dir: Path, version: str | None = None) -> Path:
         env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         # Only binary wheels for the dependencies: a host has no compiler to finish an sdist.
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels),
-             "--only-binary", ":all:", "--no-binary", "bob-py", str(src)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--wheel-dir",
+                str(wheels),
+                "--only-binary",
+                ":all:",
+                "--no-binary",
+                "bob-py",
+                str(src),
+            ],
             check=True,
             env=env,
         )

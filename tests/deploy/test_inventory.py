@@ -1,0 +1,127 @@
+"""The inventory check of `make deploy` (deploy/inventory.py): an inventory missing a
+role, or with a runner host that cannot be deployed, is refused with an error naming the
+problem, before any host is touched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy import inventory
+from deploy.inventory import InventoryError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _listed(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What `ansible-inventory --list` answers for these groups and host variables."""
+    listed: dict[str, Any] = {group: {"hosts": hosts} for group, hosts in groups.items()}
+    listed["all"] = {"children": ["ungrouped", *groups]}
+    listed["_meta"] = {"hostvars": hostvars}
+    return listed
+
+
+FULL = {
+    "broker": ["ctl"],
+    "database": ["ctl"],
+    "entities": ["ctl"],
+    "api": ["ctl"],
+    "runner": ["b1", "b2"],
+}
+VARS = {
+    "ctl": {"ansible_host": "10.0.0.10"},
+    "b1": {"ansible_host": "10.0.0.11", "bob_runner_type": "shell", "bob_runner_capacity": 3},
+    "b2": {"ansible_host": "10.0.0.12", "bob_address": "10.1.0.12"},
+}
+
+
+def test_a_full_inventory_gives_roles_addresses_and_runners() -> None:
+    cluster = inventory.check(_listed(FULL, VARS))
+
+    assert cluster.hosts("runner") == ["b1", "b2"]
+    assert cluster.address("entities") == "10.0.0.10"
+    # bob_address wins over the SSH address
+    assert cluster.addresses["b2"] == "10.1.0.12"
+    assert [(r.runner_id, r.runner_type, r.capacity) for r in cluster.runners] == [
+        ("shell-b1", "shell", 3),
+        ("docker-b2", "docker", 2),
+    ]
+
+
+@pytest.mark.parametrize("role", inventory.REQUIRED_ROLES)
+def test_an_inventory_missing_a_role_is_refused_naming_it(role: str) -> None:
+    groups = {k: v for k, v in FULL.items() if k != role}
+
+    with pytest.raises(InventoryError, match=f"no host has the role '{role}'"):
+        inventory.check(_listed(groups, VARS))
+
+
+def test_hosts_of_child_groups_count_for_the_role() -> None:
+    listed = _listed({**FULL, "runner": []}, VARS)
+    listed["runner"] = {"children": ["builders"]}
+    listed["builders"] = {"hosts": ["b1"]}
+
+    assert inventory.check(listed).hosts("runner") == ["b1"]
+
+
+def test_two_brokers_and_a_bad_runner_are_all_named() -> None:
+    groups = {**FULL, "broker": ["ctl", "b1"]}
+    hostvars = {**VARS, "b2": {"bob_runner_capacity": 0, "bob_service_manager": "upstart"}}
+
+    with pytest.raises(InventoryError) as err:
+        inventory.check(_listed(groups, hostvars))
+
+    text = str(err.value)
+    assert "'broker' is held by 2 hosts (ctl, b1)" in text
+    assert "host b2: bob_runner_capacity=0" in text
+    assert "bob_service_manager='upstart'" in text
+
+
+def test_two_runner_hosts_with_one_id_are_refused() -> None:
+    hostvars = {**VARS, "b1": {"bob_runner_id": "same"}, "b2": {"bob_runner_id": "same"}}
+
+    with pytest.raises(InventoryError, match="runner id 'same' is also b1's"):
+        inventory.check(_listed(FULL, hostvars))
+
+
+def test_make_deploy_refuses_a_missing_role_before_any_host(tmp_path: Path) -> None:
+    """Through ansible-inventory and python -m deploy, as make deploy runs them: the
+    hosts named do not exist, so getting past the check would fail otherwise."""
+    inv = tmp_path / "nodb.yml"
+    inv.write_text(
+        textwrap.dedent(
+            """\
+            all:
+              hosts:
+                ctl: {ansible_host: 192.0.2.10}
+                b1: {ansible_host: 192.0.2.11}
+              children:
+                broker: {hosts: {ctl: {}}}
+                entities: {hosts: {ctl: {}}}
+                api: {hosts: {ctl: {}}}
+                runner: {hosts: {b1: {}}}
+            """
+        )
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-m", "deploy", str(inv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "BOB_DEPLOY_SECRETS": str(tmp_path / "secrets"),
+        },
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert "no host has the role 'database'" in done.stderr
+    assert "PLAY" not in done.stdout  # no playbook ran
+    assert not (tmp_path / "secrets").exists()  # nothing was made either
