@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cpu, load, pipelines
+from bench import cpu, load, pipelines, scale
 from bench.report import Row, table, write_json
 from devcluster.test_image import ensure_image
 
@@ -24,6 +24,7 @@ def scenarios(quick: bool) -> dict[str, callable]:
         "api": lambda d: load.api_status_load(d, runs=100_000, seconds=5 if quick else 10),
         "queueing": lambda d: load.queueing(d, count=1_000 if quick else 10_000),
         "cpu": lambda d: cpu.control_plane_cpu(d, count=40 if quick else 200),
+        "scale": lambda d: scale.scale(d, count=50 if quick else 200),
     }
 
 

@@ -22,9 +22,10 @@ _TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 POLL_S = 0.1
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_s(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds a process (or its thread `tid`) has used so far."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     # utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
     return (int(fields[11]) + int(fields[12])) * _TICK_S
 

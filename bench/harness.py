@@ -44,13 +44,17 @@ def cluster(
     capacity: int = 2,
     extra_env: Mapping[str, str] | None = None,
     db_path: Path | None = None,
+    db_url: str | None = None,
+    runner_extra: Mapping[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """The three services as real processes, logging to workdir/cluster.log."""
+    """The three services as real processes, logging to workdir/cluster.log: on the
+    database of `db_url`, else the SQLite file `db_path` (else one in workdir); each runner
+    with the variables of `runner_extra` too."""
     workdir.mkdir(parents=True, exist_ok=True)
     with vhost() as queue_url, (workdir / "cluster.log").open("a") as sink:
         env = {
             "BOB_QUEUE_URL": queue_url,
-            "BOB_DB_URL": f"sqlite:///{db_path or workdir / 'bob.db'}",
+            "BOB_DB_URL": db_url or f"sqlite:///{db_path or workdir / 'bob.db'}",
             "BOB_API_PORT": str(free_port()),
             "BOB_ENTITIES_ADDR": f"127.0.0.1:{free_port()}",
             "BOB_RUNNER_CAPACITY": str(capacity),
@@ -60,7 +64,9 @@ def cluster(
         # Ids of this cluster's own: a runner removes every container of its id when it
         # starts, so two benchmarks sharing the engine must not share runner ids.
         tag = uuid.uuid4().hex[:6]
-        runner_env = [{"BOB_RUNNER_ID": f"bench-{tag}-{i}"} for i in range(runners)]
+        runner_env = [
+            {"BOB_RUNNER_ID": f"bench-{tag}-{i}", **(runner_extra or {})} for i in range(runners)
+        ]
         c = Cluster(env, sink=sink, runner_env=runner_env if runners else None, runners=runners)
         c.start()
         try:

@@ -1,4 +1,6 @@
-"""Scenarios 4-6: a million log lines, status under concurrent load, queueing 10,000 starts."""
+"""Scenarios 4-6: a million log lines, status under concurrent load, queueing 10,000 starts.
+4 and 5 run on SQLite and on PostgreSQL (rows "4 logs pg", "5 api pg"), each against
+its floor measured on the same database."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 from peewee import chunked
 
+from bench import databases
 from bench.harness import IMAGE, cluster, create_pipeline, rss_mb, start, wait_terminal
 from bench.report import Row
 from bob_common import runner_types
@@ -28,11 +31,11 @@ LINE_BYTES = 100
 FLOOR_CHUNK = 500
 
 
-def _insert_floor(path: Path, lines: int, *, driver: bool = False) -> float:
+def _insert_floor(url: str, lines: int, *, driver: bool = False) -> float:
     """Seconds to insert `lines` log lines in transactions of 10,000: by peewee's batched
     inserts (the floor), or with `driver`, one prepared INSERT run over all the rows by
     the database driver (executemany, as entities now stores them; for comparison)."""
-    database = db.open_database(f"sqlite:///{path}")
+    database = db.open_database(url)
     try:
         models.Pipeline.create(group="bench", name="floor", definition="{}")
         models.Run.create(
@@ -45,7 +48,10 @@ def _insert_floor(path: Path, lines: int, *, driver: bool = False) -> float:
             pipeline="{}",
         )
         text = "0" * (LINE_BYTES - 1)
-        insert = "INSERT INTO log_lines (run_id, line_no, text, stream) VALUES (?, ?, ?, ?)"
+        p = database.param
+        insert = (
+            f"INSERT INTO log_lines (run_id, line_no, text, stream) VALUES ({p}, {p}, {p}, {p})"
+        )
         began = time.perf_counter()
         for batch in chunked(range(lines), 10_000):
             with database.atomic():
@@ -61,12 +67,26 @@ def _insert_floor(path: Path, lines: int, *, driver: bool = False) -> float:
 
 
 def logs(workdir: Path, lines: int) -> list[Row]:
-    floor_s = _insert_floor(workdir / "floor.db", lines)
-    driver_s = _insert_floor(workdir / "driver.db", lines, driver=True)
+    rows: list[Row] = []
+    for kind in databases.KINDS:
+        rows += _logs_on(kind, workdir / kind, lines)
+    return rows
+
+
+def _logs_on(kind: str, workdir: Path, lines: int) -> list[Row]:
+    scenario = databases.label("4 logs", kind)
+    with databases.database(kind, workdir / "floor") as url:
+        floor_s = _insert_floor(url, lines)
+    with databases.database(kind, workdir / "driver") as url:
+        driver_s = _insert_floor(url, lines, driver=True)
     # awk prints `lines` lines of 99 digits and a newline: 100 bytes each.
     cmd = f"awk 'BEGIN {{ for (i = 1; i <= {lines}; i++) printf \"%0{LINE_BYTES - 1}d\\n\", i }}'"
     last = f"{lines:0{LINE_BYTES - 1}d}"
-    with cluster(workdir / "logs") as c, httpx.Client(base_url=c.api_url, timeout=60) as http:
+    with (
+        databases.database(kind, workdir / "logs") as url,
+        cluster(workdir / "logs", db_url=url) as c,
+        httpx.Client(base_url=c.api_url, timeout=60) as http,
+    ):
         create_pipeline(http, "chatty", {"image": IMAGE, "steps": [{"cmd": cmd}]})
         began = time.perf_counter()
         run_id = start(http, "chatty")
@@ -82,7 +102,7 @@ def logs(workdir: Path, lines: int) -> list[Row]:
     ours, floor = lines / took, lines / floor_s
     return [
         Row(
-            "4 logs",
+            scenario,
             f"{lines:,} lines readable ({status})",
             ours,
             "lines/s",
@@ -91,9 +111,9 @@ def logs(workdir: Path, lines: int) -> list[Row]:
             ">= 0.8x floor",
             ours / floor >= 0.8 and status == "passed",
         ),
-        Row("4 logs", "time until all readable", took, "s"),
+        Row(scenario, "time until all readable", took, "s"),
         Row(
-            "4 logs",
+            scenario,
             "the driver's executemany, for comparison",
             lines / driver_s,
             "lines/s",
@@ -102,7 +122,7 @@ def logs(workdir: Path, lines: int) -> list[Row]:
             "(comparison)",
         ),
         Row(
-            "4 logs",
+            scenario,
             "runner peak RSS",
             runner_peak,
             "MB",
@@ -110,7 +130,7 @@ def logs(workdir: Path, lines: int) -> list[Row]:
             met=runner_peak <= 150,
         ),
         Row(
-            "4 logs",
+            scenario,
             "entities peak RSS",
             entities_peak,
             "MB",
@@ -120,9 +140,9 @@ def logs(workdir: Path, lines: int) -> list[Row]:
     ]
 
 
-def _populate_runs(path: Path, count: int) -> tuple[str, str]:
+def _populate_runs(url: str, count: int) -> tuple[str, str]:
     """`count` passed runs, the last one running instead; (a passed id, the running id)."""
-    database = db.open_database(f"sqlite:///{path}")
+    database = db.open_database(url)
     try:
         definition = json.dumps({"image": IMAGE, "steps": [{"cmd": "true"}]})
         models.Pipeline.create(group="bench", name="many", definition=definition)
@@ -180,18 +200,27 @@ def api_status_load(workdir: Path, runs: int, seconds: int) -> list[Row]:
     finally:
         hello.terminate()
         hello.wait(15)
-    path = workdir / "api" / "bob.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    passed_id, running_id = _populate_runs(path, runs)
-    with cluster(workdir / "api", runners=0, db_path=path) as c:
-        rps, p99 = wrk(f"{c.api_url}/pipelines/status/runs/{passed_id}", seconds)
-        # A run that may still change: answered from the statuses the API keeps current
-        # from entities' journal.
-        active_rps, active_p99 = wrk(f"{c.api_url}/pipelines/status/runs/{running_id}", seconds)
+    rows: list[Row] = []
+    for kind in databases.KINDS:
+        rows += _status_on(kind, workdir / kind, runs, seconds, floor_rps, floor_p99)
+    return rows
+
+
+def _status_on(
+    kind: str, workdir: Path, runs: int, seconds: int, floor_rps: float, floor_p99: float
+) -> list[Row]:
+    scenario = databases.label("5 api", kind)
+    with databases.database(kind, workdir / "api") as url:
+        passed_id, running_id = _populate_runs(url, runs)
+        with cluster(workdir / "api", runners=0, db_url=url) as c:
+            rps, p99 = wrk(f"{c.api_url}/pipelines/status/runs/{passed_id}", seconds)
+            # A run that may still change: answered from the statuses the API keeps
+            # current from entities' journal.
+            active_rps, active_p99 = wrk(f"{c.api_url}/pipelines/status/runs/{running_id}", seconds)
     ratio = rps / floor_rps
     return [
         Row(
-            "5 api",
+            scenario,
             f"GET status, 16 conns, {runs:,} runs",
             rps,
             "req/s",
@@ -200,9 +229,9 @@ def api_status_load(workdir: Path, runs: int, seconds: int) -> list[Row]:
             ">= 0.7x floor",
             ratio >= 0.7,
         ),
-        Row("5 api", "p99 latency", p99, "ms", floor_p99, p99 / floor_p99),
+        Row(scenario, "p99 latency", p99, "ms", floor_p99, p99 / floor_p99),
         Row(
-            "5 api",
+            scenario,
             "GET status of a running run",
             active_rps,
             "req/s",
@@ -211,7 +240,7 @@ def api_status_load(workdir: Path, runs: int, seconds: int) -> list[Row]:
             ">= 0.8x floor",
             active_rps / floor_rps >= 0.8,
         ),
-        Row("5 api", "its p99 latency", active_p99, "ms", floor_p99, active_p99 / floor_p99),
+        Row(scenario, "its p99 latency", active_p99, "ms", floor_p99, active_p99 / floor_p99),
     ]
 
 

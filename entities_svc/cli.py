@@ -1,13 +1,18 @@
-"""`python -m entities_svc`: read the settings once, set up logging, serve until a signal."""
+"""`python -m entities_svc`: read the settings once, set up logging, serve until a signal.
+`python -m entities_svc migrate`: apply the schema migrations the database lacks, print
+what was applied, and exit (0 also when there was nothing to apply)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 from bob_common.config import EntitiesSettings, address_is_loopback
 from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
+from entities_svc import db, migrations
 from entities_svc.server import BindError
 from entities_svc.service import EntitiesService
 
@@ -34,10 +39,43 @@ async def _serve(settings: EntitiesSettings) -> None:
     await service.run(stopping)
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m entities_svc", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser(
+        "migrate",
+        help="apply the schema migrations the database of BOB_DB_URL lacks, then exit",
+    )
+    return parser
+
+
+def migrate(settings: EntitiesSettings) -> int:
+    """Brings the database up to this version's schema (as a start would), without serving:
+    what a deploy runs before it restarts entities on a new version."""
+    try:
+        database = db.connect(settings.db_url)
+        try:
+            done = migrations.upgrade(database)
+        finally:
+            db.close_database(database)
+    except migrations.SchemaTooNew as exc:
+        log.error("%s", exc)
+        return RET_ERROR
+    except Exception:
+        log.exception("migrating the database failed")
+        return RET_ERROR
+    for line in done.describe():
+        print(line)
+    return RET_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     settings = settings_or_report("entities", EntitiesSettings.from_env)
     if settings is None:
         return RET_CONFIG
+    if args.command == "migrate":
+        return migrate(settings)
     log.info("starting with %s", settings)
     if not settings.common.tls and not address_is_loopback(settings.listen_addr):
         # Allowed by BOB_ENTITIES_ALLOW_PLAINTEXT, or the settings would have refused.

@@ -8,15 +8,20 @@ parameters says which value goes where, so the order is peewee's own whatever it
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from peewee import Model
+from peewee import Database, Model
 
 from entities_svc.models import database
 
-# (database, name) -> (SQL text, index of the value each parameter takes).
-_built: dict[tuple[int, Any], tuple[str, tuple[int, ...]]] = {}
+# database -> name -> (SQL text, index of the value each parameter takes). Held by the
+# database object itself (weakly), not its id(): a process that opens another database
+# after closing one (the tests, SQLite then PostgreSQL) may get the same id for it.
+_built: weakref.WeakKeyDictionary[Database, dict[Any, tuple[str, tuple[int, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def statement(
@@ -24,15 +29,17 @@ def statement(
 ) -> tuple[str, tuple[int, ...]]:
     """The SQL of build(markers) for `count` values, and the value each parameter takes.
     ValueError when peewee's conversions hide the markers (a boolean field, say)."""
-    key = (id(database.obj), name)
-    found = _built.get(key)
+    built = _built.get(database.obj)
+    if built is None:
+        built = _built[database.obj] = {}
+    found = built.get(name)
     if found is None:
         markers = list(range(1, count + 1))
         sql, params = build(markers).sql()
         order = tuple(_marker(p) - 1 for p in params)
         if sorted(order) != list(range(count)):
             raise ValueError(f"statement {name!r}: its values cannot be told apart")
-        found = _built[key] = (sql, order)
+        found = built[name] = (sql, order)
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from peewee import (
     AutoField,
+    BigAutoField,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -87,17 +88,17 @@ class Run(BaseModel):
     # Milliseconds since the Unix epoch; 0 when not reached yet (by the current attempt).
     # As Bob's: initiated = claimed (INITIALIZING), initialized = INITIALIZED, started =
     # first RUNNING (steps started), completed = ended. lifecycle.STAMPS says which.
-    created_at_ms = IntegerField()
+    created_at_ms = BigIntegerField()
     initiated_at_ms = BigIntegerField(default=0)
     initialized_at_ms = BigIntegerField(default=0)
-    started_at_ms = IntegerField(default=0)
-    completed_at_ms = IntegerField(default=0)
+    started_at_ms = BigIntegerField(default=0)
+    completed_at_ms = BigIntegerField(default=0)
     # Name of the logger the run was started with; empty for none.
     logger = CharField(default="")
     # Highest RunEvent.seq applied for the current attempt; 0 before the first event.
     last_seq = IntegerField(default=0)
     # Until when the claiming runner owns the run without renewing (ms since the epoch).
-    lease_expires_ms = IntegerField(default=0)
+    lease_expires_ms = BigIntegerField(default=0)
     # What the user asked for: a RunOrder value (run, pause or stop), so that a runner
     # that missed the broadcast learns it when it renews its lease.
     desired = SmallIntegerField(default=0)
@@ -106,7 +107,7 @@ class Run(BaseModel):
     control_owed = SmallIntegerField(default=0)
     # >0 while the broker has not confirmed the current attempt's job: from this time on,
     # entities (re)publishes it. 0 once it is queued.
-    requeue_at_ms = IntegerField(default=0)
+    requeue_at_ms = BigIntegerField(default=0)
     # Executions lost so far (runner gone, job dead-lettered); bounded by BOB_MAX_ATTEMPTS.
     lost_attempts = IntegerField(default=0)
     # Where the current attempt's log starts: a retry continues the run's log.
@@ -163,7 +164,7 @@ class Runner(BaseModel):
     capacity = IntegerField()
     # JSON list of the run ids it reported executing in its last renewal.
     run_ids = TextField(default="[]")
-    last_seen_ms = IntegerField()
+    last_seen_ms = BigIntegerField()
     # Its node, as the last renewal that described it said (Bob's cluster info).
     hostname = CharField(default="")
     cpu_count = IntegerField(default=0)
@@ -181,8 +182,9 @@ class ClusterEvent(BaseModel):
     """The cluster's event journal (Bob's GET /events), appended in the transaction of the
     change it describes; journal.py writes, reads and prunes it."""
 
-    # Increasing: followers resume after the last id they saw.
-    id = AutoField()
+    # Increasing: followers resume after the last id they saw. 64-bit: every status change
+    # takes one, and ids are never reused.
+    id = BigAutoField()
     at_ms = BigIntegerField(index=True)
     type = CharField()
     reason = CharField()

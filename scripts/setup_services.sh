@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the cluster and its tests need on a fresh Debian machine, as root:
 # RabbitMQ, the Docker engine, busybox-static (the source of the local test image), git and
-# openssh-server (the deploy tests' hosts).
+# openssh-server (the deploy tests' hosts), and PostgreSQL (with the role and database the
+# tests use).
 # Idempotent: what is installed or running already is left alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,9 @@ command -v git >/dev/null || need+=(git)
 # machine's /usr: the virtualenv module and the process supervisor of hosts without systemd.
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 command -v supervisord >/dev/null || need+=(supervisor)
+# entities' tests and benchmarks run on PostgreSQL beside SQLite.
+command -v pg_ctlcluster >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+  || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   apt-get update -qq
@@ -48,5 +52,7 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null
 fi
+
+bash "$here/scripts/setup_postgres.sh"
 
 "$here/.venv/bin/python" -m devcluster.test_image

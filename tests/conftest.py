@@ -1,7 +1,7 @@
 """Fixtures for the real components: RabbitMQ (a fresh vhost per test), Docker (with the
-local test image), and a fresh SQLite file per test.
+local test image), and a fresh database per test, on SQLite and on PostgreSQL.
 
-A missing broker or engine skips the tests that need it with the reason, except under
+A missing broker, engine or PostgreSQL skips the tests that need it with the reason, except under
 CI=true, where it fails them: CI must never go green by skipping.
 """
 
@@ -82,6 +82,37 @@ def test_image(docker_client) -> str:
     return IMAGE
 
 
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """The name of a PostgreSQL database at the current schema (migrated once), which each
+    test's database copies."""
+    from devcluster import postgres
+
+    why = postgres.unreachable()
+    if why:
+        _unavailable(why)
+    from entities_svc.db import close_database, open_database
+
+    url = postgres.create_database()
+    try:
+        close_database(open_database(url))
+        yield postgres.name_of(url)
+    finally:
+        postgres.drop_database(url)
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'bob.db'}"
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, at the current schema."""
+    from devcluster import postgres
+
+    with postgres.fresh_database(pg_template) as url:
+        yield url
+
+
+# Every test of the database runs on both: SQLite (the default) and PostgreSQL (deployed).
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bob.db'}"
+    return request.getfixturevalue("pg_url")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from bob_common import amqp, claim_proof, topology
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc.service import EntitiesService
 from tests.entities.support import make_settings
+from tests.support import raw_db
 from tests.waiting import await_until
 
 E = entities_pb2
@@ -195,8 +195,7 @@ def test_event_failing_in_the_database_is_retried_alone_then_dead_lettered(db_ur
             errors = await bob.channel.declare_queue(topology.ERRORS_QUEUE, durable=True)
             dead = await bob.channel.declare_queue(topology.DEAD_LETTER_QUEUE, durable=True)
             # Given log lines cannot be stored any more
-            with contextlib.closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
-                conn.execute("DROP TABLE log_lines")
+            raw_db.execute(db_url, "DROP TABLE log_lines")
             # When a batch holds a status change and log lines
             await bob.publish(status(run_id, 1, M.RUNNING))
             await bob.publish(logs(run_id, 2, 0, 1))
@@ -206,7 +205,7 @@ def test_event_failing_in_the_database_is_retried_alone_then_dead_lettered(db_ur
             await await_until(lambda: bob.run_with(run_id, M.RUNNING), what="run running")
             report = await next_body(errors)
             assert report.startswith(f"entities: run {run_id}: event seq 2 dead-lettered after")
-            assert "no such table" in report
+            assert raw_db.missing_table_message(db_url, "log_lines") in report
             assert await next_body(dead)
 
     asyncio.run(main())
