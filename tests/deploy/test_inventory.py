@@ -125,3 +125,31 @@ def test_make_deploy_refuses_a_missing_role_before_any_host(tmp_path: Path) -> N
     assert "no host has the role 'database'" in done.stderr
     assert "PLAY" not in done.stdout  # no playbook ran
     assert not (tmp_path / "secrets").exists()  # nothing was made either
+
+
+def test_the_playbook_roles_and_example_parse() -> None:
+    """Roles are included at run time (include_role), so a YAML error in one would only
+    show on a deploy; every file must parse, and the playbook pass Ansible's check."""
+    import yaml
+
+    files = sorted((ROOT / "deploy").rglob("*.yml"))
+    assert len(files) > 10
+    for path in files:
+        yaml.safe_load(path.read_text())
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "--syntax-check",
+            "-i",
+            str(ROOT / "deploy" / "inventory.example.yml"),
+            str(ROOT / "deploy" / "site.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "ANSIBLE_CONFIG": str(ROOT / "deploy" / "ansible.cfg"),
+        },
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
