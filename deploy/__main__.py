@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inventory", type=Path)
     parser.add_argument("--version", help="the version our wheel is built with (an upgrade)")
     parser.add_argument("--skip-check", action="store_true", help="no cluster check at the end")
+    parser.add_argument(
+        "--check-only", action="store_true", help="only check the deployed cluster (step 5)"
+    )
     args, playbook_args = parser.parse_known_args(argv)
 
     try:
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    if args.check_only:
+        return _check(cluster, secrets_dir_for(args.inventory))
     tar = wheels.build(HERE / ".build", args.version)
     print(f"deploy: wheels {tar} sha256 {wheels.digest(tar)[:16]}", flush=True)
     secrets_dir = secrets_dir_for(args.inventory)
@@ -92,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         print("deploy: changed=0 on every host")
     if args.skip_check:
         return 0
+    return _check(cluster, secrets_dir)
+
+
+def _check(cluster: inventory.Cluster, secrets_dir: Path) -> int:
     try:
         cluster_check.run(cluster, secrets_dir)
     except cluster_check.CheckFailed as exc:

@@ -48,10 +48,11 @@ def run(cluster: Cluster, secrets_dir: Path, *, out: Callable[[str], None] = pri
     with httpx.Client(
         base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10.0, trust_env=False
     ) as api:
+        _register_plugins(api, cluster, out)
 
         def healthy() -> str | None:
             answer = api.get("/can-we-build-it")
-            return answer.text if answer.status_code == 200 else None
+            return str(answer.json()["message"]) if answer.status_code == 200 else None
 
         out(f"deploy check: /can-we-build-it: {_wait('/can-we-build-it', healthy, deadline)}")
         ran = _build_everywhere(api, cluster, deadline, out)
@@ -59,6 +60,25 @@ def run(cluster: Cluster, secrets_dir: Path, *, out: Callable[[str], None] = pri
         "deploy check: every runner host passed a run: "
         + ", ".join(f"{host}={runner}" for host, runner in sorted(ran.items()))
     )
+
+
+def _register_plugins(api: httpx.Client, cluster: Cluster, out: Callable[[str], None]) -> None:
+    """The reference plugins of the plugins host, registered as make run's are: git
+    provider `git`, artifact store `local`, logger `local` (re-registering is a no-op)."""
+    if not cluster.hosts("plugins"):
+        return
+    address = cluster.address("plugins")
+    git, store, logger = cluster.plugin_ports
+    for path, name, port in (
+        ("/resource-providers", "git", git),
+        ("/artifact-stores", "local", store),
+        ("/loggers", "local", logger),
+    ):
+        url = f"http://{address}:{port}"
+        answer = api.post(path, json={"name": name, "url": url})
+        if answer.status_code >= 300:
+            raise CheckFailed(f"registering {path}/{name} at {url}: {answer.text}")
+        out(f"deploy check: registered {path[1:]} {name} at {url}")
 
 
 def _pipeline(api: httpx.Client, kind: str, image: str) -> str:

@@ -52,6 +52,8 @@ class Cluster:
     api_port: int = 7777
     # The image of the check's pipeline on docker runners (bob_check_image).
     check_image: str = "busybox:latest"
+    # The reference plugins' ports on the plugins host: git provider, store, logger.
+    plugin_ports: tuple[int, int, int] = (8001, 8002, 8003)
 
     def hosts(self, role: str) -> Sequence[str]:
         return self.roles.get(role, ())
@@ -138,6 +140,17 @@ def check(listed: Mapping[str, Any]) -> Cluster:
         runners=runners,
         api_port=int(api_vars.get("bob_api_port", 7777)),
         check_image=str(api_vars.get("bob_check_image", "busybox:latest")),
+        plugin_ports=_plugin_ports(
+            hostvars.get(roles["plugins"][0], {}) if roles["plugins"] else {}
+        ),
+    )
+
+
+def _plugin_ports(hv: Mapping[str, Any]) -> tuple[int, int, int]:
+    return (
+        int(hv.get("bob_git_provider_port", 8001)),
+        int(hv.get("bob_artifact_store_port", 8002)),
+        int(hv.get("bob_logger_port", 8003)),
     )
 
 
