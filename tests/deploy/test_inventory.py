@@ -153,3 +153,115 @@ def test_the_playbook_roles_and_example_parse() -> None:
         },
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _render(template: str, dest: Path, params: dict[str, Any]) -> str:
+    """A role's template rendered by Ansible itself (the template module, on this machine)."""
+    import json
+
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-m",
+            "template",
+            "-a",
+            f"src={ROOT / template} dest={dest}",
+            "-e",
+            json.dumps(params),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "ANSIBLE_CONFIG": str(ROOT / "deploy" / "ansible.cfg"),
+        },
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return dest.read_text()
+
+
+RUNNER = {
+    "svc": "bob-runner",
+    "svc_description": "Bob's runner",
+    "svc_env_file": "/etc/bob/runner.env",
+    "svc_command": ["/opt/bob/bin/python", "-m", "runner_svc"],
+    "svc_stop_timeout": 100,
+    "bob_user": "bob",
+    "bob_data_dir": "/var/lib/bob",
+    "bob_prefix": "/opt/bob",
+    "bob_log_dir": "/var/log/bob",
+}
+
+
+def test_both_service_managers_stop_a_runner_alike(tmp_path: Path) -> None:
+    """The one switch: the systemd unit and the supervisor program of a service give it
+    the same env file, user, restart-on-failure, SIGTERM to the main process alone and
+    stop timeout; systemd itself finds nothing wrong in the unit."""
+    import shutil
+
+    unit = _render(
+        "deploy/roles/bob_service/templates/unit.service.j2",
+        tmp_path / "bob-runner.service",
+        RUNNER,
+    )
+    program = _render(
+        "deploy/roles/bob_service/templates/program.conf.j2", tmp_path / "bob-runner.conf", RUNNER
+    )
+
+    for line in (
+        "EnvironmentFile=/etc/bob/runner.env",
+        "User=bob",
+        "Restart=on-failure",
+        "KillSignal=SIGTERM",
+        "KillMode=mixed",
+        "TimeoutStopSec=100",
+    ):
+        assert line in unit.splitlines(), line
+    for line in (
+        "command=/opt/bob/bin/bob-env /etc/bob/runner.env /opt/bob/bin/python -m runner_svc",
+        "user=bob",
+        "autorestart=unexpected",
+        "exitcodes=0",
+        "stopsignal=TERM",
+        "stopasgroup=false",
+        "stopwaitsecs=100",
+    ):
+        assert line in program.splitlines(), line
+    if shutil.which("systemd-analyze"):
+        done = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", str(tmp_path / "bob-runner.service")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        problems = [
+            line
+            for line in done.stderr.splitlines()
+            if line.strip() and "is not executable" not in line  # /opt/bob is not here
+        ]
+        assert not problems, done.stderr
+
+
+def test_bob_env_gives_a_command_the_env_file_as_systemd_reads_it(tmp_path: Path) -> None:
+    env_file = tmp_path / "svc.env"
+    env_file.write_text(
+        '# a comment\nBOB_QUEUE_URL=amqp://u:p@10.0.0.1:5672/bob\n\nQUOTED="a b"\nEMPTY=\n'
+    )
+
+    done = subprocess.run(
+        ["/usr/bin/python3", str(ROOT / "deploy/roles/common/files/bob-env"), str(env_file), "env"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "KEPT": "1"},
+    )
+
+    found = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert found["BOB_QUEUE_URL"] == "amqp://u:p@10.0.0.1:5672/bob"
+    assert found["QUOTED"] == "a b"
+    assert found["EMPTY"] == ""
+    assert found["KEPT"] == "1"
