@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run gen gen-check lint test bench deploy clean
+.PHONY: setup run gen gen-check lint test bench deploy clean vendor-web
 
 setup: $(STAMP)
 	@bash scripts/setup_services.sh
@@ -44,6 +44,11 @@ bench: setup
 deploy: $(STAMP)
 	@test -n "$(INVENTORY)" || { echo "usage: make deploy INVENTORY=path/to/inventory.yml" >&2; exit 2; }
 	$(PY) -m deploy $(if $(BOB_VERSION),--version $(BOB_VERSION)) $(DEPLOY_ARGS) "$(INVENTORY)"
+
+# Not part of setup: the web page's JavaScript library is committed; this re-fetches it
+# from the npm registry (needs npm) when its version changes.
+vendor-web:
+	bash scripts/vendor_web.sh
 
 clean:
 	rm -rf $(VENV) data

@@ -23,6 +23,7 @@ from api_server.memory_status import MemoryStatus
 from api_server.operation_roles import OperationRoles
 from api_server.resolver import HandlerResolver
 from api_server.token_verifier import TokenVerifier
+from api_server.web_page import WebPage
 from bob_common.config import AUTH_TOKENS, ApiSettings
 
 SPEC = "openapi.yaml"
@@ -69,6 +70,9 @@ def create_app(settings: ApiSettings) -> connexion.AsyncApp:
     # Added first, so it runs first of the API's middlewares (each one added at a
     # position goes after those added before): a refused request reaches nothing else.
     app.add_middleware(Guard, MiddlewarePosition.BEFORE_EXCEPTION, settings=settings)
+    # The web page's static files, open (they hold no data), so in front of the token
+    # check; behind the guard, which refuses foreign Hosts and Origins for them too.
+    app.add_middleware(WebPage, MiddlewarePosition.BEFORE_EXCEPTION)
     # Then the caller's token: nothing is answered, not even a too-large body's 413 or a
     # status from memory, before it is checked.
     app.add_middleware(

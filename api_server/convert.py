@@ -137,10 +137,26 @@ def run_detail(run: entities_pb2.Run) -> dict[str, Any]:
         "runner-id": run.runner_id,
         "logger": run.logger,
         "attempt": run.attempt,
+        **({"trigger": run_trigger(run.trigger)} if run.HasField("trigger") else {}),
         "steps": [
             {"index": s.index, "exit-code": s.exit_code, "duration-ms": s.duration_ms}
             for s in run.steps
         ],
+    }
+
+
+def run_trigger(trigger: entities_pb2.RunTrigger) -> dict[str, Any]:
+    """The forge event that started a run (issue 11: webhooks)."""
+    e = trigger.event
+    return {
+        "forge": trigger.forge,
+        "delivery": trigger.delivery_id,
+        "repository": e.repository,
+        "kind": e.kind,
+        "ref": e.ref,
+        "target": e.target,
+        "sha": e.sha,
+        "sender": e.sender,
     }
 
 

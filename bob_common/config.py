@@ -50,6 +50,8 @@ EVENT_MAX_BYTES = 1024 * 1024
 # Unacked run events entities lets in at most, by their largest size (BOB_EVENT_MAX_BYTES):
 # AMQP's prefetch counts messages, not bytes, so entities derives its prefetch from both.
 EVENTS_INFLIGHT_MAX_BYTES = 128 * 1024 * 1024
+# Webhook delivery ids are remembered this long (issue 11): 7 days.
+WEBHOOK_DELIVERY_KEEP_S = 7 * 24 * 3600.0
 
 
 class ConfigError(ValueError):
@@ -177,6 +179,9 @@ class EntitiesSettings:
     # Bytes of unacked run events held at most: the prefetch is this over
     # BOB_EVENT_MAX_BYTES (and at most events.MAX_PREFETCH).
     events_inflight_max_bytes: int = EVENTS_INFLIGHT_MAX_BYTES
+    # How long a webhook delivery id is remembered (a redelivery within it starts nothing
+    # again): GitHub lets a delivery be redelivered for 3 days, forges retry within hours.
+    webhook_delivery_keep_s: float = WEBHOOK_DELIVERY_KEEP_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EntitiesSettings:
@@ -196,7 +201,12 @@ class EntitiesSettings:
             events_inflight_max_bytes=_get(
                 env, "BOB_EVENTS_INFLIGHT_MAX_BYTES", EVENTS_INFLIGHT_MAX_BYTES
             ),
+            webhook_delivery_keep_s=_get(
+                env, "BOB_WEBHOOK_DELIVERY_KEEP_S", WEBHOOK_DELIVERY_KEEP_S
+            ),
         )
+        if settings.webhook_delivery_keep_s <= 0:
+            raise ConfigError("BOB_WEBHOOK_DELIVERY_KEEP_S must be positive")
         if settings.events_inflight_max_bytes < common.event_max_bytes:
             raise ConfigError("BOB_EVENTS_INFLIGHT_MAX_BYTES must be at least BOB_EVENT_MAX_BYTES")
         if settings.max_attempts < 1:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from bob_common import triggers
+
 Definition = Mapping[str, Any]
 Rule = Callable[[Definition], str]
 
@@ -195,6 +197,14 @@ def user_valid(definition: Definition) -> str:
     return f"user {user!r} is not a user: it must be numeric 'uid:gid', e.g. '1000:1000'"
 
 
+# --- triggers (issue 11: webhooks): the forge events that start a pipeline ------------
+
+
+def triggers_sound(definition: Definition) -> str:
+    external = [r.get("name", "") for r in _resources(definition) if r.get("type") == EXTERNAL]
+    return triggers.problem(definition.get("triggers") or (), external, SECRET_NAME)
+
+
 STORE: tuple[Rule, ...] = (
     has_image,
     has_steps,
@@ -205,6 +215,7 @@ STORE: tuple[Rule, ...] = (
     resource_types_known,
     secret_vars_sound,
     user_valid,
+    triggers_sound,
 )
 RUN: tuple[Rule, ...] = (
     has_image,

@@ -38,6 +38,7 @@ def main() -> int:
     try:
         cluster.start()
         print(f"Bob is up: {cluster.api_url} (Ctrl-C stops it)", flush=True)
+        print(f"  the web page for runs at {cluster.api_url}/, the API at /ui/", flush=True)
         if key_file := cluster.entities.env.get("BOB_SECRETS_KEY_FILE"):
             print(f"  secrets are encrypted with the key in {key_file}", flush=True)
         for name, url in cluster.plugin_urls.items():

@@ -94,6 +94,9 @@ RULES: dict[str, Rule] = {
     # Runner types a pipeline may run on
     "GetPipelineRunnerTypes": Rule(READERS),
     "SetPipelineRunnerTypes": Rule(WRITERS),
+    # Webhooks (issue 11): forge deliveries reach entities through the API alone, which
+    # parses them; entities verifies their signatures against the webhook secrets.
+    "DeliverWebhook": Rule(API_ONLY),
 }
 
 # The standard services beside Entities (health checks, reflection) tell nothing a

@@ -10,6 +10,8 @@ import logging
 import signal
 import sys
 
+import peewee
+
 from bob_common.config import EntitiesSettings, address_is_loopback
 from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
 from entities_svc import db, migrations
@@ -60,6 +62,10 @@ def migrate(settings: EntitiesSettings) -> int:
             db.close_database(database)
     except migrations.SchemaTooNew as exc:
         log.error("%s", exc)
+        return RET_ERROR
+    except peewee.OperationalError as exc:
+        # Unreachable, refused, a wrong password: the driver's words (never the password).
+        log.error("cannot migrate the database: %s", exc)
         return RET_ERROR
     except Exception:
         log.exception("migrating the database failed")

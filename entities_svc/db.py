@@ -63,12 +63,12 @@ def open_database(url: str) -> Database:
     the database."""
     database = connect(url)
     try:
-        migrations.upgrade(database)
+        version = migrations.upgrade(database).after
     except BaseException:
         database.close()
         raise
     journal.newest_id()  # so that readers need not ask the database for what is not there
-    log.info("database ready (%s)", urlparse(url).scheme)
+    log.info("database ready (%s, schema version %d)", urlparse(url).scheme, version)
     return database
 
 

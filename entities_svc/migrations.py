@@ -9,9 +9,13 @@ transaction, under a lock, so that two starts never apply one twice.
 - Columns are only ever added or widened, never renamed or dropped, so a database written
   by any earlier version opens with its rows intact.
 
-A new migration is a function appended to MIGRATIONS (never renumber one). Write it so
-that it holds on a database migration 1 has just brought to the current models: check
-what it changes (migration 1 adds whatever the models have that the database lacks).
+Every change to the models needs a migration appended to MIGRATIONS (never renumber
+one): a database already at the newest version is not looked at again. New tables and
+columns only: `add_missing` (what migration 1 does, again). Write a migration so that it
+holds on a database migration 1 has just brought to the current models: check what it
+changes (migration 1 adds whatever the models have that the database lacks).
+tests/entities/test_migrations.py keeps the models' shape at the newest version, and fails
+when they change without one.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from entities_svc import models
 from entities_svc.clock import now_ms
-from entities_svc.models import ClusterEvent, Run, Runner
+from entities_svc.models import ClusterEvent, Run, Runner, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +41,10 @@ PG_LOCK_KEY = 0x626F62_5343_48  # "bob" "SCH"
 # initiated_at_ms existed, started_at_ms held the time of the claim.
 BACKFILL: dict[Field, Field] = {Run.initiated_at_ms: Run.started_at_ms}
 
-# Times in milliseconds since the epoch that were INTEGER columns: 32 bits on PostgreSQL,
-# too narrow for today's time (SQLite's INTEGER has 64 bits whatever it is declared).
+# Times in milliseconds that were INTEGER columns: 32 bits on PostgreSQL, too narrow for
+# today's time or a step of 25 days (SQLite's INTEGER has 64 bits whatever it is declared).
 WIDENED_TO_BIGINT: tuple[Field, ...] = (
+    StepResult.duration_ms,
     Run.created_at_ms,
     Run.started_at_ms,
     Run.completed_at_ms,
@@ -63,7 +68,7 @@ class Migration:
     apply: Callable[[Database], None]
 
 
-def _baseline(database: Database) -> None:
+def add_missing(database: Database) -> None:
     """Brings a database of any earlier version to the models: missing tables created,
     missing columns added (with their defaults, or BACKFILL)."""
     database.create_tables(models.MODELS, safe=True)
@@ -100,8 +105,9 @@ def _widen(database: Database) -> None:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "baseline: missing tables and columns added", _baseline),
+    Migration(1, "baseline: missing tables and columns added", add_missing),
     Migration(2, "millisecond times and journal ids 64-bit on PostgreSQL", _widen),
+    Migration(3, "webhooks: runs.trigger, pipeline_triggers, webhook_deliveries", add_missing),
 )
 NEWEST = MIGRATIONS[-1].version
 

@@ -121,6 +121,9 @@ class Run(BaseModel):
     # event of the claimed attempt carries. Kept as it is, not hashed, since checking an
     # HMAC needs the key; "" while nobody holds the run.
     claim_key = CharField(default="")
+    # The forge event that started it, as JSON (webhooks.py, bob.v1.RunTrigger in proto
+    # field names); "" for a run started otherwise.
+    trigger = TextField(default="")
 
     class Meta:
         table_name = "runs"
@@ -136,7 +139,7 @@ class StepResult(BaseModel):
     run = ForeignKeyField(Run, field=Run.id, column_name="run_id")
     index = IntegerField()
     exit_code = IntegerField()
-    duration_ms = IntegerField()
+    duration_ms = BigIntegerField()
 
     class Meta:
         table_name = "step_results"
@@ -235,6 +238,34 @@ class ApiToken(BaseModel):
         table_name = "api_tokens"
 
 
+# --- webhooks (issue 11: push and pull-request triggers) ---------------------------------
+
+
+class PipelineTrigger(BaseModel):
+    """The repository of one trigger of a pipeline, lower case: what a delivery looks its
+    pipelines up by. Rewritten with the definition, deleted with the pipeline."""
+
+    pipeline = ForeignKeyField(Pipeline, on_delete="CASCADE", column_name="pipeline_id")
+    repository = CharField(index=True)
+
+    class Meta:
+        table_name = "pipeline_triggers"
+
+
+class WebhookDelivery(BaseModel):
+    """A verified forge delivery, recorded in the transaction of the runs it started: the
+    key is unique, so a redelivery (even a concurrent one) starts nothing again."""
+
+    # "<forge>:<delivery id>".
+    key = CharField(primary_key=True)
+    received_at_ms = BigIntegerField(index=True)
+    # What it was answered, as JSON (webhooks.Outcome), answered again to a redelivery.
+    answer = TextField(default="")
+
+    class Meta:
+        table_name = "webhook_deliveries"
+
+
 MODELS = (
     Pipeline,
     ResourceProvider,
@@ -247,4 +278,6 @@ MODELS = (
     ClusterEvent,
     Secret,
     ApiToken,
+    PipelineTrigger,
+    WebhookDelivery,
 )

@@ -10,7 +10,7 @@ from typing import Any
 from bob_common import pipeline_rules
 from bob_common.pipeline_rules import EXTERNAL
 from bob_common.run_states import ACTIVE, RunStatus
-from entities_svc import compiled, journal, plugins, run_status
+from entities_svc import compiled, journal, plugins, run_status, trigger_index
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import parse_status
 from entities_svc.models import LogLine, Pipeline, Run, StepResult, database
@@ -101,6 +101,8 @@ def put_pipeline(group: str, name: str, definition: dict[str, Any], document: st
         )
         if not updated:
             Pipeline.create(group=group, name=name, definition=text, document=document)
+        # Triggers (issue 11): the repositories deliveries find the pipeline by.
+        trigger_index.index(find_row(group, name).id, definition)
         what = "updated" if updated else "created"
         _journal(group, name, f"Pipeline{what.title()}", what)
     log.info("%s pipeline %s/%s", what, group, name)

@@ -55,6 +55,8 @@ class RunInfo:
     initialized_at_ms: int = 0
     # The journal event that recorded the current status.
     status_event_id: int = 0
+    # The forge event that started it, JSON (webhooks.py); "" for other starts.
+    trigger: str = ""
 
 
 def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = False) -> RunInfo:
@@ -77,6 +79,7 @@ def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = Fals
         initiated_at_ms=row.initiated_at_ms,
         initialized_at_ms=row.initialized_at_ms,
         status_event_id=row.status_event_id,
+        trigger=row.trigger,
     )
 
 
@@ -126,6 +129,7 @@ _INFO_COLUMNS = (
     Run.initiated_at_ms,
     Run.initialized_at_ms,
     Run.status_event_id,
+    Run.trigger,
 )
 _INFO_NAMES = tuple(column.name for column in _INFO_COLUMNS)
 _NO_STEPS_YET = (RunStatus.PENDING, RunStatus.INITIALIZING, RunStatus.INITIALIZED)
@@ -158,17 +162,24 @@ def get_run(run_id: str) -> RunInfo:
 
 
 def list_runs(
-    group: str, name: str, after_run_id: str = "", limit: int | None = None
+    group: str,
+    name: str,
+    after_run_id: str = "",
+    limit: int | None = None,
+    newest_first: bool = False,
 ) -> list[RunInfo]:
-    """Runs of a pipeline, oldest first; only those after `after_run_id` (a run of the
-    pipeline, else NOT_FOUND), at most `limit`."""
+    """Runs of a pipeline, oldest first (or newest first); only those after
+    `after_run_id` in that order (a run of the pipeline, else NOT_FOUND), at most `limit`."""
     pipelines.find_row(group, name)
-    query = Run.select().where((Run.group == group) & (Run.name == name)).order_by(Run.number)
+    order = Run.number.desc() if newest_first else Run.number
+    query = Run.select().where((Run.group == group) & (Run.name == name)).order_by(order)
     if after_run_id:
         after = find_row(after_run_id)
         if (after.group, after.name) != (group, name):
             raise NotFound(f"Run {after_run_id} of pipeline {group}/{name} not found")
-        query = query.where(Run.number > after.number)
+        query = query.where(
+            Run.number < after.number if newest_first else Run.number > after.number
+        )
     if limit is not None:
         query = query.limit(limit)
     rows = list(query)
@@ -191,6 +202,13 @@ def get_logs(run_id: str, offset: int, limit: int) -> list[str]:
         .limit(limit)
     )
     return [text for (text,) in query.tuples()]
+
+
+def tail_offset(run_id: str, lines: int) -> int:
+    """Where the last `lines` lines of the run's log start (lines to skip)."""
+    find_row(run_id)
+    held = LogLine.select().where(LogLine.run == run_id).count()
+    return max(0, held - lines)
 
 
 def latest_runs(refs: list[tuple[str, str]]) -> dict[tuple[str, str], RunInfo]:

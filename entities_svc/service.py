@@ -80,6 +80,7 @@ class EntitiesService:
             control_owed=self.controls.send_soon,
             box=self.box,
             runner_types_allowed=self.settings.runner_types_allowed,
+            webhook_delivery_keep_ms=int(self.settings.webhook_delivery_keep_s * 1000),
         )
         common = self.settings.common
         try:

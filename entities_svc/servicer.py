@@ -4,6 +4,7 @@ database thread, and maps domain errors to status codes in one table."""
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -12,7 +13,7 @@ import grpc
 import peewee
 from google.protobuf import empty_pb2, json_format
 
-from bob_common import pages, runner_types
+from bob_common import pages, runner_types, triggers
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc import (
     journal,
@@ -26,6 +27,7 @@ from entities_svc import (
     runners,
     secrets,
     tokens,
+    webhooks,
 )
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
@@ -53,8 +55,10 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    # "database is locked" and the like: the caller may retry.
+    # "database is locked", a lost PostgreSQL connection and the like: the caller may retry.
     peewee.OperationalError: grpc.StatusCode.UNAVAILABLE,
+    # A value the database's column cannot hold (PostgreSQL checks each type's range).
+    peewee.DataError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 _EMPTY = empty_pb2.Empty()
@@ -121,6 +125,7 @@ def _run(info: run_queries.RunInfo) -> entities_pb2.Run:
         initiated_at_ms=info.initiated_at_ms,
         initialized_at_ms=info.initialized_at_ms,
         status_event_id=info.status_event_id,
+        trigger=_run_trigger(info.trigger),
         steps=[
             entities_pb2.StepResult(
                 index=step.index, exit_code=step.exit_code, duration_ms=step.duration_ms
@@ -128,6 +133,12 @@ def _run(info: run_queries.RunInfo) -> entities_pb2.Run:
             for step in info.steps
         ],
     )
+
+
+def _run_trigger(text: str) -> entities_pb2.RunTrigger | None:
+    if not text:
+        return None
+    return json_format.ParseDict(json.loads(text), entities_pb2.RunTrigger())
 
 
 def _plugins(found: list[plugins.Plugin]) -> entities_pb2.ListPluginsResponse:
@@ -150,6 +161,9 @@ def _runner(beat: runners.Heartbeat) -> entities_pb2.RunnerInfo:
 
 
 MAX_INT64 = 2**63 - 1
+# uint32 on the wire, signed 32-bit columns on PostgreSQL (SQLite's hold 64 bits): a
+# runner's capacity or CPU count beyond it is held at it, the same on both databases.
+MAX_INT32 = 2**31 - 1
 ENGINE_PROBLEM_MAX = 1000
 
 
@@ -164,7 +178,7 @@ def _seen(request: entities_pb2.RenewLeasesRequest) -> runners.Heartbeat | None:
         # NULL, which the column refuses.
         node = runners.Node(
             n.hostname,
-            n.cpu_count,
+            min(n.cpu_count, MAX_INT32),
             n.cpu_load if math.isfinite(n.cpu_load) else 0.0,
             min(n.memory_free_bytes, MAX_INT64),
             min(n.memory_total_bytes, MAX_INT64),
@@ -172,7 +186,7 @@ def _seen(request: entities_pb2.RenewLeasesRequest) -> runners.Heartbeat | None:
     return runners.Heartbeat(
         request.runner_id,
         request.runner_type,
-        request.capacity,
+        min(request.capacity, MAX_INT32),
         tuple(run.run_id for run in request.runs),
         now_ms(),
         node,
@@ -215,6 +229,7 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         box: SecretBox | None = None,
         events_refused: Callable[[], int] = lambda: 0,
         runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,),
+        webhook_delivery_keep_ms: int = 7 * 24 * 3600 * 1000,
     ) -> None:
         self._db = db
         # Seals and opens stored secrets; without keys, only secrets fail.
@@ -230,6 +245,8 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._feed = EventFeed(db)
         # The runner types of pipelines without a list of their own (BOB_RUNNER_TYPES_ALLOWED).
         self._allowed_by_default = runner_types_allowed
+        # How long a webhook delivery id is remembered (BOB_WEBHOOK_DELIVERY_KEEP_S).
+        self._webhook_delivery_keep_ms = webhook_delivery_keep_ms
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
         return await self._mapped(context, self._db.call(fn, *args))
@@ -340,16 +357,23 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             request.name,
             request.after_run_id,
             limit + 1,  # one more than asked, to know whether more follow
+            request.newest_first,
         )
         page, cut = pages.fill(_run(info) for info in found[:limit])
         return entities_pb2.ListRunsResponse(runs=page, more=cut or len(found) > limit)
 
     async def GetLogs(self, request, context):
+        offset, limit = request.offset, request.limit
+        if request.tail:
+            # Counted, then read: a line stored in between only moves the window on.
+            offset = await self._mapped(
+                context, self._db.read(run_queries.tail_offset, request.run_id, request.tail)
+            )
+            limit = min(limit or request.tail, request.tail)
         lines = await self._mapped(
-            context,
-            self._db.read(run_queries.get_logs, request.run_id, request.offset, request.limit),
+            context, self._db.read(run_queries.get_logs, request.run_id, offset, limit)
         )
-        return entities_pb2.GetLogsResponse(lines=lines)
+        return entities_pb2.GetLogsResponse(lines=lines, offset=offset)
 
     async def StopRun(self, request, context):
         stop = await self._call(context, run_commands.stop_run, request.run_id)
@@ -490,6 +514,47 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             self._allowed_by_default,
         )
         return _runner_types(allowed)
+
+    # --- webhooks (issue 11) ---
+
+    async def DeliverWebhook(self, request, context):
+        if request.forge not in triggers.FORGES:
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"forge {request.forge!r} is not one of {', '.join(triggers.FORGES)}",
+            )
+        if not request.delivery_id or not request.event.repository:
+            await _abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "a delivery needs its id and repository"
+            )
+        e = request.event
+        delivery = webhooks.Delivery(
+            forge=request.forge,
+            delivery_id=request.delivery_id,
+            body=request.body,
+            signature=request.signature,
+            event=triggers.Event(e.repository, e.kind, e.ref, e.target, e.sha, e.sender),
+            ignored=request.ignored,
+        )
+        outcome = await self._call(
+            context,
+            webhooks.deliver,
+            self._box,
+            delivery,
+            self._webhook_delivery_keep_ms,
+            self._allowed_by_default,
+            self._box.usable,
+        )
+        if outcome.runs and not outcome.redelivery:
+            self._job_due()  # the sweep publishes their jobs now
+        return entities_pb2.WebhookOutcome(
+            verified=outcome.verified,
+            runs=[entities_pb2.WebhookRun(**vars(r)) for r in outcome.runs],
+            skipped=[entities_pb2.WebhookSkipped(**vars(s)) for s in outcome.skipped],
+            reason=outcome.reason,
+            redelivery=outcome.redelivery,
+        )
 
 
 def _api_token(token: tokens.Token) -> entities_pb2.ApiToken:

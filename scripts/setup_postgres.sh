@@ -17,7 +17,13 @@ pg_lsclusters -h | awk '{print $1 "/" $2}' | grep -qx "$version/main" \
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "setup: starting PostgreSQL $version"
   # A session of its own, like dockerd: stopping `make run` never stops the database.
-  setsid pg_ctlcluster "$version" main start </dev/null
+  # Its output to a file, so that no pipe of the caller's (make's, CI's) stays open.
+  log=/var/log/postgresql/bob-setup.log
+  mkdir -p /var/log/postgresql
+  if ! setsid pg_ctlcluster "$version" main start </dev/null >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
   for _ in $(seq 1 60); do
     pg_isready -q -h 127.0.0.1 -p 5432 && break
     sleep 1

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the cluster and its tests need on a fresh Debian machine, as root:
-# RabbitMQ, the Docker engine, busybox-static (the source of the local test image), git and
-# openssh-server (the deploy tests' hosts), and PostgreSQL (with the role and database the
-# tests use).
+# RabbitMQ, the Docker engine, busybox-static (the source of the local test image), git,
+# openssh-server, python3-venv and supervisor (the deploy tests' hosts), Chromium with its
+# driver (the web page's browser test) and PostgreSQL (with the role and database the tests
+# use).
 # Idempotent: what is installed or running already is left alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,10 @@ command -v git >/dev/null || need+=(git)
 # machine's /usr: the virtualenv module and the process supervisor of hosts without systemd.
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 command -v supervisord >/dev/null || need+=(supervisor)
+# The web page's browser test (tests/page) drives Debian's headless Chromium through its
+# WebDriver.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 # entities' tests and benchmarks run on PostgreSQL beside SQLite.
 command -v pg_ctlcluster >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
   || need+=(postgresql)

@@ -12,6 +12,7 @@ from api_server.handlers import (
     runs,
     secrets,
     tokens,
+    webhooks,
 )
 
 MODULES = [
@@ -26,4 +27,5 @@ MODULES = [
     runs,
     secrets,
     tokens,
+    webhooks,
 ]

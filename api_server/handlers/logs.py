@@ -27,20 +27,36 @@ async def _page(
     return list(reply.lines)
 
 
+async def _first_page(b: backends.Backends, run_id: str, tail: int | None) -> tuple[int, list[str]]:
+    """Where the answer starts and its first lines: the log's start, or its last `tail`
+    lines."""
+    if not tail:
+        return 0, await _page(b, run_id, 0)
+    request = entities_pb2.GetLogsRequest(run_id=run_id, tail=tail, limit=min(tail, PAGE_LINES))
+    reply = await b.call(b.entities.GetLogs(request))
+    return reply.offset, list(reply.lines)
+
+
 async def pipeline_log_lines(id_: str, offset: int, lines: int):
     return {"message": await _page(backends.current(), id_, offset, lines)}, 200
 
 
-async def pipeline_logs(id_: str, follow: bool = False, until_end: bool = False):
+async def pipeline_logs(
+    id_: str, follow: bool = False, until_end: bool = False, tail: int | None = None
+):
     b = backends.current()
     # The first page is read before answering, so that an unknown run is a JSON 404.
-    first = await _page(b, id_, 0)
-    body = _follow(b, id_, first, until_end) if follow else _whole(b, id_, first)
+    offset, first = await _first_page(b, id_, tail)
+    body = _follow(b, id_, offset, first, until_end) if follow else _whole(b, id_, offset, first)
     return StreamingResponse(
         body,
         media_type="text/plain; charset=utf-8",
         # Lines are sent as they come; no proxy should sit on them.
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "X-Log-Offset": str(offset),
+        },
     )
 
 
@@ -48,8 +64,9 @@ def _chunk(lines: list[str]) -> bytes:
     return "".join(f"{line}\n" for line in lines).encode("utf-8")
 
 
-async def _whole(b: backends.Backends, run_id: str, page: list[str]) -> AsyncIterator[bytes]:
-    offset = 0
+async def _whole(
+    b: backends.Backends, run_id: str, offset: int, page: list[str]
+) -> AsyncIterator[bytes]:
     while page:
         yield _chunk(page)
         offset += len(page)
@@ -59,13 +76,12 @@ async def _whole(b: backends.Backends, run_id: str, page: list[str]) -> AsyncIte
 
 
 async def _follow(
-    b: backends.Backends, run_id: str, page: list[str], until_end: bool
+    b: backends.Backends, run_id: str, offset: int, page: list[str], until_end: bool
 ) -> AsyncIterator[bytes]:
     """Every line as entities stores it. The stream outlives the run, as Bob's does
     (wendy reports a closed stream as an error), until the client leaves or it has been
     idle for BOB_API_FOLLOW_IDLE_S after the run ended; `until_end` ends it with the run."""
     settings = b.settings
-    offset = 0
     idle_since = time.monotonic()
     while True:
         if page:

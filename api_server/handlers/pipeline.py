@@ -105,6 +105,7 @@ async def pipeline_list(
     status=None,
     limit: int | None = None,
     cursor: str | None = None,
+    last_run: bool = False,
 ):
     found, headers = await list_page(
         group or "",
@@ -113,7 +114,14 @@ async def pipeline_list(
         limit,
         cursor,
     )
-    return {"message": [convert.pipeline_to_json(p) for p in found]}, 200, headers
+    listed = [convert.pipeline_to_json(p) for p in found]
+    if last_run:
+        # Ours, asked for: Bob's clients read a pipeline back exactly as they posted it.
+        for body, stored in zip(listed, found, strict=True):
+            body["last-run"] = (
+                convert.run_summary(stored.last_run) if stored.HasField("last_run") else None
+            )
+    return {"message": listed}, 200, headers
 
 
 async def _set_paused(group: str, name: str, paused: bool):

@@ -111,11 +111,21 @@ async def pipeline_status(run_id: str):
     return {"message": status_name(status)}, 200
 
 
-async def pipeline_runs(group: str, name: str, limit: int | None = None, cursor: str | None = None):
+async def pipeline_runs(
+    group: str,
+    name: str,
+    limit: int | None = None,
+    cursor: str | None = None,
+    order: str = "oldest",
+):
     # ListRuns answers NOT_FOUND (404) for an unknown pipeline, not an empty list.
     after = paging.after_key(cursor, 1)
     request = entities_pb2.ListRunsRequest(
-        group=group, name=name, limit=paging.limit_of(limit), after_run_id=after[0] if after else ""
+        group=group,
+        name=name,
+        limit=paging.limit_of(limit),
+        after_run_id=after[0] if after else "",
+        newest_first=order == "newest",
     )
     b = backends.current()
     reply = await b.call(b.entities.ListRunsPage(request))

@@ -183,7 +183,7 @@ class StepResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps", "logger", "initiated_at_ms", "initialized_at_ms", "status_event_id")
+    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps", "logger", "initiated_at_ms", "initialized_at_ms", "status_event_id", "trigger")
     ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +200,7 @@ class Run(_message.Message):
     INITIATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     INITIALIZED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     STATUS_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
     id: str
     group: str
     name: str
@@ -216,19 +217,22 @@ class Run(_message.Message):
     initiated_at_ms: int
     initialized_at_ms: int
     status_event_id: int
-    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ..., status_event_id: _Optional[int] = ...) -> None: ...
+    trigger: RunTrigger
+    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ..., status_event_id: _Optional[int] = ..., trigger: _Optional[_Union[RunTrigger, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("group", "name", "limit", "after_run_id")
+    __slots__ = ("group", "name", "limit", "after_run_id", "newest_first")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AFTER_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
     group: str
     name: str
     limit: int
     after_run_id: str
-    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., after_run_id: _Optional[str] = ...) -> None: ...
+    newest_first: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., after_run_id: _Optional[str] = ..., newest_first: _Optional[bool] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs", "more")
@@ -239,20 +243,24 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class GetLogsRequest(_message.Message):
-    __slots__ = ("run_id", "offset", "limit")
+    __slots__ = ("run_id", "offset", "limit", "tail")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     offset: int
     limit: int
-    def __init__(self, run_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    tail: int
+    def __init__(self, run_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., tail: _Optional[int] = ...) -> None: ...
 
 class GetLogsResponse(_message.Message):
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "offset")
     LINES_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     lines: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
+    offset: int
+    def __init__(self, lines: _Optional[_Iterable[str]] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class StopRunResponse(_message.Message):
     __slots__ = ("run", "broadcast")
@@ -545,3 +553,79 @@ class SetPipelineRunnerTypesRequest(_message.Message):
     runner_types: _containers.RepeatedScalarFieldContainer[str]
     use_default: bool
     def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., runner_types: _Optional[_Iterable[str]] = ..., use_default: _Optional[bool] = ...) -> None: ...
+
+class ForgeEvent(_message.Message):
+    __slots__ = ("repository", "kind", "ref", "target", "sha", "sender")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    SHA_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    kind: str
+    ref: str
+    target: str
+    sha: str
+    sender: str
+    def __init__(self, repository: _Optional[str] = ..., kind: _Optional[str] = ..., ref: _Optional[str] = ..., target: _Optional[str] = ..., sha: _Optional[str] = ..., sender: _Optional[str] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("forge", "delivery_id", "body", "signature", "event", "ignored")
+    FORGE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_FIELD_NUMBER: _ClassVar[int]
+    forge: str
+    delivery_id: str
+    body: bytes
+    signature: str
+    event: ForgeEvent
+    ignored: str
+    def __init__(self, forge: _Optional[str] = ..., delivery_id: _Optional[str] = ..., body: _Optional[bytes] = ..., signature: _Optional[str] = ..., event: _Optional[_Union[ForgeEvent, _Mapping]] = ..., ignored: _Optional[str] = ...) -> None: ...
+
+class WebhookRun(_message.Message):
+    __slots__ = ("group", "name", "run_id")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    run_id: str
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class WebhookSkipped(_message.Message):
+    __slots__ = ("group", "name", "reason")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    reason: str
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WebhookOutcome(_message.Message):
+    __slots__ = ("verified", "runs", "skipped", "reason", "redelivery")
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REDELIVERY_FIELD_NUMBER: _ClassVar[int]
+    verified: bool
+    runs: _containers.RepeatedCompositeFieldContainer[WebhookRun]
+    skipped: _containers.RepeatedCompositeFieldContainer[WebhookSkipped]
+    reason: str
+    redelivery: bool
+    def __init__(self, verified: _Optional[bool] = ..., runs: _Optional[_Iterable[_Union[WebhookRun, _Mapping]]] = ..., skipped: _Optional[_Iterable[_Union[WebhookSkipped, _Mapping]]] = ..., reason: _Optional[str] = ..., redelivery: _Optional[bool] = ...) -> None: ...
+
+class RunTrigger(_message.Message):
+    __slots__ = ("forge", "delivery_id", "event")
+    FORGE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    forge: str
+    delivery_id: str
+    event: ForgeEvent
+    def __init__(self, forge: _Optional[str] = ..., delivery_id: _Optional[str] = ..., event: _Optional[_Union[ForgeEvent, _Mapping]] = ...) -> None: ...

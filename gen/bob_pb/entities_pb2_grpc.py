@@ -221,6 +221,11 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.DeliverWebhook = channel.unary_unary(
+                '/bob.v1.Entities/DeliverWebhook',
+                request_serializer=bob__pb_dot_entities__pb2.WebhookDelivery.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.WebhookOutcome.FromString,
+                _registered_method=True)
 
 
 class EntitiesServicer:
@@ -522,6 +527,19 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeliverWebhook(self, request, context):
+        """--- webhooks (issue 11: push and pull-request triggers); callers: api ---
+        Checks a forge delivery's signature against the webhook secret of each trigger of its
+        repository, and starts every pipeline whose verified trigger matches the event, pinned
+        to its commit: once per delivery id, recorded in the transaction of the runs it starts
+        (a redelivery answers what the first one started). The runs are queued through the
+        outbox, not awaited. `verified` false (and nothing started) when no trigger's secret
+        verifies it: the secrets never leave entities.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitiesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -709,6 +727,11 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.ListRunsPage,
                     request_deserializer=bob__pb_dot_entities__pb2.ListRunsRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'DeliverWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverWebhook,
+                    request_deserializer=bob__pb_dot_entities__pb2.WebhookDelivery.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.WebhookOutcome.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1710,6 +1733,33 @@ class Entities:
             '/bob.v1.Entities/ListRunsPage',
             bob__pb_dot_entities__pb2.ListRunsRequest.SerializeToString,
             bob__pb_dot_entities__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/DeliverWebhook',
+            bob__pb_dot_entities__pb2.WebhookDelivery.SerializeToString,
+            bob__pb_dot_entities__pb2.WebhookOutcome.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Pipeline(_message.Message):
-    __slots__ = ("image", "steps", "vars", "resources", "timeout", "quotas", "secret_vars", "user")
+    __slots__ = ("image", "steps", "vars", "resources", "timeout", "quotas", "secret_vars", "user", "triggers")
     class VarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class Pipeline(_message.Message):
     QUOTAS_FIELD_NUMBER: _ClassVar[int]
     SECRET_VARS_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERS_FIELD_NUMBER: _ClassVar[int]
     image: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     vars: _containers.ScalarMap[str, str]
@@ -38,7 +39,8 @@ class Pipeline(_message.Message):
     quotas: Quotas
     secret_vars: _containers.ScalarMap[str, str]
     user: str
-    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ..., secret_vars: _Optional[_Mapping[str, str]] = ..., user: _Optional[str] = ...) -> None: ...
+    triggers: _containers.RepeatedCompositeFieldContainer[Trigger]
+    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ..., secret_vars: _Optional[_Mapping[str, str]] = ..., user: _Optional[str] = ..., triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ...) -> None: ...
 
 class Quotas(_message.Message):
     __slots__ = ("limits", "requests")
@@ -120,3 +122,19 @@ class Resource(_message.Message):
     provider: str
     params: _containers.ScalarMap[str, str]
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., provider: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Trigger(_message.Message):
+    __slots__ = ("repository", "events", "branches", "tags", "secret", "resource")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    BRANCHES_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    events: _containers.RepeatedScalarFieldContainer[str]
+    branches: _containers.RepeatedScalarFieldContainer[str]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    secret: str
+    resource: str
+    def __init__(self, repository: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., branches: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., secret: _Optional[str] = ..., resource: _Optional[str] = ...) -> None: ...

@@ -467,3 +467,50 @@ def test_api_document_and_ui_are_served(bob):
 
     assert spec.status_code == 200 and "PipelineCreate" in spec.text
     assert ui.status_code == 200 and "swagger" in ui.text.lower()
+
+
+# What the web page reads (ours): the caller's role, last runs, newest runs, a log's tail
+
+
+def test_whoami_without_a_token_is_anonymous_admin_under_auth_none(bob):
+    r = bob.http.get("/whoami")
+
+    assert r.status_code == 200, r.text
+    assert r.json()["message"] == {"name": "anonymous", "role": "admin"}
+
+
+def test_page_reads_last_runs_newest_runs_and_a_log_tail(bob, unique):
+    bob.create_pipeline("pg", unique, {"image": IMAGE, "steps": [{"cmd": "seq 1 50"}]})
+    bob.create_pipeline("pg", f"{unique}-idle", QUICK)
+    first = bob.start("pg", unique)
+    bob.wait_terminal(first)
+    second = bob.start("pg", unique)
+    bob.wait_terminal(second)
+
+    listed = bob.http.get("/pipelines", params={"group": "pg", "last-run": "true"})
+    plain = bob.http.get("/pipelines", params={"group": "pg"})
+    newest = bob.http.get(f"/pipelines/groups/pg/names/{unique}/runs", params={"order": "newest"})
+    paged = bob.http.get(
+        f"/pipelines/groups/pg/names/{unique}/runs", params={"order": "newest", "limit": 1}
+    )
+    older = bob.http.get(
+        f"/pipelines/groups/pg/names/{unique}/runs",
+        params={"order": "newest", "cursor": paged.headers["X-Next-Cursor"]},
+    )
+    whole = bob.log_lines(second)
+    tail = bob.http.get(f"/pipelines/logs/runs/{second}", params={"tail": 5})
+    followed = bob.http.get(
+        f"/pipelines/logs/runs/{second}", params={"tail": 3, "follow": "true", "until-end": "true"}
+    )
+
+    last = {p["name"]: p["last-run"] for p in listed.json()["message"]}
+    assert last[unique]["run-id"] == second and last[unique]["status"] == "passed"
+    assert last[f"{unique}-idle"] is None
+    assert all("last-run" not in p for p in plain.json()["message"])  # as Bob's clients read
+    assert [r["run-id"] for r in newest.json()["message"]] == [second, first]
+    assert [r["run-id"] for r in older.json()["message"]] == [first]
+    assert tail.text.splitlines() == whole[-5:]
+    assert int(tail.headers["X-Log-Offset"]) == len(whole) - 5
+    assert followed.text.splitlines() == whole[-3:]
+    bad = bob.http.get(f"/pipelines/logs/runs/{second}", params={"tail": 0})
+    assert bad.status_code == 400, bad.text

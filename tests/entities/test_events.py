@@ -300,3 +300,25 @@ def test_lease_renewals_register_runners_and_their_types(db_url, rabbit_url):
             assert runner.node.hostname == "build-1"
 
     asyncio.run(main())
+
+
+def test_a_runner_describing_itself_beyond_32_bits_is_held_at_the_limit_on_both_databases(
+    db_url, rabbit_url
+):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            # When a runner says it has 2^32-1 slots and cores (uint32 on the wire)
+            huge = 2**32 - 1
+            await bob.stub.RenewLeases(
+                E.RenewLeasesRequest(
+                    runner_id="big-1",
+                    runner_type="docker",
+                    capacity=huge,
+                    node=M.NodeInfo(hostname="big", cpu_count=huge),
+                )
+            )
+            # Then it is recorded at the largest 32-bit value, on PostgreSQL as on SQLite
+            [runner] = (await bob.stub.ListRunners(empty_pb2.Empty())).runners
+            assert (runner.capacity, runner.node.cpu_count) == (2**31 - 1, 2**31 - 1)
+
+    asyncio.run(main())

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bob_common.run_states import RunStatus as S
-from entities_svc import journal, migrations, pipelines, run_queries, runners
+from entities_svc import journal, migrations, models, pipelines, run_queries, runners
 from entities_svc.clock import now_ms
 from entities_svc.db import close_database, open_database
 from entities_svc.models import Run
@@ -66,6 +66,126 @@ SELECT setval(pg_get_serial_sequence('cluster_events', 'id'), 2147483646);
 INSERT INTO "cluster_events" ("at_ms", "type", "reason", "kind", "message")
   VALUES (1000, 'Normal', 'PipelineCreated', 'Pipeline', 'Pipeline dev/old created');
 """
+
+
+# The models' tables and columns (with peewee's type) at the newest migration: a change to
+# the models without a migration would never reach a database already at that version.
+MODELS_AT_NEWEST = (
+    3,
+    {
+        "pipelines": (
+            "id:AUTO",
+            "group:VARCHAR",
+            "name:VARCHAR",
+            "definition:TEXT",
+            "document:TEXT",
+            "paused:BOOL",
+            "runner_types:TEXT",
+        ),
+        "resource_providers": (
+            "name:VARCHAR",
+            "url:VARCHAR",
+        ),
+        "artifact_stores": (
+            "name:VARCHAR",
+            "url:VARCHAR",
+        ),
+        "loggers": (
+            "name:VARCHAR",
+            "url:VARCHAR",
+        ),
+        "runs": (
+            "number:AUTO",
+            "id:VARCHAR",
+            "group:VARCHAR",
+            "name:VARCHAR",
+            "status:SMALLINT",
+            "reason:TEXT",
+            "runner_type:VARCHAR",
+            "runner_id:VARCHAR",
+            "attempt:INT",
+            "created_at_ms:BIGINT",
+            "initiated_at_ms:BIGINT",
+            "initialized_at_ms:BIGINT",
+            "started_at_ms:BIGINT",
+            "completed_at_ms:BIGINT",
+            "logger:VARCHAR",
+            "last_seq:INT",
+            "lease_expires_ms:BIGINT",
+            "desired:SMALLINT",
+            "control_owed:SMALLINT",
+            "requeue_at_ms:BIGINT",
+            "lost_attempts:INT",
+            "first_line_no:INT",
+            "status_event_id:BIGINT",
+            "pipeline:TEXT",
+            "claim_key:VARCHAR",
+            "trigger:TEXT",
+        ),
+        "step_results": (
+            "run_id:VARCHAR",
+            "index:INT",
+            "exit_code:INT",
+            "duration_ms:BIGINT",
+        ),
+        "log_lines": (
+            "run_id:VARCHAR",
+            "line_no:INT",
+            "text:TEXT",
+            "stream:SMALLINT",
+        ),
+        "runners": (
+            "runner_id:VARCHAR",
+            "runner_type:VARCHAR",
+            "capacity:INT",
+            "run_ids:TEXT",
+            "last_seen_ms:BIGINT",
+            "hostname:VARCHAR",
+            "cpu_count:INT",
+            "cpu_load:FLOAT",
+            "memory_free_bytes:BIGINT",
+            "memory_total_bytes:BIGINT",
+            "engine_problem:TEXT",
+        ),
+        "cluster_events": (
+            "id:BIGAUTO",
+            "at_ms:BIGINT",
+            "type:VARCHAR",
+            "reason:VARCHAR",
+            "kind:VARCHAR",
+            "message:TEXT",
+            "run_id:VARCHAR",
+            "run_status:SMALLINT",
+            "group:VARCHAR",
+            "name:VARCHAR",
+        ),
+        "secrets": (
+            "name:VARCHAR",
+            "ciphertext:TEXT",
+            "created_at_ms:BIGINT",
+            "updated_at_ms:BIGINT",
+        ),
+        "api_tokens": (
+            "id:VARCHAR",
+            "name:VARCHAR",
+            "role:SMALLINT",
+            "token_hash:VARCHAR",
+            "created_at_ms:BIGINT",
+            "expires_at_ms:BIGINT",
+            "revoked_at_ms:BIGINT",
+        ),
+        "pipeline_triggers": (
+            "id:AUTO",
+            "pipeline_id:INT",
+            "repository:VARCHAR",
+        ),
+        "webhook_deliveries": (
+            "key:VARCHAR",
+            "received_at_ms:BIGINT",
+            "answer:TEXT",
+        ),
+    },
+)
 
 
 def _old_schema(url: str) -> str:
@@ -149,6 +269,16 @@ def test_an_old_database_is_migrated_at_start_with_its_rows_intact(old_db_url):
         [runner] = runners.list_runners()
         assert runner.runner_id == "docker-1"
         # And today's times fit where the old columns held 32 bits on PostgreSQL
+        if old_db_url.startswith("postgresql"):
+            widened = raw_db.execute(
+                old_db_url,
+                "SELECT table_name || '.' || column_name FROM information_schema.columns "
+                "WHERE data_type = 'bigint' AND table_schema = current_schema()",
+            )
+            expected = {
+                f"{f.model._meta.table_name}.{f.column_name}" for f in migrations.WIDENED_TO_BIGINT
+            }
+            assert expected <= {name for (name,) in widened}
         now = now_ms()
         Run.update(lease_expires_ms=now, created_at_ms=now).where(Run.id == "r-old").execute()
         assert run_queries.get_run("r-old").created_at_ms == now
@@ -229,3 +359,58 @@ def test_a_database_of_a_newer_version_is_refused(db_url):
     )
     with pytest.raises(migrations.SchemaTooNew):
         open_database(db_url)
+
+
+def test_the_models_change_only_with_a_migration():
+    shape = {
+        model._meta.table_name: tuple(
+            f"{f.column_name}:{f.field_type}" for f in model._meta.sorted_fields
+        )
+        for model in models.MODELS
+    }
+    version, expected = MODELS_AT_NEWEST
+    assert (migrations.NEWEST, shape) == (version, expected), (
+        "the models changed: append a migration to entities_svc/migrations.py MIGRATIONS "
+        "(add_missing for new tables and columns), then update MODELS_AT_NEWEST here"
+    )
+
+
+def test_a_database_at_an_earlier_version_gets_only_the_later_migrations(empty_db_url):
+    # Given a database at version 2, as this branch made it before webhooks (their tables
+    # and column dropped from a new one, and version 3 forgotten)
+    assert _migrate(empty_db_url).returncode == 0
+    for statement in (
+        'DROP TABLE "pipeline_triggers"',
+        'DROP TABLE "webhook_deliveries"',
+        'ALTER TABLE "runs" DROP COLUMN "trigger"',
+        'DELETE FROM "schema_versions" WHERE "version" = 3',
+    ):
+        raw_db.execute(empty_db_url, statement)
+    # When it is migrated
+    done = _migrate(empty_db_url)
+    # Then migration 3 alone is applied, and webhooks' tables and column are back
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("applied")] == [
+        f"applied migration 3: {migrations.MIGRATIONS[2].name}"
+    ]
+    database = open_database(empty_db_url)
+    try:
+        assert {"pipeline_triggers", "webhook_deliveries"} <= set(database.get_tables())
+        assert "trigger" in {c.name for c in database.get_columns("runs")}
+    finally:
+        close_database(database)
+
+
+def test_a_wrong_password_fails_the_command_in_one_line_without_the_password(pg_template):
+    from urllib.parse import urlsplit
+
+    from devcluster import postgres
+
+    parts = urlsplit(postgres.admin_url())
+    url = parts._replace(netloc=f"{parts.username}:Wr0ng-Pa55@{parts.hostname}:{parts.port}")
+    refused = _migrate(url.geturl())
+    assert refused.returncode == 1
+    assert "cannot migrate the database: " in refused.stderr
+    assert "password authentication failed" in refused.stderr
+    assert "Wr0ng-Pa55" not in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr

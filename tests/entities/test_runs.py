@@ -104,6 +104,15 @@ def test_list_runs_oldest_first(pipeline):
     assert [r.id for r in run_queries.list_runs(*pipeline)] == created
 
 
+def test_list_runs_newest_first_pages_on_to_older_runs(pipeline):
+    created = [run_start.create_run(*pipeline).id for _ in range(5)]
+
+    first = run_queries.list_runs(*pipeline, limit=2, newest_first=True)
+    rest = run_queries.list_runs(*pipeline, first[-1].id, newest_first=True)
+
+    assert [r.id for r in first + rest] == created[::-1]
+
+
 def test_discard_deletes_a_pending_run_only(pipeline):
     pending = run_start.create_run(*pipeline).id
     claimed = run_start.create_run(*pipeline).id
@@ -209,6 +218,18 @@ def test_get_logs_caps_the_number_of_lines(pipeline):
     apply_events([log_event(run_id, 1, 0, run_queries.MAX_LOG_LINES + 5)])
 
     assert len(run_queries.get_logs(run_id, 0, 2**32 - 1)) == run_queries.MAX_LOG_LINES
+
+
+def test_tail_offset_is_where_the_last_lines_start(pipeline):
+    run_id = run_start.create_run(*pipeline).id
+    assert run_queries.tail_offset(run_id, 5) == 0  # no log yet
+    apply_events([log_event(run_id, 1, 0, 20)])
+
+    start = run_queries.tail_offset(run_id, 5)
+
+    assert start == 15
+    assert run_queries.get_logs(run_id, start, 5) == [f"line {n}" for n in range(15, 20)]
+    assert run_queries.tail_offset(run_id, 100) == 0
 
 
 def test_get_logs_of_an_unknown_run_is_not_found(database):
