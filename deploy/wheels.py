@@ -17,21 +17,22 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# What the wheel is built from: the packages pyproject.toml lists, and its build files.
-_SOURCES = [
-    "pyproject.toml",
-    "README.md",
-    "gen",
-    "api_server",
-    "bob_common",
-    "bob_plugins",
-    "devcluster",
-    "entities_svc",
-    "runner_svc",
-]
+
+
+def _sources() -> list[str]:
+    """What the wheel is built from: pyproject.toml, the README it names, and the top
+    directory of every package it lists (package-dir mapped, as bob_pb lives in gen/)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setup = project["tool"]["setuptools"]
+    mapped = setup.get("package-dir", {})
+    tops = {mapped.get(name, name.replace(".", "/")).split("/")[0] for name in setup["packages"]}
+    return ["pyproject.toml", "README.md", *sorted(tops)]
+
+
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
 # 1980-01-01, the earliest time a zip entry can carry.
 EPOCH = "315532800"
@@ -55,7 +56,7 @@ def build(out_dir: Path, version: str | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="bob-wheel-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        for name in _SOURCES:
+        for name in _sources():
             path = ROOT / name
             if path.is_dir():
                 shutil.copytree(path, src / name, ignore=_SKIP)
