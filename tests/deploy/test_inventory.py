@@ -249,7 +249,8 @@ def test_both_service_managers_stop_a_runner_alike(tmp_path: Path) -> None:
 def test_bob_env_gives_a_command_the_env_file_as_systemd_reads_it(tmp_path: Path) -> None:
     env_file = tmp_path / "svc.env"
     env_file.write_text(
-        '# a comment\nBOB_QUEUE_URL=amqp://u:p@10.0.0.1:5672/bob\n\nQUOTED="a b"\nEMPTY=\nexport EXPORTED=x\n'
+        '# a comment\nBOB_QUEUE_URL=amqp://u:p@10.0.0.1:5672/bob\n\nQUOTED="a b"\nEMPTY=\n'
+        "export EXPORTED=x\n"
     )
 
     done = subprocess.run(
