@@ -147,6 +147,8 @@ class TestHosts:
         self.hosts: dict[str, Host] = {}
         self.key = Path()
         self.known_hosts = Path()
+        # The hosts' sshd processes, reaped at down (the CLI leaves them to init).
+        self._procs: list[subprocess.Popen[bytes]] = []
 
     # ---- naming
     @property
@@ -334,8 +336,7 @@ class TestHosts:
                 start_new_session=True,  # a Ctrl-C meant for pytest does not reach sshd first
             )
         host.pid = proc.pid
-        # Reaped by whoever waits; the CLI leaves it to init when it exits.
-        self._procs = getattr(self, "_procs", []) + [proc]
+        self._procs.append(proc)
 
     def _await_ssh(self, host: Host) -> None:
         deadline = time.monotonic() + 30
@@ -359,7 +360,7 @@ class TestHosts:
     def down(self) -> None:
         if self.index >= 0:
             teardown(self.index)
-            for proc in getattr(self, "_procs", []):
+            for proc in self._procs:
                 with contextlib.suppress(Exception):
                     proc.wait(timeout=5)
             self.index = -1

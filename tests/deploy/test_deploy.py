@@ -10,6 +10,7 @@ prints its counts as `deploy[<scenario>]: ...`, repeated in the terminal summary
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import re
@@ -199,6 +200,16 @@ class Cluster:
         )
         return done.stdout.splitlines()
 
+    def service_logs(self, lines: int = 30) -> str:
+        """The tail of every Bob service's log on every host, for a failure's message."""
+        out = []
+        for host in self.hosts:
+            done = self.hosts.run(
+                host.name, f"tail -n {lines} /var/log/bob/*.log 2>&1", check=False, timeout=30
+            )
+            out.append(f"===== {host.name}\n{done.stdout}")
+        return "\n".join(out)
+
     def runner_pids(self, host: str) -> set[int]:
         found = set()
         for pid in self.hosts.pids(host):
@@ -235,9 +246,6 @@ def _inventory(hosts: TestHosts) -> str:
                 "bob_manage_docker": False,
                 # The hosts reach no registry: the deploy's check runs the local test image.
                 "bob_check_image": IMAGE,
-                # Until the deploy has PostgreSQL (branch pg), entities keeps SQLite.
-                "bob_entities_db_url": "sqlite:////var/lib/bob/bob.db",
-                "bob_entities_migrate": False,
                 "bob_extra_env": SERVICE_ENV,
             },
             "hosts": {
@@ -283,7 +291,7 @@ def cluster(tmp_path_factory, docker_client) -> Iterator[Cluster]:
         try:
             first = c.deploy()
             show("first-deploy", seconds=round(first.seconds), returncode=first.returncode)
-            assert first.returncode == 0, f"make deploy failed:\n{first.tail()}"
+            assert first.returncode == 0, f"make deploy failed:\n{first.tail()}\n{c.service_logs()}"
             token = (secrets / "admin-token").read_text().strip()
             http.headers["Authorization"] = f"Bearer {token}"
             by_hostname = {hosts[name].hostname: name for name in RUNNERS}
@@ -339,7 +347,7 @@ def test_a_runner_host_cut_off_has_its_runs_retried_on_the_other_and_its_stale_w
 ) -> None:
     name = "cut"
     victim_host, survivor_host = RUNNERS
-    cluster.create_pipeline(name, "echo begin; sleep 20; echo end")
+    cluster.create_pipeline(name, "echo begin; sleep 12; echo end")
     run_ids = [cluster.start(name) for _ in range(6)]
 
     # Given runs in the middle of their step on the victim host
@@ -440,9 +448,128 @@ def test_a_redeploy_with_nothing_changed_reports_no_change(cluster: Cluster) -> 
         returncode=again.returncode,
         changed=",".join(f"{h}:{n}" for h, n in sorted(recap.items())),
     )
-    assert again.returncode == 0, f"{line}\n{again.tail()}"
+    assert again.returncode == 0, f"{line}\n{again.tail()}\n{cluster.service_logs()}"
     assert set(recap) == {CORE, *RUNNERS}, f"{line}\n{again.tail()}"
     assert all(n == 0 for n in recap.values()), f"{line}\n{again.output}"
+
+
+def test_a_new_version_rolls_the_runner_hosts_one_at_a_time_and_loses_no_run(
+    cluster: Cluster,
+) -> None:
+    name = "upgrade"
+    base = importlib.metadata.version("bob-py").split("+")[0]
+    version = f"{base}+deploytest{int(time.time())}"
+    cluster.create_pipeline(name, "sleep 4; echo done")
+    old_pids = {h: cluster.runner_pids(h) for h in RUNNERS}
+    assert all(old_pids.values()), old_pids
+
+    # Runs keep being started while the deploy goes on, so some are in flight on each
+    # runner host when it is rolled; the runner processes are watched meanwhile.
+    run_ids: list[str] = []
+    refused: list[str] = []
+    seen: dict[str, list[tuple[float, set[int]]]] = {h: [] for h in RUNNERS}
+    done = threading.Event()
+
+    def keep_starting() -> None:
+        while not done.is_set() and len(run_ids) < 150:
+            try:
+                r = cluster.http.post(f"/pipelines/start/groups/{GROUP}/names/{name}")
+                (run_ids if r.status_code == 202 else refused).append(
+                    r.json()["message"] if r.status_code == 202 else str(r.status_code)
+                )
+            except httpx.HTTPError as exc:
+                refused.append(type(exc).__name__)
+            done.wait(2)
+
+    def watch_runners() -> None:
+        while not done.is_set():
+            for h in RUNNERS:
+                seen[h].append((time.time(), cluster.runner_pids(h)))
+            done.wait(0.5)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (keep_starting, watch_runners)]
+    for t in threads:
+        t.start()
+    deploy_from = time.time()
+    try:
+        upgrade = cluster.deploy(f"BOB_VERSION={version}")
+    finally:
+        done.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert upgrade.returncode == 0, (
+        f"make deploy BOB_VERSION={version} failed:\n{upgrade.tail()}\n{cluster.service_logs()}"
+    )
+
+    final = cluster.settle(name, run_ids, timeout=400)
+    statuses = Counter(d["status"] for d in final.values())
+    new_pids = {h: cluster.runner_pids(h) for h in RUNNERS}
+    versions = {h: _runner_version(cluster, h, new_pids[h]) for h in RUNNERS}
+    windows = {h: _replaced_window(cluster.runner_log(h), deploy_from) for h in RUNNERS}
+    order = sorted(RUNNERS, key=lambda h: windows[h][0] if windows[h] else 0)
+    first, second = order
+    one_at_a_time = bool(
+        windows[first] and windows[second] and windows[first][1] <= windows[second][0]
+    )
+    line = show(
+        "upgrade",
+        seconds=round(upgrade.seconds),
+        runs=len(run_ids),
+        refused=len(refused),
+        passed=statuses["passed"],
+        lost=len(run_ids) - sum(statuses[s] for s in TERMINAL),
+        handed_back=sum(d["attempt"] > 1 for d in final.values()),
+        rolled=" then ".join(order),
+        one_at_a_time=one_at_a_time,
+        **{f"{h}_down_s": _width(windows[h]) for h in RUNNERS},
+    )
+    assert statuses["passed"] == len(run_ids), f"{line}\n{final}"
+    for h in RUNNERS:
+        assert new_pids[h] and not new_pids[h] & old_pids[h], (line, h, old_pids, new_pids)
+        assert versions[h] == version, (line, versions)
+        assert windows[h], f"{line}: no drain and restart of the runner on {h} in its log"
+    assert one_at_a_time, f"{line}: {windows}"
+    # The watch agrees: the second host's old runner still ran when the first's new one did.
+    first_new = min((t for t, pids in seen[first] if pids - old_pids[first]), default=None)
+    second_old_last = max((t for t, pids in seen[second] if pids & old_pids[second]), default=0)
+    assert first_new is not None and first_new <= second_old_last, (line, seen)
+
+
+def _replaced_window(lines: list[str], since: float) -> tuple[float, float] | None:
+    """(when the runner began to drain, when the next one started), both after `since`."""
+    drained = started = None
+    for line in lines:
+        stamp = LOG_TIME.match(line)
+        if not stamp:
+            continue
+        at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if at < since - 1:
+            continue
+        if DRAIN_LINE in line and drained is None:
+            drained = at
+        elif START_LINE.search(line) and drained is not None and started is None:
+            started = at
+    return (drained, started) if drained is not None and started is not None else None
+
+
+def _width(window: tuple[float, float] | None) -> float | str:
+    return round(window[1] - window[0], 1) if window else "?"
+
+
+def _runner_version(cluster: Cluster, host: str, pids: set[int]) -> str:
+    """The bob-py version the host's running runner imports: its own interpreter (argv[0],
+    the virtualenv's python; /proc/PID/exe would name the system python it links to)."""
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            python = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            done = cluster.hosts.run(
+                host,
+                f"{python} -c 'import importlib.metadata as m; print(m.version(\"bob-py\"))'",
+                check=False,
+            )
+            if done.returncode == 0:
+                return done.stdout.strip()
+    return "?"
 
 
 def _epoch_ms(value: object) -> float:
