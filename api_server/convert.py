@@ -128,6 +128,15 @@ def run_summary(run: entities_pb2.Run) -> dict[str, Any]:
 
 
 def run_detail(run: entities_pb2.Run) -> dict[str, Any]:
+    detail = _run_detail(run)
+    if run.HasField("scheduled_by"):  # issue 11: a schedule started it
+        by = run.scheduled_by
+        tick = timestamp(by.tick_ms)
+        detail["scheduled-by"] = {"cron": by.cron, "timezone": by.timezone, "tick": tick}
+    return detail
+
+
+def _run_detail(run: entities_pb2.Run) -> dict[str, Any]:
     return {
         **run_summary(run),
         "group": run.group,

@@ -75,3 +75,13 @@ async def until_done(
             return None
         raise
     return result
+
+
+def delay_s(failures: int, *, first_s: float = FIRST_S, most_s: float = MOST_S) -> float:
+    """How long to wait after the `failures`-th failure in a row (1, 2, ...) when the
+    retries are spread over time rather than awaited in a loop (an outbox's due time):
+    the same exponential schedule until_done waits by."""
+    wait = tenacity.wait_exponential(multiplier=first_s, min=first_s, max=most_s)
+    state = tenacity.RetryCallState(tenacity.AsyncRetrying(), None, (), {})
+    state.attempt_number = max(failures, 1)
+    return float(wait(state))

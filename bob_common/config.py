@@ -179,6 +179,26 @@ class EntitiesSettings:
     # Bytes of unacked run events held at most: the prefetch is this over
     # BOB_EVENT_MAX_BYTES (and at most events.MAX_PREFETCH).
     events_inflight_max_bytes: int = EVENTS_INFLIGHT_MAX_BYTES
+    # --- issue 11 (sched) ---
+    # A schedule's tick missed while no entities ran starts on return when it is at most
+    # this old (only the most recent missed tick; older ones are skipped); 0: never.
+    schedule_catchup_s: float = 300.0
+    # Notifications (run ended) are retried with backoff for this long, then dropped.
+    notify_give_up_s: float = 24 * 3600.0
+    # Longest a notifier may take to answer one delivery, and the longest wait between
+    # two deliveries of one notification (the waits double from 1 s up to it).
+    notify_timeout_s: float = 10.0
+    notify_retry_max_s: float = 60.0
+    # Whether entities delivers to notifiers at loopback or private addresses (besides
+    # BOB_PLUGIN_ALLOWED_NETWORKS), as BOB_RUNNER_PLUGIN_PRIVATE_ADDRESSES for runners.
+    notifier_private_addresses: bool = True
+
+    @property
+    def notifier_policy(self) -> AddressPolicy:
+        return AddressPolicy.of(
+            self.notifier_private_addresses, self.common.plugin_allowed_networks
+        )
+
     # How long a webhook delivery id is remembered (a redelivery within it starts nothing
     # again): GitHub lets a delivery be redelivered for 3 days, forges retry within hours.
     webhook_delivery_keep_s: float = WEBHOOK_DELIVERY_KEEP_S
@@ -201,10 +221,25 @@ class EntitiesSettings:
             events_inflight_max_bytes=_get(
                 env, "BOB_EVENTS_INFLIGHT_MAX_BYTES", EVENTS_INFLIGHT_MAX_BYTES
             ),
+            schedule_catchup_s=_get(env, "BOB_SCHEDULE_CATCHUP_S", 300.0),
+            notify_give_up_s=_get(env, "BOB_NOTIFY_GIVE_UP_S", 24 * 3600.0),
+            notify_timeout_s=_get(env, "BOB_NOTIFY_TIMEOUT_S", 10.0),
+            notify_retry_max_s=_get(env, "BOB_NOTIFY_RETRY_MAX_S", 60.0),
+            notifier_private_addresses=_get(env, "BOB_NOTIFIER_PRIVATE_ADDRESSES", True),
             webhook_delivery_keep_s=_get(
                 env, "BOB_WEBHOOK_DELIVERY_KEEP_S", WEBHOOK_DELIVERY_KEEP_S
             ),
         )
+        if settings.schedule_catchup_s < 0:
+            raise ConfigError("BOB_SCHEDULE_CATCHUP_S must not be negative")
+        if (
+            min(settings.notify_give_up_s, settings.notify_timeout_s, settings.notify_retry_max_s)
+            <= 0
+        ):
+            raise ConfigError(
+                "BOB_NOTIFY_GIVE_UP_S, BOB_NOTIFY_TIMEOUT_S and BOB_NOTIFY_RETRY_MAX_S "
+                "must be positive"
+            )
         if settings.webhook_delivery_keep_s <= 0:
             raise ConfigError("BOB_WEBHOOK_DELIVERY_KEEP_S must be positive")
         if settings.events_inflight_max_bytes < common.event_max_bytes:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from bob_common import triggers
+from bob_common import schedules, triggers
 
 Definition = Mapping[str, Any]
 Rule = Callable[[Definition], str]
@@ -197,6 +197,13 @@ def user_valid(definition: Definition) -> str:
     return f"user {user!r} is not a user: it must be numeric 'uid:gid', e.g. '1000:1000'"
 
 
+# --- schedules (issue 11, ours): cron expressions in time zones (bob_common/schedules.py)
+
+
+def schedules_valid(definition: Definition) -> str:
+    return schedules.problem(schedules.of_definition(definition))
+
+
 # --- triggers (issue 11: webhooks): the forge events that start a pipeline ------------
 
 
@@ -215,6 +222,7 @@ STORE: tuple[Rule, ...] = (
     resource_types_known,
     secret_vars_sound,
     user_valid,
+    schedules_valid,
     triggers_sound,
 )
 RUN: tuple[Rule, ...] = (

@@ -1,8 +1,8 @@
 """`make run`: entities, the API server on :7777, one runner and the reference plugins
-(git resource provider on :8001, local artifact store on :8002, local logger on :8003), in
-the foreground, their logs interleaved and prefixed by service. Entities serves mutual
-TLS with the certificates in data/pki (created at the first start). Ctrl-C stops them all
-cleanly."""
+(git resource provider on :8001, local artifact store on :8002, local logger on :8003,
+local notifier on :8004), in the foreground, their logs interleaved and prefixed by
+service. Entities serves mutual TLS with the certificates in data/pki (created at the
+first start). Ctrl-C stops them all cleanly."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from playhouse import db_url
 
 from bob_common import broker_users, pki, runner_types
 from bob_common.config import ApiSettings, EntitiesSettings
-from bob_plugins import artifact_local, logger_local, resource_git
+from bob_plugins import artifact_local, logger_local, notifier_local, resource_git
 from devcluster import certs
 
 STOP_GRACE_S = 15.0
@@ -135,14 +135,15 @@ class Service:
 class Cluster:
     """Entities, the API server and `runners` runners (or one per `runner_env`, each with
     those variables on top), configured by BOB_* variables; with `plugins`, the reference
-    git resource provider, local artifact store and local logger too
+    git resource provider, local artifact store, local logger and local notifier too
     (BOB_GIT_PROVIDER_PORT, BOB_ARTIFACT_STORE_PORT, BOB_ARTIFACT_DIR, BOB_LOGGER_PORT,
-    BOB_LOGGER_DIR). `plugin_urls` maps the name each is registered by in the README to
-    its URL. `queue_urls` gives each service its own BOB_QUEUE_URL, by the service names
-    of bob_common/broker_users.py (entities, api, runner for docker runners,
-    runner-<type> for others): its own broker user (make run; broker_users.provision).
-    Entities serves mutual TLS: the CA and each service's certificate are issued into
-    `pki_dir`, or a temporary directory, unless the variables set BOB_TLS_*."""
+    BOB_LOGGER_DIR, BOB_NOTIFIER_PORT, BOB_NOTIFIER_FILE). `plugin_urls` maps the name
+    each is registered by in the README to its URL. `queue_urls` gives each service its
+    own BOB_QUEUE_URL, by the service names of bob_common/broker_users.py (entities, api,
+    runner for docker runners, runner-<type> for others): its own broker user (make run;
+    broker_users.provision). Entities serves mutual TLS: the CA and each service's
+    certificate are issued into `pki_dir`, or a temporary directory, unless the variables
+    set BOB_TLS_*."""
 
     def __init__(
         self,
@@ -199,6 +200,7 @@ class Cluster:
             git_port = base.get("BOB_GIT_PROVIDER_PORT") or str(resource_git.DEFAULT_PORT)
             store_port = base.get("BOB_ARTIFACT_STORE_PORT") or str(artifact_local.DEFAULT_PORT)
             logger_port = base.get("BOB_LOGGER_PORT") or str(logger_local.DEFAULT_PORT)
+            notifier_port = base.get("BOB_NOTIFIER_PORT") or str(notifier_local.DEFAULT_PORT)
             self.plugins = [
                 Service(
                     "resources",
@@ -213,11 +215,17 @@ class Cluster:
                 Service(
                     "logger", "bob_plugins.logger_local", {**base, "BOB_LOGGER_PORT": logger_port}
                 ),
+                Service(
+                    "notifier",
+                    "bob_plugins.notifier_local",
+                    {**base, "BOB_NOTIFIER_PORT": notifier_port},
+                ),
             ]
             self.plugin_urls = {
                 "git": f"http://127.0.0.1:{git_port}",
                 "local": f"http://127.0.0.1:{store_port}",
                 "logger-local": f"http://127.0.0.1:{logger_port}",
+                "notifier-local": f"http://127.0.0.1:{notifier_port}",
             }
 
     @property

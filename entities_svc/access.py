@@ -94,6 +94,11 @@ RULES: dict[str, Rule] = {
     # Runner types a pipeline may run on
     "GetPipelineRunnerTypes": Rule(READERS),
     "SetPipelineRunnerTypes": Rule(WRITERS),
+    # Issue 11 (sched): a pipeline's schedules; notifiers, which entities itself calls
+    "ListSchedules": Rule(READERS),
+    "PutNotifier": Rule(WRITERS),
+    "DeleteNotifier": Rule(WRITERS),
+    "ListNotifiers": Rule(READERS),
     # Webhooks (issue 11): forge deliveries reach entities through the API alone, which
     # parses them; entities verifies their signatures against the webhook secrets.
     "DeliverWebhook": Rule(API_ONLY),

@@ -12,6 +12,7 @@ import sys
 
 import peewee
 
+from bob_common import event_loop
 from bob_common.config import EntitiesSettings, address_is_loopback
 from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
 from entities_svc import db, migrations
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             settings.listen_addr,
         )
     try:
-        asyncio.run(_serve(settings))
+        event_loop.run(_serve(settings))
     except BindError as exc:
         log.error("%s", exc)
         return RET_BIND

@@ -6,7 +6,9 @@ per-run sequence numbers make the redelivery harmless. Events not signed by thei
 claim are refused and acked (claim_check.py). An event that arrives before one it
 follows (progress.py: early) is held here, unacked, and tried again with the next
 deliveries until the gap is filled; held longer than HOLD_S, it is refused and
-dead-lettered, so a run whose events went missing cannot block the consumer.
+dead-lettered, so a run whose events went missing cannot block the consumer. A delivery
+may carry several consecutive events of one run (bob_common/run_events.py): it is done
+with once none of them is early, and held while one is.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import NamedTuple, TypeVar
 import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from bob_common import amqp, claim_proof, topology
+from bob_common import amqp, claim_proof, run_events, topology
 from bob_common.broker_link import BrokerLink
 from bob_common.config import EVENT_MAX_BYTES, EVENTS_INFLIGHT_MAX_BYTES
 from bob_common.run_states import RunStatus
@@ -50,33 +52,37 @@ HOLD_RETRY_S = 1.0
 
 class _Held(NamedTuple):
     message: AbstractIncomingMessage
-    signed: claim_check.Signed
+    signed: list[claim_check.Signed]
     # When it was first held (time.monotonic()).
     since: float
 
 
-def to_signed(message: AbstractIncomingMessage) -> claim_check.Signed:
-    """The event of a delivery, with what proves who sent it; MessageDecodeError for
-    anything that is not a usable event."""
-    return claim_check.Signed(to_domain(message), message.body, claim_proof.mac_of(message.headers))
+def to_signed(message: AbstractIncomingMessage) -> list[claim_check.Signed]:
+    """The events of a delivery, each with what proves who sent it (the MAC of the
+    delivery's body); MessageDecodeError for anything that is not usable events."""
+    mac = claim_proof.mac_of(message.headers)
+    return [claim_check.Signed(event, message.body, mac) for event in to_domain(message)]
 
 
-def to_domain(message: AbstractIncomingMessage) -> progress.RunEvent:
-    """Decodes a delivery; MessageDecodeError for anything that is not a usable event."""
-    event = amqp.decode(message, messages_pb2.RunEvent)
+def to_domain(message: AbstractIncomingMessage) -> list[progress.RunEvent]:
+    """Decodes a delivery; MessageDecodeError for anything that is not usable events."""
+    return [_domain_event(event, message.body) for event in run_events.decode(message)]
+
+
+def _domain_event(event: messages_pb2.RunEvent, raw: bytes) -> progress.RunEvent:
     kind = event.WhichOneof("body")
     if not event.run_id or event.seq == 0 or kind is None:
-        raise amqp.MessageDecodeError("RunEvent without run_id, seq or body", message.body)
+        raise amqp.MessageDecodeError("RunEvent without run_id, seq or body", raw)
     # uint64 on the wire, but the database stores signed 64-bit integers.
     if event.seq > MAX_INT64 or any(ln.line_no > MAX_INT64 for ln in event.logs.lines):
-        raise amqp.MessageDecodeError("RunEvent seq or line_no out of range", message.body)
+        raise amqp.MessageDecodeError("RunEvent seq or line_no out of range", raw)
     body: progress.StatusChange | progress.LogLines | progress.StepDone
     if kind == "status":
         try:
             status = RunStatus(event.status.status)
         except ValueError:
             raise amqp.MessageDecodeError(
-                f"RunEvent with unknown status {event.status.status}", message.body
+                f"RunEvent with unknown status {event.status.status}", raw
             ) from None
         body = progress.StatusChange(status, event.status.reason)
     elif kind == "logs":
@@ -236,7 +242,9 @@ class EventConsumer:
         if not decoded:
             return
         try:
-            outcome = await self._db.call(claim_check.apply_signed, [s for _, s in decoded])
+            outcome = await self._db.call(
+                claim_check.apply_signed, [s for _, signed in decoded for s in signed]
+            )
         except Exception as exc:  # noqa: BLE001 - the consumer must outlive any one batch
             log.exception("applying a batch of %d deliveries failed", len(decoded))
             if len(decoded) == 1:
@@ -252,14 +260,14 @@ class EventConsumer:
     async def _apply_one_by_one(
         self,
         channel: AbstractChannel,
-        decoded: list[tuple[AbstractIncomingMessage, claim_check.Signed]],
+        decoded: list[tuple[AbstractIncomingMessage, list[claim_check.Signed]]],
         since: dict[int, float],
     ) -> None:
         """Isolates a poison event, so that it alone is requeued (and, after the broker's
         delivery limit, dead-lettered) instead of the whole batch with it."""
         for message, signed in decoded:
             try:
-                outcome = await self._db.call(claim_check.apply_signed, [signed])
+                outcome = await self._db.call(claim_check.apply_signed, signed)
             except Exception as exc:  # noqa: BLE001 - see above
                 await self._give_back(channel, message, signed, exc)
             else:
@@ -271,7 +279,7 @@ class EventConsumer:
     async def _count_and_hold(
         self,
         channel: AbstractChannel,
-        decoded: list[tuple[AbstractIncomingMessage, claim_check.Signed]],
+        decoded: list[tuple[AbstractIncomingMessage, list[claim_check.Signed]]],
         outcome: progress.Outcome,
         since: dict[int, float],
     ) -> list[AbstractIncomingMessage]:
@@ -283,20 +291,21 @@ class EventConsumer:
         done = []
         now = time.monotonic()
         for message, signed in decoded:
-            event = signed.event
-            if (event.run_id, event.seq) not in early:
+            held = [s.event for s in signed if (s.event.run_id, s.event.seq) in early]
+            if not held:
                 done.append(message)
                 continue
+            event = held[0]
             first = since.get(id(message), now)
             if now - first >= self.hold_s:
-                self.events_refused += 1
+                self.events_refused += len(held)
                 why = (
                     f"run {event.run_id}: event seq {event.seq} refused, out of sequence: the "
                     f"events before it did not arrive within {self.hold_s:g} s"
                 )
                 await _settle(amqp.dead_letter(channel, SERVICE, message, why))
             elif len(self._held) >= self.max_held:
-                self.events_refused += 1
+                self.events_refused += len(held)
                 why = (
                     f"run {event.run_id}: event seq {event.seq} refused, out of sequence: "
                     f"{len(self._held)} events are held already"
@@ -310,12 +319,12 @@ class EventConsumer:
         self,
         channel: AbstractChannel,
         message: AbstractIncomingMessage,
-        signed: claim_check.Signed,
+        signed: list[claim_check.Signed],
         exc: Exception,
     ) -> None:
         """Requeues a delivery that failed to apply. The broker dead-letters it once it
         has failed DELIVERY_LIMIT times; bob.errors hears about it then, not before."""
-        event = signed.event
+        event = signed[0].event
         deliveries = _deliveries(message)
         what = f"run {event.run_id}: event seq {event.seq}"
         log.error("%s not applied (redelivered %d times): %r", what, deliveries, exc)

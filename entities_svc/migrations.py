@@ -108,6 +108,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: missing tables and columns added", add_missing),
     Migration(2, "millisecond times and journal ids 64-bit on PostgreSQL", _widen),
     Migration(3, "webhooks: runs.trigger, pipeline_triggers, webhook_deliveries", add_missing),
+    Migration(
+        4,
+        "schedules and notifications: runs.schedule_*, schedules, schedule_ticks, notifiers, "
+        "notifications",
+        add_missing,
+    ),
 )
 NEWEST = MIGRATIONS[-1].version
 

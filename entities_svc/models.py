@@ -121,6 +121,11 @@ class Run(BaseModel):
     # event of the claimed attempt carries. Kept as it is, not hashed, since checking an
     # HMAC needs the key; "" while nobody holds the run.
     claim_key = CharField(default="")
+    # --- schedules (issue 11): the schedule that started the run and its tick (ms since
+    # the epoch); "" and 0 for a run started otherwise.
+    schedule_cron = CharField(default="")
+    schedule_timezone = CharField(default="")
+    schedule_tick_ms = BigIntegerField(default=0)
     # The forge event that started it, as JSON (webhooks.py, bob.v1.RunTrigger in proto
     # field names); "" for a run started otherwise.
     trigger = TextField(default="")
@@ -238,6 +243,77 @@ class ApiToken(BaseModel):
         table_name = "api_tokens"
 
 
+# --- schedules and notifications (issue 11: sched) ------------------------------------
+
+
+class Schedule(BaseModel):
+    """A schedule of a pipeline (schedules.py), kept in step with its definition: when it
+    fires next. Rows go with their pipeline."""
+
+    group = CharField()
+    name = CharField()
+    cron = CharField()
+    timezone = CharField()
+    # The next tick to claim, ms since the epoch: the scheduler looks for rows at or before
+    # now.
+    next_at_ms = BigIntegerField(index=True)
+
+    class Meta:
+        table_name = "schedules"
+        indexes = ((("group", "name", "cron", "timezone"), True),)
+
+
+class ScheduleTick(BaseModel):
+    """A tick claimed: inserted in the transaction of the run it starts, under a unique
+    key, so that no second scheduler (another entities process, a restart) starts it
+    again. A tick that started nothing is claimed too, with why."""
+
+    # 64-bit: a tick a minute of many pipelines outlives a 32-bit sequence (PostgreSQL).
+    id = BigAutoField()
+    group = CharField()
+    name = CharField()
+    cron = CharField()
+    timezone = CharField()
+    tick_ms = BigIntegerField()
+    # The run it started, or "" when it started none (outcome says why).
+    run_id = CharField(default="")
+    outcome = TextField(default="")
+    claimed_at_ms = BigIntegerField()
+
+    class Meta:
+        table_name = "schedule_ticks"
+        indexes = ((("group", "name", "cron", "timezone", "tick_ms"), True),)
+
+
+class Notifier(BaseModel):
+    """A notifier plugin: POSTed a document each time a run ends (notifications.py)."""
+
+    name = CharField(primary_key=True)
+    url = CharField()
+
+    class Meta:
+        table_name = "notifiers"
+
+
+class Notification(BaseModel):
+    """The outbox of run notifications: one row per (ended run, notifier), inserted in the
+    transaction that ended the run, deleted once the notifier answered 2xx (or given up)."""
+
+    # 64-bit, as every row of an outbox that only grows its sequence.
+    id = BigAutoField()
+    run_id = CharField(index=True)
+    notifier = CharField()
+    created_at_ms = BigIntegerField()
+    # When it is next tried (ms since the epoch); pushed ahead while a delivery is under
+    # way, so that a second entities process does not send it at the same time.
+    due_at_ms = BigIntegerField(index=True)
+    attempts = IntegerField(default=0)
+    last_error = TextField(default="")
+
+    class Meta:
+        table_name = "notifications"
+
+
 # --- webhooks (issue 11: push and pull-request triggers) ---------------------------------
 
 
@@ -278,6 +354,10 @@ MODELS = (
     ClusterEvent,
     Secret,
     ApiToken,
+    Schedule,
+    ScheduleTick,
+    Notifier,
+    Notification,
     PipelineTrigger,
     WebhookDelivery,
 )

@@ -10,7 +10,8 @@ from typing import Any
 from bob_common import pipeline_rules
 from bob_common.pipeline_rules import EXTERNAL
 from bob_common.run_states import ACTIVE, RunStatus
-from entities_svc import compiled, journal, plugins, run_status, trigger_index
+from entities_svc import compiled, journal, plugins, run_status, schedules, trigger_index
+from entities_svc.clock import now_ms
 from entities_svc.errors import FailedPrecondition, Invalid, NotFound
 from entities_svc.lifecycle import parse_status
 from entities_svc.models import LogLine, Pipeline, Run, StepResult, database
@@ -101,6 +102,7 @@ def put_pipeline(group: str, name: str, definition: dict[str, Any], document: st
         )
         if not updated:
             Pipeline.create(group=group, name=name, definition=text, document=document)
+        schedules.sync(group, name, definition, now_ms())  # issue 11: its schedules' rows
         # Triggers (issue 11): the repositories deliveries find the pipeline by.
         trigger_index.index(find_row(group, name).id, definition)
         what = "updated" if updated else "created"
@@ -189,5 +191,6 @@ def delete_pipeline(group: str, name: str) -> None:
         StepResult.delete().where(StepResult.run.in_(run_ids)).execute()
         runs = Run.delete().where(of_pipeline).execute()
         row.delete_instance()
+        schedules.drop(group, name)  # issue 11: its schedules and claimed ticks
         _journal(group, name, "PipelineDeleted", "deleted")
     log.info("deleted pipeline %s/%s with %d runs and %d log lines", group, name, runs, lines)

@@ -1,17 +1,17 @@
-"""Plugins: HTTP services known by name. Resource providers, artifact stores and loggers
-are three registries of the same shape; a Registry names one of them."""
+"""Plugins: HTTP services known by name. Resource providers, artifact stores, loggers and
+notifiers are registries of the same shape; a Registry names one of them."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bob_common.plugin_policy import url_problem
 from bob_common.plugin_urls import without_credentials
-from entities_svc import journal
+from entities_svc import journal, notifications
 from entities_svc.errors import Invalid, NotFound
-from entities_svc.models import ArtifactStore, Logger, ResourceProvider, database
+from entities_svc.models import ArtifactStore, Logger, Notifier, ResourceProvider, database
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +25,20 @@ class Plugin:
 
 @dataclass(frozen=True)
 class Registry:
-    model: type[ResourceProvider] | type[ArtifactStore] | type[Logger]
+    model: type[ResourceProvider] | type[ArtifactStore] | type[Logger] | type[Notifier]
     # "Resource provider": how messages name one.
     label: str
     # "ResourceProvider": the kind of its events in the journal (Bob's).
     kind: str
+    # Called with the name in the transaction that deletes one.
+    on_delete: Callable[[str], None] | None = None
 
 
 PROVIDERS = Registry(ResourceProvider, "Resource provider", "ResourceProvider")
 STORES = Registry(ArtifactStore, "Artifact store", "ArtifactStore")
 LOGGERS = Registry(Logger, "Logger", "Logger")
+# Issue 11: told of every run's end (notifications.py); what one was owed goes with it.
+NOTIFIERS = Registry(Notifier, "Notifier", "Notifier", notifications.forget_notifier)
 
 
 def _check(plugin: Plugin) -> None:
@@ -65,6 +69,8 @@ def delete(registry: Registry, name: str) -> None:
     with database.atomic():
         if not model.delete().where(model.name == name).execute():
             raise NotFound(f"{registry.label} {name} not found")
+        if registry.on_delete is not None:
+            registry.on_delete(name)
         journal.append(registry.kind, f"{registry.kind}Deleted", f"{registry.label} {name} deleted")
     log.info("deleted %s %s", registry.label.lower(), name)
 

@@ -55,6 +55,9 @@ class RunInfo:
     initialized_at_ms: int = 0
     # The journal event that recorded the current status.
     status_event_id: int = 0
+    # Issue 11: the schedule (cron, timezone) and tick (ms) that started the run; None for
+    # a run started otherwise.
+    scheduled_by: tuple[str, str, int] | None = None
     # The forge event that started it, JSON (webhooks.py); "" for other starts.
     trigger: str = ""
 
@@ -79,6 +82,11 @@ def to_domain(row: Run, steps: tuple[Step, ...] = (), with_pipeline: bool = Fals
         initiated_at_ms=row.initiated_at_ms,
         initialized_at_ms=row.initialized_at_ms,
         status_event_id=row.status_event_id,
+        scheduled_by=(
+            (row.schedule_cron, row.schedule_timezone, row.schedule_tick_ms)
+            if row.schedule_cron
+            else None
+        ),
         trigger=row.trigger,
     )
 
@@ -129,6 +137,9 @@ _INFO_COLUMNS = (
     Run.initiated_at_ms,
     Run.initialized_at_ms,
     Run.status_event_id,
+    Run.schedule_cron,
+    Run.schedule_timezone,
+    Run.schedule_tick_ms,
     Run.trigger,
 )
 _INFO_NAMES = tuple(column.name for column in _INFO_COLUMNS)
@@ -153,7 +164,12 @@ def get_run(run_id: str) -> RunInfo:
     if found is None:
         raise NotFound(f"Run {run_id} not found")
     columns = dict(zip(_INFO_NAMES, found, strict=True))
-    info = RunInfo(**{**columns, "status": RunStatus(columns["status"])})
+    by = (columns.pop("schedule_cron"), columns.pop("schedule_timezone"))
+    tick_ms = columns.pop("schedule_tick_ms")
+    scheduled_by = (*by, tick_ms) if by[0] else None
+    info = RunInfo(
+        **{**columns, "status": RunStatus(columns["status"]), "scheduled_by": scheduled_by}
+    )
     if info.status in _NO_STEPS_YET:
         return info
     rows = compiled.execute("steps of run", _steps_of_run, (run_id,))

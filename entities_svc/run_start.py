@@ -111,8 +111,12 @@ def create_run(
     logger: str = "",
     allowed_by_default: tuple[str, ...] = (runner_types.DEFAULT,),
     secrets_readable: bool = True,
+    *,
+    scheduled_by: tuple[str, str, int] | None = None,
 ) -> RunInfo:
     """Records a PENDING run (attempt 1) with a snapshot of the pipeline's definition.
+    `scheduled_by` (cron, timezone, tick ms): a schedule starts it (schedules.py); its job
+    is then due at once, for the sweep to publish (nobody waits for it here).
     Refused for a runner type the pipeline may not run on (runner_grants.py), and while a
     plugin it needs (its pipeline's providers and stores, its logger) is not registered,
     or a secret it references is not stored (or, without a key, not readable): a run that
@@ -149,6 +153,9 @@ def create_run(
             requeue_at_ms=now + UNCONFIRMED_GRACE_MS,
             logger=logger,
         )
+        if scheduled_by is not None:
+            row.schedule_cron, row.schedule_timezone, row.schedule_tick_ms = scheduled_by
+            row.requeue_at_ms = now
         # Journaled first, so that the row is inserted once, with its event's id.
         run_status.entered(row, RunStatus.UNSPECIFIED, at_ms=now)
         row.number = compiled.insert_row(row)

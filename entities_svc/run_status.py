@@ -4,8 +4,8 @@ stops, runner events, lost runners and hand-backs all end up here."""
 
 from __future__ import annotations
 
-from bob_common.run_states import RunStatus
-from entities_svc import journal
+from bob_common.run_states import TERMINAL, RunStatus
+from entities_svc import journal, notifications
 from entities_svc.clock import now_ms
 from entities_svc.lifecycle import STAMPS
 from entities_svc.models import Run
@@ -69,6 +69,9 @@ def entered(row: Run, old: RunStatus, why: str = "", at_ms: int = 0) -> None:
         group=row.group,
         name=row.name,
     )
+    if new in TERMINAL:
+        # Issue 11: the notifiers are owed the run's end, committed with it.
+        notifications.owe(row.id, at_ms)
 
 
 def discarded(row: Run, why: str) -> None:

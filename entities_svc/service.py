@@ -6,6 +6,7 @@ publishes what is owed meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -20,6 +21,8 @@ from entities_svc.db import DatabaseThread
 from entities_svc.dead_jobs import DeadJobs
 from entities_svc.events import EventConsumer
 from entities_svc.job_queue import JobQueue
+from entities_svc.notifier import NotificationSender
+from entities_svc.scheduler import Scheduler
 from entities_svc.secret_box import SecretBox
 from entities_svc.server import start_server
 from entities_svc.servicer import EntitiesServicer
@@ -53,6 +56,23 @@ class EntitiesService:
             inflight_max_bytes=settings.events_inflight_max_bytes,
         )
         self.box = SecretBox(settings.secrets_keys)
+        # Issue 11: schedules fire here, beside the database their ticks are claimed in;
+        # notifications go out from their outbox here.
+        self.scheduler = Scheduler(
+            self.db,
+            catchup_s=settings.schedule_catchup_s,
+            allowed_by_default=settings.runner_types_allowed,
+            job_due=self.sweeper.wake,
+        )
+        self.notifier = NotificationSender(
+            self.db,
+            settings.notifier_policy,
+            timeout_s=settings.notify_timeout_s,
+            give_up_s=settings.notify_give_up_s,
+            retry_max_s=settings.notify_retry_max_s,
+        )
+        self._scheduling: asyncio.Task[None] | None = None
+        self._notifying: asyncio.Task[None] | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._consuming: asyncio.Task[None] | None = None
@@ -80,6 +100,8 @@ class EntitiesService:
             control_owed=self.controls.send_soon,
             box=self.box,
             runner_types_allowed=self.settings.runner_types_allowed,
+            scheduler=self.scheduler,
+            notifier=self.notifier,
             webhook_delivery_keep_ms=int(self.settings.webhook_delivery_keep_s * 1000),
         )
         common = self.settings.common
@@ -104,6 +126,8 @@ class EntitiesService:
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
         self._taking_dead_jobs = asyncio.create_task(self.dead_jobs.consume(), name="dead-jobs")
         self._sweeping = asyncio.create_task(self.sweeper.serve(), name="sweeper")
+        self._scheduling = asyncio.create_task(self.scheduler.serve(), name="scheduler")
+        self._notifying = asyncio.create_task(self.notifier.serve(), name="notifier")
 
     async def _open_secrets(self) -> None:
         """Says whether secrets can be stored, and after a key rotation (more than one
@@ -137,6 +161,16 @@ class EntitiesService:
         in-flight rpcs finish within the grace period, then closes the database."""
         self.consumer.stop()
         self.sweeper.stop()
+        self.scheduler.stop()
+        self.notifier.stop()
+        if self._scheduling is not None:
+            await self._scheduling  # a tick under way commits or rolls back first
+        if self._notifying is not None:
+            # A delivery under way may wait for its notifier up to BOB_NOTIFY_TIMEOUT_S: it
+            # is cut short, and its notification, still owed, is sent again later.
+            self._notifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notifying
         if self._sweeping is not None:
             await self._sweeping
         if self._consuming is not None:

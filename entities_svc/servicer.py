@@ -25,6 +25,7 @@ from entities_svc import (
     run_start,
     runner_grants,
     runners,
+    schedules,
     secrets,
     tokens,
     webhooks,
@@ -42,6 +43,8 @@ from entities_svc.errors import (
 )
 from entities_svc.feed import EventFeed
 from entities_svc.job_queue import JobQueue, pipeline_from_dict
+from entities_svc.notifier import NotificationSender
+from entities_svc.scheduler import Scheduler
 from entities_svc.secret_box import SecretBox
 
 T = TypeVar("T")
@@ -132,7 +135,15 @@ def _run(info: run_queries.RunInfo) -> entities_pb2.Run:
             )
             for step in info.steps
         ],
+        scheduled_by=_scheduled_by(info.scheduled_by),
     )
+
+
+def _scheduled_by(by: tuple[str, str, int] | None) -> entities_pb2.ScheduledBy | None:
+    if by is None:
+        return None
+    cron, timezone, tick_ms = by
+    return entities_pb2.ScheduledBy(cron=cron, timezone=timezone, tick_ms=tick_ms)
 
 
 def _run_trigger(text: str) -> entities_pb2.RunTrigger | None:
@@ -229,6 +240,8 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         box: SecretBox | None = None,
         events_refused: Callable[[], int] = lambda: 0,
         runner_types_allowed: tuple[str, ...] = (runner_types.DEFAULT,),
+        scheduler: Scheduler | None = None,
+        notifier: NotificationSender | None = None,
         webhook_delivery_keep_ms: int = 7 * 24 * 3600 * 1000,
     ) -> None:
         self._db = db
@@ -245,6 +258,9 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._feed = EventFeed(db)
         # The runner types of pipelines without a list of their own (BOB_RUNNER_TYPES_ALLOWED).
         self._allowed_by_default = runner_types_allowed
+        # Issue 11: their counts, for GetStats.
+        self._scheduler = scheduler
+        self._notifier = notifier
         # How long a webhook delivery id is remembered (BOB_WEBHOOK_DELIVERY_KEEP_S).
         self._webhook_delivery_keep_ms = webhook_delivery_keep_ms
 
@@ -310,6 +326,25 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
     )
     PutArtifactStore, DeleteArtifactStore, ListArtifactStores = _plugin_rpcs(plugins.STORES)
     PutLogger, DeleteLogger, ListLoggers = _plugin_rpcs(plugins.LOGGERS)
+    # --- issue 11 (sched): notifiers, and a pipeline's schedules ---
+    PutNotifier, DeleteNotifier, ListNotifiers = _plugin_rpcs(plugins.NOTIFIERS)
+
+    async def ListSchedules(self, request, context):
+        await self._call(context, pipelines.find_row, request.group, request.name)
+        found = await self._call(context, schedules.states, request.group, request.name)
+        return entities_pb2.ListSchedulesResponse(
+            schedules=[
+                entities_pb2.ScheduleState(
+                    cron=s.schedule.cron,
+                    timezone=s.schedule.timezone,
+                    next_ms=s.next_ms,
+                    last_tick_ms=s.last_tick_ms,
+                    last_run_id=s.last_run_id,
+                    last_outcome=s.last_outcome,
+                )
+                for s in found
+            ]
+        )
 
     async def CreateRun(self, request, context):
         starting = run_start.start_run(
@@ -423,6 +458,11 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
             events_applied=self._events_applied(),
             log_lines=stats.log_lines,
             events_refused=self._events_refused(),
+            schedule_runs_started=self._scheduler.started if self._scheduler else 0,
+            schedule_ticks_skipped=self._scheduler.skipped if self._scheduler else 0,
+            notifications_delivered=self._notifier.delivered if self._notifier else 0,
+            notification_failures=self._notifier.failed if self._notifier else 0,
+            notifications_dropped=self._notifier.dropped if self._notifier else 0,
         )
 
     async def ListEvents(self, request, context):

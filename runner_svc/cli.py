@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 
+from bob_common import event_loop
 from bob_common.config import RunnerSettings
 from bob_common.startup import RET_CONFIG, RET_ERROR, RET_OK, settings_or_report
 from runner_svc.errors import ExecutorMisconfigured, UnknownRunnerType
@@ -27,7 +28,7 @@ def main() -> int:
         log.error("%s", exc)
         return RET_CONFIG
     try:
-        asyncio.run(_serve(settings, executor))
+        event_loop.run(_serve(settings, executor))
     except Exception:
         log.exception("runner %s stopped on an error", settings.runner_id)
         return RET_ERROR

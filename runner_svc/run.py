@@ -193,10 +193,12 @@ class Run:
         if self._halt:  # asked while the image was pulled or the workspace made
             return self._halt
         # Bob's "initialized": the image and the container are ready, no step has run yet.
-        await self._report.status(RunStatus.INITIALIZED)
+        # Both go with the first step's line (or on their own within the reporter's
+        # linger, while a resource is placed): one message instead of three.
+        await self._report.status(RunStatus.INITIALIZED, wait=False)
         async with self._control:
             self._state = RunStatus.RUNNING
-            await self._report.status(RunStatus.RUNNING)
+            await self._report.status(RunStatus.RUNNING, wait=False)
         if spec.timeout_s:
             self._after(
                 spec.timeout_s,
@@ -359,7 +361,8 @@ class Run:
                 sink.abort()
                 execution.cancel()
         duration_ms = int((time.monotonic() - started) * 1000)
-        await self._report.step_finished(index, exit_code, duration_ms)
+        # Goes with the next step's line or the run's last words, or soon on its own.
+        await self._report.step_finished(index, exit_code, duration_ms, wait=False)
         self._log.info(
             "step %d/%d exited with %d after %d ms",
             index + 1,
@@ -375,7 +378,8 @@ class Run:
             name = status_name(outcome.status)
             summary = f"run {name}: {outcome.reason}" if outcome.reason else f"run {name}"
             self._log.info("%s", summary)
-            await self._report.say(summary)
+            # In one message with the terminal status, which waits for the broker.
+            await self._report.say(summary, wait=False)
             await self._report.status(outcome.status, outcome.reason)
             self._ended = True
 

@@ -101,6 +101,31 @@ class _Snapshot:
             "or out of sequence for too long",
             value=self._stats.events_refused,
         )
+        # Issue 11 (sched): schedules and run notifications, since entities started.
+        for name, text, value in (
+            ("bob_schedule_runs_started", "Runs started by schedules", "schedule_runs_started"),
+            (
+                "bob_schedule_ticks_skipped",
+                "Schedule ticks that started no run (missed, paused, refused)",
+                "schedule_ticks_skipped",
+            ),
+            (
+                "bob_notifications_delivered",
+                "Run notifications a notifier accepted",
+                "notifications_delivered",
+            ),
+            (
+                "bob_notification_failures",
+                "Deliveries of run notifications that failed (each is retried)",
+                "notification_failures",
+            ),
+            (
+                "bob_notifications_dropped",
+                "Run notifications given up after BOB_NOTIFY_GIVE_UP_S",
+                "notifications_dropped",
+            ),
+        ):
+            yield CounterMetricFamily(name, text, value=getattr(self._stats, value))
         queued = GaugeMetricFamily(
             "bob_queued_jobs_by_type",
             "Jobs waiting in the queue, by runner type",

@@ -41,6 +41,12 @@ LOGGERS = Kind(
     lambda e, ref: e.DeleteLogger(ref),
     lambda e, empty: e.ListLoggers(empty),
 )
+# Issue 11: told of every run's end by entities.
+NOTIFIERS = Kind(
+    lambda e, plugin: e.PutNotifier(plugin),
+    lambda e, ref: e.DeleteNotifier(ref),
+    lambda e, empty: e.ListNotifiers(empty),
+)
 
 
 async def _put(kind: Kind, name: str, url: str) -> tuple[dict, int]:
@@ -113,3 +119,17 @@ async def logger_delete(name: str):
 
 async def logger_list(name: str | None = None, limit: int | None = None, cursor: str | None = None):
     return await _list(LOGGERS, name, limit, cursor)
+
+
+async def notifier_create(body: dict):
+    return await _put(NOTIFIERS, body["name"], body["url"])
+
+
+async def notifier_delete(name: str):
+    return await _delete(NOTIFIERS, name)
+
+
+async def notifier_list(
+    name: str | None = None, limit: int | None = None, cursor: str | None = None
+):
+    return await _list(NOTIFIERS, name, limit, cursor)

@@ -183,7 +183,7 @@ class StepResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps", "logger", "initiated_at_ms", "initialized_at_ms", "status_event_id", "trigger")
+    __slots__ = ("id", "group", "name", "status", "reason", "runner_type", "runner_id", "attempt", "created_at_ms", "started_at_ms", "completed_at_ms", "steps", "logger", "initiated_at_ms", "initialized_at_ms", "status_event_id", "scheduled_by", "trigger")
     ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +200,7 @@ class Run(_message.Message):
     INITIATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     INITIALIZED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     STATUS_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_BY_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     id: str
     group: str
@@ -217,8 +218,9 @@ class Run(_message.Message):
     initiated_at_ms: int
     initialized_at_ms: int
     status_event_id: int
+    scheduled_by: ScheduledBy
     trigger: RunTrigger
-    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ..., status_event_id: _Optional[int] = ..., trigger: _Optional[_Union[RunTrigger, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., group: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_messages_pb2.RunStatus, str]] = ..., reason: _Optional[str] = ..., runner_type: _Optional[str] = ..., runner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., completed_at_ms: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., logger: _Optional[str] = ..., initiated_at_ms: _Optional[int] = ..., initialized_at_ms: _Optional[int] = ..., status_event_id: _Optional[int] = ..., scheduled_by: _Optional[_Union[ScheduledBy, _Mapping]] = ..., trigger: _Optional[_Union[RunTrigger, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
     __slots__ = ("group", "name", "limit", "after_run_id", "newest_first")
@@ -295,7 +297,7 @@ class ListRunnersResponse(_message.Message):
     def __init__(self, runners: _Optional[_Iterable[_Union[RunnerInfo, _Mapping]]] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("runs_by_status", "pipelines", "events_applied", "log_lines", "events_refused")
+    __slots__ = ("runs_by_status", "pipelines", "events_applied", "log_lines", "events_refused", "schedule_runs_started", "schedule_ticks_skipped", "notifications_delivered", "notification_failures", "notifications_dropped")
     class RunsByStatusEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -308,12 +310,22 @@ class Stats(_message.Message):
     EVENTS_APPLIED_FIELD_NUMBER: _ClassVar[int]
     LOG_LINES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_RUNS_STARTED_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TICKS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     runs_by_status: _containers.ScalarMap[str, int]
     pipelines: int
     events_applied: int
     log_lines: int
     events_refused: int
-    def __init__(self, runs_by_status: _Optional[_Mapping[str, int]] = ..., pipelines: _Optional[int] = ..., events_applied: _Optional[int] = ..., log_lines: _Optional[int] = ..., events_refused: _Optional[int] = ...) -> None: ...
+    schedule_runs_started: int
+    schedule_ticks_skipped: int
+    notifications_delivered: int
+    notification_failures: int
+    notifications_dropped: int
+    def __init__(self, runs_by_status: _Optional[_Mapping[str, int]] = ..., pipelines: _Optional[int] = ..., events_applied: _Optional[int] = ..., log_lines: _Optional[int] = ..., events_refused: _Optional[int] = ..., schedule_runs_started: _Optional[int] = ..., schedule_ticks_skipped: _Optional[int] = ..., notifications_delivered: _Optional[int] = ..., notification_failures: _Optional[int] = ..., notifications_dropped: _Optional[int] = ...) -> None: ...
 
 class SetRunPausedRequest(_message.Message):
     __slots__ = ("run_id", "paused")
@@ -553,6 +565,38 @@ class SetPipelineRunnerTypesRequest(_message.Message):
     runner_types: _containers.RepeatedScalarFieldContainer[str]
     use_default: bool
     def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., runner_types: _Optional[_Iterable[str]] = ..., use_default: _Optional[bool] = ...) -> None: ...
+
+class ScheduledBy(_message.Message):
+    __slots__ = ("cron", "timezone", "tick_ms")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    TICK_MS_FIELD_NUMBER: _ClassVar[int]
+    cron: str
+    timezone: str
+    tick_ms: int
+    def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ..., tick_ms: _Optional[int] = ...) -> None: ...
+
+class ScheduleState(_message.Message):
+    __slots__ = ("cron", "timezone", "next_ms", "last_tick_ms", "last_run_id", "last_outcome")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_TICK_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    cron: str
+    timezone: str
+    next_ms: int
+    last_tick_ms: int
+    last_run_id: str
+    last_outcome: str
+    def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ..., next_ms: _Optional[int] = ..., last_tick_ms: _Optional[int] = ..., last_run_id: _Optional[str] = ..., last_outcome: _Optional[str] = ...) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[ScheduleState]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[ScheduleState, _Mapping]]] = ...) -> None: ...
 
 class ForgeEvent(_message.Message):
     __slots__ = ("repository", "kind", "ref", "target", "sha", "sender")

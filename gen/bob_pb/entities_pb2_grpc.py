@@ -221,6 +221,26 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/bob.v1.Entities/ListSchedules',
+                request_serializer=bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.PutNotifier = channel.unary_unary(
+                '/bob.v1.Entities/PutNotifier',
+                request_serializer=bob__pb_dot_entities__pb2.Plugin.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.DeleteNotifier = channel.unary_unary(
+                '/bob.v1.Entities/DeleteNotifier',
+                request_serializer=bob__pb_dot_entities__pb2.PluginRef.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListNotifiers = channel.unary_unary(
+                '/bob.v1.Entities/ListNotifiers',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListPluginsResponse.FromString,
+                _registered_method=True)
         self.DeliverWebhook = channel.unary_unary(
                 '/bob.v1.Entities/DeliverWebhook',
                 request_serializer=bob__pb_dot_entities__pb2.WebhookDelivery.SerializeToString,
@@ -527,6 +547,35 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSchedules(self, request, context):
+        """--- schedules and notifications (issue 11: sched) ---
+        A pipeline's schedules, each with its next tick and the last one claimed (ours; the
+        pipeline's document stays as posted). NOT_FOUND for an unknown pipeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutNotifier(self, request, context):
+        """Registers (or re-points) a notifier: an HTTP plugin that is POSTed a document at
+        {url}/bob_notification each time a run of any pipeline ends (at least once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNotifier(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNotifiers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeliverWebhook(self, request, context):
         """--- webhooks (issue 11: push and pull-request triggers); callers: api ---
         Checks a forge delivery's signature against the webhook secret of each trigger of its
@@ -727,6 +776,26 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.ListRunsPage,
                     request_deserializer=bob__pb_dot_entities__pb2.ListRunsRequest.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=bob__pb_dot_entities__pb2.PipelineRef.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'PutNotifier': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutNotifier,
+                    request_deserializer=bob__pb_dot_entities__pb2.Plugin.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DeleteNotifier': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNotifier,
+                    request_deserializer=bob__pb_dot_entities__pb2.PluginRef.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListNotifiers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotifiers,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListPluginsResponse.SerializeToString,
             ),
             'DeliverWebhook': grpc.unary_unary_rpc_method_handler(
                     servicer.DeliverWebhook,
@@ -1733,6 +1802,114 @@ class Entities:
             '/bob.v1.Entities/ListRunsPage',
             bob__pb_dot_entities__pb2.ListRunsRequest.SerializeToString,
             bob__pb_dot_entities__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ListSchedules',
+            bob__pb_dot_entities__pb2.PipelineRef.SerializeToString,
+            bob__pb_dot_entities__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutNotifier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/PutNotifier',
+            bob__pb_dot_entities__pb2.Plugin.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNotifier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/DeleteNotifier',
+            bob__pb_dot_entities__pb2.PluginRef.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotifiers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bob.v1.Entities/ListNotifiers',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            bob__pb_dot_entities__pb2.ListPluginsResponse.FromString,
             options,
             channel_credentials,
             insecure,

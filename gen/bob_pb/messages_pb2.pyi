@@ -148,3 +148,9 @@ class NodeInfo(_message.Message):
     memory_free_bytes: int
     memory_total_bytes: int
     def __init__(self, hostname: _Optional[str] = ..., cpu_count: _Optional[int] = ..., cpu_load: _Optional[float] = ..., memory_free_bytes: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ...) -> None: ...
+
+class RunEvents(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RunEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[RunEvent, _Mapping]]] = ...) -> None: ...

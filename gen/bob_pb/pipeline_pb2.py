@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62ob_pb/pipeline.proto\x12\x06\x62ob.v1\"\xfe\x02\n\x08Pipeline\x12\r\n\x05image\x18\x01 \x01(\t\x12\x1b\n\x05steps\x18\x02 \x03(\x0b\x32\x0c.bob.v1.Step\x12(\n\x04vars\x18\x03 \x03(\x0b\x32\x1a.bob.v1.Pipeline.VarsEntry\x12#\n\tresources\x18\x04 \x03(\x0b\x32\x10.bob.v1.Resource\x12\x0f\n\x07timeout\x18\x05 \x01(\r\x12\x1e\n\x06quotas\x18\x06 \x01(\x0b\x32\x0e.bob.v1.Quotas\x12\x35\n\x0bsecret_vars\x18\x07 \x03(\x0b\x32 .bob.v1.Pipeline.SecretVarsEntry\x12\x0c\n\x04user\x18\x08 \x01(\t\x12!\n\x08triggers\x18\x10 \x03(\x0b\x32\x0f.bob.v1.Trigger\x1a+\n\tVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fSecretVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"V\n\x06Quotas\x12#\n\x06limits\x18\x01 \x01(\x0b\x32\x13.bob.v1.QuotaLimits\x12\'\n\x08requests\x18\x02 \x01(\x0b\x32\x15.bob.v1.QuotaRequests\"\'\n\x0bQuotaLimits\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0b\n\x03mem\x18\x02 \x01(\t\"\x1c\n\rQuotaRequests\x12\x0b\n\x03mem\x18\x01 \x01(\t\"\xa2\x02\n\x04Step\x12\x0b\n\x03\x63md\x18\x01 \x01(\t\x12\x16\n\x0eneeds_resource\x18\x02 \x01(\t\x12+\n\x11produces_artifact\x18\x03 \x01(\x0b\x32\x10.bob.v1.Artifact\x12$\n\x04vars\x18\x04 \x03(\x0b\x32\x16.bob.v1.Step.VarsEntry\x12\x0f\n\x07timeout\x18\x05 \x01(\r\x12\x31\n\x0bsecret_vars\x18\x06 \x03(\x0b\x32\x1c.bob.v1.Step.SecretVarsEntry\x1a+\n\tVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fSecretVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05store\x18\x03 \x01(\t\"\x95\x01\n\x08Resource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12,\n\x06params\x18\x04 \x03(\x0b\x32\x1c.bob.v1.Resource.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"o\n\x07Trigger\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x03(\t\x12\x10\n\x08\x62ranches\x18\x03 \x03(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0e\n\x06secret\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62ob_pb/pipeline.proto\x12\x06\x62ob.v1\"\xa3\x03\n\x08Pipeline\x12\r\n\x05image\x18\x01 \x01(\t\x12\x1b\n\x05steps\x18\x02 \x03(\x0b\x32\x0c.bob.v1.Step\x12(\n\x04vars\x18\x03 \x03(\x0b\x32\x1a.bob.v1.Pipeline.VarsEntry\x12#\n\tresources\x18\x04 \x03(\x0b\x32\x10.bob.v1.Resource\x12\x0f\n\x07timeout\x18\x05 \x01(\r\x12\x1e\n\x06quotas\x18\x06 \x01(\x0b\x32\x0e.bob.v1.Quotas\x12\x35\n\x0bsecret_vars\x18\x07 \x03(\x0b\x32 .bob.v1.Pipeline.SecretVarsEntry\x12\x0c\n\x04user\x18\x08 \x01(\t\x12!\n\x08triggers\x18\x10 \x03(\x0b\x32\x0f.bob.v1.Trigger\x12#\n\tschedules\x18\x14 \x03(\x0b\x32\x10.bob.v1.Schedule\x1a+\n\tVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fSecretVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x08Schedule\x12\x0c\n\x04\x63ron\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\"V\n\x06Quotas\x12#\n\x06limits\x18\x01 \x01(\x0b\x32\x13.bob.v1.QuotaLimits\x12\'\n\x08requests\x18\x02 \x01(\x0b\x32\x15.bob.v1.QuotaRequests\"\'\n\x0bQuotaLimits\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0b\n\x03mem\x18\x02 \x01(\t\"\x1c\n\rQuotaRequests\x12\x0b\n\x03mem\x18\x01 \x01(\t\"\xa2\x02\n\x04Step\x12\x0b\n\x03\x63md\x18\x01 \x01(\t\x12\x16\n\x0eneeds_resource\x18\x02 \x01(\t\x12+\n\x11produces_artifact\x18\x03 \x01(\x0b\x32\x10.bob.v1.Artifact\x12$\n\x04vars\x18\x04 \x03(\x0b\x32\x16.bob.v1.Step.VarsEntry\x12\x0f\n\x07timeout\x18\x05 \x01(\r\x12\x31\n\x0bsecret_vars\x18\x06 \x03(\x0b\x32\x1c.bob.v1.Step.SecretVarsEntry\x1a+\n\tVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fSecretVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05store\x18\x03 \x01(\t\"\x95\x01\n\x08Resource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12,\n\x06params\x18\x04 \x03(\x0b\x32\x1c.bob.v1.Resource.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"o\n\x07Trigger\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x03(\t\x12\x10\n\x08\x62ranches\x18\x03 \x03(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0e\n\x06secret\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,29 +42,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOURCE_PARAMSENTRY']._loaded_options = None
   _globals['_RESOURCE_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_PIPELINE']._serialized_start=34
-  _globals['_PIPELINE']._serialized_end=416
-  _globals['_PIPELINE_VARSENTRY']._serialized_start=322
-  _globals['_PIPELINE_VARSENTRY']._serialized_end=365
-  _globals['_PIPELINE_SECRETVARSENTRY']._serialized_start=367
-  _globals['_PIPELINE_SECRETVARSENTRY']._serialized_end=416
-  _globals['_QUOTAS']._serialized_start=418
-  _globals['_QUOTAS']._serialized_end=504
-  _globals['_QUOTALIMITS']._serialized_start=506
-  _globals['_QUOTALIMITS']._serialized_end=545
-  _globals['_QUOTAREQUESTS']._serialized_start=547
-  _globals['_QUOTAREQUESTS']._serialized_end=575
-  _globals['_STEP']._serialized_start=578
-  _globals['_STEP']._serialized_end=868
-  _globals['_STEP_VARSENTRY']._serialized_start=322
-  _globals['_STEP_VARSENTRY']._serialized_end=365
-  _globals['_STEP_SECRETVARSENTRY']._serialized_start=367
-  _globals['_STEP_SECRETVARSENTRY']._serialized_end=416
-  _globals['_ARTIFACT']._serialized_start=870
-  _globals['_ARTIFACT']._serialized_end=923
-  _globals['_RESOURCE']._serialized_start=926
-  _globals['_RESOURCE']._serialized_end=1075
-  _globals['_RESOURCE_PARAMSENTRY']._serialized_start=1030
-  _globals['_RESOURCE_PARAMSENTRY']._serialized_end=1075
-  _globals['_TRIGGER']._serialized_start=1077
-  _globals['_TRIGGER']._serialized_end=1188
+  _globals['_PIPELINE']._serialized_end=453
+  _globals['_PIPELINE_VARSENTRY']._serialized_start=359
+  _globals['_PIPELINE_VARSENTRY']._serialized_end=402
+  _globals['_PIPELINE_SECRETVARSENTRY']._serialized_start=404
+  _globals['_PIPELINE_SECRETVARSENTRY']._serialized_end=453
+  _globals['_SCHEDULE']._serialized_start=455
+  _globals['_SCHEDULE']._serialized_end=497
+  _globals['_QUOTAS']._serialized_start=499
+  _globals['_QUOTAS']._serialized_end=585
+  _globals['_QUOTALIMITS']._serialized_start=587
+  _globals['_QUOTALIMITS']._serialized_end=626
+  _globals['_QUOTAREQUESTS']._serialized_start=628
+  _globals['_QUOTAREQUESTS']._serialized_end=656
+  _globals['_STEP']._serialized_start=659
+  _globals['_STEP']._serialized_end=949
+  _globals['_STEP_VARSENTRY']._serialized_start=359
+  _globals['_STEP_VARSENTRY']._serialized_end=402
+  _globals['_STEP_SECRETVARSENTRY']._serialized_start=404
+  _globals['_STEP_SECRETVARSENTRY']._serialized_end=453
+  _globals['_ARTIFACT']._serialized_start=951
+  _globals['_ARTIFACT']._serialized_end=1004
+  _globals['_RESOURCE']._serialized_start=1007
+  _globals['_RESOURCE']._serialized_end=1156
+  _globals['_RESOURCE_PARAMSENTRY']._serialized_start=1111
+  _globals['_RESOURCE_PARAMSENTRY']._serialized_end=1156
+  _globals['_TRIGGER']._serialized_start=1158
+  _globals['_TRIGGER']._serialized_end=1269
 # @@protoc_insertion_point(module_scope)

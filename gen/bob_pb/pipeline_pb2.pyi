@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Pipeline(_message.Message):
-    __slots__ = ("image", "steps", "vars", "resources", "timeout", "quotas", "secret_vars", "user", "triggers")
+    __slots__ = ("image", "steps", "vars", "resources", "timeout", "quotas", "secret_vars", "user", "triggers", "schedules")
     class VarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class Pipeline(_message.Message):
     SECRET_VARS_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     TRIGGERS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
     image: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     vars: _containers.ScalarMap[str, str]
@@ -40,7 +41,16 @@ class Pipeline(_message.Message):
     secret_vars: _containers.ScalarMap[str, str]
     user: str
     triggers: _containers.RepeatedCompositeFieldContainer[Trigger]
-    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ..., secret_vars: _Optional[_Mapping[str, str]] = ..., user: _Optional[str] = ..., triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ...) -> None: ...
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    def __init__(self, image: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., vars: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., timeout: _Optional[int] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ..., secret_vars: _Optional[_Mapping[str, str]] = ..., user: _Optional[str] = ..., triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ..., schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("cron", "timezone")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    cron: str
+    timezone: str
+    def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class Quotas(_message.Message):
     __slots__ = ("limits", "requests")

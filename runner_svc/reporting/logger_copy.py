@@ -278,25 +278,30 @@ class CopyingReporter:
         self._copy = copy
         self._muted = False
 
-    async def status(self, status: RunStatus, reason: str = "") -> None:
+    async def status(self, status: RunStatus, reason: str = "", *, wait: bool = True) -> None:
         terminal = status in TERMINAL
         try:
             if terminal and (said := self._copy.ending()):
                 await self._inner.say(said)
-            await self._inner.status(status, reason)
+            await self._inner.status(status, reason, wait=wait)
         finally:
             if terminal:
                 self._copy.end()
 
-    async def step_finished(self, index: int, exit_code: int, duration_ms: int) -> None:
-        await self._inner.step_finished(index, exit_code, duration_ms)
+    async def step_finished(
+        self, index: int, exit_code: int, duration_ms: int, *, wait: bool = True
+    ) -> None:
+        await self._inner.step_finished(index, exit_code, duration_ms, wait=wait)
 
-    async def say(self, text: str) -> None:
-        await self.logs([system_line(text)])
+    async def say(self, text: str, *, wait: bool = True) -> None:
+        await self._copied([system_line(text)], self._inner.say(text, wait=wait))
 
     async def logs(self, lines: Sequence[Line]) -> None:
+        await self._copied(lines, self._inner.logs(lines))
+
+    async def _copied(self, lines: Sequence[Line], publishing: Awaitable[None]) -> None:
         try:
-            await self._inner.logs(lines)
+            await publishing
         except BaseException:
             # The run cannot report any more (or the runner stops): nothing more to copy.
             self._copy.end()

@@ -107,6 +107,10 @@ class LogSink:
         # Batches taken by _enqueue that batches() has not taken from the queue yet; event
         # loop only. While any are in flight, lines still collecting are later than they.
         self._in_flight = 0
+        # When the lines collecting now are due (the loop's clock; None: none collect),
+        # and the wait of batches() for the next batch, which ends then; event loop only.
+        self._due: float | None = None
+        self._waiting: asyncio.Timeout | None = None
 
     # --- reader thread -------------------------------------------------------------
 
@@ -126,10 +130,16 @@ class LogSink:
         with self._lock:
             if self._aborted:
                 return
+            started = not self._lines and bool(batch)
             self._lines.extend(batch)
             full = len(self._lines) >= self._batch_lines
         if full:
             self._hand_off(end=False)
+        elif started:
+            try:
+                self._loop.call_soon_threadsafe(self._collect_from_now)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                pass
 
     def close(self) -> None:
         tails: Batch = []
@@ -162,6 +172,17 @@ class LogSink:
 
     # --- event loop ----------------------------------------------------------------
 
+    def _collect_from_now(self) -> None:
+        """Lines started to collect: the wait of batches() ends flush_s from now."""
+        if self._due is None:
+            self._due = self._loop.time() + self._flush_s
+        if self._waiting is not None and self._waiting.when() is None:
+            self._waiting.reschedule(self._due)
+
+    def _collecting(self) -> bool:
+        with self._lock:
+            return bool(self._lines)
+
     async def _enqueue(self, end: bool) -> None:
         # Taking the lines and queueing them happen on the loop, in this order, so a batch
         # taken by batches() after an idle flush_s can never overtake an earlier one.
@@ -186,10 +207,19 @@ class LogSink:
     async def batches(self) -> AsyncIterator[Batch]:
         """Yields batches in output order; ends once the reader thread has closed."""
         while True:
+            # The wait ends flush_s after lines started to collect (or after the last
+            # batch, if they did before it); while none collect, it has no end, and the
+            # writer sets one when they start: a step that prints nothing costs no wake-up
+            # (it cost one every flush_s).
+            if not self._collecting():
+                self._due = None
+            elif self._due is None:
+                self._due = self._loop.time() + self._flush_s
             try:
-                async with asyncio.timeout(self._flush_s):
+                async with asyncio.timeout_at(self._due) as self._waiting:
                     batch = await self._queue.get()
             except TimeoutError:
+                self._due = None
                 # Nothing handed over for flush_s: send what the thread has collected so
                 # far, so a slowly printing step is still seen live. Not while a hand-over
                 # is in flight, though: the timeout may strike just as a batch is queued
@@ -198,9 +228,12 @@ class LogSink:
                     for batch in self._take():
                         yield batch
                 continue
+            finally:
+                self._waiting = None
             if batch is None:
                 return
             self._in_flight -= 1
+            self._due = None
             yield batch
 
     def ensure_ended(self) -> None:

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from bob_common.backoff import until_done
+from bob_common.backoff import delay_s, until_done
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +105,9 @@ def test_gives_up_with_the_last_error_once_the_next_wait_would_end_too_late():
             until_done(attempt, what="x", errors=OSError, log=log, first_s=0.01, give_up_s=0.1)
         )
     assert len(calls) == 4
+
+
+def test_an_outbox_retry_waits_twice_as_long_each_time_up_to_the_most():
+    waits = [delay_s(n, first_s=1, most_s=60) for n in range(1, 10)]
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert delay_s(0, first_s=1, most_s=60) == 1

@@ -130,6 +130,8 @@ def runner_cluster(
             "BOB_ARTIFACT_DIR": str(tmp / "artifacts"),
             "BOB_LOGGER_PORT": str(free_port()),
             "BOB_LOGGER_DIR": str(tmp / "logs"),
+            "BOB_NOTIFIER_PORT": str(free_port()),
+            "BOB_NOTIFIER_FILE": str(tmp / "notifications.jsonl"),
             **(env or {}),
         }
         log_path = tmp / "cluster.log"

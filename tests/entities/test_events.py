@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bob_common import amqp, claim_proof, topology
+from bob_common import amqp, claim_proof, run_events, topology
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc.service import EntitiesService
 from tests.entities.support import make_settings
@@ -61,6 +61,16 @@ class Harness:
                 self.secrets[event.run_id], message.body
             )
         await self.events.publish(message, routing_key=topology.run_event_key(event.run_id, kind))
+
+    async def publish_batch(self, events: list[M.RunEvent], key: bytes | None = None) -> None:
+        """Several events in one message, as a runner batches them: one MAC over the body,
+        with the first event's claim secret unless `key` is given."""
+        message = amqp.encode(run_events.batch(events))
+        secret = key if key is not None else self.secrets[events[0].run_id]
+        message.headers[claim_proof.HEADER] = claim_proof.mac(secret, message.body)
+        await self.events.publish(
+            message, routing_key=topology.run_event_key(events[0].run_id, run_events.BATCH)
+        )
 
     async def run_with(self, run_id: str, status: int) -> E.Run | None:
         run = await self.stub.GetRun(E.RunRef(run_id=run_id))
@@ -183,6 +193,65 @@ def test_garbage_is_dead_lettered_with_an_error_and_later_events_still_apply(db_
                 "RunEvent seq or line_no out of range",
             ]
             assert await next_body(dead) == "garbage \ufffd\ufffd"
+
+    asyncio.run(main())
+
+
+def test_events_batched_in_one_message_apply_in_order_even_when_the_batch_comes_early(
+    db_url, rabbit_url
+):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            run_id = await bob.claimed_run()
+            # Given a runner's batch of a run's last words arriving before the batch of its
+            # first ones (the first is early: held until the events before it come)
+            await bob.publish_batch(
+                [logs(run_id, 4, 1, 1), status(run_id, 5, M.PASSED, "all good")]
+            )
+            await bob.publish_batch(
+                [status(run_id, 1, M.INITIALIZED), status(run_id, 2, M.RUNNING)]
+                + [logs(run_id, 3, 0, 1)]
+            )
+
+            # Then every event of both applies once, in seq order
+            run = await await_until(lambda: bob.run_with(run_id, M.PASSED), what="run passed")
+            found = await bob.stub.GetLogs(E.GetLogsRequest(run_id=run_id, limit=10))
+            assert list(found.lines) == ["line 0", "line 1"]
+            assert run.completed_at_ms == 5
+            assert bob.service.consumer.events_applied == 5
+            assert bob.service.consumer.events_refused == 0
+
+    asyncio.run(main())
+
+
+def test_a_batch_mixing_runs_is_dead_lettered_and_one_under_another_key_refused(db_url, rabbit_url):
+    async def main() -> None:
+        async with running_service(db_url, rabbit_url) as bob:
+            run_id, other = await bob.claimed_run(), await bob.claimed_run()
+            errors = await bob.channel.declare_queue(topology.ERRORS_QUEUE, durable=True)
+            # Given a batch holding an event of another run (its one MAC is one claim's),
+            # then a batch of the other run signed with this run's claim
+            await bob.publish_batch([status(run_id, 1, M.RUNNING), status(other, 1, M.PASSED)])
+            await bob.publish_batch(
+                [status(other, 1, M.RUNNING), status(other, 2, M.PASSED)],
+                key=bob.secrets[run_id],
+            )
+            await bob.publish(status(run_id, 1, M.RUNNING))
+
+            # Then the first is dead-lettered naming why, the second refused whole, and the
+            # run's own event applies
+            await await_until(lambda: bob.run_with(run_id, M.RUNNING), what="run running")
+            assert await next_body(errors) == (
+                "entities: dead-lettered a bob.v1.RunEvents message: "
+                "RunEvents of more than one run or attempt"
+            )
+
+            async def refused() -> bool:
+                return bob.service.consumer.events_refused == 2
+
+            await await_until(refused, what="the forged batch refused")
+            other_run = await bob.stub.GetRun(E.RunRef(run_id=other))
+            assert other_run.status == M.INITIALIZING
 
     asyncio.run(main())
 

@@ -71,8 +71,40 @@ INSERT INTO "cluster_events" ("at_ms", "type", "reason", "kind", "message")
 # The models' tables and columns (with peewee's type) at the newest migration: a change to
 # the models without a migration would never reach a database already at that version.
 MODELS_AT_NEWEST = (
-    3,
+    4,
     {
+        "schedules": (
+            "id:AUTO",
+            "group:VARCHAR",
+            "name:VARCHAR",
+            "cron:VARCHAR",
+            "timezone:VARCHAR",
+            "next_at_ms:BIGINT",
+        ),
+        "schedule_ticks": (
+            "id:BIGAUTO",
+            "group:VARCHAR",
+            "name:VARCHAR",
+            "cron:VARCHAR",
+            "timezone:VARCHAR",
+            "tick_ms:BIGINT",
+            "run_id:VARCHAR",
+            "outcome:TEXT",
+            "claimed_at_ms:BIGINT",
+        ),
+        "notifiers": (
+            "name:VARCHAR",
+            "url:VARCHAR",
+        ),
+        "notifications": (
+            "id:BIGAUTO",
+            "run_id:VARCHAR",
+            "notifier:VARCHAR",
+            "created_at_ms:BIGINT",
+            "due_at_ms:BIGINT",
+            "attempts:INT",
+            "last_error:TEXT",
+        ),
         "pipelines": (
             "id:AUTO",
             "group:VARCHAR",
@@ -120,6 +152,9 @@ MODELS_AT_NEWEST = (
             "status_event_id:BIGINT",
             "pipeline:TEXT",
             "claim_key:VARCHAR",
+            "schedule_cron:VARCHAR",
+            "schedule_timezone:VARCHAR",
+            "schedule_tick_ms:BIGINT",
             "trigger:TEXT",
         ),
         "step_results": (
@@ -376,27 +411,38 @@ def test_the_models_change_only_with_a_migration():
 
 
 def test_a_database_at_an_earlier_version_gets_only_the_later_migrations(empty_db_url):
-    # Given a database at version 2, as this branch made it before webhooks (their tables
-    # and column dropped from a new one, and version 3 forgotten)
+    # Given a database at version 2, as this branch made it before webhooks, schedules and
+    # notifications (their tables and columns dropped from a new one, versions 3 and later
+    # forgotten)
     assert _migrate(empty_db_url).returncode == 0
     for statement in (
         'DROP TABLE "pipeline_triggers"',
         'DROP TABLE "webhook_deliveries"',
         'ALTER TABLE "runs" DROP COLUMN "trigger"',
-        'DELETE FROM "schema_versions" WHERE "version" = 3',
+        'DROP TABLE "schedules"',
+        'DROP TABLE "schedule_ticks"',
+        'DROP TABLE "notifiers"',
+        'DROP TABLE "notifications"',
+        'ALTER TABLE "runs" DROP COLUMN "schedule_cron"',
+        'ALTER TABLE "runs" DROP COLUMN "schedule_timezone"',
+        'ALTER TABLE "runs" DROP COLUMN "schedule_tick_ms"',
+        'DELETE FROM "schema_versions" WHERE "version" >= 3',
     ):
         raw_db.execute(empty_db_url, statement)
     # When it is migrated
     done = _migrate(empty_db_url)
-    # Then migration 3 alone is applied, and webhooks' tables and column are back
+    # Then migrations 3 and later alone are applied, and their tables and columns are back
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stdout.splitlines() if line.startswith("applied")] == [
-        f"applied migration 3: {migrations.MIGRATIONS[2].name}"
+        f"applied migration {m.version}: {m.name}" for m in migrations.MIGRATIONS[2:]
     ]
     database = open_database(empty_db_url)
     try:
-        assert {"pipeline_triggers", "webhook_deliveries"} <= set(database.get_tables())
-        assert "trigger" in {c.name for c in database.get_columns("runs")}
+        tables = set(database.get_tables())
+        assert {"pipeline_triggers", "webhook_deliveries"} <= tables
+        assert {"schedules", "schedule_ticks", "notifiers", "notifications"} <= tables
+        columns = {c.name for c in database.get_columns("runs")}
+        assert {"trigger", "schedule_cron", "schedule_timezone", "schedule_tick_ms"} <= columns
     finally:
         close_database(database)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import aio_pika
 import pytest
 
-from bob_common import topology
+from bob_common import run_events, topology
 from bob_common.config import (
     EVENT_MAX_BYTES,
     LOG_LINE_MAX_BYTES,
@@ -115,22 +115,25 @@ def test_a_200_kib_line_of_3_byte_characters_is_stored_in_lines_within_the_cap(b
 
 
 async def _tap(queue_url: str, name: str) -> None:
-    """A queue of ours that gets every log event the runners publish."""
+    """A queue of ours that gets every log event the runners publish (alone, or in a
+    batch with other events: bob_common/run_events.py)."""
     async with await aio_pika.connect(queue_url) as connection:
         channel = await connection.channel()
         queue = await channel.declare_queue(name, auto_delete=False)
-        await queue.bind(topology.EVENTS_EXCHANGE, routing_key="run.*.logs")
+        for kind in ("logs", run_events.BATCH):
+            await queue.bind(topology.EVENTS_EXCHANGE, routing_key=f"run.*.{kind}")
 
 
-async def _drain(queue_url: str, name: str) -> list[bytes]:
+async def _drain(queue_url: str, name: str) -> list[tuple[bytes, list[messages_pb2.RunEvent]]]:
+    """Each message's body, with its events."""
     async with await aio_pika.connect(queue_url) as connection:
         channel = await connection.channel()
         queue = await channel.declare_queue(name, auto_delete=False)
-        bodies = []
+        found = []
         while (message := await queue.get(no_ack=True, fail=False)) is not None:
-            bodies.append(message.body)
+            found.append((message.body, run_events.decode(message)))
         await queue.delete(if_unused=False, if_empty=False)
-        return bodies
+        return found
 
 
 def test_log_events_stay_within_the_event_cap(bob):
@@ -139,8 +142,9 @@ def test_log_events_stay_within_the_event_cap(bob):
     # 30 lines of 60,000 bytes (within the run's cap): 1.8 MB, 7 x the event cap.
     step = "yes \"$(yes x | head -n 60000 | tr -d '\\n')\" | head -n 30"
     run_id, status = _run(bob, [step])
-    bodies = _drain_run(asyncio.run(_drain(bob.queue_url, tap)), run_id)
-    lines = sum(len(messages_pb2.RunEvent.FromString(b).logs.lines) for b in bodies)
+    messages = _drain_run(asyncio.run(_drain(bob.queue_url, tap)), run_id)
+    bodies = [body for body, _ in messages]
+    lines = sum(len(e.logs.lines) for _, events in messages for e in events)
     largest = max(len(b) for b in bodies)
     print(
         f"limits[logs]: log events={len(bodies)} lines={lines} largest={largest} bound={EVENT_CAP}"
@@ -154,8 +158,10 @@ def test_log_events_stay_within_the_event_cap(bob):
     assert len(bodies) >= 1_800_000 // EVENT_CAP
 
 
-def _drain_run(bodies: list[bytes], run_id: str) -> list[bytes]:
-    return [b for b in bodies if messages_pb2.RunEvent.FromString(b).run_id == run_id]
+def _drain_run(
+    messages: list[tuple[bytes, list[messages_pb2.RunEvent]]], run_id: str
+) -> list[tuple[bytes, list[messages_pb2.RunEvent]]]:
+    return [(body, events) for body, events in messages if events[0].run_id == run_id]
 
 
 # --- the capping logic, without a cluster --------------------------------------------

@@ -21,8 +21,8 @@ import aio_pika
 import grpc
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from bob_common import topology
-from bob_common.amqp import decode, encode
+from bob_common import run_events, topology
+from bob_common.amqp import encode
 from bob_common.config import RunnerSettings
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from runner_svc.executors import create_executor
@@ -147,10 +147,12 @@ class EventTap:
         await queue.consume(self._on_message, no_ack=True)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        event = decode(message, messages_pb2.RunEvent)
-        # The body's field name is the routing key's kind: status, logs or step.
-        assert message.routing_key == topology.run_event_key(event.run_id, event.WhichOneof("body"))
-        self.events.append(event)
+        events = run_events.decode(message)
+        # The body's field name is the routing key's kind: status, logs or step; or batch,
+        # for several events in one message.
+        kind = events[0].WhichOneof("body") if len(events) == 1 else run_events.BATCH
+        assert message.routing_key == topology.run_event_key(events[0].run_id, kind)
+        self.events.extend(events)
 
     def of(self, run_id: str) -> list[messages_pb2.RunEvent]:
         return [e for e in self.events if e.run_id == run_id]

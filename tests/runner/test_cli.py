@@ -13,8 +13,7 @@ from pathlib import Path
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from bob_common import topology
-from bob_common.amqp import decode
+from bob_common import run_events, topology
 from bob_pb import messages_pb2
 from runner_svc.cli import RET_CONFIG, RET_OK
 from tests.runner.harness import TERMINAL, entities_server, make_job, publish_job, runner_env
@@ -51,7 +50,10 @@ class _Counter:
         self.errors: list[str] = []
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
-        event = decode(message, messages_pb2.RunEvent)
+        for event in run_events.decode(message):
+            self._count(event)
+
+    def _count(self, event: messages_pb2.RunEvent) -> None:
         if event.seq != self.seq + 1:
             self.errors.append(f"seq {event.seq} after {self.seq}")
         self.seq = event.seq

@@ -112,6 +112,43 @@ def test_lines_are_sent_after_flush_s_even_when_the_batch_is_not_full():
     asyncio.run(scenario())
 
 
+def test_a_silent_step_costs_no_flush_until_it_prints_and_its_line_comes_after_flush_s():
+    async def scenario() -> None:
+        sink = LogSink(asyncio.get_running_loop(), batch_lines=1000, flush_s=0.02)
+        takes = 0
+        take = sink._take
+
+        def counted(**kwargs):
+            nonlocal takes
+            takes += 1
+            return take(**kwargs)
+
+        sink._take = counted  # what each flush_s wake-up with nothing handed over calls
+        printing, more = threading.Event(), threading.Event()
+
+        def reader() -> None:
+            printing.wait(10)
+            sink.write(OUT, b"late\n")
+            more.wait(10)
+            sink.close()
+
+        _in_thread(reader)
+        batches = sink.batches()
+        first = asyncio.ensure_future(anext(batches))
+        # Silent for 25 flush_s: nothing woke up (it was a wake-up every flush_s)
+        await asyncio.sleep(0.5)
+        assert takes == 0 and not first.done()
+        # Then a line comes within flush_s (generously bounded), the step still open
+        started = time.monotonic()
+        printing.set()
+        assert await asyncio.wait_for(first, 5) == [(OUT, "late")]
+        assert time.monotonic() - started < 1
+        more.set()
+        assert [b async for b in batches] == []
+
+    asyncio.run(scenario())
+
+
 def test_a_slow_consumer_blocks_the_reader_instead_of_buffering():
     async def scenario() -> None:
         sink = LogSink(asyncio.get_running_loop(), batch_lines=10, flush_s=60, max_pending=2)

@@ -33,8 +33,11 @@ from runner_svc.errors import ExecutorUnavailable, PrepareFailed, StepFailed
 from runner_svc.executors.docker import limits as docker_limits
 from runner_svc.executors.docker.client import (
     DOCKER_ERRORS,
+    DirectCalls,
+    SdkCalls,
     engine_client,
     explain,
+    run_calls,
     unreachable,
 )
 from runner_svc.executors.docker.entry import ENTRY
@@ -80,6 +83,8 @@ class DockerExecutor:
         )
         # What the last engine check found; "" while the engine answers.
         self._engine_problem = ""
+        # The calls each run makes, made cheap (client.py); set by start().
+        self._run_calls: DirectCalls | SdkCalls | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -102,6 +107,7 @@ class DockerExecutor:
                 self._docker = await self.call(
                     engine_client, max_pool_size=2 * self._settings.capacity + 4
                 )
+            self._run_calls = run_calls(self._client)
             await self.call(self._client.ping)
             # The engine's count, not this host's: the runner may drive a remote engine.
             info = await self.call(self._client.info)
@@ -112,6 +118,12 @@ class DockerExecutor:
             raise ExecutorUnavailable(f"Docker engine: {explain(exc)}") from exc
         if removed:
             log.warning("removed %d orphan container(s) of runner %s", removed, self._runner_id)
+
+    @property
+    def _calls_of_runs(self) -> DirectCalls | SdkCalls:
+        if self._run_calls is None:
+            raise RuntimeError("DockerExecutor.start() has not succeeded")
+        return self._run_calls
 
     @property
     def _runner_id(self) -> str:
@@ -162,7 +174,14 @@ class DockerExecutor:
         if self._spares is not None:
             self._spares.replenish(kind, image_id)  # for the next run of the image
         workspace = DockerWorkspace(
-            self, container, run_id, self._settings.workdir, env, memory=limits.mem_bytes, user=user
+            self,
+            container,
+            run_id,
+            self._settings.workdir,
+            env,
+            memory=limits.mem_bytes,
+            user=user,
+            calls=self._calls_of_runs,
         )
         if user:
             try:
@@ -201,7 +220,9 @@ class DockerExecutor:
             rlog.warning("spare %s is not running any more: dropped", container.short_id)
             await self.discard(container)
         try:
-            await self.call(container.rename, run_container_name(run_id, attempt))
+            await self.call(
+                self._calls_of_runs.rename, container.id, run_container_name(run_id, attempt)
+            )
             if limits != self._spare_limits():
                 for warning in await self.call(
                     docker_limits.update, self._client.api, container.id, limits
@@ -221,7 +242,7 @@ class DockerExecutor:
 
     async def _running(self, container: Container) -> bool:
         try:
-            state = (await self.call(self._client.api.inspect_container, container.id))["State"]
+            state = (await self.call(self._calls_of_runs.inspect_container, container.id))["State"]
         except DOCKER_ERRORS:
             return False
         return bool(state.get("Running")) and not state.get("Paused")
@@ -262,7 +283,7 @@ class DockerExecutor:
                 f"could not create a container from {image}: {explain(exc)}"
             ) from exc
         try:
-            await self.call(container.start)
+            await self.call(self._calls_of_runs.start, container.id)
         except DOCKER_ERRORS as exc:
             await self.discard(container)
             raise PrepareFailed(
@@ -276,7 +297,7 @@ class DockerExecutor:
         labels = {LABEL_SPARE: str(int(time.time()))}
         container = await self.call(self._create, image, labels, name, self._spare_limits(), user)
         try:
-            await self.call(container.start)
+            await self.call(self._calls_of_runs.start, container.id)
         except BaseException:
             await self.discard(container)
             raise
@@ -287,7 +308,7 @@ class DockerExecutor:
         One already gone counts as removed, and so do its anonymous volumes (an image's
         VOLUME), which would otherwise stay behind."""
         try:
-            await self.call(container.remove, force=True, v=True)
+            await self.call(self._calls_of_runs.remove, container.id, force=True, v=True)
         except docker.errors.NotFound:
             pass
         except DOCKER_ERRORS as exc:
@@ -341,12 +362,14 @@ class DockerExecutor:
             cap_add=list(self._settings.container_caps),
         )
         host_config.update(limits or {})  # the Engine API's own field names
-        created = api.create_container(
+        config = api.create_container_config(
             image,
-            name=name,
+            None,
             entrypoint=ENTRY,
             stdin_open=True,  # the entry reads the last step from it
-            # No variables: the pipeline's go with each step, so a spare suits any run.
+            # No variables: the pipeline's go with each step, so a spare suits any run
+            # (but the proxies of the Docker client's config, as the SDK's create gives).
+            environment=api._proxy_configs.inject_proxy_environment(None) or None,
             working_dir=self._settings.workdir,
             # The pipeline's user (pid 1, the last step and every exec), else the image's.
             user=user or None,
@@ -357,6 +380,7 @@ class DockerExecutor:
             },
             host_config=host_config,
         )
+        created = self._calls_of_runs.create_container(config, name)
         return self._client.containers.prepare_model({"Id": created["Id"]})
 
     async def sweep(self, orphaned: Callable[[str, int | None], Awaitable[bool]]) -> int:

@@ -22,7 +22,7 @@ from bob_pb import messages_pb2
 from runner_svc.errors import RunnerError, StepFailed, TransferFailed
 from runner_svc.executors import tarsafe
 from runner_svc.executors.docker import limits as docker_limits
-from runner_svc.executors.docker.client import DOCKER_ERRORS, explain
+from runner_svc.executors.docker.client import DOCKER_ERRORS, DirectCalls, SdkCalls, explain
 from runner_svc.executors.docker.entry import final_step_input
 from runner_svc.reporting.logsink import LogSink
 from runner_svc.reporting.runlog import run_logger
@@ -76,6 +76,7 @@ class DockerWorkspace:
         *,
         memory: int = 0,
         user: str = "",
+        calls: DirectCalls | SdkCalls | None = None,
     ) -> None:
         self._executor = executor
         # The container's memory limit in bytes (0: none), and the pipeline's user ("":
@@ -86,6 +87,8 @@ class DockerWorkspace:
         self._env = dict(env)
         self._container = container
         self._api = container.client.api
+        # What the last step needs of the engine every run, made cheap (client.py).
+        self._calls = calls or SdkCalls(self._api)
         self._workdir = workdir
         self._log = run_logger(log, run_id)
         # Starting an exec and freezing the container exclude each other: in a frozen
@@ -214,7 +217,7 @@ class DockerWorkspace:
                 # Attached to a container that is not running, the stream waits for it to
                 # start again, for ever: e.g. a spare the engine's restart killed. Once
                 # attached to a running one, the stream ends when it stops.
-                state = self._api.inspect_container(self._container.id)["State"]
+                state = self._calls.inspect_container(self._container.id)["State"]
                 if not state.get("Running"):
                     raise StepFailed(
                         f"the build container is not running (exit {state.get('ExitCode')})"
@@ -228,7 +231,7 @@ class DockerWorkspace:
                         output.write(messages_pb2.STDERR, data)
             finally:
                 _hang_up(attached)
-            return int(self._api.wait(self._container.id)["StatusCode"])
+            return int(self._calls.wait(self._container.id)["StatusCode"])
         except DOCKER_ERRORS as exc:
             raise StepFailed(explain(exc)) from exc
         finally:
