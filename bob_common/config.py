@@ -702,3 +702,17 @@ def is_fernet_key(key: str) -> bool:
         return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
     except (binascii.Error, UnicodeEncodeError, ValueError):
         return False
+
+
+# The reference plugins (bob_plugins) trust whoever calls them, so they serve this machine
+# only unless told otherwise: a deploy binds them to the inventory's address, where the
+# API and runner hosts reach them.
+PLUGIN_HOST = "127.0.0.1"
+
+
+def plugin_host(env: Mapping[str, str] = os.environ) -> str:
+    """BOB_PLUGIN_HOST: the address the reference plugins bind (an IP address or a name)."""
+    host = _get(env, "BOB_PLUGIN_HOST", PLUGIN_HOST).strip()
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", host):
+        raise ConfigError(f"BOB_PLUGIN_HOST={host!r} is not an address or host name")
+    return host

@@ -1,4 +1,5 @@
-"""What the plugins share: their settings, safe names, and serving on 127.0.0.1."""
+"""What the plugins share: their settings, safe names, and serving on 127.0.0.1 (or the
+address BOB_PLUGIN_HOST names, as a deploy does)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 
+from bob_common.config import ConfigError, plugin_host
 from bob_common.logs import configure_logging
-from bob_common.startup import RET_OK
+from bob_common.startup import RET_CONFIG, RET_OK
 
-# The plugins serve this machine only: they trust whoever calls them.
-HOST = "127.0.0.1"
 # A group, pipeline name, run id or artifact name; "." and ".." are refused on top.
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -49,9 +49,14 @@ def start_logging(service: str) -> None:
 
 
 def serve(service: str, app: Starlette, port: int) -> int:
-    log.info("%s serving on http://%s:%d", service, HOST, port)
+    try:
+        host = plugin_host(os.environ)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return RET_CONFIG
+    log.info("%s serving on http://%s:%d", service, host, port)
     # uvicorn handles SIGINT/SIGTERM: it stops accepting and finishes requests.
     uvicorn.run(
-        app, host=HOST, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
+        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10
     )
     return RET_OK

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the cluster and its tests need on a fresh Debian machine, as root:
 # RabbitMQ, the Docker engine, busybox-static (the source of the local test image), git,
-# Chromium with its driver (the web page's browser test) and PostgreSQL (with the role and
-# database the tests use).
+# openssh-server, python3-venv and supervisor (the deploy tests' hosts), Chromium with its
+# driver (the web page's browser test) and PostgreSQL (with the role and database the tests
+# use).
 # Idempotent: what is installed or running already is left alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,13 @@ command -v dockerd >/dev/null || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
 # The reference git resource provider (bob_plugins.resource_git) runs git.
 command -v git >/dev/null || need+=(git)
+# The deploy tests' hosts (tests/deploy/hosts.py) each run their own sshd in a namespace;
+# the machine's own ssh service is not needed (policy-rc.d, where present, keeps it off).
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# What `make deploy` installs on those hosts, which have no internet and share this
+# machine's /usr: the virtualenv module and the process supervisor of hosts without systemd.
+dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
+command -v supervisord >/dev/null || need+=(supervisor)
 # The web page's browser test (tests/page) drives Debian's headless Chromium through its
 # WebDriver.
 [ -x /usr/bin/chromium ] || need+=(chromium)

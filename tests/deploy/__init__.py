@@ -1,0 +1,1 @@
+"""The deploy tests: test hosts (network namespaces with their own sshd) and `make deploy`."""
