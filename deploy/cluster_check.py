@@ -64,15 +64,17 @@ def run(cluster: Cluster, secrets_dir: Path, *, out: Callable[[str], None] = pri
 
 def _register_plugins(api: httpx.Client, cluster: Cluster, out: Callable[[str], None]) -> None:
     """The reference plugins of the plugins host, registered as make run's are: git
-    provider `git`, artifact store `local`, logger `local` (re-registering is a no-op)."""
+    provider `git`, artifact store `local`, logger `local`, notifier `local`
+    (re-registering is a no-op)."""
     if not cluster.hosts("plugins"):
         return
     address = cluster.address("plugins")
-    git, store, logger = cluster.plugin_ports
+    git, store, logger, notifier = cluster.plugin_ports
     for path, name, port in (
         ("/resource-providers", "git", git),
         ("/artifact-stores", "local", store),
         ("/loggers", "local", logger),
+        ("/notifiers", "local", notifier),
     ):
         url = f"http://{address}:{port}"
         answer = api.post(path, json={"name": name, "url": url})

@@ -53,7 +53,7 @@ class Cluster:
     # The image of the check's pipeline on docker runners (bob_check_image).
     check_image: str = "busybox:latest"
     # The reference plugins' ports on the plugins host: git provider, store, logger.
-    plugin_ports: tuple[int, int, int] = (8001, 8002, 8003)
+    plugin_ports: tuple[int, int, int, int] = (8001, 8002, 8003, 8004)
 
     def hosts(self, role: str) -> Sequence[str]:
         return self.roles.get(role, ())
@@ -146,11 +146,12 @@ def check(listed: Mapping[str, Any]) -> Cluster:
     )
 
 
-def _plugin_ports(hv: Mapping[str, Any]) -> tuple[int, int, int]:
+def _plugin_ports(hv: Mapping[str, Any]) -> tuple[int, int, int, int]:
     return (
         int(hv.get("bob_git_provider_port", 8001)),
         int(hv.get("bob_artifact_store_port", 8002)),
         int(hv.get("bob_logger_port", 8003)),
+        int(hv.get("bob_notifier_port", 8004)),
     )
 
 

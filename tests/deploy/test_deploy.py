@@ -341,6 +341,15 @@ def test_fifty_runs_spread_over_both_runner_hosts_and_pass(cluster: Cluster) -> 
     assert statuses["passed"] == len(run_ids), f"{line}\n{statuses}"
     assert all(per_host[h] > 0 for h in RUNNERS), line
 
+    # And the plugins host's notifier, which the deploy's check registered, hears of each
+    def notified() -> set[str] | None:
+        url = f"http://{cluster.hosts[CORE].address}:8004/bob_notification"
+        seen = {n["run_id"] for n in httpx.get(url, timeout=10).json()["message"]}
+        return seen if seen >= set(run_ids) else None
+
+    seen = wait_until(notified, timeout=120, interval=1, what="the notifier to hear of each run")
+    show("notified", runs=len(run_ids), notified=len(seen & set(run_ids)))
+
 
 def test_a_runner_host_cut_off_has_its_runs_retried_on_the_other_and_its_stale_work_abandoned(
     cluster: Cluster, docker_client
