@@ -85,3 +85,27 @@ def delay_s(failures: int, *, first_s: float = FIRST_S, most_s: float = MOST_S) 
     state = tenacity.RetryCallState(tenacity.AsyncRetrying(), None, (), {})
     state.attempt_number = max(failures, 1)
     return float(wait(state))
+
+
+async def pause(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleeps `seconds`, or less: until `stopping` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
+async def every(
+    seconds: float,
+    work: Callable[[], Awaitable[object]],
+    *,
+    what: str,
+    log: logging.Logger,
+    stopping: asyncio.Event,
+) -> None:
+    """Runs work() every `seconds` until `stopping` is set. A failure is logged and the
+    next round tries again: a loop that looks for due work must outlive one bad look."""
+    while not stopping.is_set():
+        try:
+            await work()
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("%s failed", what)
+        await pause(stopping, seconds)

@@ -14,7 +14,6 @@ with once none of them is early, and held while one is.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -23,7 +22,7 @@ from typing import NamedTuple, TypeVar
 import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from bob_common import amqp, claim_proof, run_events, topology
+from bob_common import amqp, backoff, claim_proof, run_events, topology
 from bob_common.broker_link import BrokerLink
 from bob_common.config import EVENT_MAX_BYTES, EVENTS_INFLIGHT_MAX_BYTES
 from bob_common.run_states import RunStatus
@@ -189,8 +188,7 @@ class EventConsumer:
 
     async def _pause(self, seconds: float) -> None:
         """Sleeps, but no longer than until stop()."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await backoff.pause(self._stopping, seconds)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait(message)

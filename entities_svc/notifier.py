@@ -14,7 +14,6 @@ the plugin address policy allows (bob_common/plugin_http.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import httpx
@@ -65,13 +64,13 @@ class NotificationSender:
     async def serve(self) -> None:
         timeout = httpx.Timeout(self._timeout_s)
         async with plugin_http.async_client(self._policy, timeout) as http:
-            while not self._stopping.is_set():
-                try:
-                    await self.deliver_due(http)
-                except Exception:  # noqa: BLE001 - the next look tries again
-                    log.exception("notifications: delivering failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._poll_s)
+            await backoff.every(
+                self._poll_s,
+                lambda: self.deliver_due(http),
+                what="notifications: delivering",
+                log=log,
+                stopping=self._stopping,
+            )
 
     async def deliver_due(self, http: httpx.AsyncClient) -> int:
         """Delivers what is due now; how many were delivered."""

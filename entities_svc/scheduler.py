@@ -6,11 +6,11 @@ claims are made in; any number of entities processes may run it at once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from bob_common import backoff
 from entities_svc import schedules, ticks
 from entities_svc.clock import now_ms
 from entities_svc.db import DatabaseThread
@@ -52,14 +52,17 @@ class Scheduler:
         self._stopping.set()
 
     async def serve(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.fire_due()
-                await self._prune()
-            except Exception:  # noqa: BLE001 - the next look tries again
-                log.exception("scheduler: looking for due schedules failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll_s)
+        await backoff.every(
+            self._poll_s,
+            self._look,
+            what="scheduler: looking for due schedules",
+            log=log,
+            stopping=self._stopping,
+        )
+
+    async def _look(self) -> None:
+        await self.fire_due()
+        await self._prune()
 
     async def fire_due(self) -> list[ticks.Fired]:
         now = now_ms()

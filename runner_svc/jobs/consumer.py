@@ -9,12 +9,12 @@ settings.drain_s, and releases the rest to entities, which queues them again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
 
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
+from bob_common import backoff
 from bob_common.amqp import MessageDecodeError, dead_letter, decode, report_error
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
@@ -230,8 +230,7 @@ class JobConsumer:
             deliveries = int((message.headers or {}).get("x-delivery-count") or 0)
             delay = min(CLAIM_RETRY_MAX_S, CLAIM_RETRY_BASE_S * 2**deliveries)
             rlog.warning("cannot claim (%s); handing the job back in %.1f s", exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+            await backoff.pause(self._stopping, delay)
             await _settle(message.nack(requeue=True), message)
             return False
         except BaseException:  # e.g. cancelled as the runner stops: the job goes back
