@@ -2,11 +2,13 @@
 which the container's own entry runs (entry.py).
 
 An exec costs ~50 ms where a container start costs ~250 ms, and the steps of a run share
-the container's file system, which Bob's pipelines rely on. Every docker SDK call blocks,
-so each runs on one of two thread pools: short API calls on one, the step output streams
-and archive transfers (which block as long as they last) on the other, so a STOP's kill
-never waits behind the very streams it is meant to end. workspace.py has what is
-done in one run's container.
+the container's file system, which Bob's pipelines rely on. The calls every run makes
+(its image, and inspect, rename, create, start, wait and remove of its container) are
+awaited on the loop (client.EngineCalls). Every other docker SDK call blocks, so each runs
+on one of two thread pools: short API calls on one, the step output streams and archive
+transfers (which block as long as they last) on the other, so a STOP's kill never waits
+behind the very streams it is meant to end. workspace.py has what is done in one run's
+container.
 """
 
 from __future__ import annotations
