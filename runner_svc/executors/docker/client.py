@@ -32,8 +32,12 @@ Call = Callable[..., Awaitable[Any]]
 
 
 def unreachable(exc: BaseException) -> bool:
-    """Whether the engine could not be reached at all (as opposed to an answer refusing)."""
-    return isinstance(exc, requests.ConnectionError | OSError)
+    """Whether the engine could not be reached at all (as opposed to an answer refusing).
+    requests' errors are OSErrors, the SDK's error answers (APIError) among them: those
+    are answers, however they are classed."""
+    if isinstance(exc, requests.HTTPError | docker.errors.DockerException):
+        return False
+    return isinstance(exc, requests.ConnectionError | requests.Timeout | OSError)
 
 
 def explain(exc: BaseException) -> str:
