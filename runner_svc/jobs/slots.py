@@ -10,6 +10,11 @@ anything else: with that one delivery unacked, nothing more can come to it meanw
 consumes again once its job is over. So a runner never holds more jobs than it has free
 slots, and waiting jobs stay in the queue for any runner.
 
+A slot that has just finished a job first asks for one more with a basic.get: when jobs are
+waiting, that takes the next in one command on the quorum queue, where consuming again,
+the delivery and the cancel are three (and as many round trips for the runner). Only when
+none waits does it consume. Either way it holds one job at most.
+
 Each slot's channel is robust: after a reconnection, aio-pika restores the consumers that
 were not cancelled (those of the free slots), and only those. A delivery that reaches a
 slot which is busy or closed anyway (a consumer restored in a race with its cancel, or on
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 Take = Callable[[AbstractIncomingMessage], Awaitable[None]]
 # Waits between attempts to consume while the broker is away.
 CONSUME_RETRY_MAX_S = 5.0
+# How long the broker may take to answer a basic.get before the slot consumes instead.
+GET_TIMEOUT_S = 5.0
 
 
 class JobSlot:
@@ -81,6 +88,36 @@ class JobSlot:
         if not self._busy and not self._closed and self._tag is None:
             self._consuming = asyncio.create_task(self._consume())
 
+    async def _take_or_consume(self) -> None:
+        """After a job: the next one waiting, else a consumer that waits for one."""
+        getting = asyncio.ensure_future(self._get())
+        try:
+            message = await asyncio.shield(getting)
+        except asyncio.CancelledError:
+            # Paused or closed meanwhile: a job the broker gives all the same goes back.
+            getting.add_done_callback(self._hand_back_got)
+            raise
+        if message is None:
+            await self._consume()
+        elif self._closed or self._paused:  # closed or paused while it was on its way
+            await self._hand_back(message)
+        else:
+            self._busy = True
+            self._spawn(self._work(message))
+
+    async def _get(self) -> AbstractIncomingMessage | None:
+        try:
+            return await self._queue.get(no_ack=False, fail=False, timeout=GET_TIMEOUT_S)
+        except BROKER_ERRORS as exc:  # e.g. the channel being restored: consume instead
+            log.debug("slot %d: no job taken with a get (%r)", self._number, exc)
+            return None
+
+    def _hand_back_got(self, getting: asyncio.Future[AbstractIncomingMessage | None]) -> None:
+        if getting.cancelled() or getting.exception() is not None:
+            return
+        if (message := getting.result()) is not None:
+            self._spawn(self._hand_back(message))
+
     async def _consume(self) -> None:
         # A robust channel that is being restored: try again once it may be back. Retried
         # until it succeeds or close() cancels this task.
@@ -108,7 +145,8 @@ class JobSlot:
 
     async def _work(self, message: AbstractIncomingMessage) -> None:
         try:
-            await cancel_consuming(self._queue, message.consumer_tag or "")
+            if message.consumer_tag:  # none for a job taken with a get
+                await cancel_consuming(self._queue, message.consumer_tag)
             await self._take(message)
         except Exception:
             log.exception("slot %d: taking a job failed", self._number)
@@ -119,7 +157,7 @@ class JobSlot:
             self._busy = False
         if not self._closed and not self._paused:
             # Not one of `tasks`: a shutdown does not wait for a broker that is away.
-            self._consuming = asyncio.create_task(self._consume())
+            self._consuming = asyncio.create_task(self._take_or_consume())
 
     async def _hand_back(self, message: AbstractIncomingMessage) -> None:
         log.info("slot %d hands delivery %s back to the queue", self._number, message.delivery_tag)
