@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 10.0
 # A page the caller has not taken in this long ends its stream.
 WRITE_TIMEOUT_S = 30.0
+# How long ending a stream waits for its status to go before dropping the call.
+END_S = 1.0
 # Streams one caller (one identity; every plaintext caller is one) may hold at once.
 MAX_PER_CALLER = 8
 
@@ -87,8 +89,8 @@ class Watchers:
             except asyncio.CancelledError:
                 if not self.stopping:
                     raise  # the caller left
-            # Aborting outside the except block: the cancellation is handled.
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "entities is stopping")
+            # Ending outside the except block: the cancellation is handled.
+            await _end(context, grpc.StatusCode.UNAVAILABLE, "entities is stopping")
 
     async def _stream(self, after_id: int, context: grpc.aio.ServicerContext) -> None:
         position = after_id
@@ -104,13 +106,27 @@ class Watchers:
                 async with asyncio.timeout(WRITE_TIMEOUT_S):
                     await context.write(page(found, position))
             except TimeoutError:
-                log.warning("ended a WatchEvents stream: its caller did not keep up")
-                await context.abort(
+                log.warning(
+                    "ended a WatchEvents stream at %d: its caller did not keep up", position
+                )
+                await _end(
+                    context,
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"the caller took no page in {WRITE_TIMEOUT_S:g} s; "
-                    f"reconnect from newest_id {position}",
+                    f"reconnect from the last newest_id taken",
                 )
             wait_s = KEEPALIVE_S
+
+
+async def _end(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> None:
+    """Ends the stream with this status; when the status cannot go within END_S (it waits
+    behind pages the caller has not taken), drops the call instead: grpc cancels it (the
+    caller sees CANCELLED) and lets go of what it held."""
+    try:
+        async with asyncio.timeout(END_S):
+            await context.abort(code, details)
+    except TimeoutError:
+        raise asyncio.CancelledError(details) from None
 
 
 def page(found: list[journal.Event], newest_id: int) -> entities_pb2.ListEventsResponse:

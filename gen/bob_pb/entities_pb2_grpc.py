@@ -600,10 +600,11 @@ class EntitiesServicer:
         first, each page at most ListEvents' page size; newest_id as in ListEvents: where the
         stream stands. The first page comes at once, even empty (an after_id beyond the
         journal's end, 2^63-1 say, follows on from its end: newest_id tells it); an empty page
-        with the same newest_id comes every few seconds while nothing happens, so a quiet
-        stream is known alive. Ends with UNAVAILABLE when entities stops, RESOURCE_EXHAUSTED
-        for a caller already holding the most streams allowed, or when a page waits too long
-        for the caller to take it; the caller reconnects from its newest_id.
+        with the same newest_id comes every 10 s while nothing happens, so a quiet stream is
+        known alive. Ends with UNAVAILABLE when entities stops, RESOURCE_EXHAUSTED for a
+        caller already holding the most streams allowed (8), or when a page waits 30 s for the
+        caller to take it (CANCELLED when even that status cannot reach it); the caller
+        reconnects from the last newest_id it took.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

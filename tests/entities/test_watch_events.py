@@ -14,7 +14,7 @@ import pytest
 from api_server import run_statuses
 from bob_pb import entities_pb2 as E
 from bob_pb import entities_pb2_grpc, messages_pb2
-from entities_svc import watch
+from entities_svc import journal, watch
 from entities_svc.db import DatabaseThread
 from entities_svc.job_queue import JobQueue
 from entities_svc.server import start_server
@@ -62,6 +62,7 @@ class _Entities:
 
     def __init__(self, db: DatabaseThread, jobs: JobQueue) -> None:
         self._db = db
+        self.servicer_db = db
         self._jobs = jobs
         self.port = 0
         self.server: grpc.aio.Server | None = None
@@ -254,5 +255,53 @@ def test_the_follower_of_run_statuses_reconnects_after_entities_restarts(
             follows = [r for r in caplog.messages if r.startswith("following entities' journal")]
             assert len(follows) == 2, caplog.messages
             assert any("stopped following" in r for r in caplog.messages)
+
+    asyncio.run(scenario())
+
+
+def _append_many(count: int) -> None:
+    for i in range(count):
+        journal.append("Pipeline", "WatchTest", f"{i:06d}" + "x" * (journal.MESSAGE_MAX - 6))
+
+
+def test_a_caller_that_does_not_keep_up_is_ended_and_may_resume(db_url, rabbit_url, monkeypatch):
+    monkeypatch.setattr(watch, "WRITE_TIMEOUT_S", 1.0)
+    # Pages of ~1 MiB each, more than gRPC lets wait unread between the two ends.
+    count = 8 * journal.PAGE_MAX
+
+    async def scenario() -> None:
+        async with entities(db_url, rabbit_url) as bob:
+            assert bob.servicer is not None
+            stream = bob.stub.WatchEvents(E.WatchEventsRequest(after_id=NEWEST))
+            start = (await _next(stream)).newest_id
+            await bob.servicer_db.call(_append_many, count)
+
+            # The caller reads nothing: entities ends its stream, holding no more of it.
+            async def ended() -> bool:
+                assert bob.servicer is not None
+                return len(bob.servicer.watchers) == 0
+
+            await await_until(ended, timeout=PAGE_S * 2, what="the stalled stream to end")
+            taken: list[E.ClusterEvent] = []
+            with pytest.raises(grpc.aio.AioRpcError) as cut:
+                while True:
+                    taken += (await _next(stream)).events
+            # RESOURCE_EXHAUSTED when its status could go, else the call is dropped.
+            assert cut.value.code() in (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.StatusCode.CANCELLED,
+            ), cut.value
+            how = cut.value.code().name
+            print(f"\nwatch: a stalled caller was cut ({how}) after {len(taken)} of {count} events")
+            assert len(taken) < count
+
+            # It resumes from what it took and gets the rest.
+            resumed = bob.stub.WatchEvents(
+                E.WatchEventsRequest(after_id=taken[-1].id if taken else start)
+            )
+            while len(taken) < count:
+                taken += (await _next(resumed)).events
+            resumed.cancel()
+            assert [int(e.message[:6]) for e in taken] == list(range(count))
 
     asyncio.run(scenario())
