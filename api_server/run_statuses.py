@@ -123,9 +123,16 @@ async def follow(
             raise ConnectionError("entities ended the journal stream")
         except (grpc.aio.AioRpcError, TimeoutError, ConnectionError) as err:
             if statuses.live:
-                why = err.details() if isinstance(err, grpc.aio.AioRpcError) else repr(err)
-                log.warning("stopped following entities' journal: %s", why)
+                log.warning("stopped following entities' journal: %s", _why(err))
             statuses.lost()
         finally:
             stream.cancel()
         await asyncio.sleep(RETRY_S)
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details()}"
+    if isinstance(err, TimeoutError):
+        return "the stream fell silent (no page in time)"
+    return str(err)

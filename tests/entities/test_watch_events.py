@@ -305,3 +305,40 @@ def test_a_caller_that_does_not_keep_up_is_ended_and_may_resume(db_url, rabbit_u
             assert [int(e.message[:6]) for e in taken] == list(range(count))
 
     asyncio.run(scenario())
+
+
+def test_the_follower_takes_a_silent_stream_for_lost_and_reconnects(
+    db_url, rabbit_url, monkeypatch, caplog
+):
+    # Entities' quiet-stream pages come far apart here, and the follower waits little
+    # for them: each stream it opens falls silent, and it must reconnect each time.
+    monkeypatch.setattr(watch, "KEEPALIVE_S", 60.0)
+    monkeypatch.setattr(run_statuses, "SILENCE_S", 0.5)
+    monkeypatch.setattr(run_statuses, "RETRY_S", 0.1)
+    caplog.set_level("INFO", logger=run_statuses.__name__)
+
+    async def scenario() -> None:
+        async with entities(db_url, rabbit_url) as bob:
+            statuses = run_statuses.RunStatuses()
+            following = asyncio.create_task(run_statuses.follow(statuses, bob.stub, 5.0))
+
+            async def reconnected() -> bool:
+                starts = [m for m in caplog.messages if m.startswith("following entities'")]
+                return len(starts) >= 2 and statuses.live
+
+            try:
+                await await_until(reconnected, timeout=PAGE_S, what="a reconnect")
+            finally:
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await following
+            assert any("stopped following" in m and "fell silent" in m for m in caplog.messages)
+
+            # Every stream the follower left was let go by entities.
+            async def released() -> bool:
+                assert bob.servicer is not None
+                return len(bob.servicer.watchers) == 0
+
+            await await_until(released, timeout=PAGE_S, what="the streams to end")
+
+    asyncio.run(scenario())
