@@ -34,9 +34,18 @@ async def until_done(
     short. With give_up_s, the last error is raised once a wait would end later than that
     many seconds after the first attempt. Any other exception is the caller's."""
     stopping = stop or asyncio.Event()
-    wait = tenacity.wait_exponential(multiplier=first_s, min=first_s, max=most_s)
+    if stopping.is_set():
+        return None
     loop = asyncio.get_running_loop()
     began = loop.time()
+    # The first attempt goes without tenacity's machinery, whose setup costs more than a
+    # publish that succeeds at once, as nearly all do; a miss is replayed as the loop's
+    # first attempt below, so what follows is as if the loop had made it.
+    try:
+        return await attempt()
+    except errors as exc:
+        missed_first: BaseException | None = exc
+    wait = tenacity.wait_exponential(multiplier=first_s, min=first_s, max=most_s)
 
     def over(state: tenacity.RetryCallState) -> bool:
         if stopping.is_set():
@@ -62,13 +71,14 @@ async def until_done(
         before_sleep=missed,
         reraise=True,
     )
-    if stopping.is_set():
-        return None
     try:
         async for try_ in retrying:
             if stopping.is_set():  # set during the last wait: no further attempt
                 return None
             with try_:
+                if missed_first is not None:
+                    replayed, missed_first = missed_first, None
+                    raise replayed
                 result = await attempt()
     except errors:
         if stopping.is_set():

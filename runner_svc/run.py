@@ -193,8 +193,8 @@ class Run:
         if self._halt:  # asked while the image was pulled or the workspace made
             return self._halt
         # Bob's "initialized": the image and the container are ready, no step has run yet.
-        # Both go with the first step's line (or on their own within the reporter's
-        # linger, while a resource is placed): one message instead of three.
+        # Both go with the first step's line and what follows within the reporter's
+        # linger (for a short step, its end and the run's): one message, not several.
         await self._report.status(RunStatus.INITIALIZED, wait=False)
         async with self._control:
             self._state = RunStatus.RUNNING
@@ -334,7 +334,9 @@ class Run:
         return f"step {number} exited with {exit_code}"
 
     async def _step(self, workspace: Workspace, index: int, step: StepSpec) -> int:
-        await self._report.say(f"step {index + 1}/{len(self.spec.steps)}: {step.cmd}")
+        # With the statuses before it, and with the step's end when it is short (or its
+        # first output), rather than in a message of its own.
+        await self._report.say(f"step {index + 1}/{len(self.spec.steps)}: {step.cmd}", wait=False)
         sink = LogSink(
             asyncio.get_running_loop(),
             batch_lines=self._batch_lines,
