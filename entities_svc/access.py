@@ -186,12 +186,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         # The stubs type handlers as grpc's synchronous ones; under grpc.aio they are
         # coroutine functions taking an aio context.
         async def checked(request: Any, context: Any) -> Any:
-            identity = _peer_identity(context)
-            why = refusal(rpc_name, identity, request)
-            if why is not None:
-                log.warning("refused: %s", why)
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
-            with calling_as(identity):
+            with calling_as(await _admitted(rpc_name, request, context)):
                 return await behavior(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -201,6 +196,16 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+async def _admitted(rpc_name: str, request: Any, context: Any) -> pki.Identity | None:
+    """The caller's identity; the call aborted PERMISSION_DENIED when RULES refuse it."""
+    identity = _peer_identity(context)
+    why = refusal(rpc_name, identity, request)
+    if why is not None:
+        log.warning("refused: %s", why)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
+    return identity
+
+
 def _checked_stream(
     rpc_name: str, handler: grpc.RpcMethodHandler[Any, Any]
 ) -> grpc.RpcMethodHandler[Any, Any]:
@@ -208,12 +213,7 @@ def _checked_stream(
     behavior = handler.unary_stream
 
     async def checked(request: Any, context: Any) -> None:
-        identity = _peer_identity(context)
-        why = refusal(rpc_name, identity, request)
-        if why is not None:
-            log.warning("refused: %s", why)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
-        with calling_as(identity):
+        with calling_as(await _admitted(rpc_name, request, context)):
             await behavior(request, context)
 
     return grpc.unary_stream_rpc_method_handler(
