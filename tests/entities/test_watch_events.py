@@ -83,6 +83,21 @@ class _Entities:
         return (await self.stub.CreateRun(E.CreateRunRequest(group="dev", name="app"))).run_id
 
 
+@contextlib.asynccontextmanager
+async def following(
+    stub: entities_pb2_grpc.EntitiesStub,
+) -> AsyncIterator[run_statuses.RunStatuses]:
+    """The API's follower of run statuses, on `stub`, for the block."""
+    statuses = run_statuses.RunStatuses()
+    task = asyncio.create_task(run_statuses.follow(statuses, stub, 5.0))
+    try:
+        yield statuses
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _next(stream) -> E.ListEventsResponse:
     return await asyncio.wait_for(stream.read(), PAGE_S)
 
@@ -220,9 +235,7 @@ def test_the_follower_of_run_statuses_reconnects_after_entities_restarts(
     caplog.set_level("INFO", logger=run_statuses.__name__)
 
     async def scenario() -> None:
-        async with entities(db_url, rabbit_url) as bob:
-            statuses = run_statuses.RunStatuses()
-            following = asyncio.create_task(run_statuses.follow(statuses, bob.stub, 5.0))
+        async with entities(db_url, rabbit_url) as bob, following(bob.stub) as statuses:
 
             async def live() -> bool:
                 return statuses.live
@@ -230,28 +243,23 @@ def test_the_follower_of_run_statuses_reconnects_after_entities_restarts(
             async def known(run_id: str, status: int) -> bool:
                 return statuses.status(run_id) == status
 
-            try:
-                await await_until(live, timeout=PAGE_S, what="the follower to be live")
-                before = await bob.create_run()
-                await await_until(lambda: known(before, messages_pb2.PENDING), timeout=PAGE_S)
+            await await_until(live, timeout=PAGE_S, what="the follower to be live")
+            before = await bob.create_run()
+            await await_until(lambda: known(before, messages_pb2.PENDING), timeout=PAGE_S)
 
-                # Entities stops: the follower is no longer live, and forgets what may change.
-                await bob.stop()
+            # Entities stops: the follower is no longer live, and forgets what may change.
+            await bob.stop()
 
-                async def lost() -> bool:
-                    return not statuses.live
+            async def lost() -> bool:
+                return not statuses.live
 
-                await await_until(lost, timeout=PAGE_S, what="the follower to notice")
-                assert statuses.status(before) is None
-                # Started again on the same port and database: the follower follows on.
-                await bob.start(f"127.0.0.1:{bob.port}")
-                await await_until(live, timeout=PAGE_S, what="the follower to reconnect")
-                after = await bob.create_run()
-                await await_until(lambda: known(after, messages_pb2.PENDING), timeout=PAGE_S)
-            finally:
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await following
+            await await_until(lost, timeout=PAGE_S, what="the follower to notice")
+            assert statuses.status(before) is None
+            # Started again on the same port and database: the follower follows on.
+            await bob.start(f"127.0.0.1:{bob.port}")
+            await await_until(live, timeout=PAGE_S, what="the follower to reconnect")
+            after = await bob.create_run()
+            await await_until(lambda: known(after, messages_pb2.PENDING), timeout=PAGE_S)
             follows = [r for r in caplog.messages if r.startswith("following entities' journal")]
             assert len(follows) == 2, caplog.messages
             assert any("stopped following" in r for r in caplog.messages)
@@ -319,19 +327,13 @@ def test_the_follower_takes_a_silent_stream_for_lost_and_reconnects(
 
     async def scenario() -> None:
         async with entities(db_url, rabbit_url) as bob:
-            statuses = run_statuses.RunStatuses()
-            following = asyncio.create_task(run_statuses.follow(statuses, bob.stub, 5.0))
+            async with following(bob.stub) as statuses:
 
-            async def reconnected() -> bool:
-                starts = [m for m in caplog.messages if m.startswith("following entities'")]
-                return len(starts) >= 2 and statuses.live
+                async def reconnected() -> bool:
+                    starts = [m for m in caplog.messages if m.startswith("following entities'")]
+                    return len(starts) >= 2 and statuses.live
 
-            try:
                 await await_until(reconnected, timeout=PAGE_S, what="a reconnect")
-            finally:
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await following
             assert any("stopped following" in m and "fell silent" in m for m in caplog.messages)
 
             # Every stream the follower left was let go by entities.
