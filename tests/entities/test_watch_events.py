@@ -19,8 +19,8 @@ from entities_svc.db import DatabaseThread
 from entities_svc.job_queue import JobQueue
 from entities_svc.server import start_server
 from entities_svc.servicer import EntitiesServicer
-from tests.entities.support import LEASE_MS, make_settings
-from tests.entities.test_servicer import PIPELINE
+from tests.entities.support import LEASE_MS
+from tests.entities.test_servicer import PIPELINE, backing
 from tests.waiting import await_until
 
 NEWEST = 2**63 - 1
@@ -30,30 +30,21 @@ PAGE_S = 15.0
 
 @contextlib.asynccontextmanager
 async def entities(db_url: str, rabbit_url: str) -> AsyncIterator[_Entities]:
-    db = DatabaseThread()
-    await db.open(db_url)
-    jobs = JobQueue(make_settings(db_url, rabbit_url).common)
-    await jobs.start()
-
-    async def connected() -> bool:
-        return jobs.connected
-
-    await await_until(connected, what="the job queue to connect")
-    running = _Entities(db, jobs)
-    try:
-        await running.start("127.0.0.1:0")
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            running.stub = entities_pb2_grpc.EntitiesStub(channel)
-            await running.stub.PutResourceProvider(E.Plugin(name="git", url="http://127.0.0.1:1"))
-            await running.stub.PutArtifactStore(E.Plugin(name="s3", url="http://127.0.0.1:2"))
-            await running.stub.PutPipeline(
-                E.PutPipelineRequest(group="dev", name="app", pipeline=PIPELINE)
-            )
-            yield running
-    finally:
-        await running.stop()
-        await jobs.close()
-        await db.close()
+    async with backing(db_url, rabbit_url) as (db, jobs):
+        running = _Entities(db, jobs)
+        try:
+            await running.start("127.0.0.1:0")
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                running.stub = entities_pb2_grpc.EntitiesStub(channel)
+                stub = running.stub
+                await stub.PutResourceProvider(E.Plugin(name="git", url="http://127.0.0.1:1"))
+                await stub.PutArtifactStore(E.Plugin(name="s3", url="http://127.0.0.1:2"))
+                await stub.PutPipeline(
+                    E.PutPipelineRequest(group="dev", name="app", pipeline=PIPELINE)
+                )
+                yield running
+        finally:
+            await running.stop()
 
 
 class _Entities:
