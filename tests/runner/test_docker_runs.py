@@ -225,3 +225,22 @@ def test_an_image_that_cannot_be_pulled_fails_the_run_with_the_reason(rabbit_url
             await no_container_left(docker_client, job.run_id)
 
     asyncio.run(scenario())
+
+
+def test_an_image_name_the_engine_refuses_fails_the_run_rather_than_handing_it_back(
+    rabbit_url, docker_client
+):
+    # The engine answers 400 (invalid reference format): an answer, not an engine that
+    # cannot be reached, so the run fails at once instead of going back to the queue.
+    async def scenario() -> None:
+        async with world(rabbit_url) as w:
+            job = make_job("Not/A:valid::name", ["echo never"])
+            await w.publish(job)
+            final = await w.tap.terminal(job.run_id)
+
+            assert final.status == messages_pb2.FAILED
+            assert final.reason.startswith("could not look up image Not/A:valid::name: ")
+            assert "invalid reference format" in final.reason, final.reason
+            await no_container_left(docker_client, job.run_id)
+
+    asyncio.run(scenario())

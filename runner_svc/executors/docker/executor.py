@@ -2,11 +2,13 @@
 which the container's own entry runs (entry.py).
 
 An exec costs ~50 ms where a container start costs ~250 ms, and the steps of a run share
-the container's file system, which Bob's pipelines rely on. Every docker SDK call blocks,
-so each runs on one of two thread pools: short API calls on one, the step output streams
-and archive transfers (which block as long as they last) on the other, so a STOP's kill
-never waits behind the very streams it is meant to end. workspace.py has what is
-done in one run's container.
+the container's file system, which Bob's pipelines rely on. The calls every run makes
+(its image, and inspect, rename, create, start, wait and remove of its container) are
+awaited on the loop (client.EngineCalls). Every other docker SDK call blocks, so each runs
+on one of two thread pools: short API calls on one, the step output streams and archive
+transfers (which block as long as they last) on the other, so a STOP's kill never waits
+behind the very streams it is meant to end. workspace.py has what is done in one run's
+container.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ from runner_svc.errors import ExecutorUnavailable, PrepareFailed, StepFailed
 from runner_svc.executors.docker import limits as docker_limits
 from runner_svc.executors.docker.client import (
     DOCKER_ERRORS,
-    DirectCalls,
-    SdkCalls,
+    EngineCalls,
     engine_client,
     explain,
     run_calls,
@@ -83,8 +84,9 @@ class DockerExecutor:
         )
         # What the last engine check found; "" while the engine answers.
         self._engine_problem = ""
-        # The calls each run makes, made cheap (client.py); set by start().
-        self._run_calls: DirectCalls | SdkCalls | None = None
+        # The calls each run makes, on the event loop where they can be (client.py); made
+        # by start(), on the loop the runner runs on, and closed by close().
+        self._run_calls: EngineCalls | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -102,12 +104,13 @@ class DockerExecutor:
 
     async def start(self) -> None:
         try:
+            # As many connections as calls can be made at once on the two pools (and, for
+            # the run calls' own pool, more than the runs' waits, one each, can hold).
+            pool_size = 2 * self._settings.capacity + 4
             if self._docker is None:
-                # As many connections as calls can be made at once on the two pools.
-                self._docker = await self.call(
-                    engine_client, max_pool_size=2 * self._settings.capacity + 4
-                )
-            self._run_calls = run_calls(self._client)
+                self._docker = await self.call(engine_client, max_pool_size=pool_size)
+            if self._run_calls is None:
+                self._run_calls = run_calls(self._client, self.call, pool_size)
             await self.call(self._client.ping)
             # The engine's count, not this host's: the runner may drive a remote engine.
             info = await self.call(self._client.info)
@@ -120,7 +123,7 @@ class DockerExecutor:
             log.warning("removed %d orphan container(s) of runner %s", removed, self._runner_id)
 
     @property
-    def _calls_of_runs(self) -> DirectCalls | SdkCalls:
+    def _calls_of_runs(self) -> EngineCalls:
         if self._run_calls is None:
             raise RuntimeError("DockerExecutor.start() has not succeeded")
         return self._run_calls
@@ -220,9 +223,7 @@ class DockerExecutor:
             rlog.warning("spare %s is not running any more: dropped", container.short_id)
             await self.discard(container)
         try:
-            await self.call(
-                self._calls_of_runs.rename, container.id, run_container_name(run_id, attempt)
-            )
+            await self._calls_of_runs.rename(container.id, run_container_name(run_id, attempt))
             if limits != self._spare_limits():
                 for warning in await self.call(
                     docker_limits.update, self._client.api, container.id, limits
@@ -242,7 +243,7 @@ class DockerExecutor:
 
     async def _running(self, container: Container) -> bool:
         try:
-            state = (await self.call(self._calls_of_runs.inspect_container, container.id))["State"]
+            state = (await self._calls_of_runs.inspect_container(container.id))["State"]
         except DOCKER_ERRORS:
             return False
         return bool(state.get("Running")) and not state.get("Paused")
@@ -275,15 +276,15 @@ class DockerExecutor:
         image, user = kind
         labels = {LABEL_RUN: run_id, LABEL_ATTEMPT: str(attempt)}
         try:
-            container = await self.call(
-                self._create, image, labels, run_container_name(run_id, attempt), limits, user
+            container = await self._create(
+                image, labels, run_container_name(run_id, attempt), limits, user
             )
         except DOCKER_ERRORS as exc:
             raise PrepareFailed(
                 f"could not create a container from {image}: {explain(exc)}"
             ) from exc
         try:
-            await self.call(self._calls_of_runs.start, container.id)
+            await self._calls_of_runs.start(container.id)
         except DOCKER_ERRORS as exc:
             await self.discard(container)
             raise PrepareFailed(
@@ -295,9 +296,9 @@ class DockerExecutor:
         image, user = kind
         name = f"bob-spare-{self._runner_id}-{uuid.uuid4().hex[:8]}"
         labels = {LABEL_SPARE: str(int(time.time()))}
-        container = await self.call(self._create, image, labels, name, self._spare_limits(), user)
+        container = await self._create(image, labels, name, self._spare_limits(), user)
         try:
-            await self.call(self._calls_of_runs.start, container.id)
+            await self._calls_of_runs.start(container.id)
         except BaseException:
             await self.discard(container)
             raise
@@ -308,7 +309,7 @@ class DockerExecutor:
         One already gone counts as removed, and so do its anonymous volumes (an image's
         VOLUME), which would otherwise stay behind."""
         try:
-            await self.call(self._calls_of_runs.remove, container.id, force=True, v=True)
+            await self._calls_of_runs.remove(container.id, force=True, v=True)
         except docker.errors.NotFound:
             pass
         except DOCKER_ERRORS as exc:
@@ -319,7 +320,7 @@ class DockerExecutor:
     async def _ensure_image(self, image: str, say: Callable[[str], Awaitable[None]]) -> str:
         """The image's id, pulled first when missing."""
         try:
-            return (await self.call(self._client.images.get, image)).id
+            return await self._calls_of_runs.image_id(image)
         except docker.errors.ImageNotFound:
             pass
         except DOCKER_ERRORS as exc:
@@ -339,7 +340,7 @@ class DockerExecutor:
         # A tag's pull gives one image; pulling every tag of a repository gives a list.
         return (pulled[0] if isinstance(pulled, list) else pulled).id
 
-    def _create(
+    async def _create(
         self,
         image: str,
         labels: dict[str, str],
@@ -380,7 +381,7 @@ class DockerExecutor:
             },
             host_config=host_config,
         )
-        created = self._calls_of_runs.create_container(config, name)
+        created = await self._calls_of_runs.create_container(config, name)
         return self._client.containers.prepare_model({"Id": created["Id"]})
 
     async def sweep(self, orphaned: Callable[[str, int | None], Awaitable[bool]]) -> int:
@@ -435,6 +436,8 @@ class DockerExecutor:
                 log.warning("could not remove containers at shutdown: %s", explain(exc))
         await asyncio.to_thread(self._streams.shutdown)
         await asyncio.to_thread(self._calls.shutdown)
+        if self._run_calls is not None:
+            await self._run_calls.close()
         if self._docker is not None:
             self._docker.close()
 

@@ -1,9 +1,11 @@
 """One run's container: steps as execs in it, signals to its processes, and archives
 in and out of its working directory. Made by DockerExecutor.prepare, whose two thread
-pools it runs its blocking docker SDK calls on (through Engine, all it knows of it)."""
+pools it runs its blocking docker SDK calls on (through Engine, all it knows of it), and
+whose EngineCalls it awaits for the calls every run makes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import posixpath
@@ -22,7 +24,7 @@ from bob_pb import messages_pb2
 from runner_svc.errors import RunnerError, StepFailed, TransferFailed
 from runner_svc.executors import tarsafe
 from runner_svc.executors.docker import limits as docker_limits
-from runner_svc.executors.docker.client import DOCKER_ERRORS, DirectCalls, SdkCalls, explain
+from runner_svc.executors.docker.client import DOCKER_ERRORS, EngineCalls, explain
 from runner_svc.executors.docker.entry import final_step_input
 from runner_svc.reporting.logsink import LogSink
 from runner_svc.reporting.runlog import run_logger
@@ -74,9 +76,9 @@ class DockerWorkspace:
         workdir: str,
         env: Mapping[str, str],
         *,
+        calls: EngineCalls,
         memory: int = 0,
         user: str = "",
-        calls: DirectCalls | SdkCalls | None = None,
     ) -> None:
         self._executor = executor
         # The container's memory limit in bytes (0: none), and the pipeline's user ("":
@@ -87,8 +89,8 @@ class DockerWorkspace:
         self._env = dict(env)
         self._container = container
         self._api = container.client.api
-        # What the last step needs of the engine every run, made cheap (client.py).
-        self._calls = calls or SdkCalls(self._api)
+        # What the last step needs of the engine every run, on the loop (client.py).
+        self._calls = calls
         self._workdir = workdir
         self._log = run_logger(log, run_id)
         # Starting an exec and freezing the container exclude each other: in a frozen
@@ -120,7 +122,7 @@ class DockerWorkspace:
         workdir = posixpath.join(self._workdir, cwd) if cwd else self._workdir
         self._step_started = time.time()
         if last and (given := final_step_input(cmd, {**self._env, **env}, workdir)):
-            return await self._executor.stream(self._final, given, output)
+            return await self._final(given, output)
         return await self._executor.stream(self._exec, cmd, env, output, workdir)
 
     async def out_of_memory(self, exit_code: int) -> int:
@@ -206,36 +208,49 @@ class DockerWorkspace:
         finally:
             output.close()
 
-    def _final(self, given: bytes, output: LogSink) -> int:
+    async def _final(self, given: bytes, output: LogSink) -> int:
         """The last step, handed to the container's entry (entry.py): its output is
-        the container's, its exit code the container's."""
+        the container's, its exit code the container's. The attach socket (the SDK's) and
+        its stream are read on the streams pool, which closes `output`; the inspect and
+        the wait are awaited here, on the loop."""
+        handed_over = False
         try:
-            with self._lock:
-                self._await_thaw()
-                attached = self._api.attach_socket(self._container.id, params=ATTACH)
+            attached = await self._attach()
             try:
                 # Attached to a container that is not running, the stream waits for it to
                 # start again, for ever: e.g. a spare the engine's restart killed. Once
-                # attached to a running one, the stream ends when it stops.
-                state = self._calls.inspect_container(self._container.id)["State"]
+                # attached to a running one, the stream ends when it stops. So this look
+                # comes after the attach, and the step is handed over only after it.
+                state = (await self._calls.inspect_container(self._container.id))["State"]
                 if not state.get("Running"):
                     raise StepFailed(
                         f"the build container is not running (exit {state.get('ExitCode')})"
                     )
-                # The SDK gives the socket's file object; its socket sends all at once.
-                getattr(attached, "_sock", attached).sendall(given)
-                for stream, data in frames_iter(attached, tty=False):
-                    if stream == STDOUT:
-                        output.write(messages_pb2.STDOUT, data)
-                    elif stream == STDERR:
-                        output.write(messages_pb2.STDERR, data)
+                handed_over = True
+                await self._executor.stream(_hand_over, attached, given, output)
             finally:
                 _hang_up(attached)
-            return int(self._calls.wait(self._container.id)["StatusCode"])
+            return int((await self._calls.wait(self._container.id))["StatusCode"])
         except DOCKER_ERRORS as exc:
             raise StepFailed(explain(exc)) from exc
         finally:
-            output.close()
+            if not handed_over:  # a LogSink is closed on a thread (it may block)
+                await self._executor.stream(output.close)
+
+    async def _attach(self) -> Any:
+        """The container's stdio, attached on the streams pool once no pause holds it."""
+        attaching = asyncio.ensure_future(self._executor.stream(self._attach_now))
+        try:
+            return await asyncio.shield(attaching)
+        except asyncio.CancelledError:
+            # The thread attaches all the same: its socket is closed once it is there.
+            attaching.add_done_callback(_hang_up_attached)
+            raise
+
+    def _attach_now(self) -> Any:
+        with self._lock:
+            self._await_thaw()
+            return self._api.attach_socket(self._container.id, params=ATTACH)
 
     def _exit_code(self, exec_id: str) -> int:
         # The engine may still report the exec as running for a moment after its output
@@ -251,23 +266,24 @@ class DockerWorkspace:
     async def gone(self, exit_code: int | None, *, last: bool) -> str:
         if self._halted:  # stopped or killed by the runner itself: its reason stands
             return ""
+        if last and exit_code is not None and 0 <= exit_code <= SIGNALLED:
+            return ""  # the step's own end, which stops the container (see below)
         try:
-            return await self._executor.call(self._gone, exit_code, last)
+            state = (await self._calls.inspect_container(self._container.id))["State"]
+            if state.get("Running"):
+                return ""
+            code = state.get("ExitCode")
+            if not last:
+                # Between steps the entry only waits for the last one: it never exits by
+                # itself.
+                return f"the build container exited unexpectedly (exit {code})"
+            return await self._executor.call(self._killed_from_outside, code)
         except docker.errors.NotFound:
             return "the build container was removed from outside"
         except DOCKER_ERRORS as exc:
             return f"the Docker engine became unreachable: {explain(exc)}"
 
-    def _gone(self, exit_code: int | None, last: bool) -> str:
-        if last and exit_code is not None and 0 <= exit_code <= SIGNALLED:
-            return ""  # the step's own end, which stops the container (see below)
-        state = self._api.inspect_container(self._container.id)["State"]
-        if state.get("Running"):
-            return ""
-        code = state.get("ExitCode")
-        if not last:
-            # Between steps the entry only waits for the last one: it never exits by itself.
-            return f"the build container exited unexpectedly (exit {code})"
+    def _killed_from_outside(self, code: int | None) -> str:
         # The last step is the entry's, whose end stops the container: only a kill from
         # outside (docker kill, the engine stopping) tells it apart from the step's own end.
         killed = self._api.events(
@@ -397,6 +413,26 @@ class DockerWorkspace:
     async def remove(self) -> None:
         if await self._executor.discard(self._container):
             self._log.info("container %s removed", self._container.short_id)
+
+
+def _hand_over(attached: Any, given: bytes, output: LogSink) -> None:
+    """Sends the entry the last step, copies its output until the container stops, and
+    closes `output` whatever happens."""
+    try:
+        # The SDK gives the socket's file object; its socket sends all at once.
+        getattr(attached, "_sock", attached).sendall(given)
+        for stream, data in frames_iter(attached, tty=False):
+            if stream == STDOUT:
+                output.write(messages_pb2.STDOUT, data)
+            elif stream == STDERR:
+                output.write(messages_pb2.STDERR, data)
+    finally:
+        output.close()
+
+
+def _hang_up_attached(attaching: asyncio.Future[Any]) -> None:
+    if not attaching.cancelled() and attaching.exception() is None:
+        _hang_up(attaching.result())
 
 
 def _hang_up(attached: Any) -> None:
