@@ -1,7 +1,7 @@
 """Run statuses held by the API process and kept current by entities' journal, so that
 the API's hottest read, GET /pipelines/status/runs/{id}, costs no gRPC call.
 
-A follower task reads ListEvents without pause: every status change entities commits
+A follower task reads entities' WatchEvents stream: every status change entities commits
 carries the run, the status and its journal id, and is applied here within milliseconds.
 An entry changes only to a status with a greater journal id (GetRun answers the id of
 the event behind the status it shows), so neither a slow GetRun nor a late event can put
@@ -24,11 +24,12 @@ from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2
 log = logging.getLogger(__name__)
 
 CAPACITY = 100_000
-# How long one ListEvents waits for news before asking again.
-WAIT_MS = 20_000
+# A stream silent this long is taken for lost: entities sends an empty page every
+# watch.KEEPALIVE_S (10 s) while nothing happens.
+SILENCE_S = 35.0
 RETRY_S = 1.0
-# The id to ask for to learn where the journal stands without reading it (int64 max,
-# which entities treats as "nothing after this").
+# The id to ask for to follow on from where the journal stands, without reading it
+# (int64 max: entities answers the journal's newest id and streams from there).
 NEWEST = 2**63 - 1
 _DELETED = "PipelineDeleted"
 
@@ -107,23 +108,31 @@ async def follow(
     """Applies entities' journal to `statuses` for as long as it runs (cancel to stop):
     from where the journal stands when it (re)connects, live once it has that position."""
     while True:
+        stream = entities.WatchEvents(entities_pb2.WatchEventsRequest(after_id=NEWEST))
         try:
-            start = await entities.ListEvents(
-                entities_pb2.ListEventsRequest(after_id=NEWEST), timeout=timeout_s
-            )
-            after = start.newest_id
-            statuses.live = True
-            log.info("following entities' journal from event %d", after)
-            while True:
-                page = await entities.ListEvents(
-                    entities_pb2.ListEventsRequest(after_id=after, wait_ms=WAIT_MS),
-                    timeout=WAIT_MS / 1000 + timeout_s,
-                )
-                for event in page.events:
-                    statuses.apply(event)
-                after = max(after, page.newest_id)
-        except grpc.aio.AioRpcError as err:
+            # The first page tells where the journal stands; then pages of new events, or
+            # empty ones while nothing happens (none in SILENCE_S: the stream is lost).
+            async with asyncio.timeout(timeout_s) as silence:
+                async for page in stream:
+                    silence.reschedule(asyncio.get_running_loop().time() + SILENCE_S)
+                    for event in page.events:
+                        statuses.apply(event)
+                    if not statuses.live:
+                        statuses.live = True
+                        log.info("following entities' journal from event %d", page.newest_id)
+            raise ConnectionError("entities ended the journal stream")
+        except (grpc.aio.AioRpcError, TimeoutError, ConnectionError) as err:
             if statuses.live:
-                log.warning("stopped following entities' journal: %s", err.details())
+                log.warning("stopped following entities' journal: %s", _why(err))
             statuses.lost()
+        finally:
+            stream.cancel()
         await asyncio.sleep(RETRY_S)
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details()}"
+    if isinstance(err, TimeoutError):
+        return "the stream fell silent (no page in time)"
+    return str(err)

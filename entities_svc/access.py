@@ -102,6 +102,9 @@ RULES: dict[str, Rule] = {
     # Webhooks (issue 11): forge deliveries reach entities through the API alone, which
     # parses them; entities verifies their signatures against the webhook secrets.
     "DeliverWebhook": Rule(API_ONLY),
+    # Issue 15 (watch): the journal as a stream, for the API's run statuses. The API only:
+    # a stream holds entities' resources for as long as it lasts; tools read ListEvents.
+    "WatchEvents": Rule(API_ONLY),
 }
 
 # The standard services beside Entities (health checks, reflection) tell nothing a
@@ -172,19 +175,18 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         service, _, rpc_name = handler_call_details.method.lstrip("/").partition("/")
         if handler is None or service in OPEN_SERVICES:
             return handler
+        if service != SERVICE:
+            return _denied(handler_call_details.method)
+        if handler.unary_stream is not None:
+            return _checked_stream(rpc_name, handler)
         behavior = handler.unary_unary
-        if service != SERVICE or behavior is None:
+        if behavior is None:
             return _denied(handler_call_details.method)
 
         # The stubs type handlers as grpc's synchronous ones; under grpc.aio they are
         # coroutine functions taking an aio context.
         async def checked(request: Any, context: Any) -> Any:
-            identity = _peer_identity(context)
-            why = refusal(rpc_name, identity, request)
-            if why is not None:
-                log.warning("refused: %s", why)
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
-            with calling_as(identity):
+            with calling_as(await _admitted(rpc_name, request, context)):
                 return await behavior(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -192,6 +194,33 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+async def _admitted(rpc_name: str, request: Any, context: Any) -> pki.Identity | None:
+    """The caller's identity; the call aborted PERMISSION_DENIED when RULES refuse it."""
+    identity = _peer_identity(context)
+    why = refusal(rpc_name, identity, request)
+    if why is not None:
+        log.warning("refused: %s", why)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
+    return identity
+
+
+def _checked_stream(
+    rpc_name: str, handler: grpc.RpcMethodHandler[Any, Any]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A server-streaming rpc, checked as the unary ones are before its first message."""
+    behavior = handler.unary_stream
+
+    async def checked(request: Any, context: Any) -> None:
+        with calling_as(await _admitted(rpc_name, request, context)):
+            await behavior(request, context)
+
+    return grpc.unary_stream_rpc_method_handler(
+        checked,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 def _denied(method: str) -> grpc.RpcMethodHandler[Any, Any]:

@@ -27,6 +27,7 @@ from entities_svc.secret_box import SecretBox
 from entities_svc.server import start_server
 from entities_svc.servicer import EntitiesServicer
 from entities_svc.sweeper import Sweeper
+from entities_svc.watch import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class EntitiesService:
         self._notifying: asyncio.Task[None] | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
+        self._watchers: Watchers | None = None
         self._consuming: asyncio.Task[None] | None = None
         self._sweeping: asyncio.Task[None] | None = None
         self._taking_dead_jobs: asyncio.Task[None] | None = None
@@ -104,6 +106,7 @@ class EntitiesService:
             notifier=self.notifier,
             webhook_delivery_keep_ms=int(self.settings.webhook_delivery_keep_s * 1000),
         )
+        self._watchers = servicer.watchers
         common = self.settings.common
         try:
             # With a certificate, TLS only, every caller known by its own and held to
@@ -181,6 +184,9 @@ class EntitiesService:
         if self._server is not None:
             if self._health is not None:
                 await self._health.enter_graceful_shutdown()
+            # Journal streams never end by themselves: ended now, not after the grace.
+            if self._watchers is not None:
+                self._watchers.stop()
             await self._server.stop(self.grace_s)
         if self._taking_dead_jobs is not None:
             # Still waiting for the broker, if it has not started consuming yet.

@@ -16,6 +16,7 @@ from google.protobuf import empty_pb2, json_format
 from bob_common import pages, runner_types, triggers
 from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc import (
+    access,
     journal,
     leases,
     pipelines,
@@ -28,6 +29,7 @@ from entities_svc import (
     schedules,
     secrets,
     tokens,
+    watch,
     webhooks,
 )
 from entities_svc.clock import now_ms
@@ -206,10 +208,6 @@ def _seen(request: entities_pb2.RenewLeasesRequest) -> runners.Heartbeat | None:
     )
 
 
-def _event(event: journal.Event) -> entities_pb2.ClusterEvent:
-    return entities_pb2.ClusterEvent(**vars(event))
-
-
 def _plugin_rpcs(registry: plugins.Registry) -> tuple[Callable[..., Any], ...]:
     """The Put, Delete and List rpcs of one plugin registry."""
 
@@ -256,6 +254,8 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         self._control_owed = control_owed
         self._events_refused = events_refused
         self._feed = EventFeed(db)
+        # WatchEvents' streams; service.py ends them before the server stops.
+        self.watchers = watch.Watchers(self._feed, lambda: db.call(journal.newest_id))
         # The runner types of pipelines without a list of their own (BOB_RUNNER_TYPES_ALLOWED).
         self._allowed_by_default = runner_types_allowed
         # Issue 11: their counts, for GetStats.
@@ -469,9 +469,11 @@ class EntitiesServicer(entities_pb2_grpc.EntitiesServicer):
         reading = self._feed.read(request.after_id, request.limit, request.wait_ms / 1000)
         found = await self._mapped(context, reading)
         newest = found[-1].id if found else await self._call(context, journal.newest_id)
-        return entities_pb2.ListEventsResponse(
-            events=[_event(event) for event in found], newest_id=newest
-        )
+        return watch.page(found, newest)
+
+    async def WatchEvents(self, request, context):
+        identity = access.caller()
+        await self.watchers.serve(request.after_id, str(identity or "plaintext"), context)
 
     # --- secrets ---------------------------------------------------------------------
 

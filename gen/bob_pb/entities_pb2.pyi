@@ -673,3 +673,9 @@ class RunTrigger(_message.Message):
     delivery_id: str
     event: ForgeEvent
     def __init__(self, forge: _Optional[str] = ..., delivery_id: _Optional[str] = ..., event: _Optional[_Union[ForgeEvent, _Mapping]] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("after_id",)
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    after_id: int
+    def __init__(self, after_id: _Optional[int] = ...) -> None: ...

@@ -246,6 +246,11 @@ class EntitiesStub:
                 request_serializer=bob__pb_dot_entities__pb2.WebhookDelivery.SerializeToString,
                 response_deserializer=bob__pb_dot_entities__pb2.WebhookOutcome.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/bob.v1.Entities/WatchEvents',
+                request_serializer=bob__pb_dot_entities__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
 
 
 class EntitiesServicer:
@@ -589,6 +594,22 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """--- issue 15 (watch): the journal as one stream; callers: api ---
+        The journal's events after after_id, then each batch of new ones as it commits, oldest
+        first, each page at most ListEvents' page size; newest_id as in ListEvents: where the
+        stream stands. The first page comes at once, even empty (an after_id beyond the
+        journal's end, 2^63-1 say, follows on from its end: newest_id tells it); an empty page
+        with the same newest_id comes every 10 s while nothing happens, so a quiet stream is
+        known alive. Ends with UNAVAILABLE when entities stops, RESOURCE_EXHAUSTED for a
+        caller already holding the most streams allowed (8), or when a page waits 30 s for the
+        caller to take it (CANCELLED when even that status cannot reach it); the caller
+        reconnects from the last newest_id it took.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitiesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -801,6 +822,11 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.DeliverWebhook,
                     request_deserializer=bob__pb_dot_entities__pb2.WebhookDelivery.FromString,
                     response_serializer=bob__pb_dot_entities__pb2.WebhookOutcome.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=bob__pb_dot_entities__pb2.WatchEventsRequest.FromString,
+                    response_serializer=bob__pb_dot_entities__pb2.ListEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1937,6 +1963,33 @@ class Entities:
             '/bob.v1.Entities/DeliverWebhook',
             bob__pb_dot_entities__pb2.WebhookDelivery.SerializeToString,
             bob__pb_dot_entities__pb2.WebhookOutcome.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/bob.v1.Entities/WatchEvents',
+            bob__pb_dot_entities__pb2.WatchEventsRequest.SerializeToString,
+            bob__pb_dot_entities__pb2.ListEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

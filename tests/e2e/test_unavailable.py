@@ -1,16 +1,21 @@
-"""When entities or RabbitMQ is down, the API answers 503 with a message within 5 s."""
+"""When entities or RabbitMQ is down, the API answers 503 with a message within 5 s; once
+entities is back, the API follows its journal again."""
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 import uuid
 
 import httpx
 import pytest
 
+from bob_pb import entities_pb2, entities_pb2_grpc
 from devcluster.cluster import Cluster, Service, free_port
+from entities_svc.service import GRACE_S
 from tests.conftest import fresh_vhost
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -98,3 +103,62 @@ def test_without_the_queue_a_start_is_503_and_leaves_no_run(tmp_path):
     assert r.headers["Retry-After"]
     assert runs == []
     assert health.status_code == 503 and "queue" in health.json()["message"]
+
+
+FOLLOWING = "following entities' journal from event"
+
+
+def _api_lines(cluster: Cluster, text: str) -> list[str]:
+    return [line for line in cluster.api.lines if text in line and "stopped" not in line]
+
+
+def test_the_api_follows_the_journal_stream_across_an_entities_restart(backends_only):
+    # The API's run statuses follow entities' journal over one stream (WatchEvents, mutual
+    # TLS): when entities stops, the stream ends at once (not after the server's grace),
+    # the API stops answering changing statuses from memory, and follows on once entities
+    # is back, with the statuses it then sees current.
+    with httpx.Client(base_url=backends_only.api_url, timeout=10) as http:
+        name = f"j-{uuid.uuid4().hex[:8]}"
+        r = http.post(f"/pipelines/groups/dev/names/{name}", json=PIPELINE)
+        assert r.status_code == 202, r.text
+        wait_until(lambda: _api_lines(backends_only, FOLLOWING), what="the API to follow")
+
+        # When entities stops, with the API's stream open
+        stopping = time.monotonic()
+        backends_only.entities.signal(signal.SIGTERM)
+        assert backends_only.entities.wait(30) == 0
+        took = time.monotonic() - stopping
+        print(f"\njournal stream: entities stopped in {took:.2f} s with a watcher")
+        # Then the stream did not hold it for its grace period, and the API knows
+        # it has stopped following (the stream ended UNAVAILABLE)
+        assert took < GRACE_S
+        wait_until(
+            lambda: any("stopped following" in line for line in backends_only.api.lines),
+            what="the API to notice",
+        )
+        assert any("UNAVAILABLE: entities is stopping" in ln for ln in backends_only.api.lines)
+
+        # When entities is back, the API follows on
+        backends_only.start_service(backends_only.entities)
+        wait_until(
+            lambda: len(_api_lines(backends_only, FOLLOWING)) >= 2,
+            timeout=60,
+            what="the API to follow again",
+        )
+        r = http.post(f"/pipelines/start/groups/dev/names/{name}")
+        assert r.status_code == 202, r.text
+        run_id = r.json()["message"]
+
+        # And a change it did not make itself (a runner's claim) reaches it
+        with backends_only.entities_channel("runner/j-runner") as channel:
+            stub = entities_pb2_grpc.EntitiesStub(channel)
+            claim = stub.ClaimRun(
+                entities_pb2.ClaimRunRequest(run_id=run_id, attempt=1, runner_id="j-runner"),
+                timeout=10,
+            )
+        assert claim.claimed
+
+        def status() -> str:
+            return http.get(f"/pipelines/status/runs/{run_id}").json()["message"]
+
+        wait_until(lambda: status() == "initializing", what="the claim to show")

@@ -43,7 +43,8 @@ REF = E.PipelineRef(group="dev", name="app")
 
 
 @contextlib.asynccontextmanager
-async def serving(db_url: str, rabbit_url: str) -> AsyncIterator[grpc.aio.Channel]:
+async def backing(db_url: str, rabbit_url: str) -> AsyncIterator[tuple[DatabaseThread, JobQueue]]:
+    """What a servicer is built on: the database and the job queue, connected."""
     db = DatabaseThread()
     await db.open(db_url)
     jobs = JobQueue(make_settings(db_url, rabbit_url).common)
@@ -52,16 +53,24 @@ async def serving(db_url: str, rabbit_url: str) -> AsyncIterator[grpc.aio.Channe
     async def connected() -> bool:
         return jobs.connected
 
-    await await_until(connected, what="the job queue to connect")
-    servicer = EntitiesServicer(db, jobs, lease_ms=LEASE_MS)
-    server, port, _ = await start_server(servicer, "127.0.0.1:0")
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield channel
+        await await_until(connected, what="the job queue to connect")
+        yield db, jobs
     finally:
-        await server.stop(None)
         await jobs.close()
         await db.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(db_url: str, rabbit_url: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with backing(db_url, rabbit_url) as (db, jobs):
+        servicer = EntitiesServicer(db, jobs, lease_ms=LEASE_MS)
+        server, port, _ = await start_server(servicer, "127.0.0.1:0")
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                yield channel
+        finally:
+            await server.stop(None)
 
 
 def with_stub(

@@ -230,7 +230,10 @@ def test_every_identity_is_held_to_the_table_on_every_rpc(as_identity):
                 request.runner_id = identity.partition("/")[2]
             allowed = role in access.RULES[method.name].callers
             try:
-                getattr(stub, method.name)(request, timeout=5)
+                reply = getattr(stub, method.name)(request, timeout=5)
+                if method.server_streaming:
+                    next(reply)  # a stream is checked before its first message
+                    reply.cancel()
                 code, details = grpc.StatusCode.OK, ""
             except grpc.RpcError as err:
                 code, details = err.code(), err.details()
@@ -243,6 +246,23 @@ def test_every_identity_is_held_to_the_table_on_every_rpc(as_identity):
             counts["allowed" if allowed else "denied"] += 1
     print(f"\nidentity matrix: {len(CALLERS)} identities x {len(methods)} rpcs: {counts}")
     assert counts["allowed"] and counts["denied"]
+
+
+def test_only_the_api_may_watch_the_journal(as_identity, pending_run):
+    # Issue 15: the journal stream holds entities' resources while it lasts: the API's
+    # alone; the others are refused before any event is sent.
+    request = entities_pb2.WatchEventsRequest(after_id=0)
+    for identity in ("tool/read", "tool/admin", "runner/sec-watch"):
+        stream = as_identity(identity).WatchEvents(request, timeout=10)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(stream)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert f"{identity} may not call WatchEvents (only api)" in refused.value.details()
+    stream = as_identity("api").WatchEvents(request, timeout=10)
+    first = next(stream)
+    stream.cancel()
+    assert pending_run[1] in {event.run_id for event in first.events}
+    assert first.newest_id == first.events[-1].id
 
 
 def test_health_checks_answer_any_caller_of_the_cluster(cluster):
