@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bob_common import claim_proof, rpc
-from entities_svc import progress
-from entities_svc.models import Run, database
+from entities_svc import progress, run_queries
+from entities_svc.models import database
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,11 @@ def apply_signed(signed: list[Signed]) -> progress.Outcome:
     """Applies the events signed by their run's current claim, in one transaction with
     the claims they were checked against; refuses the others."""
     with database.atomic():
-        keys = _claim_keys({s.event.run_id for s in signed})
+        # Read once: the claims to check against, and the rows the events apply to.
+        rows = {
+            row.id: row for row in run_queries.rows_by_id(list({s.event.run_id for s in signed}))
+        }
+        keys = {run_id: bytes.fromhex(row.claim_key) for run_id, row in rows.items()}
         admitted: list[progress.RunEvent] = []
         refused: Counter[str] = Counter()
         for s in signed:
@@ -45,16 +49,9 @@ def apply_signed(signed: list[Signed]) -> progress.Outcome:
             else:
                 refused[s.event.run_id] += 1
                 _log_refused(s, key)
-        outcome = progress.apply_events(admitted) if admitted else progress.Outcome()
+        outcome = progress.apply_events(admitted, rows) if admitted else progress.Outcome()
     outcome.refused = sum(refused.values())
     return outcome
-
-
-def _claim_keys(run_ids: set[str]) -> dict[str, bytes]:
-    """The current claim's secret of each of these runs that exists; b"" for a run that
-    nobody holds."""
-    rows = Run.select(Run.id, Run.claim_key).where(Run.id.in_(list(run_ids))).tuples()
-    return {run_id: bytes.fromhex(key) for run_id, key in rows}
 
 
 def _log_refused(s: Signed, key: bytes) -> None:

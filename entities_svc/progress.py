@@ -93,16 +93,19 @@ def _steps_insert(m: list[int]) -> object:
     ).on_conflict_ignore()
 
 
-def apply_events(events: list[RunEvent]) -> Outcome:
+def apply_events(events: list[RunEvent], rows: dict[str, Run] | None = None) -> Outcome:
     """Applies a batch in one transaction: either every effect is durable or none is.
-    Events of one run are applied in seq order whatever order they arrived in."""
+    Events of one run are applied in seq order whatever order they arrived in. `rows`:
+    the runs' rows by id, when the caller has read them in its own transaction."""
     outcome = Outcome()
     by_run: dict[str, list[RunEvent]] = defaultdict(list)
     for event in events:
         by_run[event.run_id].append(event)
     with database.atomic():
-        ids = list(by_run)
-        rows = {row.id: row for row in run_queries.rows_by_id(ids)}
+        if rows is None:
+            rows = {row.id: row for row in run_queries.rows_by_id(list(by_run))}
+        else:
+            rows = {run_id: rows[run_id] for run_id in by_run if run_id in rows}
         lines: list[tuple[str, int, str, int]] = []
         steps: list[tuple[str, int, int, int]] = []
         for run_id, run_events in by_run.items():
