@@ -11,7 +11,7 @@ from typing import TypeVar
 import aio_pika.exceptions
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
-from bob_common import amqp, rpc, tls, topology
+from bob_common import amqp, tls, topology
 from bob_common.backoff import until_done
 from bob_common.config import RunnerSettings
 from runner_svc.errors import ExecutorUnavailable
@@ -76,10 +76,10 @@ class RunnerService:
         try:
             if connection is not None:
                 timeout_s = s.common.grpc_timeout_s
-                # Every call gets a deadline and names the run it is about (bob_common.rpc).
-                interceptors = [rpc.ClientInterceptor(timeout_s)]
-                # TLS with this runner's own certificate when the settings give one.
-                async with tls.aio_channel(s.common, interceptors) as entities:
+                # TLS with this runner's own certificate when the settings give one. Every
+                # call gets a deadline and names the run it is about: the stubs see to it
+                # (rpc.with_defaults), cheaper than grpc.aio's interceptor machinery.
+                async with tls.aio_channel(s.common) as entities:
                     await self._serve(
                         connection,
                         RunClaims(

@@ -52,7 +52,8 @@ class RunClaims:
         runner_type: str = "",
         capacity: int = 0,
     ) -> None:
-        self._stub = entities_pb2_grpc.EntitiesStub(channel)
+        # Deadlines and run ids as bob_common.rpc gives them (with_defaults).
+        self._stub = rpc.with_defaults(entities_pb2_grpc.EntitiesStub(channel), timeout_s)
         self._runner_id = runner_id
         self._timeout_s = timeout_s
         # Said with every renewal, for the cluster info; without a type, nothing is.

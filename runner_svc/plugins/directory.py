@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import empty_pb2
 
+from bob_common import rpc
 from bob_common.pipeline_rules import EXTERNAL
 from bob_common.plugin_urls import artifact_url, resource_url
 from bob_pb import entities_pb2, entities_pb2_grpc
@@ -33,7 +34,8 @@ class Source:
 
 class PluginDirectory:
     def __init__(self, channel: grpc.aio.Channel, *, timeout_s: float) -> None:
-        self._stub = entities_pb2_grpc.EntitiesStub(channel)
+        # Deadlines and run ids as bob_common.rpc gives them (with_defaults).
+        self._stub = rpc.with_defaults(entities_pb2_grpc.EntitiesStub(channel), timeout_s)
         self._timeout_s = timeout_s
 
     async def _url(
