@@ -45,17 +45,27 @@ for _ in $(seq 1 60); do
 done
 rabbitmqctl -q await_startup >/dev/null
 
-if ! docker info >/dev/null 2>&1; then
+if ! timeout 20 docker info >/dev/null 2>&1 && pgrep -x dockerd >/dev/null; then
+  # Running but not answering: Debian's 20.10 can deadlock in libnetwork under heavy
+  # container churn (moby#42545, e.g. a container rename waiting on a network's lock for
+  # ever); only a restart brings it back.
+  echo "setup: dockerd does not answer; restarting it"
+  pkill -x dockerd || true
+  for _ in $(seq 1 30); do pgrep -x dockerd >/dev/null || break; sleep 1; done
+  pkill -9 -x dockerd 2>/dev/null || true
+  sleep 1
+fi
+if ! timeout 20 docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd"
   mkdir -p /var/log
   # A session of its own: Ctrl-C in the terminal of `make run` (which ran this script)
   # stops Bob, never the engine that other work on this machine uses.
   setsid nohup dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
-    docker info >/dev/null 2>&1 && break
+    timeout 20 docker info >/dev/null 2>&1 && break
     sleep 1
   done
-  docker info >/dev/null
+  timeout 20 docker info >/dev/null
 fi
 
 bash "$here/scripts/setup_postgres.sh"
