@@ -24,7 +24,7 @@ from bob_pb import messages_pb2
 from runner_svc.errors import RunnerError, StepFailed, TransferFailed
 from runner_svc.executors import tarsafe
 from runner_svc.executors.docker import limits as docker_limits
-from runner_svc.executors.docker.client import DOCKER_ERRORS, EngineCalls, explain
+from runner_svc.executors.docker.client import DOCKER_ERRORS, EngineCalls, explain, unreachable
 from runner_svc.executors.docker.entry import final_step_input
 from runner_svc.reporting.logsink import LogSink
 from runner_svc.reporting.runlog import run_logger
@@ -204,7 +204,7 @@ class DockerWorkspace:
                 chunks._response.close()
             return self._exit_code(exec_id)
         except DOCKER_ERRORS as exc:
-            raise StepFailed(explain(exc)) from exc
+            raise StepFailed(_failure(exc)) from exc
         finally:
             output.close()
 
@@ -232,7 +232,7 @@ class DockerWorkspace:
                 _hang_up(attached)
             return int((await self._calls.wait(self._container.id))["StatusCode"])
         except DOCKER_ERRORS as exc:
-            raise StepFailed(explain(exc)) from exc
+            raise StepFailed(_failure(exc)) from exc
         finally:
             if not handed_over:  # a LogSink is closed on a thread (it may block)
                 await self._executor.stream(output.close)
@@ -433,6 +433,15 @@ def _hand_over(attached: Any, given: bytes, output: LogSink) -> None:
 def _hang_up_attached(attaching: asyncio.Future[Any]) -> None:
     if not attaching.cancelled() and attaching.exception() is None:
         _hang_up(attaching.result())
+
+
+def _failure(exc: BaseException) -> str:
+    """Why a step broke off on an engine error. Said here when the engine could not be
+    reached: asked afterwards, an engine that is shutting down may still answer on a
+    connection kept alive, and show the container running."""
+    if unreachable(exc):
+        return f"the Docker engine became unreachable: {explain(exc)}"
+    return explain(exc)
 
 
 def _hang_up(attached: Any) -> None:
