@@ -66,6 +66,10 @@ def _insert_floor(url: str, lines: int, *, driver: bool = False) -> float:
         db.close_database(database)
 
 
+# How long the last line may take to be readable once its run has ended.
+READABLE_WITHIN_S = 120.0
+
+
 def logs(workdir: Path, lines: int) -> list[Row]:
     rows: list[Row] = []
     for kind in databases.KINDS:
@@ -84,17 +88,28 @@ def _logs_on(kind: str, workdir: Path, lines: int) -> list[Row]:
     last = f"{lines:0{LINE_BYTES - 1}d}"
     with (
         databases.database(kind, workdir / "logs") as url,
-        cluster(workdir / "logs", db_url=url) as c,
+        # The whole log is measured: above the default cap of a run's log (64 MiB).
+        cluster(
+            workdir / "logs",
+            db_url=url,
+            extra_env={"BOB_RUN_LOG_MAX_BYTES": str(2 * lines * LINE_BYTES)},
+        ) as c,
         httpx.Client(base_url=c.api_url, timeout=60) as http,
     ):
         create_pipeline(http, "chatty", {"image": IMAGE, "steps": [{"cmd": cmd}]})
         began = time.perf_counter()
         run_id = start(http, "chatty")
         status = wait_terminal(http, run_id, timeout=1800)
+        deadline = time.monotonic() + READABLE_WITHIN_S
         while True:
             window = http.get(f"/pipelines/logs/runs/{run_id}/offset/{lines - 1}/lines/100")
             if last in window.json()["message"]:
                 break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"line {lines} of run {run_id} ({status}) not readable "
+                    f"{READABLE_WITHIN_S:.0f} s after the run ended"
+                )
             time.sleep(0.05)
         took = time.perf_counter() - began
         runner_peak = rss_mb(c.runners[0].process.pid)[1]
