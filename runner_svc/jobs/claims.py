@@ -55,7 +55,6 @@ class RunClaims:
         # Deadlines and run ids as bob_common.rpc gives them (with_defaults).
         self._stub = rpc.with_defaults(entities_pb2_grpc.EntitiesStub(channel), timeout_s)
         self._runner_id = runner_id
-        self._timeout_s = timeout_s
         # Said with every renewal, for the cluster info; without a type, nothing is.
         self._runner_type = runner_type
         self._capacity = capacity
@@ -69,7 +68,7 @@ class RunClaims:
         )
         try:
             with _answered("ClaimRun"):
-                response = await self._stub.ClaimRun(request, timeout=self._timeout_s)
+                response = await self._stub.ClaimRun(request)
         except EntitiesRefused as exc:
             # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION...: a definite no.
             return Claim(False, str(exc))
@@ -87,7 +86,7 @@ class RunClaims:
             engine_problem=self.engine_problem,
         )
         with _answered("RenewLeases"):
-            response = await self._stub.RenewLeases(request, timeout=self._timeout_s)
+            response = await self._stub.RenewLeases(request)
         return Renewal({i.run_id: i.order for i in response.instructions}, response.lease_ms)
 
     async def release(self, run_id: str, attempt: int, reason: str) -> None:
@@ -96,7 +95,7 @@ class RunClaims:
             run_id=run_id, attempt=attempt, runner_id=self._runner_id, reason=reason
         )
         with _answered("ReleaseRun"):
-            await self._stub.ReleaseRun(request, timeout=self._timeout_s)
+            await self._stub.ReleaseRun(request)
 
     async def secrets(self, run_id: str, attempt: int, claim_secret: bytes) -> dict[str, str]:
         """The values of the secrets the run uses, by secret name: entities answers only
@@ -109,7 +108,7 @@ class RunClaims:
             claim_proof=claim_proof.secrets_proof(claim_secret, run_id, attempt),
         )
         with _answered("GetRunSecrets"):
-            response = await self._stub.GetRunSecrets(request, timeout=self._timeout_s)
+            response = await self._stub.GetRunSecrets(request)
         return dict(response.values)
 
     async def owner(self, run_id: str) -> Owner | None:
@@ -118,7 +117,6 @@ class RunClaims:
             with _answered("GetRun"):
                 run = await self._stub.GetRun(
                     entities_pb2.RunRef(run_id=run_id),
-                    timeout=self._timeout_s,
                 )
         except EntitiesRefused as exc:
             if exc.code == grpc.StatusCode.NOT_FOUND:

@@ -36,7 +36,6 @@ class PluginDirectory:
     def __init__(self, channel: grpc.aio.Channel, *, timeout_s: float) -> None:
         # Deadlines and run ids as bob_common.rpc gives them (with_defaults).
         self._stub = rpc.with_defaults(entities_pb2_grpc.EntitiesStub(channel), timeout_s)
-        self._timeout_s = timeout_s
 
     async def _url(
         self,
@@ -45,7 +44,7 @@ class PluginDirectory:
         name: str,
     ) -> str:
         try:
-            reply = await rpc(empty_pb2.Empty(), timeout=self._timeout_s)
+            reply = await rpc(empty_pb2.Empty())
         except grpc.aio.AioRpcError as exc:
             raise TransferFailed(
                 f"could not look up {kind} {name!r}: {exc.code().name} {exc.details()}"
