@@ -30,6 +30,15 @@ BROKER_ERRORS = (
     ConnectionError,
     asyncio.TimeoutError,
 )
+# The part of BROKER_ERRORS that says the connection went, not that the broker refused an
+# operation: worth retrying once the robust connection is back. A channel error (say a
+# queue declared with other arguments) is not: retried, it would fail the same way.
+CONNECTION_LOST = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
 # How long cancelling a consumer may take at shutdown.
 CANCEL_TIMEOUT_S = 5.0
 M = TypeVar("M", bound=ProtoMessage)

@@ -5,6 +5,7 @@ happened BOB_MAX_ATTEMPTS times, and says so on bob.errors."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -56,10 +57,12 @@ class DeadJobs:
         self._job_due = job_due
         self._channel: AbstractChannel | None = None
 
-    async def consume(self) -> None:
-        """Starts consuming once the link is up, and returns: the channel is a robust one,
-        so the consumer comes back after a reconnect by itself."""
-        await self._link.opened()
+    async def consume(self, declared: asyncio.Event) -> None:
+        """Starts consuming once the topology is `declared` (the event consumer declares
+        it), and returns: the channel is a robust one, so the consumer comes back after a
+        reconnect by itself. Not before: consuming a quorum queue that another channel is
+        declaring at that moment can make RabbitMQ close the connection (INTERNAL_ERROR)."""
+        await declared.wait()
         await until_done(
             self._attach,
             what="the dead jobs' queue",

@@ -14,13 +14,20 @@ with once none of them is early, and held while one is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable
 from typing import NamedTuple, TypeVar
 
 import aio_pika.exceptions
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+    ConsumerTag,
+)
 
 from bob_common import amqp, backoff, claim_proof, run_events, topology
 from bob_common.broker_link import BrokerLink
@@ -157,12 +164,22 @@ class EventConsumer:
         connection = await self._unless_stopped(self._link.opened())
         if connection is None:
             return
-        channel = await connection.channel()
+        # The broker may drop the connection while the topology is declared (RabbitMQ
+        # closes it with INTERNAL_ERROR when a quorum queue is used a moment before its
+        # leader is up): the set-up is tried again on the restored connection.
+        attached = await self._unless_stopped(
+            backoff.until_done(
+                lambda: self._attach(connection),
+                what="the events queue",
+                errors=amqp.CONNECTION_LOST,
+                log=log,
+                stop=self._stopping,
+            )
+        )
+        if attached is None:
+            return
+        channel, queue, tag = attached
         try:
-            await channel.set_qos(prefetch_count=self.prefetch)
-            # Entities owns the topology: all of it is declared here, first thing.
-            queue = await topology.declare_shared(channel)
-            tag = await queue.consume(self._on_message)
             self.connected.set()
             log.info("consuming %s, prefetch %d", queue.name, self.prefetch)
             while (batch := await self._next_batch()) is not None:
@@ -174,6 +191,24 @@ class EventConsumer:
         finally:
             await channel.close()
             log.info("event consumer stopped")
+
+    async def _attach(
+        self, connection: AbstractRobustConnection
+    ) -> tuple[AbstractChannel, AbstractQueue, ConsumerTag]:
+        """A channel of the consumer's own, the topology declared (entities owns it: all
+        of it, first thing), and the events queue consumed on it. After the connection
+        dropped, it waits until the robust connection is back."""
+        await connection.ready()
+        channel = await connection.channel()
+        try:
+            await channel.set_qos(prefetch_count=self.prefetch)
+            queue = await topology.declare_shared(channel)
+            tag = await queue.consume(self._on_message)
+        except BaseException:
+            with contextlib.suppress(*amqp.BROKER_ERRORS, RuntimeError):
+                await channel.close()
+            raise
+        return channel, queue, tag
 
     async def _unless_stopped(self, waiting: Awaitable[T]) -> T | None:
         """What `waiting` gives, or None once stop() was called first."""

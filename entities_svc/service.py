@@ -127,7 +127,9 @@ class EntitiesService:
         )
         await self.link.start()
         self._consuming = asyncio.create_task(self.consumer.run(), name="event-consumer")
-        self._taking_dead_jobs = asyncio.create_task(self.dead_jobs.consume(), name="dead-jobs")
+        self._taking_dead_jobs = asyncio.create_task(
+            self.dead_jobs.consume(declared=self.consumer.connected), name="dead-jobs"
+        )
         self._sweeping = asyncio.create_task(self.sweeper.serve(), name="sweeper")
         self._scheduling = asyncio.create_task(self.scheduler.serve(), name="scheduler")
         self._notifying = asyncio.create_task(self.notifier.serve(), name="notifier")

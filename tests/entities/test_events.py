@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from entities_svc.service import EntitiesService
 from tests.entities.support import make_settings
 from tests.support import raw_db
+from tests.support.tcp_proxy import tcp_proxy
 from tests.waiting import await_until
 
 E = entities_pb2
@@ -312,6 +314,58 @@ def test_grpc_serves_while_the_broker_is_unreachable_and_stops_promptly(db_url):
         assert time.monotonic() - started < 5
 
     asyncio.run(main())
+
+
+def test_the_connection_dropping_while_the_topology_is_declared_only_delays_consuming(
+    db_url, rabbit_url, monkeypatch
+):
+    # Given entities reaching the broker through a proxy, and its connection dropping while
+    # the event consumer's first declaration is in flight (as when RabbitMQ closes it with
+    # INTERNAL_ERROR, using a quorum queue a moment before its leader is up)
+    broker = urllib.parse.urlsplit(rabbit_url)
+    declare_shared = topology.declare_shared
+    in_flight: list[bool] = []
+
+    with tcp_proxy("127.0.0.1", broker.port or 5672) as proxy:
+
+        async def dropped_once(channel: AbstractChannel) -> AbstractQueue:
+            if in_flight:
+                return await declare_shared(channel)
+            proxy.hold()
+            declaring = asyncio.ensure_future(declare_shared(channel))
+            await asyncio.sleep(0.3)
+            in_flight.append(not declaring.done())
+            proxy.cut()
+            proxy.restore()
+            return await declaring
+
+        monkeypatch.setattr(topology, "declare_shared", dropped_once)
+        proxied = broker._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}").geturl()
+
+        async def main() -> None:
+            # When entities starts: the consumer is connected on the restored connection
+            # (running_service waits for that)
+            async with running_service(db_url, proxied) as bob:
+                assert in_flight == [True]
+                # Then events are applied as ever, and the dead-job consumer is there too
+                run_id = await bob.claimed_run()
+                await bob.publish(status(run_id, 1, M.RUNNING))
+                await bob.publish(logs(run_id, 2, 0, 3))
+                await bob.publish(status(run_id, 3, M.PASSED))
+                await await_until(lambda: bob.run_with(run_id, M.PASSED), what="run passed")
+                found = await bob.stub.GetLogs(E.GetLogsRequest(run_id=run_id, limit=10))
+                assert list(found.lines) == ["line 0", "line 1", "line 2"]
+                await await_until(
+                    lambda: _consumers(bob.channel, topology.DEAD_JOBS_QUEUE),
+                    what="the dead-job consumer",
+                )
+
+        asyncio.run(main())
+
+
+async def _consumers(channel: AbstractChannel, name: str) -> int | None:
+    queue = await channel.declare_queue(name, passive=True)
+    return queue.declaration_result.consumer_count or None
 
 
 def test_lease_renewals_register_runners_and_their_types(db_url, rabbit_url):

@@ -28,6 +28,7 @@ from bob_pb import entities_pb2, entities_pb2_grpc, messages_pb2, pipeline_pb2
 from runner_svc.executors import create_executor
 from runner_svc.service import RunnerService
 from runner_svc.tuning import Tuning
+from tests.support.broker_connections import drop_connection
 from tests.support.containers import run_containers
 from tests.waiting import await_until
 
@@ -294,33 +295,6 @@ async def job_queue(rabbit_url: str) -> JobQueue:
     )
     [row] = [r for r in rows if r["name"] == topology.job_queue_name(RUNNER_TYPE)]
     return JobQueue(row["messages_ready"], row["messages_unacknowledged"], row["consumers"])
-
-
-async def drop_connection(rabbit_url: str, name: str) -> None:
-    """Has the broker close the connection named `name` on the test's vhost (as when the
-    network fails), which a robust connection then re-establishes."""
-    vhost = rabbit_url.rsplit("/", 1)[1]
-    # The plain listing, whose pids close_connection takes (the JSON one's it does not).
-    listed = await asyncio.to_thread(
-        subprocess.run,
-        ["rabbitmqctl", "-q", "list_connections", "pid", "vhost", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    [pid] = [
-        row.split("\t")[0]
-        for row in listed.stdout.splitlines()
-        if row.split("\t")[1:2] == [vhost] and f'"{name}"' in row
-    ]
-    await asyncio.to_thread(
-        subprocess.run,
-        ["rabbitmqctl", "-q", "close_connection", pid, "test: network down"],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
 
 
 # --- the runner ---------------------------------------------------------------------

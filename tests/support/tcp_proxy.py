@@ -3,8 +3,10 @@ runner reaches RabbitMQ) through it, and cut() makes the backend unreachable for
 service alone, as a network partition would, while everyone else still reaches it.
 
 cut() resets every open connection and refuses new ones (accepted, then reset at once,
-so the client sees a failed handshake rather than a hang); restore() lets connections
-through again. Threads, not asyncio: the tests that use it are synchronous.
+so the client sees a failed handshake rather than a hang); hold() keeps connections open
+but passes nothing on, so what a client sends meanwhile is in flight until then; restore()
+lets connections and their bytes through again. Threads, not asyncio: the tests that use
+it are synchronous.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class TcpProxy:
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._cut = False
         self._closed = False
+        # Cleared by hold(): the pumps wait before passing bytes on.
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._acceptor = threading.Thread(
             target=self._accept_loop, daemon=True, name=f"tcp-proxy-{self.port}"
         )
@@ -71,13 +76,19 @@ class TcpProxy:
             _reset(client)
             _reset(upstream)
 
+    def hold(self) -> None:
+        """Passes no bytes on, either way, until restore() (or cut())."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+        self._flowing.set()
 
     def close(self) -> None:
         self._closed = True
         self.cut()
+        self._flowing.set()
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
@@ -122,6 +133,7 @@ class TcpProxy:
                 data = src.recv(_CHUNK)
                 if not data:
                     break
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
