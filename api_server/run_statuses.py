@@ -7,7 +7,9 @@ An entry changes only to a status with a greater journal id (GetRun answers the 
 the event behind the status it shows), so neither a slow GetRun nor a late event can put
 an older status back. While the follower is not caught up (at start, or after it lost
 entities), only ended runs are answered from memory, as their status never changes; the
-rest are asked of entities. Bounded: the oldest entries are forgotten first.
+rest are asked of entities, and their answers are not kept: the follower takes up the
+journal from where it stands when it reconnects, so a change made in between would never
+reach such an entry. Bounded: the oldest entries are forgotten first.
 """
 
 from __future__ import annotations
@@ -49,7 +51,23 @@ class RunStatuses:
         self._runs: dict[str, _Known] = {}
         # True while the follower has applied everything entities journaled up to a
         # moment ago: statuses of runs that may still change are then current.
-        self.live = False
+        self._live = False
+        # One more each time the follower catches up or loses the journal: a GetRun asked
+        # under another one may have read a status that the journal changed unseen.
+        self._epoch = 0
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def caught_up(self) -> None:
+        """The follower has the journal's position: what it applies from now on is all."""
+        self._epoch += 1
+        self._live = True
+
+    def asking(self) -> int:
+        """What to give remember() with the answer of a GetRun asked now."""
+        return self._epoch
 
     def status(self, run_id: str) -> int | None:
         """The run's status if it is known to be current; None means: ask entities."""
@@ -58,8 +76,12 @@ class RunStatuses:
             return None
         return known.status
 
-    def remember(self, run: entities_pb2.Run) -> None:
-        """A run as GetRun answered it."""
+    def remember(self, run: entities_pb2.Run, asked: int) -> None:
+        """A run as GetRun answered it, `asked` being what asking() said before the call.
+        A status that may still change is kept only if the journal was followed all the
+        while: a change after the answer is then on its way through the journal."""
+        if run.status not in TERMINAL and not (self._live and asked == self._epoch):
+            return
         self._keep(run.id, run.group, run.name, run.status, run.status_event_id)
 
     def forget(self, run_id: str) -> None:
@@ -83,7 +105,8 @@ class RunStatuses:
 
     def lost(self) -> None:
         """The follower stopped following: what may have changed since is unknown."""
-        self.live = False
+        self._epoch += 1
+        self._live = False
         changing = [rid for rid, k in self._runs.items() if k.status not in TERMINAL]
         for run_id in changing:
             del self._runs[run_id]
@@ -118,7 +141,7 @@ async def follow(
                     for event in page.events:
                         statuses.apply(event)
                     if not statuses.live:
-                        statuses.live = True
+                        statuses.caught_up()
                         log.info("following entities' journal from event %d", page.newest_id)
             raise ConnectionError("entities ended the journal stream")
         except (grpc.aio.AioRpcError, TimeoutError, ConnectionError) as err:

@@ -105,8 +105,9 @@ async def pipeline_status(run_id: str):
     b = backends.current()
     status = b.statuses.status(run_id)
     if status is None:
+        asked = b.statuses.asking()
         run = await b.call(b.entities.GetRun(entities_pb2.RunRef(run_id=run_id)))
-        b.statuses.remember(run)
+        b.statuses.remember(run, asked)
         status = run.status
     return {"message": status_name(status)}, 200
 

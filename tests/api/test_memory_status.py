@@ -90,7 +90,7 @@ def _middleware() -> MemoryStatus:
 
 def _statuses() -> RunStatuses:
     statuses = RunStatuses()
-    statuses.live = True
+    statuses.caught_up()
     for event_id, status in enumerate(RunStatus, start=1):
         if status is not RunStatus.UNSPECIFIED:
             statuses.apply(
@@ -148,7 +148,7 @@ def test_anything_else_goes_on_to_connexion(changes):
 
 def test_a_run_that_may_have_changed_goes_on_to_connexion_while_not_following():
     statuses = _statuses()
-    statuses.live = False
+    statuses.lost()
     middleware = _middleware()
     state = {"backends": SimpleNamespace(statuses=statuses)}
 

@@ -164,10 +164,10 @@ def test_ended_runs_remembers_terminal_statuses_only_and_forgets_the_oldest_firs
     def run(run_id: str, status: int, name: str = "app") -> entities_pb2.Run:
         return entities_pb2.Run(id=run_id, group="dev", name=name, status=status)
 
-    ended.remember(run("r-running", messages_pb2.RUNNING))
-    ended.remember(run("r-1", messages_pb2.PASSED))
-    ended.remember(run("r-2", messages_pb2.FAILED, name="other"))
-    ended.remember(run("r-3", messages_pb2.STOPPED))
+    ended.remember(run("r-running", messages_pb2.RUNNING), ended.asking())
+    ended.remember(run("r-1", messages_pb2.PASSED), ended.asking())
+    ended.remember(run("r-2", messages_pb2.FAILED, name="other"), ended.asking())
+    ended.remember(run("r-3", messages_pb2.STOPPED), ended.asking())
 
     assert ended.status("r-running") is None  # may still change: always asked
     assert ended.status("r-1") is None  # the oldest, forgotten at capacity
