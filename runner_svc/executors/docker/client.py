@@ -387,18 +387,42 @@ class _SdkAttached:
 
     def __init__(self, sock: Any, stream: Call) -> None:
         self._sock = sock
+        self._raw = getattr(sock, "_sock", sock)  # the socket under the SDK's file object
         self._frames: Iterator[tuple[int, bytes]] = frames_iter(sock, tty=False)
         self._run = stream
+        self._busy: asyncio.Future[Any] | None = None  # the call on a thread, if any
+        self._closed = False
 
     async def send(self, data: bytes) -> None:
-        # The SDK gives the socket's file object; its socket sends all at once.
-        await self._run(getattr(self._sock, "_sock", self._sock).sendall, data)
+        await self._blocking(self._raw.sendall, data)  # all at once
 
     async def read(self) -> tuple[int, bytes] | None:
-        return await self._run(next, self._frames, None)  # type: ignore[no-any-return]
+        return await self._blocking(next, self._frames, None)  # type: ignore[no-any-return]
+
+    async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # Shielded: a cancelled caller leaves the thread to finish, and close() lets the
+        # descriptor go only then, since by the time the thread used a closed one it could
+        # be another connection's.
+        self._busy = asyncio.ensure_future(self._run(fn, *args))
+        return await asyncio.shield(self._busy)
 
     def close(self) -> None:
-        hang_up(self._sock)
+        if self._closed:
+            return
+        self._closed = True
+        # A thread blocked on the socket returns, and any call after finds it ended.
+        with contextlib.suppress(OSError):
+            self._raw.shutdown(socket.SHUT_RDWR)
+        if self._busy is None or self._busy.done():
+            self._release()
+        else:
+            self._busy.add_done_callback(self._release)
+
+    def _release(self, busy: asyncio.Future[Any] | None = None) -> None:
+        if busy is not None and not busy.cancelled():
+            busy.exception()  # seen: the caller who would have was cancelled
+        self._sock.close()
+        self._raw.close()
 
 
 def _hang_up_attached(attaching: asyncio.Future[Any]) -> None:
@@ -407,8 +431,8 @@ def _hang_up_attached(attaching: asyncio.Future[Any]) -> None:
 
 
 def hang_up(attached: Any) -> None:
-    """Closes an SDK attach socket for good: its file object keeps the socket open. A
-    thread blocked reading it returns."""
+    """Closes an SDK attach socket nobody is using for good: its file object keeps the
+    socket open."""
     raw = getattr(attached, "_sock", attached)
     with contextlib.suppress(OSError):
         raw.shutdown(socket.SHUT_RDWR)
