@@ -252,7 +252,8 @@ class DockerWorkspace:
         """The container's stdio, attached under the lock once no pause holds it (as an
         exec is started, _start): a freeze waits for the attach, the attach waits out a
         freeze, and nothing is attached once the run is halted. The loop only ever tries
-        the lock, never waits for it: a pause holds it over its engine calls."""
+        the lock, never waits for it: a pause holds it over its engine calls. Held over
+        the attach's await by the loop's thread, which takes it nowhere else."""
         while True:
             if not self._lock.acquire(blocking=False):
                 await asyncio.sleep(LOCK_RETRY_S)  # a pause or a SIGTERM is under way
