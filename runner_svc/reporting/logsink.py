@@ -70,6 +70,7 @@ class LogSink:
     whatever accumulated within `flush_s`.
 
     Reader thread: write() each chunk, close() exactly once at the end, whatever happens.
+    Or a reader on the event loop: await feed() and end() in their place.
     Event loop: iterate batches() until it ends; abort() if you stop iterating early.
     """
 
@@ -115,24 +116,7 @@ class LogSink:
     # --- reader thread -------------------------------------------------------------
 
     def write(self, stream: int, data: bytes) -> None:
-        if self._budget is not None and self._budget.exhausted:
-            # Past the run's cap nothing is kept: the output is read (the step goes on)
-            # and dropped, without masking or splitting it.
-            return
-        if masker := self._maskers.get(stream):
-            data = masker.feed(data)
-        lines = self._splitters[stream].feed(data)
-        if not lines:
-            return
-        batch = [(stream, text) for text in lines]
-        if self._budget is not None:
-            batch = self._budget.take(batch)
-        with self._lock:
-            if self._aborted:
-                return
-            started = not self._lines and bool(batch)
-            self._lines.extend(batch)
-            full = len(self._lines) >= self._batch_lines
+        full, started = self._add(stream, data)
         if full:
             self._hand_off(end=False)
         elif started:
@@ -142,6 +126,57 @@ class LogSink:
                 pass
 
     def close(self) -> None:
+        self._add_tails()
+        self._hand_off(end=True)
+
+    # --- or a reader on the event loop itself --------------------------------------
+
+    async def feed(self, stream: int, data: bytes) -> None:
+        """write() for a reader on the loop: waits (instead of blocking) while the queue
+        is full, which is the same back-pressure: the reader stops reading."""
+        full, started = self._add(stream, data)
+        if full:
+            await self._hand_off_here(end=False)
+        elif started:
+            self._collect_from_now()
+
+    async def end(self) -> None:
+        """close() for a reader on the loop; exactly once, whatever happens."""
+        self._add_tails()
+        await self._hand_off_here(end=True)
+
+    async def _hand_off_here(self, *, end: bool) -> None:
+        with self._lock:
+            if self._aborted:
+                return
+        await self._enqueue(end)
+
+    # --- either reader -------------------------------------------------------------
+
+    def _add(self, stream: int, data: bytes) -> tuple[bool, bool]:
+        """Collects the lines `data` completes; (whether a batch is full, whether lines
+        started to collect)."""
+        if self._budget is not None and self._budget.exhausted:
+            # Past the run's cap nothing is kept: the output is read (the step goes on)
+            # and dropped, without masking or splitting it.
+            return False, False
+        if masker := self._maskers.get(stream):
+            data = masker.feed(data)
+        lines = self._splitters[stream].feed(data)
+        if not lines:
+            return False, False
+        batch = [(stream, text) for text in lines]
+        if self._budget is not None:
+            batch = self._budget.take(batch)
+        with self._lock:
+            if self._aborted:
+                return False, False
+            started = not self._lines and bool(batch)
+            self._lines.extend(batch)
+            return len(self._lines) >= self._batch_lines, started
+
+    def _add_tails(self) -> None:
+        """Collects what the streams hold back once they have ended."""
         tails: Batch = []
         for stream, splitter in self._splitters.items():
             # What a masker held back goes out now, masked where it completes a value.
@@ -152,7 +187,6 @@ class LogSink:
             tails = self._budget.take(tails)
         with self._lock:
             self._lines.extend(tails)
-        self._hand_off(end=True)
 
     def _hand_off(self, *, end: bool) -> None:
         with self._lock:

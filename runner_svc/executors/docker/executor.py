@@ -110,7 +110,7 @@ class DockerExecutor:
             if self._docker is None:
                 self._docker = await self.call(engine_client, max_pool_size=pool_size)
             if self._run_calls is None:
-                self._run_calls = run_calls(self._client, self.call, pool_size)
+                self._run_calls = run_calls(self._client, self.call, pool_size, self.stream)
             await self.call(self._client.ping)
             # The engine's count, not this host's: the runner may drive a remote engine.
             info = await self.call(self._client.info)

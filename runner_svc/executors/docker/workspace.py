@@ -1,7 +1,7 @@
 """One run's container: steps as execs in it, signals to its processes, and archives
 in and out of its working directory. Made by DockerExecutor.prepare, whose two thread
 pools it runs its blocking docker SDK calls on (through Engine, all it knows of it), and
-whose EngineCalls it awaits for the calls every run makes."""
+whose EngineCalls it awaits for the calls every run makes, the last step's among them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import posixpath
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -17,14 +16,21 @@ from typing import Any, Protocol, TypeVar
 
 import docker.errors
 from docker.models.containers import Container
-from docker.utils.socket import STDERR, STDOUT, frames_iter
+from docker.utils.socket import STDERR, STDOUT
 
 from bob_common import pipeline_rules
 from bob_pb import messages_pb2
 from runner_svc.errors import RunnerError, StepFailed, TransferFailed
 from runner_svc.executors import tarsafe
 from runner_svc.executors.docker import limits as docker_limits
-from runner_svc.executors.docker.client import DOCKER_ERRORS, EngineCalls, explain, unreachable
+from runner_svc.executors.docker.client import (
+    DOCKER_ERRORS,
+    Attached,
+    EngineCalls,
+    explain,
+    hang_up,
+    unreachable,
+)
 from runner_svc.executors.docker.entry import final_step_input
 from runner_svc.reporting.logsink import LogSink
 from runner_svc.reporting.runlog import run_logger
@@ -41,8 +47,10 @@ TERMINATE = ["/bin/sh", "-c", "kill -TERM -1"]
 ARCHIVE_CHUNK = 64 * 1024
 # How long starting an exec may take before a pause stops waiting for it.
 EXEC_START_WAIT_S = 10.0
-# The container's own stdio, for the last step run by its entry.
-ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+# How often the last step's attach tries the lock again while a pause or SIGTERM holds
+# it, and looks again whether the run was halted while it waits out a pause.
+LOCK_RETRY_S = 0.01
+THAW_RECHECK_S = 0.5
 # Exit codes above this are a signal's (128 + its number): worth asking the engine whether
 # the container was killed from outside.
 SIGNALLED = 128
@@ -103,6 +111,8 @@ class DockerWorkspace:
         self._lock = threading.Condition()
         self._frozen = False  # guarded by _lock
         self._starting: str | None = None  # guarded by _lock
+        # The last step's attach waiting out a pause, woken by its end; guarded by _lock.
+        self._thaw_waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         # Set by terminate() and kill(): no exec starts any more.
         self._halted = False
         # When the step in progress started (epoch seconds): the kills after it are its.
@@ -210,10 +220,9 @@ class DockerWorkspace:
 
     async def _final(self, given: bytes, output: LogSink) -> int:
         """The last step, handed to the container's entry (entry.py): its output is
-        the container's, its exit code the container's. The attach socket (the SDK's) and
-        its stream are read on the streams pool, which closes `output`; the inspect and
-        the wait are awaited here, on the loop."""
-        handed_over = False
+        the container's, its exit code the container's. All on the loop: the attach, the
+        inspect, the output copied into `output` as it comes, and the wait."""
+        ended = False
         try:
             attached = await self._attach()
             try:
@@ -226,31 +235,50 @@ class DockerWorkspace:
                     raise StepFailed(
                         f"the build container is not running (exit {state.get('ExitCode')})"
                     )
-                handed_over = True
-                await self._executor.stream(_hand_over, attached, given, output)
+                await attached.send(given)
+                await _copy(attached, output)
             finally:
-                _hang_up(attached)
+                attached.close()
+            ended = True
+            await output.end()
             return int((await self._calls.wait(self._container.id))["StatusCode"])
         except DOCKER_ERRORS as exc:
             raise StepFailed(_failure(exc)) from exc
         finally:
-            if not handed_over:  # a LogSink is closed on a thread (it may block)
-                await self._executor.stream(output.close)
+            if not ended:
+                await output.end()
 
-    async def _attach(self) -> Any:
-        """The container's stdio, attached on the streams pool once no pause holds it."""
-        attaching = asyncio.ensure_future(self._executor.stream(self._attach_now))
-        try:
-            return await asyncio.shield(attaching)
-        except asyncio.CancelledError:
-            # The thread attaches all the same: its socket is closed once it is there.
-            attaching.add_done_callback(_hang_up_attached)
-            raise
+    async def _attach(self) -> Attached:
+        """The container's stdio, attached under the lock once no pause holds it (as an
+        exec is started, _start): a freeze waits for the attach, the attach waits out a
+        freeze, and nothing is attached once the run is halted. The loop only ever tries
+        the lock, never waits for it: a pause holds it over its engine calls. Held over
+        the attach's await by the loop's thread, which takes it nowhere else."""
+        while True:
+            if not self._lock.acquire(blocking=False):
+                await asyncio.sleep(LOCK_RETRY_S)  # a pause or a SIGTERM is under way
+                continue
+            try:
+                if self._halted:
+                    raise StepFailed("the run is being stopped")
+                if not self._frozen:
+                    self._thaw_waiter = None
+                    return await self._calls.attach(self._container.id)
+                thawed = asyncio.Event()
+                self._thaw_waiter = (asyncio.get_running_loop(), thawed)
+            finally:
+                self._lock.release()
+            # Woken by the resume (_freeze); a kill is seen within THAW_RECHECK_S.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(THAW_RECHECK_S):
+                    await thawed.wait()
 
-    def _attach_now(self) -> Any:
-        with self._lock:
-            self._await_thaw()
-            return self._api.attach_socket(self._container.id, params=ATTACH)
+    def _wake_attach(self) -> None:
+        """Under the lock, on any thread: a waiting _attach looks again."""
+        if self._thaw_waiter is not None:
+            loop, thawed = self._thaw_waiter
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                loop.call_soon_threadsafe(thawed.set)
 
     def _exit_code(self, exec_id: str) -> int:
         # The engine may still report the exec as running for a moment after its output
@@ -324,6 +352,7 @@ class DockerWorkspace:
             if self._frozen:  # signals reach a frozen process only once it is thawed
                 self._container.unpause()
                 self._frozen = False
+            self._wake_attach()
             self._settle_start()  # `kill -1` must find the step's process, not runc's
             exec_id = self._api.exec_create(self._container.id, TERMINATE)["Id"]
             self._api.exec_start(exec_id)  # returns once the kill has run
@@ -349,6 +378,7 @@ class DockerWorkspace:
                 self._thaw()
             self._frozen = frozen
             self._lock.notify_all()
+            self._wake_attach()
 
     def _thaw(self) -> None:
         try:
@@ -415,24 +445,15 @@ class DockerWorkspace:
             self._log.info("container %s removed", self._container.short_id)
 
 
-def _hand_over(attached: Any, given: bytes, output: LogSink) -> None:
-    """Sends the entry the last step, copies its output until the container stops, and
-    closes `output` whatever happens."""
-    try:
-        # The SDK gives the socket's file object; its socket sends all at once.
-        getattr(attached, "_sock", attached).sendall(given)
-        for stream, data in frames_iter(attached, tty=False):
-            if stream == STDOUT:
-                output.write(messages_pb2.STDOUT, data)
-            elif stream == STDERR:
-                output.write(messages_pb2.STDERR, data)
-    finally:
-        output.close()
-
-
-def _hang_up_attached(attaching: asyncio.Future[Any]) -> None:
-    if not attaching.cancelled() and attaching.exception() is None:
-        _hang_up(attaching.result())
+async def _copy(attached: Attached, output: LogSink) -> None:
+    """The container's output into `output` until it ends; while `output` is full, the
+    stream is not read, and the step blocks on its full pipe."""
+    while (piece := await attached.read()) is not None:
+        stream, data = piece
+        if stream == STDOUT:
+            await output.feed(messages_pb2.STDOUT, data)
+        elif stream == STDERR:
+            await output.feed(messages_pb2.STDERR, data)
 
 
 def _failure(exc: BaseException) -> str:
@@ -444,10 +465,5 @@ def _failure(exc: BaseException) -> str:
     return explain(exc)
 
 
-def _hang_up(attached: Any) -> None:
-    """Closes an attach socket for good: the SDK's file object keeps the socket open."""
-    raw = getattr(attached, "_sock", attached)
-    with contextlib.suppress(OSError):
-        raw.shutdown(socket.SHUT_RDWR)
-    attached.close()
-    raw.close()
+# The SDK's attach socket closed for good (client.hang_up); tests use it under this name.
+_hang_up = hang_up
