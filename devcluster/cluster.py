@@ -66,10 +66,22 @@ def secrets_key(env: Mapping[str, str]) -> dict[str, str]:
     return {"BOB_SECRETS_KEY_FILE": key_file}
 
 
+# Ports free_port() has handed out in this process: the kernel may give a port it just
+# let go of again, and then two services of one cluster would be told to listen on it.
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on now, never the same one twice."""
+    with _handing_out:
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port: int = s.getsockname()[1]
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
 
 
 @dataclass

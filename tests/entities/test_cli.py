@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,15 +12,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devcluster.cluster import free_port
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _serving(addr: str) -> bool:
@@ -36,7 +30,7 @@ def _serving(addr: str) -> bool:
 
 
 def test_process_serves_then_exits_0_on_sigterm(tmp_path, rabbit_url):
-    addr = f"127.0.0.1:{_free_port()}"
+    addr = f"127.0.0.1:{free_port()}"
     db_path = tmp_path / "not" / "yet" / "bob.db"
     env = {
         **os.environ,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -428,12 +427,6 @@ async def world(
         runner_settings = RunnerSettings.from_env(env)
         service, runner = await stack.enter_async_context(running_runner(runner_settings, tuning))
         yield World(runner_settings, service, runner, entities, channel, tap, rabbit_url)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def containers_of(docker_client, run_id: str) -> list:

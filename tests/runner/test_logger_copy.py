@@ -15,11 +15,12 @@ import httpx
 import pytest
 
 from bob_pb import messages_pb2
+from devcluster.cluster import free_port
 from devcluster.test_image import IMAGE
 from runner_svc.reporting import logger_copy
 from runner_svc.reporting.logger_copy import LogCopy
 from tests.plugins.processes import logger
-from tests.runner.harness import free_port, make_job, world
+from tests.runner.harness import make_job, world
 from tests.waiting import await_until
 
 INCOMPLETE = "its copy of this log is incomplete (this log is complete)"

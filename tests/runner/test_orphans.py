@@ -8,6 +8,7 @@ import logging
 import uuid
 
 from bob_pb import entities_pb2, messages_pb2
+from devcluster.cluster import free_port
 from runner_svc.executors.docker.entry import ENTRY
 from runner_svc.executors.docker.executor import (
     LABEL_ATTEMPT,
@@ -15,7 +16,7 @@ from runner_svc.executors.docker.executor import (
     LABEL_RUN,
     LABEL_RUNNER,
 )
-from tests.runner.harness import containers_of, entities_server, free_port, make_job, world
+from tests.runner.harness import containers_of, entities_server, make_job, world
 from tests.support.containers import remove_quietly
 from tests.waiting import await_until
 
