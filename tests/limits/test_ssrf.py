@@ -7,7 +7,6 @@ it must never be hit, and nothing about it may come back to the caller."""
 from __future__ import annotations
 
 import io
-import socket
 import tarfile
 import threading
 import uuid
@@ -16,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devcluster.cluster import free_port
 from tests.e2e.runner_cluster import Bob, run_detail, runner_cluster, runner_id
 from tests.support.http_stub import Answer, plugin_server
 
@@ -59,9 +59,8 @@ class Canary:
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, which no service of a test cluster is given either."""
+    return free_port()
 
 
 @pytest.fixture(scope="module")
