@@ -11,11 +11,11 @@ import pytest
 
 from bob_common import topology
 from bob_pb import messages_pb2, pipeline_pb2
+from devcluster.cluster import free_port
 from tests.runner.harness import (
     RUNNER_TYPE,
     TERMINAL,
     entities_server,
-    free_port,
     jobs_waiting,
     make_job,
     no_container_left,

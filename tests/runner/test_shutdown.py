@@ -10,11 +10,11 @@ import time
 from bob_common import amqp
 from bob_common.config import RunnerSettings
 from bob_pb import messages_pb2
+from devcluster.cluster import free_port
 from tests.conftest import fresh_vhost
 from tests.runner.harness import (
     containers_of,
     entities_server,
-    free_port,
     jobs_waiting,
     make_job,
     runner_env,
