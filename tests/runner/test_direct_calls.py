@@ -27,11 +27,11 @@ from runner_svc.executors.docker.client import (
     EngineCalls,
     SdkCalls,
     engine_client,
+    hang_up,
     run_calls,
     unreachable,
 )
 from runner_svc.executors.docker.entry import ENTRY
-from runner_svc.executors.docker.workspace import _hang_up
 from tests.support.containers import remove_quietly
 from tests.support.engine_proxy import ENGINE_SOCKET, EngineProxy
 
@@ -104,7 +104,7 @@ def test_a_container_made_started_waited_for_and_removed_is_as_the_sdk_sees_it(
         assert api.inspect_container(created["Id"])["Name"] == f"/{name}-renamed"
 
         # The entry exits 0 once its stdin is closed without a step
-        _hang_up(api.attach_socket(created["Id"], params={"stdin": 1, "stream": 1}))
+        hang_up(api.attach_socket(created["Id"], params={"stdin": 1, "stream": 1}))
         assert (await calls.wait(created["Id"]))["StatusCode"] == 0
         await calls.remove(created["Id"], force=True, v=True)
         with pytest.raises(docker.errors.NotFound):

@@ -28,7 +28,6 @@ from runner_svc.executors.docker.client import (
     Attached,
     EngineCalls,
     explain,
-    hang_up,
     unreachable,
 )
 from runner_svc.executors.docker.entry import final_step_input
@@ -463,7 +462,3 @@ def _failure(exc: BaseException) -> str:
     if unreachable(exc):
         return f"the Docker engine became unreachable: {explain(exc)}"
     return explain(exc)
-
-
-# The SDK's attach socket closed for good (client.hang_up); tests use it under this name.
-_hang_up = hang_up
